@@ -1,0 +1,34 @@
+# The two commands of the README: `make quick` (set-up + the quick configuration end to end)
+# and `make test` (the test suite). Everything else here is what those two need.
+PY := .venv/bin/python
+SNAKEMAKE := .venv/bin/snakemake
+MIRROR := /usr/share/datasets/fashion-mnist
+
+.PHONY: quick full test lint mirror
+
+quick: .venv/.installed mirror
+	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
+
+full: .venv/.installed mirror
+	$(SNAKEMAKE) --cores all
+
+test: .venv/.installed mirror
+	$(PY) -m pytest
+
+lint: .venv/.installed
+	$(SNAKEMAKE) --lint
+	.venv/bin/snakefmt --check Snakefile workflow/rules
+
+# The pinned environment: exact versions from requirements.lock, then orthojac itself.
+.venv/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# Debian's offline copy of Fashion-MNIST, one of the data rule's mirrors. Installed only where
+# apt-get can (root); elsewhere the data rule tries the official URLs and the configured mirrors.
+mirror:
+	@if [ ! -d $(MIRROR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi

@@ -1,0 +1,195 @@
+"""Data sets in IDX format (Fashion-MNIST, MNIST): fetch, verify, load.
+
+A file is accepted only when its *decompressed* payload has the expected size and sha256: Debian's
+offline copy of Fashion-MNIST is re-gzipped, so the .gz digests differ from the official ones while
+the payload is byte-identical (REPLICATION.md §7). Sources are tried in order (official URLs first,
+then local mirror folders); a file is written atomically only after it verified, and when no source
+serves a valid copy the error names every source tried and what each one gave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import atomic_write_bytes
+
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+class DataError(RuntimeError):
+    """No source gave a verified copy of a file, or a file on disk is not what it should be."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    name: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Expected":
+        """Parse `NAME=SIZE:SHA256`, the form the workflow passes on the command line."""
+        try:
+            name, rest = text.split("=", 1)
+            size, digest = rest.split(":", 1)
+            return cls(name, int(size), digest.lower())
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"--expect {text!r}: want NAME=SIZE:SHA256") from err
+
+
+def _decompress(blob: bytes) -> bytes:
+    return gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+
+
+def _mismatch(payload: bytes, expected: Expected) -> str | None:
+    """Why `payload` is not the expected file, or None when it is."""
+    digest = hashlib.sha256(payload).hexdigest()
+    if len(payload) != expected.size or digest != expected.sha256:
+        return (
+            f"expected {expected.size} B sha256 {expected.sha256}, "
+            f"got {len(payload)} B sha256 {digest}"
+        )
+    return None
+
+
+def _read_url(url: str, timeout: float) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read()
+
+
+def fetch(
+    expected: list[Expected],
+    out_dir: Path,
+    urls: list[str],
+    mirrors: list[Path],
+    timeout: float = 30.0,
+) -> None:
+    """Fetch every expected file into `out_dir`, decompressed and verified.
+
+    A URL base that cannot be reached at all (no network) is not asked again for the other files.
+    """
+    unreachable: dict[str, str] = {}
+    for exp in expected:
+        tried: list[str] = []
+        payload = None
+        for base in urls:
+            url = base.rstrip("/") + "/" + exp.name + ".gz"
+            if base in unreachable:
+                tried.append(f"{url}: skipped, {unreachable[base]}")
+                continue
+            try:
+                candidate = _decompress(_read_url(url, timeout))
+            except urllib.error.HTTPError as err:
+                tried.append(f"{url}: HTTP {err.code}")
+                continue
+            except (urllib.error.URLError, OSError) as err:
+                unreachable[base] = f"unreachable ({getattr(err, 'reason', err)})"
+                tried.append(f"{url}: {unreachable[base]}")
+                continue
+            except (EOFError, gzip.BadGzipFile) as err:
+                tried.append(f"{url}: corrupt gzip ({err})")
+                continue
+            why = _mismatch(candidate, exp)
+            if why:
+                tried.append(f"{url}: {why}")
+                continue
+            payload = candidate
+            break
+        if payload is None:
+            for mirror in mirrors:
+                for path in (Path(mirror) / (exp.name + ".gz"), Path(mirror) / exp.name):
+                    if not path.is_file():
+                        tried.append(f"{path}: not found")
+                        continue
+                    try:
+                        candidate = _decompress(path.read_bytes())
+                    except (EOFError, gzip.BadGzipFile, OSError) as err:
+                        tried.append(f"{path}: unreadable ({err})")
+                        continue
+                    why = _mismatch(candidate, exp)
+                    if why:
+                        tried.append(f"{path}: {why}")
+                        continue
+                    payload = candidate
+                    break
+                if payload is not None:
+                    break
+        if payload is None:
+            raise DataError(
+                f"no verified copy of {exp.name} (want {exp.size} B, sha256 {exp.sha256}).\n"
+                "Sources tried, in order:\n  "
+                + "\n  ".join(tried or ["(no URL and no mirror configured)"])
+                + f"\nTo provide it: put {exp.name}.gz (or the decompressed file) in a folder and add "
+                "that folder to the data set's `mirrors` in the config, or, on Debian, "
+                "`apt-get install dataset-fashion-mnist` for Fashion-MNIST."
+            )
+        atomic_write_bytes(out_dir / exp.name, payload)
+        print(f"{exp.name}: verified ({exp.size} B, sha256 {exp.sha256[:12]}…)", file=sys.stderr)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (LeCun's format: magic 0x0000 08 ndim, big-endian dims, uint8 payload)."""
+    raw = Path(path).read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    count = int(np.prod(dims))
+    if len(raw) != offset + count:
+        raise DataError(f"{path}: header says {dims} ({count} B), file has {len(raw) - offset} B")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 28, 28) uint8 and labels (N,) of split `train` or `t10k`."""
+    data_dir = Path(data_dir)
+    images = read_idx(data_dir / f"{split}-images-idx3-ubyte")
+    labels = read_idx(data_dir / f"{split}-labels-idx1-ubyte")
+    if len(images) != len(labels):
+        raise DataError(f"{data_dir}: {len(images)} {split} images but {len(labels)} labels")
+    return images, labels
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="orthojac-fetch",
+        description="Fetch an IDX data set: official URLs first, then local mirrors; verify "
+        "each decompressed file by size and sha256; write atomically.",
+    )
+    parser.add_argument("--out-dir", type=Path, required=True, help="folder for the verified files")
+    parser.add_argument(
+        "--expect",
+        type=Expected.parse,
+        action="append",
+        required=True,
+        help="NAME=SIZE:SHA256 of a decompressed file (repeat for each file)",
+    )
+    parser.add_argument("--url", action="append", default=[], help="URL base to try (repeatable)")
+    parser.add_argument(
+        "--mirror", type=Path, action="append", default=[], help="local folder to try (repeatable)"
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per URL request")
+    args = parser.parse_args(argv)
+    try:
+        fetch(args.expect, args.out_dir, args.url, args.mirror, args.timeout)
+    except DataError as err:
+        sys.exit(f"orthojac-fetch: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Figures, made from the tidy tables only (never from a model).
+
+    python -m orthojac.figures --tables results/tables --out-dir results/figures
+
+Writes accuracy.png and loss.png (against epoch), accuracy_vs_depth.png, singular_values.png
+(the body's singular values at initialisation and after training) and layer_defect.png
+(max |σ − 1| of each layer's Jacobian against its position).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .claims import final_accuracy  # noqa: E402
+
+FIGURES = ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect")
+
+
+def _label(runs: pd.DataFrame) -> pd.Series:
+    return runs["family"] + " (" + runs["activation"] + ", b₀=" + runs["bias_init"].astype(str) + ")"
+
+
+def _empty(path: Path, message: str) -> None:
+    fig, ax = plt.subplots(figsize=(5, 2))
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.set_axis_off()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _save(grid, path: Path) -> None:
+    grid.savefig(path, dpi=100)
+    plt.close(grid.figure)
+
+
+def curves(runs, metrics, metric: str, path: Path) -> None:
+    data = metrics[(metrics["metric"] == metric) & metrics["split"].isin(["train", "test"])]
+    data = data.merge(runs.assign(model=_label(runs))[["experiment", "run", "model", "depth", "seed"]])
+    if data.empty:
+        return _empty(path, f"no {metric} recorded")
+    grid = sns.relplot(data=data, x="epoch", y="value", hue="model", style="split", col="depth",
+                       row="experiment", kind="line", units="seed", estimator=None, marker="o",
+                       height=3, aspect=1.2, facet_kws={"sharey": False})
+    grid.set_axis_labels("epoch", metric)
+    _save(grid, path)
+
+
+def accuracy_vs_depth(runs, metrics, path: Path) -> None:
+    acc = final_accuracy(runs, metrics)
+    acc["model"] = _label(acc)
+    if acc.empty:
+        return _empty(path, "no runs")
+    grid = sns.relplot(data=acc, x="depth", y="accuracy", hue="model", col="experiment",
+                       kind="line", marker="o", height=3, aspect=1.3)
+    for ax in grid.axes.flat:
+        ax.set_xscale("log")
+    grid.set_axis_labels("depth L", "final test accuracy")
+    _save(grid, path)
+
+
+def singular_values(runs, spectra, path: Path) -> None:
+    if spectra.empty:
+        return _empty(path, "no spectra")
+    data = spectra.merge(runs.assign(model=_label(runs))[["experiment", "run", "model", "depth"]])
+    grid = sns.displot(data=data, x="sigma", hue="model", col="checkpoint", row="depth",
+                       kind="ecdf", height=3, aspect=1.3)
+    grid.set_axis_labels("singular value σ of the body Jacobian", "ECDF")
+    _save(grid, path)
+
+
+def layer_defect(runs, layers, path: Path) -> None:
+    data = layers[layers["metric"] == "max_abs_dev"] if not layers.empty else layers
+    if data.empty:
+        return _empty(path, "no per-layer spectra")
+    data = data.merge(runs.assign(model=_label(runs))[["experiment", "run", "model", "depth"]])
+    grid = sns.relplot(data=data, x="layer", y="value", hue="model", col="checkpoint", row="depth",
+                       kind="line", height=3, aspect=1.3)
+    grid.set_axis_labels("layer ℓ", "max |σ − 1| of the layer Jacobian")
+    _save(grid, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orthojac-figures", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", type=Path, required=True, help="folder of the tidy tables")
+    parser.add_argument("--out-dir", type=Path, required=True, help="folder for the PNG figures")
+    args = parser.parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def read(name):
+        path = args.tables / f"{name}.csv"
+        return pd.read_csv(path) if path.stat().st_size > 1 else pd.DataFrame()
+
+    runs, metrics, spectra, layers = (read(n) for n in ("runs", "metrics", "spectra", "layers"))
+    sns.set_theme(style="whitegrid", context="paper")
+    curves(runs, metrics, "accuracy", args.out_dir / "accuracy.png")
+    curves(runs, metrics, "loss", args.out_dir / "loss.png")
+    accuracy_vs_depth(runs, metrics, args.out_dir / "accuracy_vs_depth.png")
+    singular_values(runs, spectra, args.out_dir / "singular_values.png")
+    layer_defect(runs, layers, args.out_dir / "layer_defect.png")
+
+
+if __name__ == "__main__":
+    main()

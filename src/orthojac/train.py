@@ -1,0 +1,243 @@
+"""Train one run: seed, data, model, optimiser, loop, evaluate, save.
+
+    python -m orthojac.train --family fold --depth 10 --data-dir results/data/fashion_mnist \
+        --out-dir results/runs/demo/fold
+
+Writes into --out-dir: `init.pt` and `final.pt` (weights + config), `metrics.csv` (tidy: one row per
+epoch × split × metric), `config.json` (the resolved config, the status and the environment).
+`checkpoint.pt` is saved every --checkpoint-every steps and at each epoch's end; a run that finds
+one with the same config resumes from it. A loss or parameter that is not finite ends the run as
+`diverged` at that step: a result, not a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import config as run_config
+from .checkpoint import atomic_save, load_checkpoint, write_csv_atomic, write_text_atomic
+from .data import load_split
+from .models import build_model
+
+METRIC_COLUMNS = ["epoch", "step", "split", "metric", "value"]
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def prepare_data(cfg: run_config.RunConfig, data_dir: Path, device: torch.device) -> dict:
+    """The three splits as normalised float tensors held on `device` (the data set is small), and
+    the normalisation (mean, std of the training pixels) under "normalisation".
+
+    Validation: the last `val_size` images of the official training split (choice); training: the
+    first `train_size` of the rest (all when 0); test: the first `test_size` of t10k (all when 0).
+    """
+    x_all, y_all = load_split(data_dir, "train")
+    x_test, y_test = load_split(data_dir, "t10k")
+    n_val = cfg.val_size
+    if n_val >= len(x_all):
+        raise ValueError(f"val_size={n_val} leaves no training images out of {len(x_all)}")
+    x_train, y_train = x_all[: len(x_all) - n_val], y_all[: len(y_all) - n_val]
+    x_val, y_val = x_all[len(x_all) - n_val :], y_all[len(y_all) - n_val :]
+    if cfg.train_size:
+        x_train, y_train = x_train[: cfg.train_size], y_train[: cfg.train_size]
+    if cfg.test_size:
+        x_test, y_test = x_test[: cfg.test_size], y_test[: cfg.test_size]
+
+    def tensor(x):
+        return torch.as_tensor(x.copy(), dtype=torch.float32).unsqueeze(1) / 255.0
+
+    xt = tensor(x_train)
+    mean, std = xt.mean().item(), xt.std().item()
+    splits = {"normalisation": (mean, std)}
+    for name, (x, y) in {
+        "train": (xt, y_train),
+        "val": (tensor(x_val), y_val),
+        "test": (tensor(x_test), y_test),
+    }.items():
+        splits[name] = (
+            ((x - mean) / std).to(device),
+            torch.as_tensor(y.astype("int64")).to(device),
+        )
+    return splits
+
+
+@torch.no_grad()
+def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over (x, y)."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i : i + batch_size])
+        loss += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i : i + batch_size]).sum().item()
+    model.train()
+    return loss / len(x), correct / len(x)
+
+
+def cosine_lr(cfg: run_config.RunConfig, step: int, total: int) -> float:
+    if cfg.schedule == "constant":
+        return cfg.lr
+    return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+def all_finite(model) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class Stop:
+    """Set by SIGTERM (how SLURM ends a job at its time limit): checkpoint, then exit non-zero."""
+
+    requested = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.requested = True
+
+
+def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torch.device,
+          checkpoint_every: int) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    splits = prepare_data(cfg, data_dir, device)
+    x_train, y_train = splits["train"]
+    model = build_model(cfg).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+
+    state = {
+        "epoch": 0, "step_in_epoch": 0, "global_step": 0, "metrics": [], "status": "running",
+        "diverged_step": None, "seconds": 0.0,
+        "init_model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    if ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["config"] == cfg.to_dict():
+            model.load_state_dict(ckpt["model"])
+            optimiser.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            state = ckpt["state"]
+            print(f"resuming from {ckpt_path}: epoch {state['epoch']}, step {state['global_step']}",
+                  file=sys.stderr)
+        else:
+            print(f"{ckpt_path} belongs to another config; starting afresh", file=sys.stderr)
+
+    def save_checkpoint():
+        atomic_save({
+            "model": model.state_dict(), "optimizer": optimiser.state_dict(),
+            "torch_rng": torch.get_rng_state(), "config": cfg.to_dict(), "state": state,
+        }, ckpt_path)
+
+    def record(split: str, metric: str, value: float):
+        state["metrics"].append({"epoch": state["epoch"], "step": state["global_step"],
+                                 "split": split, "metric": metric, "value": value})
+
+    def evaluate_all():
+        for split in ("train", "val", "test"):
+            x, y = splits[split]
+            loss, acc = evaluate(model, x, y)
+            record(split, "loss", loss)
+            record(split, "accuracy", acc)
+            if not math.isfinite(loss):
+                return False
+        return True
+
+    if state["global_step"] == 0 and not state["metrics"]:
+        evaluate_all()  # epoch 0: the network at initialisation
+    model.train()
+    while state["status"] == "running" and state["epoch"] < cfg.epochs:
+        epoch = state["epoch"]
+        started = time.perf_counter()
+        # The data order depends only on (seed, epoch), so a resumed epoch replays the same batches.
+        perm = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(
+            cfg.seed * 1_000_003 + epoch)).to(device)
+        for s in range(state["step_in_epoch"], steps_per_epoch):
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            for group in optimiser.param_groups:
+                group["lr"] = cosine_lr(cfg, state["global_step"], total_steps)
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            if not torch.isfinite(loss):
+                state["status"], state["diverged_step"] = "diverged", state["global_step"]
+                break
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            state["global_step"] += 1
+            state["step_in_epoch"] = s + 1
+            if Stop.requested or (checkpoint_every and state["global_step"] % checkpoint_every == 0):
+                state["seconds"] += time.perf_counter() - started
+                started = time.perf_counter()
+                save_checkpoint()
+                if Stop.requested:
+                    print(f"SIGTERM: checkpoint saved at step {state['global_step']}; exiting",
+                          file=sys.stderr)
+                    sys.exit(143)
+        state["seconds"] += time.perf_counter() - started
+        if state["status"] == "running":
+            state["epoch"] = epoch + 1
+            state["step_in_epoch"] = 0
+            if not all_finite(model) or not evaluate_all():
+                state["status"], state["diverged_step"] = "diverged", state["global_step"]
+            record("train", "seconds", state["seconds"])
+            record("train", "lr", cosine_lr(cfg, state["global_step"], total_steps))
+        save_checkpoint()
+    if state["status"] == "running":
+        state["status"] = "completed"
+    else:
+        record("train", "diverged_at_step", float(state["diverged_step"]))
+        print(f"diverged at step {state['diverged_step']}", file=sys.stderr)
+
+    summary = {
+        "config": cfg.to_dict(), "status": state["status"], "diverged_step": state["diverged_step"],
+        "steps": state["global_step"], "train_seconds": state["seconds"],
+        "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                        "device": str(device), "threads": torch.get_num_threads()},
+    }
+    mean, std = splits["normalisation"]
+    common = {"config": cfg.to_dict(), "normalisation": {"mean": mean, "std": std}}
+    atomic_save({"model": state["init_model"], **common}, out_dir / "init.pt")
+    atomic_save({"model": model.state_dict(), "status": state["status"], **common}, out_dir / "final.pt")
+    write_csv_atomic(out_dir / "metrics.csv", state["metrics"], METRIC_COLUMNS)
+    write_text_atomic(out_dir / "config.json", json.dumps(summary, indent=2) + "\n")
+    save_checkpoint()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orthojac-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_config.add_arguments(parser)
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder of the IDX files")
+    parser.add_argument("--out-dir", type=Path, required=True, help="folder for this run's outputs")
+    parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    parser.add_argument("--checkpoint-every", type=int, default=200,
+                        help="save checkpoint.pt every this many steps (and at each epoch's end)")
+    args = parser.parse_args(argv)
+    cfg = run_config.from_namespace(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # Precision in one place: plain fp32 everywhere, TF32 off, so CPU and GPU runs compare.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    signal.signal(signal.SIGTERM, Stop.handler)
+    summary = train(cfg, args.data_dir, args.out_dir, select_device(args.device), args.checkpoint_every)
+    print(json.dumps({k: summary[k] for k in ("status", "steps", "train_seconds")}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Verdicts computed from hand-made tables: each verdict is reachable, and only on its numbers."""
+
+import pandas as pd
+import pytest
+
+from orthojac.claims import CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, ledger
+
+
+def _tables(acc: dict[tuple[str, int], float], sigma_dev: float = 1e-9, claims="P1;P2;P3"):
+    runs, metrics, spectra = [], [], []
+    for (family, depth), a in acc.items():
+        run = f"family={family},depth={depth}"
+        diverged = a is None
+        runs.append({"experiment": "e", "run": run, "family": family, "activation": "relu",
+                     "depth": depth, "status": "diverged" if diverged else "completed", "claims": claims})
+        metrics.append({"experiment": "e", "run": run, "epoch": 1, "step": 10, "split": "test",
+                        "metric": "accuracy", "value": float("nan") if diverged else a})
+        spectra += [{"experiment": "e", "run": run, "checkpoint": "init", "point": 0, "index": i,
+                     "sigma": 1 + (sigma_dev if i == 0 else 0)} for i in range(3)]
+    return pd.DataFrame(runs), pd.DataFrame(metrics), pd.DataFrame(spectra)
+
+
+def _verdicts(*tables):
+    return ledger(*tables).set_index("claim")["verdict"].to_dict()
+
+
+def test_one_row_per_claim_in_order():
+    table = ledger(*_tables({("fold", 200): 0.85}))
+    assert list(table["claim"]) == list(CLAIMS)
+
+
+def test_reproduced_at_paper_scale():
+    v = _verdicts(*_tables({("fold", 200): 0.86, ("resnet", 200): 0.87, ("plain", 200): 0.10}))
+    assert (v["P1"], v["P2"], v["P3"]) == (REPRODUCED, REPRODUCED, REPRODUCED)
+
+
+def test_not_reproduced_when_numbers_miss():
+    v = _verdicts(*_tables({("fold", 200): 0.50, ("resnet", 200): 0.87, ("plain", 200): 0.45}, sigma_dev=1e-3))
+    assert (v["P1"], v["P2"], v["P3"]) == (NOT_REPRODUCED, NOT_REPRODUCED, NOT_REPRODUCED)
+
+
+def test_diverged_fold_does_not_reproduce_p2_and_diverged_plain_counts_as_failing():
+    v = _verdicts(*_tables({("fold", 200): None, ("resnet", 200): 0.87, ("plain", 200): None}))
+    assert v["P2"] == NOT_REPRODUCED
+    assert v["P3"] == INCONCLUSIVE  # no trained fold network to compare with
+    v = _verdicts(*_tables({("fold", 200): 0.8, ("resnet", 200): 0.87, ("plain", 200): None}))
+    assert v["P3"] == REPRODUCED
+
+
+@pytest.mark.parametrize("depth", [8, 50])
+def test_toy_depth_is_inconclusive(depth):
+    v = _verdicts(*_tables({("fold", depth): 0.9, ("resnet", depth): 0.9, ("plain", depth): 0.1}))
+    assert v["P2"] == INCONCLUSIVE and v["P3"] == INCONCLUSIVE
+
+
+def test_untagged_experiments_are_not_judged():
+    v = _verdicts(*_tables({("fold", 200): 0.9, ("resnet", 200): 0.9}, claims="P4"))
+    assert v["P1"] == INCONCLUSIVE and v["P2"] == INCONCLUSIVE

@@ -1,0 +1,73 @@
+"""Orthogonality of the layer families' Jacobians (float64, exact Jacobians)."""
+
+import pytest
+import torch
+
+from orthojac.activations import make_activation
+from orthojac.layers import ConvOperator, DenseOperator, Fold
+from orthojac.orthogonal import CONSTRUCTIONS, orthogonal_matrix
+from orthojac.spectra import jacobian_spectrum
+
+
+def _fold(op, bias_scale, gen):
+    layer = Fold(op, make_activation("relu")).double()
+    with torch.no_grad():
+        layer.bias.copy_(torch.randn(layer.bias.shape, generator=gen, dtype=torch.float64) * bias_scale)
+    return layer
+
+
+@pytest.mark.parametrize("construction", sorted(CONSTRUCTIONS))
+def test_constructions_are_orthogonal(construction):
+    gen = torch.Generator().manual_seed(0)
+    q = orthogonal_matrix(9, 9, construction, gen)
+    assert torch.allclose(q @ q.T, torch.eye(9, dtype=torch.float64), atol=1e-12)
+    rect = orthogonal_matrix(4, 9, construction, gen)
+    assert torch.allclose(rect @ rect.T, torch.eye(4, dtype=torch.float64), atol=1e-12)
+
+
+@pytest.mark.parametrize("n,m", [(12, 12), (12, 5)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dense_fold_jacobian_is_orthogonal(n, m, seed):
+    gen = torch.Generator().manual_seed(seed)
+    op = DenseOperator(m, n).double()
+    op.init_orthogonal_("haar", gen)
+    layer = _fold(op, 1.0, gen)
+    x = torch.randn(n, generator=gen, dtype=torch.float64)
+    sigma = jacobian_spectrum(layer, x)
+    assert (sigma - 1).abs().max() < 1e-6
+    # Not the trivial case: some units are active and some are not, so J ≠ ±I.
+    pre = op(x.unsqueeze(0)) + layer.bias
+    assert 0 < (pre > 0).sum() < m
+
+
+@pytest.mark.parametrize("construction", ["cayley", "haar", "expm"])
+def test_conv_fold_jacobian_is_orthogonal(construction):
+    gen = torch.Generator().manual_seed(3)
+    op = ConvOperator(3, 3, 3).double()
+    op.init_orthogonal_(construction, gen)
+    layer = _fold(op, 0.5, gen)
+    x = torch.randn(3, 6, 6, generator=gen, dtype=torch.float64)
+    sigma = jacobian_spectrum(layer, x, chunk_size=32)
+    assert sigma.numel() == 3 * 6 * 6
+    assert (sigma - 1).abs().max() < 1e-6
+    J = torch.func.jacrev(lambda v: layer(v.unsqueeze(0)).squeeze(0).reshape(-1))(x).reshape(108, 108)
+    assert (J - torch.eye(108, dtype=torch.float64)).abs().max() > 0.1  # some ReLUs are active
+
+
+def test_conv_adjoint_is_the_transpose():
+    gen = torch.Generator().manual_seed(4)
+    op = ConvOperator(2, 3, 3).double()
+    torch.nn.init.normal_(op.weight, generator=gen)
+    x = torch.randn(1, 3, 5, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(1, 2, 5, 5, generator=gen, dtype=torch.float64)
+    assert torch.allclose((op(x) * y).sum(), (x * op.adjoint(y)).sum())
+
+
+def test_unorthogonal_fold_is_detected():
+    """The check can fail: a Gaussian B gives a non-orthogonal Jacobian."""
+    gen = torch.Generator().manual_seed(5)
+    op = DenseOperator(8, 8).double()
+    torch.nn.init.normal_(op.weight, generator=gen)
+    layer = _fold(op, 1.0, gen)
+    sigma = jacobian_spectrum(layer, torch.randn(8, generator=gen, dtype=torch.float64))
+    assert (sigma - 1).abs().max() > 1e-2

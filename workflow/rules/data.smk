@@ -1,0 +1,11 @@
+rule fetch_data:
+    output:
+        expand("results/data/{{dataset}}/{name}", name=IDX_FILES),
+    log:
+        "results/logs/fetch_data/{dataset}.log",
+    conda:
+        "../../envs/orthojac.yaml"
+    params:
+        args=fetch_args,
+    shell:
+        "python -m orthojac.data --out-dir results/data/{wildcards.dataset} {params.args} 2> {log}"

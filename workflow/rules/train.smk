@@ -1,0 +1,26 @@
+# The training checkpoint (checkpoint.pt) is deliberately not an output: Snakemake deletes the
+# outputs of a failed job, and a killed run must find its checkpoint to resume from.
+rule train:
+    input:
+        dataset_files,
+    output:
+        init="results/runs/{experiment}/{run}/init.pt",
+        final="results/runs/{experiment}/{run}/final.pt",
+        metrics="results/runs/{experiment}/{run}/metrics.csv",
+        config="results/runs/{experiment}/{run}/config.json",
+    log:
+        "results/logs/train/{experiment}/{run}.log",
+    benchmark:
+        "results/benchmarks/train/{experiment}/{run}.tsv"
+    conda:
+        "../../envs/orthojac.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        args=train_args,
+        dataset=run_dataset,
+    shell:
+        "python -m orthojac.train {params.args} --data-dir results/data/{params.dataset}"
+        " --out-dir results/runs/{wildcards.experiment}/{wildcards.run} --threads {threads}"
+        " 2> {log}"
