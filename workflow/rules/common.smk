@@ -91,7 +91,11 @@ def spectra_checkpoints(experiment):
 def spectra_args(wildcards):
     spec = EXPERIMENTS[wildcards.experiment]["spectra"]
     layers = "" if spec["layers"] else " --no-layers"
-    return f"--points {spec['points']} --chunk-size {spec['chunk_size']} --dtype {spec['dtype']}{layers}"
+    return (
+        f"--points {spec['points']} --method {spec['method']}"
+        f" --exact-max-dim {spec['exact_max_dim']} --grad-batch {spec['grad_batch']}"
+        f" --chunk-size {spec['chunk_size']} --dtype {spec['dtype']}{layers}"
+    )
 
 
 def metrics_files():
