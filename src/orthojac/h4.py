@@ -17,7 +17,9 @@ Criticality (χ = σ_w² E[φ'(√q* z)²] = 1): ReLU: σ_w² = 2, σ_b = 0 (χ 
     mean λ = χ^L = 1,    var λ = L (m₂/m₁² − 1 − s₁),
 s₁ = −1 for Gaussian weights (the S-transform of the Marchenko–Pastur law), s₁ = 0 for
 orthogonal ones. For ReLU m₂/m₁² = 1/p, so var = L/p (Gaussian) and (1 − p)L/p (orthogonal):
-the formulas Hlav §3 states. The maximum has no closed form here: it is recorded, not judged.
+the formulas Hlav §3 states. The maximum, for the activations with φ' ∈ {0, 1} (ReLU, hard-tanh),
+Hlav §3 (from Pennington et al. 2017) at χ = 1: e L / p + O(1) (Gaussian, O(1) dropped) and
+(1 − p)/p · L^L / (L − 1)^{L−1} (orthogonal); a large-L asymptotic, drawn but not judged.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def _phi(activation: str, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def critical_point(activation: str, q_star: float) -> dict:
     """σ_w², σ_b² at χ = 1 with pre-activation variance q*, and the moments m₁, m₂ of σ_w² φ'²."""
     if activation == "relu":
-        return {"sigma_w2": 2.0, "sigma_b2": 0.0, "m1": 1.0, "m2": 2.0}
+        return {"sigma_w2": 2.0, "sigma_b2": 0.0, "m1": 1.0, "m2": 2.0, "p": 0.5}
     if activation == "hardtanh":
         # φ' = 1 on |h| < 1: closed forms (Gauss–Hermite is poor on a discontinuous integrand).
         a = 1 / math.sqrt(q_star)
@@ -73,14 +75,20 @@ def critical_point(activation: str, q_star: float) -> dict:
     sigma_b2 = q_star - sigma_w2 * e_phi2
     if sigma_b2 < 0:
         raise ValueError(f"q_star = {q_star} has no critical point for {activation} (σ_b² = {sigma_b2:.3g} < 0)")
-    return {"sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "m1": 1.0, "m2": sigma_w2 ** 2 * e_d4}
+    p = e_d2 if activation == "hardtanh" else float("nan")  # p: fraction of units in the linear regime
+    return {"sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "m1": 1.0, "m2": sigma_w2 ** 2 * e_d4, "p": p}
 
 
 def theory(activation: str, weights: str, depth: int, q_star: float) -> dict:
     """Wide-limit mean and variance of the eigenvalues of JJᵀ at criticality (module docstring)."""
     c = critical_point(activation, q_star)
-    return {"mean": 1.0, "variance": depth * (c["m2"] / c["m1"] ** 2 - 1 - S1[weights]),
-            "max": float("nan")}
+    p = c["p"]
+    if weights == "gaussian":
+        s_max = math.e * depth / p
+    else:
+        s_max = (1 - p) / p * math.exp(depth * math.log(depth) - (depth - 1) * math.log(depth - 1)) \
+            if depth > 1 else float("nan")
+    return {"mean": 1.0, "variance": depth * (c["m2"] / c["m1"] ** 2 - 1 - S1[weights]), "max": s_max}
 
 
 def empirical(activation: str, weights: str, width: int, depths: list[int], seed: int,
