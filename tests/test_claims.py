@@ -56,3 +56,36 @@ def test_toy_depth_is_inconclusive(depth):
 def test_untagged_experiments_are_not_judged():
     v = _verdicts(*_tables({("fold", 200): 0.9, ("resnet", 200): 0.9}, claims="P4"))
     assert v["P1"] == INCONCLUSIVE and v["P2"] == INCONCLUSIVE
+
+
+def _h4(width: int, errors: dict[tuple[str, int], float]) -> pd.DataFrame:
+    """An H4 table whose empirical variance is theory·(1 + error) (mean exactly 1)."""
+    rows = []
+    for (weights, depth), err in errors.items():
+        th = depth * (2.0 if weights == "gaussian" else 1.0)
+        for seed in (0, 1):
+            rows += [{"activation": "relu", "weights": weights, "width": width, "depth": depth, "seed": seed,
+                      "metric": "variance", "empirical": th + err * (th + 1), "theory": th},
+                     {"activation": "relu", "weights": weights, "width": width, "depth": depth, "seed": seed,
+                      "metric": "mean", "empirical": 1.0, "theory": 1.0}]
+    return pd.DataFrame(rows)
+
+
+def _h_c6(h4):
+    return ledger(*_tables({("fold", 8): 0.9}), h4=h4).set_index("claim").loc["H-C6"]
+
+
+def test_h_c6_reproduced_when_moments_match_theory():
+    row = _h_c6(_h4(400, {("gaussian", 4): 0.05, ("orthogonal", 40): -0.1, ("gaussian", 200): 5.0}))
+    assert row["verdict"] == REPRODUCED  # L = 200 > 0.1·400 is outside the wide-limit regime
+    assert "relu/gaussian" in row["numbers"] and "relu/orthogonal" in row["numbers"]
+
+
+def test_h_c6_not_reproduced_when_variance_misses():
+    assert _h_c6(_h4(400, {("gaussian", 4): 0.05, ("orthogonal", 8): 0.4}))["verdict"] == NOT_REPRODUCED
+
+
+def test_h_c6_inconclusive_without_table_at_toy_width_or_without_shallow_depths():
+    assert _h_c6(None)["verdict"] == INCONCLUSIVE
+    assert _h_c6(_h4(64, {("gaussian", 4): 0.0}))["verdict"] == INCONCLUSIVE
+    assert _h_c6(_h4(400, {("gaussian", 200): 0.0}))["verdict"] == INCONCLUSIVE

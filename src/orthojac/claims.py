@@ -20,6 +20,9 @@ P3_MARGIN = 0.10  # plain ReLU at least 10 points below fold ("much worse": choi
 P2_DEPTH = 200  # "train stably up to 200 layers" (summary, Key Results)
 P3_MIN_DEPTH = 100  # depth at which P3 is judged (choice: "deep")
 ORTHOGONAL_FAMILIES = ("fold", "orthoff")
+H_C6_WIDTH = 400  # width of the H4 networks (REPLICATION.md §3, H4: choice)
+H_C6_TOL = 0.25  # |empirical − theory| / (theory + 1) for the mean and variance of λ = σ² (choice)
+H_C6_DEPTH_RATIO = 0.1  # wide-limit theory judged where L/n ≤ 0.1 (choice: finite-width corrections grow with L/n)
 
 
 @dataclass
@@ -130,6 +133,29 @@ def judge_p3(runs, metrics, spectra) -> Verdict:
     return _verdict("P3", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
 
 
+def judge_h_c6(runs, metrics, spectra, h4: pd.DataFrame | None = None) -> Verdict:
+    """H4: the seed-averaged mean and variance of λ = σ²(J) at every (activation, weights, depth)
+    with L/n ≤ H_C6_DEPTH_RATIO within H_C6_TOL of the wide-limit theory (orthojac.h4)."""
+    tol = (f"|empirical − theory| / (theory + 1) ≤ {H_C6_TOL:g} for mean and variance of σ², "
+           f"at depths L ≤ {H_C6_DEPTH_RATIO:g}·width; width ≥ {H_C6_WIDTH}")
+    if h4 is None or h4.empty:
+        return _verdict("H-C6", "H4 was not run in this configuration", tol, INCONCLUSIVE)
+    judged = h4[h4["metric"].isin(["mean", "variance"]) & (h4["depth"] <= H_C6_DEPTH_RATIO * h4["width"])]
+    if judged.empty:
+        return _verdict("H-C6", f"no depth L ≤ {H_C6_DEPTH_RATIO:g}·width in the H4 table", tol, INCONCLUSIVE)
+    keys = ["activation", "weights", "depth", "metric"]
+    avg = judged.groupby(keys)[["empirical", "theory", "width"]].mean().reset_index()
+    avg["error"] = (avg["empirical"] - avg["theory"]).abs() / (avg["theory"] + 1)
+    worst = avg.loc[avg.groupby(["activation", "weights"])["error"].idxmax()]
+    numbers = "; ".join(f"{r.activation}/{r.weights}: worst at L={r.depth} {r.metric} {r.empirical:.3g} "
+                        f"vs {r.theory:.3g} (error {r.error:.2f})" for r in worst.itertuples())
+    width = int(h4["width"].min())
+    if width < H_C6_WIDTH:
+        return _verdict("H-C6", f"{numbers} (width {width} < {H_C6_WIDTH}: toy scale)", tol, INCONCLUSIVE)
+    ok = (avg["error"] <= H_C6_TOL).all()
+    return _verdict("H-C6", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
 def _not_run(claim: str) -> callable:
     def judge(runs, metrics, spectra) -> Verdict:
         sel = _runs_for(runs, claim)
@@ -139,10 +165,13 @@ def _not_run(claim: str) -> callable:
     return judge
 
 
-JUDGES = {"P1": judge_p1, "P2": judge_p2, "P3": judge_p3,
-          **{c: _not_run(c) for c in CLAIMS if c not in ("P1", "P2", "P3")}}
+JUDGES = {"P1": judge_p1, "P2": judge_p2, "P3": judge_p3, "H-C6": judge_h_c6}
+JUDGES = {c: JUDGES.get(c, _not_run(c)) for c in CLAIMS}
 
 
-def ledger(runs: pd.DataFrame, metrics: pd.DataFrame, spectra: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim of REPLICATION.md §4, in order."""
-    return pd.DataFrame([JUDGES[c](runs, metrics, spectra).as_row() for c in CLAIMS])
+def ledger(runs: pd.DataFrame, metrics: pd.DataFrame, spectra: pd.DataFrame,
+           h4: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per claim of REPLICATION.md §4, in order. `h4`: the theory table of orthojac.h4
+    (no training runs behind it), passed to the H-C6 judge only."""
+    extra = {"H-C6": {"h4": h4}}
+    return pd.DataFrame([JUDGES[c](runs, metrics, spectra, **extra.get(c, {})).as_row() for c in CLAIMS])

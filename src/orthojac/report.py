@@ -13,6 +13,7 @@ from .config import RunConfig
 def provenance_table(config: dict) -> pd.DataFrame:
     """One row per experiment × setting: its value or grid, `stated` (with where) or `choice`.
 
+    The `h4:` section (no training runs) is listed as experiment "h4".
     Settings an experiment leaves out take orthojac's defaults (RunConfig) and are listed as
     `choice` with the note "orthojac default", so the table covers every knob of every run.
     """
@@ -22,15 +23,21 @@ def provenance_table(config: dict) -> pd.DataFrame:
         settings = exp["settings"]
         for key, default in defaults.items():
             if key in settings:
-                s = settings[key]
-                value = s["value"] if "value" in s else "grid: " + ", ".join(map(str, s["grid"]))
-                kind = "stated" if "stated" in s else "choice"
-                rows.append({"experiment": exp["name"], "setting": key, "value": str(value),
-                             "provenance": kind, "where / why": s[kind]})
+                rows.append(_row(exp["name"], key, settings[key]))
             else:
                 rows.append({"experiment": exp["name"], "setting": key, "value": str(default),
                              "provenance": "choice", "where / why": "orthojac default"})
+    for key, s in config.get("h4", {}).items():
+        if isinstance(s, dict):  # every entry but `description` is a setting with provenance
+            rows.append(_row("h4", key, s))
     return pd.DataFrame(rows)
+
+
+def _row(experiment: str, key: str, s: dict) -> dict:
+    value = s["value"] if "value" in s else "grid: " + ", ".join(map(str, s["grid"]))
+    kind = "stated" if "stated" in s else "choice"
+    return {"experiment": experiment, "setting": key, "value": str(value), "provenance": kind,
+            "where / why": s[kind]}
 
 
 def run_summary(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:

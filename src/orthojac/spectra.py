@@ -1,12 +1,19 @@
 """Jacobian spectra of a trained (or freshly initialised) network.
 
     python -m orthojac.spectra --weights results/runs/E/R/final.pt --data-dir D \
-        --out-body body.csv --out-layers layers.csv
+        --out-body body.csv --out-layers layers.csv [--method exact|lanczos|auto]
 
-`jacobian_spectrum`: the exact singular values of the body's input→output Jacobian ∂body(h)/∂h at
-fixed test inputs h = lift(image) — a chunked `torch.func.jacrev` (one vmapped vector-Jacobian
-product per chunk of rows: memory grows with the chunk, not with the dimension) followed by
-`torch.linalg.svdvals`. Per layer, the same at that layer's own input along the forward pass.
+The body's input→output Jacobian ∂body(h)/∂h at fixed test inputs h = lift(image), two ways:
+- `exact`: a chunked `torch.func.jacrev` (one vmapped vector-Jacobian product per chunk of rows:
+  memory grows with the chunk, not with the dimension) and `torch.linalg.svdvals`: every σ_i;
+- `lanczos`: matrix-free (orthojac.spectra_free): σ_max and σ_min only, written as the rows of
+  index 0 and dim − 1;
+- `auto`: exact up to --exact-max-dim, Lanczos above.
+Per layer, the same at that layer's own input along the forward pass: σ_min, σ_max, max|σ − 1|
+and the orthogonality defect ‖JᵀJ − I‖₂ = max_i |σ_i² − 1|; and the gradient norm ‖∂L/∂x_ℓ‖ of
+the mean cross-entropy L over a fixed batch of test images at every layer input x_ℓ (ℓ = L: the
+body's output), rows of metric `grad_norm` with an empty `point` (they are about the batch).
+A network with non-finite weights (a diverged run) gets NaN rows: a result, not a crash.
 Tables are tidy: body (point, index, sigma) and layers (point, layer, metric, value).
 """
 
@@ -17,11 +24,15 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint, write_csv_atomic
 from .config import RunConfig
 from .data import load_split
 from .models import build_model
+from .spectra_free import extreme_singular_values
+
+METHODS = ("exact", "lanczos", "auto")
 
 
 def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
@@ -39,21 +50,64 @@ def jacobian_spectrum(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch
     return torch.linalg.svdvals(jacobian_matrix(f, x, chunk_size))
 
 
-def spectra(model, images: torch.Tensor, chunk_size: int, per_layer: bool):
+def singular_values(f, x: torch.Tensor, method: str, chunk_size: int | None) -> torch.Tensor:
+    """Every σ_i (exact, descending) or (σ_max, σ_min) (lanczos) of the Jacobian of f at x."""
+    if method == "exact":
+        return jacobian_spectrum(f, x, chunk_size)
+    extremes = extreme_singular_values(f, x, generator=torch.Generator().manual_seed(0))
+    return torch.tensor([extremes.sigma_max, extremes.sigma_min], dtype=torch.float64)
+
+
+def _body_rows(p: int, sigma: torch.Tensor, method: str, dim: int) -> list[dict]:
+    index = range(len(sigma)) if method == "exact" else (0, dim - 1)
+    return [{"point": p, "index": i, "sigma": s} for i, s in zip(index, sigma.tolist())]
+
+
+def _layer_rows(p: int, ell: int, sigma: torch.Tensor, method: str) -> list[dict]:
+    summary = {"sigma_min": sigma.min(), "sigma_max": sigma.max(),
+               "max_abs_dev": (sigma - 1).abs().max(), "defect": (sigma ** 2 - 1).abs().max()}
+    if method == "exact":
+        summary["sigma_mean"] = sigma.mean()
+    return [{"point": p, "layer": ell, "metric": m, "value": v.item()} for m, v in summary.items()]
+
+
+def gradient_norms(model, images: torch.Tensor, labels: torch.Tensor) -> list[dict]:
+    """‖∂L/∂x_ℓ‖ (Frobenius over the batch) at every body-layer input x_ℓ, ℓ = 0 … L, for
+    L the mean cross-entropy over (images, labels): one forward, one backward."""
+    inputs = []
+    h = model.embed(images).detach().requires_grad_(True)
+    for layer in model.body:
+        inputs.append(h)
+        h = layer(h)
+        h.retain_grad()
+    inputs.append(h)
+    F.cross_entropy(model.readout(h), labels).backward()
+    return [{"point": None, "layer": ell, "metric": "grad_norm", "value": x.grad.norm().item()}
+            for ell, x in enumerate(inputs)]
+
+
+def finite(model) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def spectra(model, images: torch.Tensor, chunk_size: int, per_layer: bool, method: str = "exact",
+            exact_max_dim: int = 16384):
     """Rows for the body table and the per-layer table, one input point at a time."""
     body_rows, layer_rows = [], []
     with torch.no_grad():
         inputs = model.embed(images)
+    dim = inputs[0].numel()
+    if method == "auto":
+        method = "exact" if dim <= exact_max_dim else "lanczos"
+    if not finite(model):
+        return [{"point": p, "index": 0, "sigma": float("nan")} for p in range(len(inputs))], []
     for p, h in enumerate(inputs):
-        sigma = jacobian_spectrum(model.body, h, chunk_size)
-        body_rows += [{"point": p, "index": i, "sigma": s} for i, s in enumerate(sigma.tolist())]
+        sigma = singular_values(model.body, h, method, chunk_size)
+        body_rows += _body_rows(p, sigma, method, dim)
         if not per_layer:
             continue
         for ell, layer in enumerate(model.body):
-            s = jacobian_spectrum(layer, h, chunk_size)
-            for metric, value in (("sigma_min", s.min()), ("sigma_max", s.max()),
-                                  ("sigma_mean", s.mean()), ("max_abs_dev", (s - 1).abs().max())):
-                layer_rows.append({"point": p, "layer": ell, "metric": metric, "value": value.item()})
+            layer_rows += _layer_rows(p, ell, singular_values(layer, h, method, chunk_size), method)
             with torch.no_grad():
                 h = layer(h.unsqueeze(0)).squeeze(0)
     return body_rows, layer_rows
@@ -65,6 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", type=Path, required=True, help="init.pt or final.pt of a run")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of the IDX files")
     parser.add_argument("--points", type=int, default=2, help="test images to evaluate at (the first N)")
+    parser.add_argument("--method", choices=METHODS, default="auto",
+                        help="exact (every σ), lanczos (matrix-free σ_max, σ_min) or auto")
+    parser.add_argument("--exact-max-dim", type=int, default=16384,
+                        help="auto: largest body dimension computed exactly")
+    parser.add_argument("--grad-batch", type=int, default=256,
+                        help="test images of the fixed batch for the per-layer gradient norms (0: none)")
     parser.add_argument("--chunk-size", type=int, default=256,
                         help="Jacobian rows per vmapped VJP: bounds memory")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
@@ -85,14 +145,21 @@ def main(argv: list[str] | None = None) -> None:
     model.load_state_dict(ckpt["model"])
     dtype = getattr(torch, args.dtype)
     model = model.to(device=device, dtype=dtype).eval()
-    x_test, _ = load_split(args.data_dir, "t10k")
+    x_test, y_test = load_split(args.data_dir, "t10k")
     norm = ckpt["normalisation"]
-    images = torch.as_tensor(x_test[: args.points].copy(), dtype=dtype, device=device).unsqueeze(1)
-    images = (images / 255 - norm["mean"]) / norm["std"]
-    body, layers = spectra(model, images, args.chunk_size, not args.no_layers)
+
+    def test_images(n):
+        images = torch.as_tensor(x_test[:n].copy(), dtype=dtype, device=device).unsqueeze(1)
+        return (images / 255 - norm["mean"]) / norm["std"]
+
+    body, layers = spectra(model, test_images(args.points), args.chunk_size, not args.no_layers,
+                           args.method, args.exact_max_dim)
+    if args.grad_batch and finite(model):
+        labels = torch.as_tensor(y_test[: args.grad_batch].astype("int64"), device=device)
+        layers += gradient_norms(model, test_images(args.grad_batch), labels)
     write_csv_atomic(args.out_body, body, ["point", "index", "sigma"])
     write_csv_atomic(args.out_layers, layers, ["point", "layer", "metric", "value"])
-    dev = max(abs(r["sigma"] - 1) for r in body)
+    dev = max((abs(r["sigma"] - 1) for r in body), default=float("nan"))
     print(f"{args.weights}: body max|σ−1| = {dev:.3e} over {args.points} points", file=sys.stderr)
 
 

@@ -94,7 +94,11 @@ def spectra_checkpoints(experiment):
 def spectra_args(wildcards):
     spec = EXPERIMENTS[wildcards.experiment]["spectra"]
     layers = "" if spec["layers"] else " --no-layers"
-    return f"--points {spec['points']} --chunk-size {spec['chunk_size']} --dtype {spec['dtype']}{layers}"
+    return (
+        f"--points {spec['points']} --method {spec['method']}"
+        f" --exact-max-dim {spec['exact_max_dim']} --grad-batch {spec['grad_batch']}"
+        f" --chunk-size {spec['chunk_size']} --dtype {spec['dtype']}{layers}"
+    )
 
 
 def metrics_files():
@@ -117,6 +121,34 @@ def claims_json():
 
 FIGURES = ["accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect"]
 TABLES = ["runs", "metrics", "spectra", "layers"]
+
+
+def _values(setting):
+    return setting["grid"] if "grid" in setting else [setting["value"]]
+
+
+def h4_args(wildcards):
+    """The `h4:` section as orthojac-h4 flags."""
+    h4 = config["h4"]
+    return " ".join(
+        f"--{flag} " + " ".join(shlex.quote(_format(v)) for v in _values(h4[key]))
+        for flag, key in [
+            ("activations", "activations"),
+            ("weights", "weights"),
+            ("width", "width"),
+            ("depths", "depths"),
+            ("seeds", "seeds"),
+            ("q-star", "q_star"),
+        ]
+    )
+
+
+def theory_tables():
+    return ["results/tables/h4.csv"] if "h4" in config else []
+
+
+def theory_figures():
+    return ["results/figures/h4_spectra.png"] if "h4" in config else []
 
 
 def all_outputs():

@@ -2,8 +2,8 @@
 # `snakemake.config`); the executed copy is its log, rendered to HTML without that cell.
 rule report_notebook:
     input:
-        tables=expand("results/tables/{table}.csv", table=TABLES),
-        figures=expand("results/figures/{name}.png", name=FIGURES),
+        tables=expand("results/tables/{table}.csv", table=TABLES) + theory_tables(),
+        figures=expand("results/figures/{name}.png", name=FIGURES) + theory_figures(),
     output:
         ledger=report(
             "results/report/ledger.csv", category="Claims", labels={"table": "ledger"}

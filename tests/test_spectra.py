@@ -1,0 +1,131 @@
+"""Jacobian spectra: exact (chunked jacrev + svdvals) against matrix-free Lanczos, known spectra
+of linear networks, stochastic Lanczos quadrature, per-layer gradient norms, and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from orthojac import spectra
+from orthojac.checkpoint import atomic_save
+from orthojac.config import RunConfig
+from orthojac.models import build_model
+from orthojac.orthogonal import haar
+from orthojac.spectra_free import extreme_singular_values, spectral_density
+
+
+def _perturbed_fold(width=48, depth=3, noise=0.05, seed=0) -> nn.Module:
+    """A dense fold body whose weights are nudged off orthogonality: σ_i spread around 1."""
+    cfg = RunConfig(arch="dense", family="fold", width=width, depth=depth, bias_init=0.0, seed=seed)
+    model = build_model(cfg).double()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in model.body.parameters():
+            p.add_(noise * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return model.body
+
+
+def _linear(weights):
+    def f(x):
+        for w in weights:
+            x = x @ w.T
+        return x
+    return f
+
+
+def test_lanczos_extremes_agree_with_exact_svd():
+    body = _perturbed_fold()
+    x = torch.randn(48, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    exact = spectra.jacobian_spectrum(body, x, chunk_size=16)
+    assert exact.max() / exact.min() > 1.2  # a spread spectrum, not the trivial all-ones case
+    free = extreme_singular_values(body, x, generator=torch.Generator().manual_seed(0))
+    assert abs(free.sigma_max / exact.max().item() - 1) < 1e-3
+    assert abs(free.sigma_min / exact.min().item() - 1) < 1e-3
+
+
+def test_deep_linear_orthogonal_network_has_all_singular_values_one():
+    gen = torch.Generator().manual_seed(0)
+    f = _linear([haar(40, gen) for _ in range(50)])
+    x = torch.randn(40, dtype=torch.float64)
+    sigma = spectra.jacobian_spectrum(f, x, chunk_size=7)
+    assert sigma.shape == (40,)
+    assert (sigma - 1).abs().max() < 1e-10
+    free = extreme_singular_values(f, x)
+    assert abs(free.sigma_max - 1) < 1e-8 and abs(free.sigma_min - 1) < 1e-8
+
+
+def test_gaussian_linear_network_matches_numpy_svd():
+    gen = torch.Generator().manual_seed(1)
+    weights = [torch.randn(30, 30, generator=gen, dtype=torch.float64) / 30 ** 0.5 for _ in range(4)]
+    sigma = spectra.jacobian_spectrum(_linear(weights), torch.zeros(30, dtype=torch.float64), chunk_size=8)
+    product = np.linalg.multi_dot([w.numpy() for w in reversed(weights)])
+    np.testing.assert_allclose(sigma.numpy(), np.linalg.svd(product, compute_uv=False), rtol=1e-10)
+
+
+def test_stochastic_lanczos_quadrature_matches_exact_moments():
+    body = _perturbed_fold(width=64, noise=0.03)
+    x = torch.randn(64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    exact = spectra.jacobian_spectrum(body, x) ** 2
+    nodes, weights = spectral_density(body, x, probes=100, steps=12, generator=torch.Generator().manual_seed(0))
+    assert abs(weights.sum().item() - 1) < 1e-12
+    # Gauss quadrature is exact on these polynomials: what is left is Hutchinson's sampling error.
+    for k, tol in ((1, 0.05), (2, 0.10)):
+        estimate = (weights * nodes ** (2 * k)).sum().item()
+        assert abs(estimate / (exact ** k).mean().item() - 1) < tol
+
+
+def test_gradient_norms_match_autograd_at_every_layer_input():
+    cfg = RunConfig(arch="dense", family="plain", width=16, depth=3, seed=0)
+    model = build_model(cfg).double()
+    images = torch.randn(5, 1, 28, 28, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 4])
+    rows = spectra.gradient_norms(model, images, labels)
+    assert [r["layer"] for r in rows] == [0, 1, 2, 3]
+    h = model.embed(images).detach().requires_grad_(True)
+    loss = nn.functional.cross_entropy(model(images) * 0 + model.readout(model.body(h)), labels)
+    (g0,) = torch.autograd.grad(loss, h)
+    out = model.body(h.detach()).detach().requires_grad_(True)
+    (gl,) = torch.autograd.grad(nn.functional.cross_entropy(model.readout(out), labels), out)
+    assert abs(rows[0]["value"] - g0.norm().item()) < 1e-12
+    assert abs(rows[-1]["value"] - gl.norm().item()) < 1e-12
+
+
+def test_cli_exact_and_lanczos_write_consistent_tables(tmp_path, idx_dataset):
+    mirror, _ = idx_dataset
+    import gzip
+    data = tmp_path / "data"
+    data.mkdir()
+    for gz in mirror.glob("*.gz"):
+        (data / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
+    cfg = RunConfig(arch="conv", family="fold", channels=1, depth=2, bias_init=0.0)
+    weights = tmp_path / "init.pt"
+    atomic_save({"model": build_model(cfg).state_dict(), "config": cfg.to_dict(),
+                 "normalisation": {"mean": 0.2, "std": 0.3}}, weights)
+    tables = {}
+    for method in ("exact", "lanczos"):
+        body, layers = tmp_path / f"{method}.body.csv", tmp_path / f"{method}.layers.csv"
+        spectra.main(["--weights", str(weights), "--data-dir", str(data), "--points", "1",
+                      "--method", method, "--grad-batch", "8", "--out-body", str(body),
+                      "--out-layers", str(layers)])
+        tables[method] = (pd.read_csv(body), pd.read_csv(layers))
+    exact_body, exact_layers = tables["exact"]
+    free_body, free_layers = tables["lanczos"]
+    assert len(exact_body) == 784 and list(free_body["index"]) == [0, 783]
+    assert (exact_body["sigma"] - 1).abs().max() < 1e-10  # fold at init: orthogonal (P1)
+    assert (free_body["sigma"] - 1).abs().max() < 1e-8
+    for layers in (exact_layers, free_layers):
+        grads = layers[layers["metric"] == "grad_norm"]
+        assert list(grads["layer"]) == [0, 1, 2] and grads["point"].isna().all()
+        assert (grads["value"] > 0).all()
+        assert layers.loc[layers["metric"] == "defect", "value"].max() < 1e-8
+
+
+def test_diverged_network_gives_nan_rows_not_a_crash():
+    cfg = RunConfig(arch="dense", family="fold", width=8, depth=2)
+    model = build_model(cfg).double()
+    with torch.no_grad():
+        model.body[0].bias.fill_(float("nan"))
+    body, layers = spectra.spectra(model, torch.randn(2, 1, 28, 28, dtype=torch.float64), 8, True)
+    assert len(body) == 2 and all(np.isnan(r["sigma"]) for r in body) and layers == []
