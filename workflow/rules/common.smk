@@ -17,7 +17,11 @@ def _key_path(cfg, path):
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-            if isinstance(node, list) and isinstance(node[part], dict) and "name" in node[part]:
+            if (
+                isinstance(node, list)
+                and isinstance(node[part], dict)
+                and "name" in node[part]
+            ):
                 out += f"({node[part]['name']})"
         else:
             out += f".{part}" if out else str(part)
@@ -27,7 +31,8 @@ def _key_path(cfg, path):
 
 def config_errors(cfg, schema_file):
     """Every schema violation of `cfg`, one line each, naming the key and the offending value.
-    (snakemake.utils.validate reports only the first, followed by the whole sub-schema.)"""
+    (snakemake.utils.validate reports only the first, followed by the whole sub-schema.)
+    """
     schema = yaml.safe_load(Path(schema_file).read_text())
     lines = []
     for error in jsonschema.Draft202012Validator(schema).iter_errors(cfg):
@@ -43,7 +48,9 @@ if _errors:
     raise ValueError(
         f"the config does not match {SCHEMA.name}:\n  " + "\n  ".join(_errors)
     )
-validate(config, schema="../schemas/config.schema.yaml")  # fills in the schema's defaults
+validate(
+    config, schema="../schemas/config.schema.yaml"
+)  # fills in the schema's defaults
 
 IDX_FILES = [
     "train-images-idx3-ubyte",
