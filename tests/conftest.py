@@ -48,7 +48,7 @@ def idx_dataset(tmp_path) -> tuple[Path, dict]:
     return folder, make_idx_dataset(folder)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def venv_env() -> dict:
     """Environment for subprocesses: the interpreter running the tests first on PATH."""
     import sys

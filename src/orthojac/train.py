@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -25,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from . import config as run_config
-from .checkpoint import atomic_save, load_checkpoint, write_csv_atomic, write_text_atomic
+from .checkpoint import (atomic_save, load_checkpoint, remove_stale_temporaries, write_csv_atomic,
+                         write_text_atomic)
 from .data import load_split
 from .models import build_model
 
@@ -95,7 +97,9 @@ def cosine_lr(cfg: run_config.RunConfig, step: int, total: int) -> float:
 
 
 def all_finite(model) -> bool:
-    return all(torch.isfinite(p).all() for p in model.parameters())
+    """Whether every parameter is finite. Checked at each epoch's end; within an epoch a
+    non-finite parameter makes the next loss non-finite, which ends the run at the same step."""
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
 class Stop:
@@ -111,6 +115,7 @@ class Stop:
 def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torch.device,
           checkpoint_every: int) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # left by a run killed (SIGKILL) while writing
     ckpt_path = out_dir / "checkpoint.pt"
     splits = prepare_data(cfg, data_dir, device)
     x_train, y_train = splits["train"]
@@ -225,8 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", type=Path, required=True, help="folder for this run's outputs")
     parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
-    parser.add_argument("--checkpoint-every", type=int, default=200,
-                        help="save checkpoint.pt every this many steps (and at each epoch's end)")
+    parser.add_argument("--checkpoint-every", type=int,
+                        default=int(os.environ.get("ORTHOJAC_CHECKPOINT_EVERY", 200)),
+                        help="save checkpoint.pt every this many steps (and at each epoch's end); "
+                        "default: $ORTHOJAC_CHECKPOINT_EVERY or 200 (a runtime setting, not "
+                        "experiment data: it does not change the results)")
     args = parser.parse_args(argv)
     cfg = run_config.from_namespace(args)
     if args.threads:

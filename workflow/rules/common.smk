@@ -2,10 +2,55 @@
 import itertools
 import json
 import shlex
+from pathlib import Path
 
+import jsonschema
+import yaml
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+
+
+def _key_path(cfg, path):
+    """A validation error's location as the config's keys: experiments[0](tiny).settings.lr.value"""
+    out, node = "", cfg
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            if (
+                isinstance(node, list)
+                and isinstance(node[part], dict)
+                and "name" in node[part]
+            ):
+                out += f"({node[part]['name']})"
+        else:
+            out += f".{part}" if out else str(part)
+        node = node[part]
+    return out or "(top level)"
+
+
+def config_errors(cfg, schema_file):
+    """Every schema violation of `cfg`, one line each, naming the key and the offending value.
+    (snakemake.utils.validate reports only the first, followed by the whole sub-schema.)
+    """
+    schema = yaml.safe_load(Path(schema_file).read_text())
+    lines = []
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(cfg):
+        leaf = jsonschema.exceptions.best_match([error])
+        while leaf.context:
+            leaf = jsonschema.exceptions.best_match(leaf.context)
+        lines.append(f"config: {_key_path(cfg, leaf.absolute_path)}: {leaf.message}")
+    return sorted(set(lines))
+
+
+_errors = config_errors(config, SCHEMA)
+if _errors:
+    raise ValueError(
+        f"the config does not match {SCHEMA.name}:\n  " + "\n  ".join(_errors)
+    )
+validate(
+    config, schema="../schemas/config.schema.yaml"
+)  # fills in the schema's defaults
 
 IDX_FILES = [
     "train-images-idx3-ubyte",

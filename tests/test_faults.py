@@ -1,0 +1,402 @@
+"""Nothing lost, nothing wrong: a killed or preempted run resumes to the same result, bad data and
+bad config fail early and by name, divergence is recorded as a result, writes are atomic and
+checkpoints are loaded without unpickling arbitrary objects (issue 9).
+
+Metrics are compared on every row except `seconds` (wall time, which differs between any two runs).
+On CPU with one thread the rest is bit-identical, and so are the final weights. GPU tolerance is
+not measured here (no GPU in CI).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, make_idx_dataset
+from orthojac import checkpoint, figures, train
+from orthojac.checkpoint import atomic_save, load_checkpoint
+from orthojac.config import RunConfig
+from orthojac.data import Expected, fetch
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+             "--configfile", "config.yaml", "--cores", "1"]
+
+# 500 training images in batches of 5: 100 steps per epoch, so a kill can land mid-epoch.
+SETTINGS = {"dataset": "fixture", "family": "fold", "depth": 2, "channels": 1, "bias_init": -0.5,
+            "lr": 0.01, "epochs": 3, "val_size": 100, "batch_size": 5}
+STEPS_PER_EPOCH, TOTAL_STEPS = 100, 300
+CHECKPOINT_EVERY = "7"  # not a divisor of 100: the killed run replays steps after its checkpoint
+
+
+def flags(settings: dict) -> list[str]:
+    return [arg for k, v in settings.items() for arg in ("--" + k.replace("_", "-"), str(v))]
+
+
+def config_for(mirror: Path, files: dict, settings: dict, **experiment) -> dict:
+    return {
+        "data": {"fixture": {"mirrors": [str(mirror)], "files": files}},
+        "experiments": [{
+            "name": "tiny", "description": "fault test on generated IDX data",
+            "spectra": {"checkpoints": ["final"], "points": 1, "layers": False, "choice": "test"},
+            "settings": {k: {"grid" if isinstance(v, list) else "value": v, "choice": "test"}
+                         for k, v in settings.items()},
+            **experiment,
+        }],
+    }
+
+
+def without_timing(metrics_csv: Path) -> list[str]:
+    return [line for line in metrics_csv.read_text().splitlines() if ",seconds," not in line]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.fixture(scope="module")
+def fixture_data(tmp_path_factory):
+    """The generated mirror, its digests, and the verified IDX folder the direct runs read."""
+    root = tmp_path_factory.mktemp("data")
+    files = make_idx_dataset(root / "mirror")
+    expected = [Expected(name, f["size"], f["sha256"]) for name, f in files.items()]
+    fetch(expected, root / "idx", urls=[], mirrors=[root / "mirror"])
+    return root / "mirror", files, root / "idx"
+
+
+@pytest.fixture(scope="module")
+def reference(fixture_data, tmp_path_factory, venv_env):
+    """An uninterrupted run of SETTINGS: the result every interrupted run must reproduce."""
+    out = tmp_path_factory.mktemp("reference")
+    subprocess.run([sys.executable, "-m", "orthojac.train", *flags(SETTINGS), "--data-dir",
+                    str(fixture_data[2]), "--out-dir", str(out), "--threads", "1"],
+                   env=venv_env, check=True, capture_output=True, timeout=300)
+    return out
+
+
+def checkpoint_state(path: Path) -> dict | None:
+    try:
+        return load_checkpoint(path)["state"]
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return None
+
+
+def pause_mid_epoch(pid: int, ckpt: Path, proc: subprocess.Popen, after_step: int) -> dict:
+    """Stop process `pid` once its newest checkpoint is past `after_step` and mid-epoch; return
+    that checkpoint's state. The process stays stopped (SIGSTOP), so the checkpoint cannot change."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        state = checkpoint_state(ckpt)
+        if state and state["global_step"] > after_step:
+            os.kill(pid, signal.SIGSTOP)
+            state = checkpoint_state(ckpt)
+            if 0 < state["step_in_epoch"] < STEPS_PER_EPOCH:
+                return state
+            os.kill(pid, signal.SIGCONT)  # an epoch-end checkpoint: wait for a mid-epoch one
+        time.sleep(0.02)
+    raise AssertionError("no mid-epoch checkpoint within 240 s")
+
+
+def training_pid(work: Path, deadline_s: float = 240) -> int:
+    """The pid of the `python -m orthojac.train` process Snakemake started in `work`."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"orthojac.train" in cmd and Path(os.readlink(proc / "cwd")) == work:
+                    return int(proc.name)
+            except (FileNotFoundError, PermissionError, ProcessLookupError, NotADirectoryError):
+                continue
+        time.sleep(0.05)
+    raise AssertionError("Snakemake did not start the training job")
+
+
+def test_kill_9_mid_epoch_then_snakemake_resumes_to_the_same_metrics(
+        tmp_path, fixture_data, reference, venv_env):
+    mirror, files, _ = fixture_data
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(config_for(mirror, files, SETTINGS)))
+    env = {**venv_env, "ORTHOJAC_CHECKPOINT_EVERY": CHECKPOINT_EVERY}
+    run_dir = work / "results/runs/tiny/default"
+    target = ["results/runs/tiny/default/metrics.csv"]
+    first = subprocess.Popen(SNAKEMAKE + target, cwd=work, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    pid = training_pid(work)
+    killed_at = pause_mid_epoch(pid, run_dir / "checkpoint.pt", first, after_step=STEPS_PER_EPOCH)
+    os.kill(pid, signal.SIGKILL)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode != 0, out  # Snakemake saw the job die and stopped by itself
+    assert not (run_dir / "metrics.csv").exists()
+
+    second = subprocess.run(SNAKEMAKE + target, cwd=work, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    log = (work / "results/logs/train/tiny/default.log").read_text()
+    resumed = re.search(r"resuming from \S+: epoch (\d+), step (\d+)", log)
+    assert resumed, log
+    assert (int(resumed[1]), int(resumed[2])) == (killed_at["epoch"], killed_at["global_step"])
+    assert 0 < killed_at["global_step"] < TOTAL_STEPS and killed_at["step_in_epoch"] > 0
+    assert without_timing(run_dir / "metrics.csv") == without_timing(reference / "metrics.csv")
+    assert same_weights(run_dir / "final.pt", reference / "final.pt")
+    assert same_weights(run_dir / "init.pt", reference / "init.pt")
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_sigterm_checkpoints_exits_143_and_the_rerun_resumes(tmp_path, fixture_data, reference,
+                                                             venv_env):
+    cmd = [sys.executable, "-m", "orthojac.train", *flags(SETTINGS), "--data-dir",
+           str(fixture_data[2]), "--out-dir", str(tmp_path), "--threads", "1",
+           "--checkpoint-every", CHECKPOINT_EVERY]
+    proc = subprocess.Popen(cmd, env=venv_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    pause_mid_epoch(proc.pid, tmp_path / "checkpoint.pt", proc, after_step=10)
+    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    saved = checkpoint_state(tmp_path / "checkpoint.pt")
+    assert f"SIGTERM: checkpoint saved at step {saved['global_step']}" in err
+    assert 0 < saved["global_step"] < TOTAL_STEPS and saved["status"] == "running"
+    assert not (tmp_path / "metrics.csv").exists()
+
+    rerun = subprocess.run(cmd, env=venv_env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"step {saved['global_step']}" in rerun.stderr and "resuming from" in rerun.stderr
+    assert without_timing(tmp_path / "metrics.csv") == without_timing(reference / "metrics.csv")
+    assert same_weights(tmp_path / "final.pt", reference / "final.pt")
+
+
+def test_corrupt_or_truncated_mirror_fails_the_data_rule_by_name(tmp_path, venv_env):
+    mirror = tmp_path / "mirror"
+    files = make_idx_dataset(mirror, n_train=200, n_test=50)
+    # Corrupted: a valid gzip of a different payload. Truncated: half of a gzip file.
+    labels = gzip.decompress((mirror / "train-labels-idx1-ubyte.gz").read_bytes())
+    (mirror / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels[:-1] + b"\x09"))
+    images = (mirror / "t10k-images-idx3-ubyte.gz").read_bytes()
+    (mirror / "t10k-images-idx3-ubyte.gz").write_bytes(images[: len(images) // 2])
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(config_for(mirror, files, SETTINGS)))
+    proc = subprocess.run(SNAKEMAKE + ["results/runs/tiny/default/metrics.csv"], cwd=work,
+                          env=venv_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    log = (work / "results/logs/fetch_data/fixture.log").read_text()
+    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        want = files[name]
+        assert f"no verified copy of {name} (want {want['size']} B, sha256 {want['sha256']})" in log
+    bad_labels = hashlib.sha256(labels[:-1] + b"\x09").hexdigest()
+    assert f"got {len(labels)} B sha256 {bad_labels}" in log
+    assert hashlib.sha256(images[: len(images) // 2]).hexdigest() in log
+    assert "corrupt gzip" in log
+    assert not (work / "results/runs").exists() and not (work / "results/logs/train").exists()
+    data_dir = work / "results/data"
+    assert not data_dir.exists() or not [p for p in data_dir.rglob("*") if p.is_file()]
+
+
+def _numeric_settings() -> list[str]:
+    """Settings whose schema is a number: "α given as text" is checked for each (alpha included,
+    once the schema has it)."""
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    settings = schema["$defs"]["experiment"]["properties"]["settings"]["properties"]
+    return sorted(k for k, s in settings.items() if "number_setting" in str(s))
+
+
+def test_bad_config_values_fail_before_any_job_naming_the_key(tmp_path, venv_env):
+    numeric = _numeric_settings()
+    assert "lr" in numeric and "bias_init" in numeric
+    base = {"family": "fold", "depth": 2, "channels": 1}
+    faults = {  # experiment name → (its settings, what the error must name)
+        "unknown_family": ({**base, "family": "fnord"}, "settings.family.value: 'fnord' is not one of"),
+        "depth_zero": ({**base, "depth": 0}, "settings.depth.value: 0 is less than the minimum of 1"),
+        **{f"text_{key}": ({**base, key: "fast"}, f"settings.{key}.value: 'fast' is not of type 'number'")
+           for key in numeric},
+        "unknown_key": ({**base, "colour": 3}, "Additional properties are not allowed ('colour' was unexpected)"),
+    }
+    config = {"data": {"fixture": {"files": {"x": {"size": 1, "sha256": "0" * 64}}}},
+              "experiments": [config_for(Path("m"), {}, s, name=name)["experiments"][0]
+                              for name, (s, _) in faults.items()]}
+    missing = config_for(Path("m"), {}, base, name="missing_key")["experiments"][0]
+    del missing["description"]
+    no_provenance = config_for(Path("m"), {}, base, name="missing_provenance")["experiments"][0]
+    del no_provenance["settings"]["depth"]["choice"]
+    config["experiments"] += [missing, no_provenance]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run(SNAKEMAKE, cwd=work, env=venv_env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    errors = [line.strip() for line in (proc.stdout + proc.stderr).splitlines()
+              if line.strip().startswith("config: ")]
+    for i, (name, (_, message)) in enumerate(faults.items()):
+        assert any(line.startswith(f"config: experiments[{i}]({name}).") and message in line
+                   for line in errors), (name, errors)
+    n = len(faults)
+    assert f"config: experiments[{n}](missing_key): 'description' is a required property" in errors
+    assert any(line.startswith(f"config: experiments[{n + 1}](missing_provenance).settings.depth")
+               for line in errors), errors
+    assert len(errors) == n + 2, errors  # one line per fault, none about the valid parts
+    assert not (work / "results").exists()
+
+
+def test_divergence_is_a_result_in_tables_figures_and_report(tmp_path, fixture_data, venv_env):
+    mirror, files, _ = fixture_data
+    settings = {**SETTINGS, "epochs": 1, "batch_size": 100, "lr": [0.01, 1e6]}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(config_for(mirror, files, settings,
+                                                                claims=["P1"])))
+    proc = subprocess.run(SNAKEMAKE[:-1] + ["2"], cwd=work, env=venv_env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = yaml.safe_load((work / "results/runs/tiny/lr=1000000.0/config.json").read_text())
+    assert summary["status"] == "diverged" and 0 <= summary["diverged_step"] < 5
+    metrics = pd.read_csv(work / "results/runs/tiny/lr=1000000.0/metrics.csv")
+    assert metrics.loc[metrics.metric == "diverged_at_step", "value"].tolist() == [summary["diverged_step"]]
+    runs = pd.read_csv(work / "results/tables/runs.csv").set_index("run")
+    assert runs.loc["lr=1000000.0", "status"] == "diverged"
+    assert runs.loc["lr=1000000.0", "diverged_step"] == summary["diverged_step"]
+    assert runs.loc["lr=0.01", "status"] == "completed"
+    html = (work / "results/report/index.html").read_text()
+    rows = re.findall(r"<tr>.*?</tr>", html, flags=re.S)
+    diverged_row = next(r for r in rows if "lr=1000000.0" in r)
+    assert "diverged" in diverged_row and str(summary["diverged_step"]) in diverged_row
+    assert "diverged" not in next(r for r in rows if "lr=0.01" in r)
+    labels = figures.model_label(runs.reset_index())
+    assert labels.tolist() == ["fold (relu, b₀=-0.5)",
+                               f"fold (relu, b₀=-0.5), diverged at step {summary['diverged_step']}"]
+    assert (work / "results/figures/accuracy.png").stat().st_size > 1000
+
+
+def small_config(**changes) -> RunConfig:
+    return RunConfig(**{"dataset": "fixture", "family": "fold", "depth": 2, "channels": 1,
+                        "bias_init": -0.5, "lr": 0.01, "epochs": 2, "val_size": 100,
+                        "train_size": 100, "test_size": 50, "batch_size": 20, **changes})
+
+
+def test_same_seed_on_cpu_gives_identical_metrics_and_weights(tmp_path, fixture_data):
+    data = fixture_data[2]
+    for name in ("a", "b"):
+        train.train(small_config(seed=3), data, tmp_path / name, torch.device("cpu"), 0)
+    assert without_timing(tmp_path / "a/metrics.csv") == without_timing(tmp_path / "b/metrics.csv")
+    assert same_weights(tmp_path / "a/final.pt", tmp_path / "b/final.pt")
+    train.train(small_config(seed=4), data, tmp_path / "c", torch.device("cpu"), 0)
+    assert not same_weights(tmp_path / "a/final.pt", tmp_path / "c/final.pt")
+
+
+def test_non_finite_parameters_are_detected():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    assert train.all_finite(model)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with torch.no_grad():
+            model[1].bias.fill_(bad)
+        assert not train.all_finite(model)
+
+
+def test_parameters_turning_nan_end_the_run_as_diverged_at_that_step(tmp_path, fixture_data,
+                                                                     monkeypatch):
+    """A NaN written into the weights by the last step of an epoch (caught by the epoch-end check)
+    and by a step mid-epoch (caught by the next loss): both record the step of the bad update."""
+    adam_step = torch.optim.Adam.step
+    for poison_at in (5, 3):  # 5 steps per epoch: the epoch's last step, then a middle one
+        calls = {"n": 0}
+
+        def poisoned(self, *args, **kwargs):
+            out = adam_step(self, *args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] == poison_at:
+                with torch.no_grad():
+                    self.param_groups[0]["params"][0].fill_(float("nan"))
+            return out
+
+        monkeypatch.setattr(torch.optim.Adam, "step", poisoned)
+        out = tmp_path / str(poison_at)
+        summary = train.train(small_config(epochs=1), fixture_data[2], out, torch.device("cpu"), 0)
+        assert summary["status"] == "diverged" and summary["diverged_step"] == poison_at
+        metrics = pd.read_csv(out / "metrics.csv")
+        assert metrics.loc[metrics.metric == "diverged_at_step", "value"].tolist() == [poison_at]
+
+
+def test_infinite_initial_bias_diverges_at_step_zero(tmp_path, fixture_data):
+    summary = train.train(small_config(bias_init=float("inf")), fixture_data[2], tmp_path,
+                          torch.device("cpu"), 0)
+    assert summary["status"] == "diverged" and summary["diverged_step"] == 0
+
+
+@pytest.mark.parametrize("fail", ["os.replace", "os.fsync"])
+def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkeypatch, fail):
+    path = tmp_path / "checkpoint.pt"
+    previous = {"model": {"w": torch.arange(4.0)}, "state": {"global_step": 7}}
+    atomic_save(previous, path)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(checkpoint.os, fail.split(".")[1], broken)
+    with pytest.raises(OSError, match="simulated"):
+        atomic_save({"model": {"w": torch.zeros(4)}, "state": {"global_step": 8}}, path)
+    monkeypatch.undo()
+    loaded = load_checkpoint(path)
+    assert loaded["state"] == {"global_step": 7} and torch.equal(loaded["model"]["w"], torch.arange(4.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_failure_while_checkpointing_in_training_keeps_the_last_checkpoint(
+        tmp_path, fixture_data, monkeypatch):
+    cfg = small_config()
+    saves = {"n": 0}
+    real_save = train.atomic_save
+
+    def flaky(obj, path):
+        saves["n"] += 1
+        if saves["n"] == 3:
+            raise OSError("disk full (simulated)")
+        real_save(obj, path)
+
+    monkeypatch.setattr(train, "atomic_save", flaky)
+    with pytest.raises(OSError, match="simulated"):
+        train.train(cfg, fixture_data[2], tmp_path, torch.device("cpu"), 2)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["state"]["global_step"] == 4
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_on_restart(tmp_path, fixture_data):
+    stale = tmp_path / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoi")
+    train.train(small_config(epochs=1), fixture_data[2], tmp_path, torch.device("cpu"), 0)
+    assert not stale.exists() and (tmp_path / "checkpoint.pt").exists()
+
+
+class Payload:
+    """An object a pickle would rebuild by calling a function: what weights_only refuses."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_checkpoints_are_loaded_with_weights_only(tmp_path):
+    marker = tmp_path / "executed"
+    torch.save({"model": {"w": torch.ones(1)}, "extra": Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+    atomic_save({"model": {"w": torch.ones(1)}, "config": {"lr": 0.1}}, tmp_path / "ok.pt")
+    assert load_checkpoint(tmp_path / "ok.pt")["config"] == {"lr": 0.1}
