@@ -133,10 +133,14 @@ def _set_matrix_(op: nn.Module, matrix: torch.Tensor) -> None:
 def pso_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
     """A `partial` layer with a persistent isometric subspace V of dimension d = pso_d (spec §1.3).
 
-    `bias`: B = blockdiag(R, Q_B) P and A = blockdiag(R, Q_A) P (R: d×d, Q: (n−d)×(n−d), all
-    orthogonal from `init`; P shared by all layers), so A and B share their first d rows, which span
-    V; those units get bias pso_bias, the others bias_init. `block`: the first d coordinates
-    (channels) pass through an identity path and a `partial` layer acts on the other n − d.
+    `bias`: B = blockdiag(I_d, Q_B) P and A = blockdiag(I_d, Q_A) P (Q_A, Q_B: (n−d)×(n−d)
+    orthogonal from `init`; P orthogonal, shared by all layers), so A and B share their first d
+    rows P_{:d}, which span V; those units get bias β = pso_bias, the others bias_init. Then
+    J v = v on V, and the layer maps V-coordinates c ↦ c + β·1 (the bias passes through), so the
+    pre-activations of the d units grow by β per layer and the units stay active at every depth: V
+    persists. (A different rotation of P_{:d} per layer would turn that drift negative within a
+    few layers.) `block`: the first d coordinates (channels) pass through an identity path and a
+    `partial` layer acts on the other n − d.
     """
     n, d = _n(cfg), cfg.pso_d
     if not 0 <= d <= n:
@@ -151,7 +155,7 @@ def pso_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
                         act, cfg.bias_init)
         return BlockIdentity(d, inner)
     p = _pso_basis(cfg)
-    r = orthogonal_matrix(d, d, cfg.init, gen)
+    r = torch.eye(d, dtype=torch.float64)
     ops = []
     for _ in range(2):
         q = orthogonal_matrix(n - d, n - d, cfg.init, gen)
