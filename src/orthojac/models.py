@@ -159,8 +159,9 @@ def pso_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
     ops = []
     for _ in range(2):
         q = orthogonal_matrix(n - d, n - d, cfg.init, gen)
-        op = _orthogonal(cfg, gen, n, n)
+        op = _operator(cfg, n, n, orthogonal=True)
         _set_matrix_(op, torch.block_diag(r, q) @ p)
+        op.orthogonal = True
         ops.append(op)
     layer = Partial(ops[1], ops[0], act, cfg.bias_init)
     with torch.no_grad():
@@ -188,7 +189,6 @@ def resnet_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
     _baseline_init_(cfg, op1, layer.b1, gen)
     if norm is None:
         _set_matrix_(op2, torch.zeros(n, n))  # also clears a full kernel's off-centre taps
-        op2.orthogonal = False
     else:
         _baseline_init_(cfg, op2, layer.b2, gen)
     return layer
