@@ -200,5 +200,6 @@ def test_bad_settings_are_named():
         build_model(RunConfig(family="orthoff", activation="relu"))
     with pytest.raises(ValueError, match="pso_d"):
         build_model(RunConfig(family="pso", pso_d=99, channels=4))
-    with pytest.raises(ValueError, match="regime hard"):
-        build_model(RunConfig(family="plain", regime="hard"))
+    for regime in ("hard", "soft"):
+        with pytest.raises(ValueError, match=f"regime {regime}"):
+            build_model(RunConfig(family="plain", regime=regime))

@@ -217,7 +217,8 @@ class BlockIdentity(nn.Module):
 
 
 class Plain(nn.Module):
-    """Standard feedforward layer x ↦ ρ(Wx + b) with no skip connection (the P3 baseline)."""
+    """Standard feedforward layer x ↦ ρ(Wx + b) with no skip connection: the baseline of claim
+    P3 (summary, Executive Summary: standard deep networks) and of Hlav's H4/H5 (thesis §3)."""
 
     def __init__(self, op: nn.Module, activation: nn.Module, bias_init: float = 0.0):
         super().__init__()

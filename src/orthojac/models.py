@@ -243,11 +243,11 @@ def build_model(cfg: RunConfig) -> Network:
         lift = nn.Linear(28 * 28, cfg.width)
         head = nn.Linear(cfg.width, 10)
     body = nn.Sequential(*(MODELS[cfg.family](cfg, gen) for _ in range(cfg.depth)))
+    ops = orthogonal_operators(body)
+    if cfg.regime != "init" and not ops:
+        raise ValueError(f"regime {cfg.regime}: family {cfg.family!r} with init_scheme "
+                         f"{cfg.init_scheme!r} has no orthogonal weights to constrain")
     if cfg.regime == "hard":
-        ops = orthogonal_operators(body)
-        if not ops:
-            raise ValueError(f"regime hard: family {cfg.family!r} with init_scheme "
-                             f"{cfg.init_scheme!r} has no orthogonal weights to keep")
         for op in ops:
             op.make_hard_()
     return Network(lift, body, head, cfg.arch)
