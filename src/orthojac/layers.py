@@ -2,7 +2,9 @@
 
 Every family is written against a linear operator B with an adjoint Bᵀ: a matrix (dense) or a
 stride-1 'same' convolution whose adjoint is the transposed convolution with the same kernel
-(REPLICATION.md §1.1). Notation: D = diag(ρ'(Bx + b)).
+(REPLICATION.md §1.1). Notation: u = Bx + b, D = diag(ρ'(u)). Operators that a layer wants
+orthogonal carry `orthogonal = True` (set by `init_orthogonal_`): the soft regularisers
+(orthojac.regularisers) penalise exactly those.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrizations
 
 from .orthogonal import delta_orthogonal_, orthogonal_matrix
 
 
 class DenseOperator(nn.Module):
     """x ↦ B x with B ∈ R^{m×n}; adjoint y ↦ Bᵀ y."""
+
+    orthogonal = False
 
     def __init__(self, n_out: int, n_in: int):
         super().__init__()
@@ -27,13 +32,23 @@ class DenseOperator(nn.Module):
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return y @ self.weight
 
-    def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None) -> None:
+    def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None,
+                         gain: float = 1.0) -> None:
+        """B = gain · Q, Q with orthonormal rows (or columns) from `construction`."""
         with torch.no_grad():
-            self.weight.copy_(orthogonal_matrix(*self.weight.shape, construction, generator))
+            self.weight.copy_(gain * orthogonal_matrix(*self.weight.shape, construction, generator))
+        self.orthogonal = True
+
+    def make_hard_(self) -> None:
+        """Regime `hard`: B stays on the Stiefel manifold (torch's orthogonal parametrisation,
+        matrix exponential with trivialisation; the current orthogonal value is kept)."""
+        parametrizations.orthogonal(self, "weight")
 
 
 class ConvOperator(nn.Module):
     """x ↦ B ⋆ x, a stride-1 zero-padded k×k convolution; adjoint: conv_transpose2d, same kernel."""
+
+    orthogonal = False
 
     def __init__(self, c_out: int, c_in: int, kernel_size: int = 3):
         super().__init__()
@@ -48,8 +63,44 @@ class ConvOperator(nn.Module):
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose2d(y, self.weight, padding=self.padding)
 
-    def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None) -> None:
+    def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None,
+                         gain: float = 1.0) -> None:
+        """Delta-orthogonal kernel (Xiao et al. 2018) with centre tap gain · Q."""
         delta_orthogonal_(self.weight, construction, generator)
+        with torch.no_grad():
+            self.weight.mul_(gain)
+        self.orthogonal = True
+
+
+class DeltaConvOperator(ConvOperator):
+    """A k×k convolution whose kernel is zero but for its centre tap, the parameter `centre`.
+
+    Regime `hard` for convolutions (`choice`): torch's orthogonal parametrisation acts on the centre
+    matrix, so the operator stays exactly orthogonal on zero-padded images; the off-centre taps stay
+    zero, which makes a k×k layer a 1×1 convolution in effect. No cheap parametrisation keeps a
+    general k×k operator orthogonal, and we do not claim one.
+    """
+
+    def __init__(self, c_out: int, c_in: int, kernel_size: int = 3):
+        nn.Module.__init__(self)
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for a 'same' convolution, got {kernel_size}")
+        self.padding, self.kernel_size = kernel_size // 2, kernel_size
+        self.centre = nn.Parameter(torch.empty(c_out, c_in))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        p = self.padding
+        return F.pad(self.centre[:, :, None, None], (p, p, p, p))
+
+    def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None,
+                         gain: float = 1.0) -> None:
+        with torch.no_grad():
+            self.centre.copy_(gain * orthogonal_matrix(*self.centre.shape, construction, generator))
+        self.orthogonal = True
+
+    def make_hard_(self) -> None:
+        parametrizations.orthogonal(self, "centre")
 
 
 def _bias_shape(op: nn.Module) -> tuple[int, ...]:
@@ -57,47 +108,141 @@ def _bias_shape(op: nn.Module) -> tuple[int, ...]:
     return (c, 1, 1) if isinstance(op, ConvOperator) else (c,)
 
 
+def _bias(op: nn.Module, bias_init: float) -> nn.Parameter:
+    return nn.Parameter(torch.full(_bias_shape(op), float(bias_init)))
+
+
 class Fold(nn.Module):
     """The paper's modified ResNet layer: F(x) = x − 2 Bᵀ ρ(Bx + b).
 
-    Jacobian I − 2 BᵀDB, orthogonal a.e. when B Bᵀ = I and ρ' ∈ {0, 1} a.e. (ReLU, ReLU_k)
-    (summary, Method; Theorem 2.6). The bias starts at the constant `bias_init`: with zero bias a
-    depth-200 network stays at chance, with −2 each layer starts near the identity (spec §5).
+    Jacobian I − 2 BᵀDB, orthogonal a.e. when B Bᵀ = I_m (square B, or B ∈ R^{m×n}, m ≤ n, with
+    orthonormal rows) and ρ' ∈ {0, 1} a.e. (ReLU, ReLU_k) (summary, Method; Theorem 2.6). The bias
+    starts at the constant `bias_init`: with zero bias a depth-200 network stays at chance, with −2
+    each layer starts near the identity (spec §5).
     """
 
     def __init__(self, op: nn.Module, activation: nn.Module, bias_init: float = 0.0):
         super().__init__()
         self.B = op
         self.rho = activation
-        self.bias = nn.Parameter(torch.full(_bias_shape(op), float(bias_init)))
+        self.bias = _bias(op, bias_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x - 2 * self.B.adjoint(self.rho(self.B(x) + self.bias))
 
 
+class OrthFF(nn.Module):
+    """The paper's modified feedforward layer (`orthoff`): F(x) = Aᵀ σ(Bx + b).
+
+    Jacobian Aᵀ D B, orthogonal a.e. when A, B are orthogonal and σ' ∈ {−1, +1} a.e. (abs, σ_k)
+    (summary, Method; spec §1). With ReLU it is the partial isometry `Partial`.
+    """
+
+    def __init__(self, op_a: nn.Module, op_b: nn.Module, activation: nn.Module, bias_init: float = 0.0):
+        super().__init__()
+        self.A, self.B = op_a, op_b
+        self.sigma = activation
+        self.bias = _bias(op_b, bias_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.A.adjoint(self.sigma(self.B(x) + self.bias))
+
+
+class Partial(OrthFF):
+    """Partial isometry (`partial`): F(x) = Aᵀ ReLU(Bx + b) (spec §1; v2 abstract).
+
+    Jacobian Aᵀ D B with D ∈ {0, 1}: its singular values are in {0, 1} (1 on the active units).
+    Persistent subspace (spec §1.3, strategy `bias`, `choice`): give the first d units a large
+    positive bias and tie A's first d rows to B's; then J v = v for v ∈ V = span of those rows
+    wherever those units are active.
+    """
+
+
+class Limit(nn.Module):
+    """The paper's limit model (`limit`, spec §1.2, our construction: `choice`):
+
+        F(x) = x − 2 Bᵀ [ s(x) ⊙ ρ(Bx + b) ],   s(x) = 1 + δ tanh(Mx),
+
+    M ∈ R^{m×n} with orthonormal rows (a 1×1 convolution for images), ρ' ∈ {0, 1}. δ = 0 is `fold`.
+
+    Bound (Theorem 4.2's form, derived here). With u = Bx + b, t = tanh(Mx), D = diag(ρ'(u)):
+        J = (I − 2BᵀDB) − 2δ Bᵀ [diag(t) D B + diag(ρ(u) ⊙ (1 − t²)) M] = J₀ + E.
+    J₀ is orthogonal (as for `fold`), and by Weyl's inequality |σ_i(J) − 1| ≤ ‖E‖₂ with
+    ‖B‖₂ = ‖M‖₂ = 1, so
+        ε(x) = max_i |σ_i(J) − 1| ≤ 2δ ( max_i |t_i| D_ii + max_i |ρ(u_i)| (1 − t_i²) ).
+    Both terms are ≤ 1 + ‖ρ(u)‖_∞, so ε ≤ 2δ(1 + ‖ρ(u)‖_∞): small when δ (the Lipschitz constant of
+    the modulation) and the activations (the bias) are small, as the summary states. For a
+    convolution B must be an orthogonal operator (delta-orthogonal kernel); `epsilon_bound`
+    computes the pointwise bound at x, using the maxima over all units and pixels.
+    """
+
+    def __init__(self, op: nn.Module, modulation: nn.Module, activation: nn.Module, delta: float,
+                 bias_init: float = 0.0):
+        super().__init__()
+        self.B, self.M = op, modulation
+        self.rho = activation
+        self.delta = float(delta)
+        self.bias = _bias(op, bias_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = 1 + self.delta * torch.tanh(self.M(x))
+        return x - 2 * self.B.adjoint(s * self.rho(self.B(x) + self.bias))
+
+    def epsilon_bound(self, x: torch.Tensor) -> float:
+        """2δ (max |t| D + max |ρ(u)| (1 − t²)) at a single input x (no batch axis)."""
+        with torch.enable_grad():
+            u = (self.B(x.unsqueeze(0)) + self.bias).detach().requires_grad_(True)
+            rho_u = self.rho(u)
+            (slope,) = torch.autograd.grad(rho_u.sum(), u)  # ρ' elementwise: D's diagonal
+        with torch.no_grad():
+            t = torch.tanh(self.M(x.unsqueeze(0)))
+            terms = (t.abs() * slope.abs()).max() + (rho_u.abs() * (1 - t**2)).max()
+        return 2 * self.delta * terms.item()
+
+
+class BlockIdentity(nn.Module):
+    """PSO strategy `block` (spec §1.3, `choice`): F(x) = [x_{:d}; G(x_{d:})].
+
+    The first d coordinates (channels) pass through an identity path; G is a layer on the rest. As a
+    linear map B = blockdiag(I_d, Q). Jacobian blockdiag(I_d, J_G): an isometry on V = span(e_1…e_d),
+    the same V in every layer, so V persists through any depth.
+    """
+
+    def __init__(self, d: int, inner: nn.Module):
+        super().__init__()
+        self.d, self.inner = d, inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[:, : self.d], self.inner(x[:, self.d :])], dim=1)
+
+
 class Plain(nn.Module):
-    """Standard feedforward layer x ↦ ρ(Wx + b) with no skip connection (the P3 baseline)."""
+    """Standard feedforward layer x ↦ ρ(Wx + b) with no skip connection: the baseline of claim
+    P3 (summary, Executive Summary: standard deep networks) and of Hlav's H4/H5 (thesis §3)."""
 
     def __init__(self, op: nn.Module, activation: nn.Module, bias_init: float = 0.0):
         super().__init__()
         self.W = op
         self.rho = activation
-        self.bias = nn.Parameter(torch.full(_bias_shape(op), float(bias_init)))
+        self.bias = _bias(op, bias_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rho(self.W(x) + self.bias)
 
 
 class Residual(nn.Module):
-    """Standard residual block x ↦ x + W₂ ρ(W₁x + b₁) + b₂ with W₂ zero-initialised (the
-    "Fixup"/"ReZero" fix that makes an unnormalised deep ResNet a fair baseline: `choice`)."""
+    """Standard residual block x ↦ x + W₂ ρ(N(W₁x + b₁)) + b₂ (He et al. 2016, pre-activation-free
+    form). What makes an unnormalised deep ResNet a fair baseline (`choice`): W₂ zero-initialised
+    ("Fixup"/"ReZero": every block starts as the identity), or a normalisation layer N (batch norm)."""
 
-    def __init__(self, op1: nn.Module, op2: nn.Module, activation: nn.Module):
+    def __init__(self, op1: nn.Module, op2: nn.Module, activation: nn.Module,
+                 norm: nn.Module | None = None):
         super().__init__()
         self.W1, self.W2 = op1, op2
         self.rho = activation
+        self.norm = norm if norm is not None else nn.Identity()
         self.b1 = nn.Parameter(torch.zeros(_bias_shape(op1)))
         self.b2 = nn.Parameter(torch.zeros(_bias_shape(op2)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.W2(self.rho(self.W1(x) + self.b1)) + self.b2
+        return x + self.W2(self.rho(self.norm(self.W1(x) + self.b1))) + self.b2

@@ -12,52 +12,202 @@ import math
 import torch
 from torch import nn
 
-from .activations import make_activation
+from .activations import SLOPES_01, SLOPES_PM1, make_activation, parse_breakpoints
 from .config import RunConfig
-from .layers import ConvOperator, DenseOperator, Fold, Plain, Residual
+from .layers import (BlockIdentity, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
+                     OrthFF, Partial, Plain, Residual)
+from .orthogonal import orthogonal_matrix
+
+IMAGE_SIZE = (28, 28)
 
 
-def _operator(cfg: RunConfig, n_out: int | None = None) -> nn.Module:
-    n = cfg.channels if cfg.arch == "conv" else cfg.width
-    if cfg.arch == "conv":
-        return ConvOperator(n_out or n, n, cfg.kernel_size)
-    return DenseOperator(n_out or n, n)
+def _n(cfg: RunConfig) -> int:
+    return cfg.channels if cfg.arch == "conv" else cfg.width
 
 
-def _he_(op: nn.Module, gen: torch.Generator, gain: float = 2.0) -> None:
-    """Gaussian weights with variance gain / fan_in (He et al. 2015 for gain 2)."""
-    fan_in = op.weight[0].numel()
+def _mid(cfg: RunConfig) -> int:
+    n = _n(cfg)
+    m = cfg.width_mid or n
+    if not 1 <= m <= n:
+        raise ValueError(f"width_mid={cfg.width_mid} must be in 1..{n} (rows of B ≤ its columns)")
+    return m
+
+
+def _operator(cfg: RunConfig, n_out: int, n_in: int, kernel_size: int | None = None,
+              orthogonal: bool = False) -> nn.Module:
+    if cfg.arch == "dense":
+        return DenseOperator(n_out, n_in)
+    k = cfg.kernel_size if kernel_size is None else kernel_size
+    hard = orthogonal and cfg.regime == "hard"
+    return (DeltaConvOperator if hard else ConvOperator)(n_out, n_in, k)
+
+
+def _orthogonal(cfg: RunConfig, gen: torch.Generator, n_out: int, n_in: int,
+                kernel_size: int | None = None) -> nn.Module:
+    op = _operator(cfg, n_out, n_in, kernel_size, orthogonal=True)
+    op.init_orthogonal_(cfg.init, gen)
+    return op
+
+
+def _activation(cfg: RunConfig, channels: int, allowed: set[str] | None = None) -> nn.Module:
+    if allowed is not None and cfg.activation not in allowed:
+        raise ValueError(f"family {cfg.family!r} needs activation in {sorted(allowed)}, "
+                         f"got {cfg.activation!r}")
+    return make_activation(cfg.activation, k=cfg.k, breakpoints=parse_breakpoints(cfg.breakpoints),
+                           learnable=cfg.breakpoint_mode == "learnable", channels=channels,
+                           channel_dims=2 if cfg.arch == "conv" else 0)
+
+
+def _fans(op: nn.Module) -> tuple[int, int]:
+    w = op.weight
+    field = w[0, 0].numel()
+    return w.shape[1] * field, w.shape[0] * field
+
+
+def _baseline_init_(cfg: RunConfig, op: nn.Module, bias: torch.Tensor, gen: torch.Generator) -> None:
+    """init_scheme: he N(0, 2/fan_in); glorot N(0, 2/(fan_in+fan_out)); gaussian N(0, σ_w²/fan_in)
+    with b ~ N(0, σ_b²) (Hlav §3, Pennington et al. 2017); orthogonal: gain · Q (Saxe et al. 2013),
+    delta-orthogonal for convolutions. Biases start at zero except for gaussian."""
+    fan_in, fan_out = _fans(op)
+    if cfg.init_scheme == "orthogonal":
+        op.init_orthogonal_(cfg.init, gen, cfg.gain)
+        return
+    variance = {"he": 2 / fan_in, "glorot": 2 / (fan_in + fan_out),
+                "gaussian": cfg.sigma_w**2 / fan_in}[cfg.init_scheme]
     with torch.no_grad():
-        op.weight.copy_(torch.randn(op.weight.shape, generator=gen) * math.sqrt(gain / fan_in))
+        op.weight.copy_(torch.randn(op.weight.shape, generator=gen) * math.sqrt(variance))
+        if cfg.init_scheme == "gaussian":
+            bias.copy_(torch.randn(bias.shape, generator=gen) * cfg.sigma_b)
 
 
 def fold_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
-    op = _operator(cfg)
-    op.init_orthogonal_(cfg.init, gen)
-    return Fold(op, make_activation(cfg.activation), cfg.bias_init)
+    """x − 2Bᵀρ(Bx + b), B square or with orthonormal rows (width_mid)."""
+    op = _orthogonal(cfg, gen, _mid(cfg), _n(cfg))
+    return Fold(op, _activation(cfg, _mid(cfg)), cfg.bias_init)
+
+
+def orthoff_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
+    """Aᵀσ(Bx + b), A and B independent orthogonal matrices from `init`."""
+    if cfg.width_mid:
+        raise ValueError("orthoff needs square A, B: width_mid must be 0")
+    n = _n(cfg)
+    b = _orthogonal(cfg, gen, n, n)
+    a = _orthogonal(cfg, gen, n, n)
+    return OrthFF(a, b, _activation(cfg, n, SLOPES_PM1), cfg.bias_init)
+
+
+def partial_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
+    """AᵀReLU(Bx + b) with relu / relu_k."""
+    n, m = _n(cfg), _mid(cfg)
+    b = _orthogonal(cfg, gen, m, n)
+    a = _orthogonal(cfg, gen, m, n)
+    return Partial(a, b, _activation(cfg, m, SLOPES_01), cfg.bias_init)
+
+
+def limit_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
+    """x − 2Bᵀ[s(x) ⊙ ρ(Bx + b)], s(x) = 1 + δ tanh(Mx), M orthogonal (1×1 for convolutions)."""
+    n, m = _n(cfg), _mid(cfg)
+    b = _orthogonal(cfg, gen, m, n)
+    modulation = _orthogonal(cfg, gen, m, n, kernel_size=1)
+    return Limit(b, modulation, _activation(cfg, m, SLOPES_01), cfg.delta, cfg.bias_init)
+
+
+def _pso_basis(cfg: RunConfig) -> torch.Tensor:
+    """The network's shared orthogonal P: V = span of its first d rows. Drawn from its own
+    generator seeded by the run's seed, so that every layer sees the same V."""
+    return orthogonal_matrix(_n(cfg), _n(cfg), "haar", torch.Generator().manual_seed(cfg.seed))
+
+
+def _set_matrix_(op: nn.Module, matrix: torch.Tensor) -> None:
+    with torch.no_grad():
+        if isinstance(op, DenseOperator):
+            op.weight.copy_(matrix)
+        elif isinstance(op, DeltaConvOperator):
+            op.centre.copy_(matrix)
+        else:
+            op.weight.zero_()
+            r = op.padding
+            op.weight[:, :, r, r] = matrix.to(op.weight.dtype)
+
+
+def pso_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
+    """A `partial` layer with a persistent isometric subspace V of dimension d = pso_d (spec §1.3).
+
+    `bias`: B = blockdiag(I_d, Q_B) P and A = blockdiag(I_d, Q_A) P (Q_A, Q_B: (n−d)×(n−d)
+    orthogonal from `init`; P orthogonal, shared by all layers), so A and B share their first d
+    rows P_{:d}, which span V; those units get bias β = pso_bias, the others bias_init. Then
+    J v = v on V, and the layer maps V-coordinates c ↦ c + β·1 (the bias passes through), so the
+    pre-activations of the d units grow by β per layer and the units stay active at every depth: V
+    persists. (A different rotation of P_{:d} per layer would turn that drift negative within a
+    few layers.) `block`: the first d coordinates (channels) pass through an identity path and a
+    `partial` layer acts on the other n − d.
+    """
+    n, d = _n(cfg), cfg.pso_d
+    if not 0 <= d <= n:
+        raise ValueError(f"pso_d={d} must be in 0..{n}")
+    if cfg.width_mid:
+        raise ValueError("pso needs square A, B: width_mid must be 0")
+    act = _activation(cfg, n if cfg.pso_strategy == "bias" else n - d, SLOPES_01)
+    if cfg.pso_strategy == "block":
+        if d == n:
+            raise ValueError(f"pso block strategy needs pso_d < {n}")
+        inner = Partial(_orthogonal(cfg, gen, n - d, n - d), _orthogonal(cfg, gen, n - d, n - d),
+                        act, cfg.bias_init)
+        return BlockIdentity(d, inner)
+    p = _pso_basis(cfg)
+    r = torch.eye(d, dtype=torch.float64)
+    ops = []
+    for _ in range(2):
+        q = orthogonal_matrix(n - d, n - d, cfg.init, gen)
+        op = _operator(cfg, n, n, orthogonal=True)
+        _set_matrix_(op, torch.block_diag(r, q) @ p)
+        op.orthogonal = True
+        ops.append(op)
+    layer = Partial(ops[1], ops[0], act, cfg.bias_init)
+    with torch.no_grad():
+        layer.bias[:d] = cfg.pso_bias
+    return layer
 
 
 def plain_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
-    op = _operator(cfg)
-    _he_(op, gen)
-    return Plain(op, make_activation(cfg.activation), 0.0)
+    """ρ(Wx + b), W from init_scheme (the P3 and Hlav H4/H5 baseline)."""
+    op = _operator(cfg, _n(cfg), _n(cfg), orthogonal=cfg.init_scheme == "orthogonal")
+    layer = Plain(op, _activation(cfg, _n(cfg)), 0.0)
+    _baseline_init_(cfg, op, layer.bias, gen)
+    return layer
 
 
 def resnet_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
-    op1, op2 = _operator(cfg), _operator(cfg)
-    _he_(op1, gen)
-    nn.init.zeros_(op2.weight)
-    return Residual(op1, op2, make_activation(cfg.activation))
+    """x + W₂ρ(N(W₁x + b₁)) + b₂; W₁ from init_scheme; W₂ zero when norm is none, else like W₁."""
+    n = _n(cfg)
+    orth = cfg.init_scheme == "orthogonal"
+    op1, op2 = _operator(cfg, n, n, orthogonal=orth), _operator(cfg, n, n, orthogonal=orth)
+    norm = None
+    if cfg.norm == "batch":
+        norm = nn.BatchNorm2d(n) if cfg.arch == "conv" else nn.BatchNorm1d(n)
+    layer = Residual(op1, op2, _activation(cfg, n), norm)
+    _baseline_init_(cfg, op1, layer.b1, gen)
+    if norm is None:
+        _set_matrix_(op2, torch.zeros(n, n))  # also clears a full kernel's off-centre taps
+    else:
+        _baseline_init_(cfg, op2, layer.b2, gen)
+    return layer
 
 
 MODELS = {
     "fold": fold_layer,
+    "orthoff": orthoff_layer,
+    "partial": partial_layer,
+    "limit": limit_layer,
+    "pso": pso_layer,
     "plain": plain_layer,
     "resnet": resnet_layer,
 }
 
 
 class Network(nn.Module):
+    image_size = IMAGE_SIZE
+
     def __init__(self, lift: nn.Module, body: nn.Sequential, head: nn.Module, arch: str):
         super().__init__()
         self.lift, self.body, self.head, self.arch = lift, body, head, arch
@@ -71,6 +221,11 @@ class Network(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.readout(self.body(self.embed(images)))
+
+
+def orthogonal_operators(module: nn.Module) -> list[nn.Module]:
+    """The operators that their layer wants orthogonal (flagged by init_orthogonal_)."""
+    return [m for m in module.modules() if getattr(m, "orthogonal", False)]
 
 
 def build_model(cfg: RunConfig) -> Network:
@@ -88,4 +243,11 @@ def build_model(cfg: RunConfig) -> Network:
         lift = nn.Linear(28 * 28, cfg.width)
         head = nn.Linear(cfg.width, 10)
     body = nn.Sequential(*(MODELS[cfg.family](cfg, gen) for _ in range(cfg.depth)))
+    ops = orthogonal_operators(body)
+    if cfg.regime != "init" and not ops:
+        raise ValueError(f"regime {cfg.regime}: family {cfg.family!r} with init_scheme "
+                         f"{cfg.init_scheme!r} has no orthogonal weights to constrain")
+    if cfg.regime == "hard":
+        for op in ops:
+            op.make_hard_()
     return Network(lift, body, head, cfg.arch)

@@ -30,6 +30,7 @@ from .checkpoint import (atomic_save, load_checkpoint, remove_stale_temporaries,
                          write_text_atomic)
 from .data import load_split
 from .models import build_model
+from .regularisers import regularisation
 
 METRIC_COLUMNS = ["epoch", "step", "split", "metric", "value"]
 
@@ -175,6 +176,9 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
             for group in optimiser.param_groups:
                 group["lr"] = cosine_lr(cfg, state["global_step"], total_steps)
             loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            penalty = regularisation(model, cfg.regime, cfg.alpha, cfg.gain)
+            if penalty is not None:
+                loss = loss + penalty
             if not torch.isfinite(loss):
                 state["status"], state["diverged_step"] = "diverged", state["global_step"]
                 break

@@ -111,9 +111,10 @@ def dataset_files(wildcards):
 
 
 def train_args(wildcards):
-    """The run's settings as orthojac-train flags."""
+    """The run's settings as orthojac-train flags; `--flag=value` so that a value starting with
+    '-' (breakpoints such as -1,0,1) is not read as a flag."""
     return " ".join(
-        f"--{key.replace('_', '-')} {shlex.quote(_format(value))}"
+        f"--{key.replace('_', '-')}={shlex.quote(_format(value))}"
         for key, value in run_settings(wildcards).items()
     )
 
