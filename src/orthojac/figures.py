@@ -49,14 +49,23 @@ def _save(grid, path: Path) -> None:
     plt.close(grid.figure)
 
 
+def _panel(runs: pd.DataFrame) -> pd.Series:
+    """One panel per experiment × depth that was run (a grid of experiment × depth leaves empty
+    panels where the experiments' depths differ)."""
+    return runs["experiment"] + ", L = " + runs["depth"].astype(str)
+
+
 def curves(runs, metrics, metric: str, path: Path) -> None:
     data = metrics[(metrics["metric"] == metric) & metrics["split"].isin(["train", "test"])]
-    data = data.merge(runs.assign(model=_label(runs))[["experiment", "run", "model", "depth", "seed"]])
+    data = data.merge(runs.assign(model=_label(runs), panel=_panel(runs))[
+        ["experiment", "run", "model", "panel", "seed"]])
     if data.empty:
         return _empty(path, f"no {metric} recorded")
-    grid = sns.relplot(data=data, x="epoch", y="value", hue="model", style="split", col="depth",
-                       row="experiment", kind="line", units="seed", estimator=None, marker="o",
-                       height=3, aspect=1.2, facet_kws={"sharey": False})
+    grid = sns.relplot(data=data, x="epoch", y="value", hue="model", style="split", col="panel",
+                       col_wrap=min(3, data["panel"].nunique()), kind="line", units="seed",
+                       estimator=None, marker="o", height=3, aspect=1.2,
+                       facet_kws={"sharey": False, "sharex": False})
+    grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", metric)
     _save(grid, path)
 
@@ -68,8 +77,11 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
         return _empty(path, "no runs")
     grid = sns.relplot(data=acc, x="depth", y="accuracy", hue="model", col="experiment",
                        kind="line", marker="o", height=3, aspect=1.3)
+    depths = sorted(acc["depth"].unique())
     for ax in grid.axes.flat:
-        ax.set_xscale("log")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.minorticks_off()
     grid.set_axis_labels("depth L", "final test accuracy")
     _save(grid, path)
 
