@@ -94,6 +94,7 @@ def singular_values(runs, spectra, path: Path) -> None:
                        kind="ecdf", height=3, aspect=1.3, col_order=_checkpoints(data))
     for ax in grid.axes.flat:  # Theorem 2.6: every σ of an orthogonal Jacobian is 1
         ax.set_xscale("symlog", linthresh=1e-2)  # σ spans decades; a dead ReLU body has σ = 0
+        ax.set_xlim(left=0)
         ax.axvline(1.0, color="black", linestyle=":", linewidth=1, label="theory: σ = 1")
     grid.set_axis_labels("singular value σ of the body Jacobian", "ECDF")
     _save(grid, path)
