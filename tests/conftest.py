@@ -1,15 +1,19 @@
-"""Shared fixtures: a tiny IDX data set made by the test, and the repository's paths."""
+"""Shared fixtures: a tiny IDX data set made by the test, the repository's paths, and the tiny
+pipeline run once per session (its working folder is shared by the workflow and report tests)."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -48,11 +52,61 @@ def idx_dataset(tmp_path) -> tuple[Path, dict]:
     return folder, make_idx_dataset(folder)
 
 
-@pytest.fixture(scope="session")
-def venv_env() -> dict:
-    """Environment for subprocesses: the interpreter running the tests first on PATH."""
-    import sys
-
+def _venv_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
+
+
+@pytest.fixture(scope="session")
+def venv_env() -> dict:
+    """Environment for subprocesses: the interpreter running the tests first on PATH."""
+    return _venv_env()
+
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run_snakemake(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
+    """Run Snakemake; fail the test with the end of its output if it fails."""
+    proc = subprocess.run(SNAKEMAKE + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout + proc.stderr
+
+
+def fixture_config(mirror: Path, files: dict) -> dict:
+    """Two tiny runs (fold, plain ReLU) on the generated IDX data, every stage of the pipeline."""
+    return {
+        "data": {"fixture": {"urls": ["http://nonexistent.invalid/"], "mirrors": [str(mirror)], "files": files}},
+        "experiments": [{
+            "name": "tiny",
+            "description": "pipeline test on generated IDX data",
+            "claims": ["P1", "P2", "P3"],
+            "spectra": {"checkpoints": ["init", "final"], "points": 1, "layers": True, "choice": "test"},
+            "settings": {
+                "dataset": {"value": "fixture", "choice": "test"},
+                "family": {"grid": ["fold", "plain"], "choice": "test"},
+                "depth": {"value": 2, "choice": "test"},
+                "channels": {"value": 1, "choice": "test"},
+                "bias_init": {"value": -0.5, "choice": "test"},
+                "lr": {"value": 0.01, "choice": "test"},
+                "epochs": {"value": 2, "choice": "test"},
+                "val_size": {"value": 100, "choice": "test"},
+                "batch_size": {"value": 50, "choice": "test"},
+            },
+        }],
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """The working folder of one end-to-end run of the Snakefile on the tiny configuration
+    (results/ under it). Run once per session; tests only read it, or write beside results/."""
+    root = tmp_path_factory.mktemp("tiny_pipeline")
+    files = make_idx_dataset(root / "mirror")
+    work = root / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(fixture_config(root / "mirror", files)))
+    run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", "config.yaml", "--cores", "2"],
+                  work, _venv_env())
+    return work

@@ -3,7 +3,9 @@
 import pandas as pd
 import pytest
 
-from orthojac.claims import CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, ledger
+from orthojac.claims import (
+    CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, P1_TOL, P2_DEPTH, P2_TOL, P3_MARGIN, P3_MIN_DEPTH, REPRODUCED, ledger,
+)
 
 
 def _tables(acc: dict[tuple[str, int], float], sigma_dev: float = 1e-9, claims="P1;P2;P3"):
@@ -89,3 +91,46 @@ def test_h_c6_inconclusive_without_table_at_toy_width_or_without_shallow_depths(
     assert _h_c6(None)["verdict"] == INCONCLUSIVE
     assert _h_c6(_h4(64, {("gaussian", 4): 0.0}))["verdict"] == INCONCLUSIVE
     assert _h_c6(_h4(400, {("gaussian", 200): 0.0}))["verdict"] == INCONCLUSIVE
+
+
+def test_p1_needs_spectra_at_initialisation():
+    runs, metrics, spectra = _tables({("fold", 200): 0.9})
+    v = _verdicts(runs, metrics, spectra.assign(checkpoint="final"))
+    assert v["P1"] == INCONCLUSIVE
+    assert ledger(runs, metrics, spectra.iloc[0:0]).set_index("claim").loc["P1", "verdict"] == INCONCLUSIVE
+
+
+def test_p1_judges_only_orthogonal_families():
+    runs, metrics, spectra = _tables({("orthoff", 8): 0.9, ("plain", 8): 0.5})
+    plain = spectra["run"].str.contains("plain")
+    spectra.loc[plain, "sigma"] = 7.0  # a plain ReLU Jacobian is not orthogonal, and P1 does not say so
+    assert _verdicts(runs, metrics, spectra)["P1"] == REPRODUCED
+    spectra.loc[~plain & (spectra["index"] == 1), "sigma"] = 1 + 2 * P1_TOL
+    table = ledger(runs, metrics, spectra).set_index("claim")
+    assert table.loc["P1", "verdict"] == NOT_REPRODUCED and "orthoff" in table.loc["P1", "numbers"]
+
+
+@pytest.mark.parametrize("fold, verdict", [(0.87 - P2_TOL + 0.001, REPRODUCED), (0.87 - P2_TOL - 0.001, NOT_REPRODUCED)])
+def test_p2_tolerance_edge(fold, verdict):
+    assert _verdicts(*_tables({("fold", P2_DEPTH): fold, ("resnet", P2_DEPTH): 0.87}))["P2"] == verdict
+
+
+def test_p2_without_a_baseline_is_inconclusive():
+    table = ledger(*_tables({("fold", 200): 0.9, ("plain", 200): 0.1})).set_index("claim")
+    assert table.loc["P2", "verdict"] == INCONCLUSIVE and "no baseline" in table.loc["P2", "numbers"]
+
+
+@pytest.mark.parametrize("plain, verdict", [(0.80 - P3_MARGIN - 0.001, REPRODUCED), (0.80 - P3_MARGIN + 0.001, NOT_REPRODUCED)])
+def test_p3_margin_edge_at_the_smallest_judged_depth(plain, verdict):
+    assert _verdicts(*_tables({("fold", P3_MIN_DEPTH): 0.80, ("plain", P3_MIN_DEPTH): plain}))["P3"] == verdict
+
+
+def test_p3_untagged_is_inconclusive():
+    assert _verdicts(*_tables({("fold", 200): 0.9, ("plain", 200): 0.1}, claims="P1;P2"))["P3"] == INCONCLUSIVE
+
+
+def test_claims_without_a_judge_stay_inconclusive_and_say_why():
+    table = ledger(*_tables({("fold", 200): 0.9}, claims="P4")).set_index("claim")
+    assert table.loc["P4", "verdict"] == INCONCLUSIVE and "no judge for P4" in table.loc["P4", "numbers"]
+    assert table.loc["P5", "numbers"] == "no runs for this claim in this configuration"
+    assert set(table["verdict"]) <= {REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE}

@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from conftest import REPO
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def _run(args, cwd, env, timeout=900):
-    proc = subprocess.run(SNAKEMAKE + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc.stdout + proc.stderr
+from conftest import REPO, SNAKEMAKE, run_snakemake
+from orthojac.figures import FIGURES
 
 
 def test_full_config_plans_every_run(venv_env):
-    out = _run(["-n", "--quiet", "rules"], REPO, venv_env)
+    out = run_snakemake(["-n", "--quiet", "rules"], REPO, venv_env)
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     n_runs = 0
     for exp in config["experiments"]:
@@ -41,37 +32,12 @@ def test_lint_is_clean(venv_env):
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
 
-def fixture_config(mirror: Path, files: dict) -> dict:
-    return {
-        "data": {"fixture": {"urls": ["http://nonexistent.invalid/"], "mirrors": [str(mirror)], "files": files}},
-        "experiments": [{
-            "name": "tiny",
-            "description": "pipeline test on generated IDX data",
-            "claims": ["P1", "P2", "P3"],
-            "spectra": {"checkpoints": ["init", "final"], "points": 1, "layers": True, "choice": "test"},
-            "settings": {
-                "dataset": {"value": "fixture", "choice": "test"},
-                "family": {"grid": ["fold", "plain"], "choice": "test"},
-                "depth": {"value": 2, "choice": "test"},
-                "channels": {"value": 1, "choice": "test"},
-                "bias_init": {"value": -0.5, "choice": "test"},
-                "lr": {"value": 0.01, "choice": "test"},
-                "epochs": {"value": 2, "choice": "test"},
-                "val_size": {"value": 100, "choice": "test"},
-                "batch_size": {"value": 50, "choice": "test"},
-            },
-        }],
-    }
-
-
-def test_pipeline_end_to_end_on_generated_idx(tmp_path, idx_dataset, venv_env):
-    mirror, files = idx_dataset
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "config.yaml").write_text(yaml.safe_dump(fixture_config(mirror, files)))
-    _run(["--snakefile", str(REPO / "Snakefile"), "--configfile", "config.yaml", "--cores", "2"], work, venv_env)
-    html = (work / "results/report/index.html").read_text()
-    assert "Claims ledger" in html and "snakemake-job-properties" not in html
+def test_pipeline_end_to_end_on_generated_idx(tiny_pipeline):
+    work = tiny_pipeline
+    for page in ("index", "paper"):
+        html = (work / f"results/report/{page}.html").read_text()
+        assert "snakemake-job-properties" not in html and "snakemake.input" not in html
+    assert "Claims ledger" in (work / "results/report/index.html").read_text()
     ledger = pd.read_csv(work / "results/report/ledger.csv")
     assert ledger.loc[ledger.claim == "P1", "verdict"].item() == "reproduced"
     runs = pd.read_csv(work / "results/tables/runs.csv")
@@ -80,5 +46,5 @@ def test_pipeline_end_to_end_on_generated_idx(tmp_path, idx_dataset, venv_env):
     assert set(metrics["epoch"]) == {0, 1, 2}
     summary = json.loads((work / "results/runs/tiny/family=fold/config.json").read_text())
     assert summary["config"]["dataset"] == "fixture" and summary["steps"] == 20
-    for name in ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect"):
+    for name in FIGURES:
         assert (work / f"results/figures/{name}.png").stat().st_size > 1000

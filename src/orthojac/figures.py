@@ -3,8 +3,10 @@
     python -m orthojac.figures --tables results/tables --out-dir results/figures
 
 Writes accuracy.png and loss.png (against epoch), accuracy_vs_depth.png, singular_values.png
-(the body's singular values at initialisation and after training) and layer_defect.png
-(max |σ − 1| of each layer's Jacobian against its position).
+(the body's singular values at initialisation and after training, with the theory's σ = 1 of an
+orthogonal Jacobian, Theorem 2.6), layer_defect.png (max |σ − 1| of each layer's Jacobian against
+its position, with P1's tolerance) and grad_norm.png (per-layer gradient norms, `grad_norm` rows
+of the layers table; a "not measured" panel when the configuration records none).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .claims import final_accuracy  # noqa: E402
+from .claims import P1_TOL, final_accuracy  # noqa: E402
 
-FIGURES = ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect")
+FIGURES = ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect", "grad_norm")
 
 
 def model_label(runs: pd.DataFrame) -> pd.Series:
@@ -33,11 +35,17 @@ def model_label(runs: pd.DataFrame) -> pd.Series:
 
 
 def _empty(path: Path, message: str) -> None:
-    fig, ax = plt.subplots(figsize=(5, 2))
+    fig, ax = plt.subplots(figsize=(7, 1.5))
     ax.text(0.5, 0.5, message, ha="center", va="center")
     ax.set_axis_off()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _checkpoints(data: pd.DataFrame) -> list[str]:
+    """Initialisation before the end of training, whatever else was measured in between."""
+    present = list(dict.fromkeys(data["checkpoint"]))
+    return sorted(present, key=lambda c: {"init": 0, "final": 2}.get(c, 1))
 
 
 def _save(grid, path: Path) -> None:
@@ -45,14 +53,23 @@ def _save(grid, path: Path) -> None:
     plt.close(grid.figure)
 
 
+def _panel(runs: pd.DataFrame) -> pd.Series:
+    """One panel per experiment × depth that was run (a grid of experiment × depth leaves empty
+    panels where the experiments' depths differ)."""
+    return runs["experiment"] + ", L = " + runs["depth"].astype(str)
+
+
 def curves(runs, metrics, metric: str, path: Path) -> None:
     data = metrics[(metrics["metric"] == metric) & metrics["split"].isin(["train", "test"])]
-    data = data.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth", "seed"]])
+    data = data.merge(runs.assign(model=model_label(runs), panel=_panel(runs))[
+        ["experiment", "run", "model", "panel", "seed"]])
     if data.empty:
         return _empty(path, f"no {metric} recorded")
-    grid = sns.relplot(data=data, x="epoch", y="value", hue="model", style="split", col="depth",
-                       row="experiment", kind="line", units="seed", estimator=None, marker="o",
-                       height=3, aspect=1.2, facet_kws={"sharey": False})
+    grid = sns.relplot(data=data, x="epoch", y="value", hue="model", style="split", col="panel",
+                       col_wrap=min(3, data["panel"].nunique()), kind="line", units="seed",
+                       estimator=None, marker="o", height=3, aspect=1.2,
+                       facet_kws={"sharey": False, "sharex": False})
+    grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", metric)
     _save(grid, path)
 
@@ -64,8 +81,11 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
         return _empty(path, "no runs")
     grid = sns.relplot(data=acc, x="depth", y="accuracy", hue="model", col="experiment",
                        kind="line", marker="o", height=3, aspect=1.3)
+    depths = sorted(acc["depth"].unique())
     for ax in grid.axes.flat:
-        ax.set_xscale("log")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.minorticks_off()
     grid.set_axis_labels("depth L", "final test accuracy")
     _save(grid, path)
 
@@ -75,7 +95,11 @@ def singular_values(runs, spectra, path: Path) -> None:
         return _empty(path, "no spectra")
     data = spectra.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
     grid = sns.displot(data=data, x="sigma", hue="model", col="checkpoint", row="depth",
-                       kind="ecdf", height=3, aspect=1.3)
+                       kind="ecdf", height=3, aspect=1.3, col_order=_checkpoints(data))
+    for ax in grid.axes.flat:  # Theorem 2.6: every σ of an orthogonal Jacobian is 1
+        ax.set_xscale("symlog", linthresh=1e-2)  # σ spans decades; a dead ReLU body has σ = 0
+        ax.set_xlim(left=0)
+        ax.axvline(1.0, color="black", linestyle=":", linewidth=1, label="theory: σ = 1")
     grid.set_axis_labels("singular value σ of the body Jacobian", "ECDF")
     _save(grid, path)
 
@@ -86,8 +110,27 @@ def layer_defect(runs, layers, path: Path) -> None:
         return _empty(path, "no per-layer spectra")
     data = data.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
     grid = sns.relplot(data=data, x="layer", y="value", hue="model", col="checkpoint", row="depth",
-                       kind="line", height=3, aspect=1.3)
+                       kind="line", marker="o", height=3, aspect=1.3, col_order=_checkpoints(data))
+    for ax in grid.axes.flat:
+        ax.set_yscale("symlog", linthresh=P1_TOL / 10)
+        ax.axhline(P1_TOL, color="black", linestyle=":", linewidth=1, label="P1 tolerance")
     grid.set_axis_labels("layer ℓ", "max |σ − 1| of the layer Jacobian")
+    _save(grid, path)
+
+
+def grad_norm(runs, layers, path: Path) -> None:
+    """‖∂loss/∂θ_ℓ‖ of each layer against its position ℓ (log scale): where gradients vanish or
+    explode with depth (claim P7)."""
+    data = layers[layers["metric"] == "grad_norm"] if not layers.empty else layers
+    if data.empty:
+        return _empty(path, "per-layer gradient norms: not measured in this configuration")
+    data = data.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
+    grid = sns.relplot(data=data, x="layer", y="value", hue="model", col="checkpoint", row="depth",
+                       kind="line", marker="o", height=3, aspect=1.3, col_order=_checkpoints(data),
+                       facet_kws={"sharey": False})
+    for ax in grid.axes.flat:
+        ax.set_yscale("log")
+    grid.set_axis_labels("layer ℓ", "gradient norm of layer ℓ")
     _save(grid, path)
 
 
@@ -110,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     accuracy_vs_depth(runs, metrics, args.out_dir / "accuracy_vs_depth.png")
     singular_values(runs, spectra, args.out_dir / "singular_values.png")
     layer_defect(runs, layers, args.out_dir / "layer_defect.png")
+    grad_norm(runs, layers, args.out_dir / "grad_norm.png")
 
 
 if __name__ == "__main__":

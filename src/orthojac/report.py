@@ -1,4 +1,10 @@
-"""What the report notebook shows, as tested functions: the provenance table and the run summary."""
+"""What the report notebooks show, as tested functions: the sections, the provenance table and
+the run summary.
+
+The report is an index page (claims ledger, links to the sections, runs, environment) and one
+page per experiment family. A family is named by the claims its experiments test: an experiment
+belongs to every section one of whose claims it lists under `claims:`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,22 @@ import pandas as pd
 
 from .claims import final_accuracy
 from .config import RunConfig
+
+
+SECTIONS = {
+    "paper": ("Massucco, Murari, Schönlieb: fold, orthoff and their baselines",
+              ("P1", "P2", "P3", "P4", "P5", "P6", "P7")),
+    "hlav": ("Hlav (2019): orthogonal recurrent networks", ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5")),
+    "theory": ("Jacobian spectra at initialisation against theory (H4)", ("H-C6",)),
+}
+
+
+def section_experiments(config: dict, section: str) -> list[str]:
+    """Names of the experiments of `config` that test a claim of `section`, in config order."""
+    if section not in SECTIONS:
+        raise ValueError(f"report section {section!r} is not one of {sorted(SECTIONS)}")
+    claims = set(SECTIONS[section][1])
+    return [e["name"] for e in config["experiments"] if claims & set(e.get("claims", []))]
 
 
 def provenance_table(config: dict) -> pd.DataFrame:

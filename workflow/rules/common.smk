@@ -165,8 +165,41 @@ def claims_json():
     )
 
 
-FIGURES = ["accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect"]
+FIGURES = [
+    "accuracy",
+    "loss",
+    "accuracy_vs_depth",
+    "singular_values",
+    "layer_defect",
+    "grad_norm",
+]
+FIGURE_SUBCATEGORY = {
+    "accuracy": "Training",
+    "loss": "Training",
+    "accuracy_vs_depth": "Training",
+    "singular_values": "Jacobian spectra",
+    "layer_defect": "Jacobian spectra",
+    "grad_norm": "Gradients",
+}
 TABLES = ["runs", "metrics", "spectra", "layers"]
+# The report's pages besides index.html: one notebook notebooks/<section>.py.ipynb each, and one
+# key of orthojac.report.SECTIONS (which experiments and claims belong to it).
+REPORT_SECTIONS = ["paper"]
+REPORT_PAGES = ["index"] + REPORT_SECTIONS
+
+
+def run_configs():
+    return [f"results/runs/{e}/{r}/config.json" for e, r in RUNS]
+
+
+def page_inputs(wildcards):
+    """What a report page is rendered from: its executed notebook's output, and for the index the
+    section pages it links to."""
+    if wildcards.page == "index":
+        return ["results/report/ledger.csv"] + [
+            f"results/report/{s}.html" for s in REPORT_SECTIONS
+        ]
+    return [f"results/report/{wildcards.page}.provenance.csv"]
 
 
 def _values(setting):
@@ -198,4 +231,4 @@ def theory_figures():
 
 
 def all_outputs():
-    return ["results/report/index.html"]
+    return [f"results/report/{page}.html" for page in REPORT_PAGES]

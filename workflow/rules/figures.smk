@@ -24,7 +24,8 @@ rule figures:
             report(
                 f"results/figures/{name}.png",
                 category="Figures",
-                labels={"figure": name},
+                subcategory=FIGURE_SUBCATEGORY[name],
+                labels={"figure": name.replace("_", " ")},
             )
             for name in FIGURES
         ],

@@ -1,35 +1,61 @@
-# The report notebook is executed by Snakemake (its injected cell carries `snakemake.input`,
-# `snakemake.config`); the executed copy is its log, rendered to HTML without that cell.
-rule report_notebook:
+# Each report page is a notebook executed by Snakemake (its injected cell carries `snakemake.input`,
+# `snakemake.config`); the executed copy is its log, rendered to HTML without that cell. The index
+# holds the claims ledger and links to one page per section (REPORT_SECTIONS in common.smk).
+rule report_index:
     input:
         tables=expand("results/tables/{table}.csv", table=TABLES) + theory_tables(),
-        figures=expand("results/figures/{name}.png", name=FIGURES) + theory_figures(),
+        configs=run_configs(),
     output:
         ledger=report(
             "results/report/ledger.csv", category="Claims", labels={"table": "ledger"}
         ),
-        provenance="results/report/provenance.csv",
     log:
-        notebook="results/report/report.ipynb",
-    conda:
-        "../../envs/orthojac.yaml"
-    notebook:
-        "../../notebooks/report.py.ipynb"
-
-
-rule render_report:
-    input:
-        ledger="results/report/ledger.csv",
-    output:
-        report("results/report/index.html", category="Report"),
-    log:
-        "results/logs/render_report.log",
+        notebook="results/report/index.ipynb",
     conda:
         "../../envs/orthojac.yaml"
     params:
-        notebook="results/report/report.ipynb",
+        sections=REPORT_SECTIONS,
+    notebook:
+        "../../notebooks/index.py.ipynb"
+
+
+rule report_section:
+    input:
+        tables=expand("results/tables/{table}.csv", table=TABLES) + theory_tables(),
+        figures=expand("results/figures/{name}.png", name=FIGURES) + theory_figures(),
+    output:
+        provenance=report(
+            "results/report/{section}.provenance.csv",
+            category="Provenance",
+            labels={"section": "{section}"},
+        ),
+    log:
+        notebook="results/report/{section}.ipynb",
+    wildcard_constraints:
+        section="|".join(REPORT_SECTIONS),
+    conda:
+        "../../envs/orthojac.yaml"
+    notebook:
+        "../../notebooks/{wildcards.section}.py.ipynb"
+
+
+rule render_page:
+    input:
+        page_inputs,
+    output:
+        report(
+            "results/report/{page}.html", category="Report", labels={"page": "{page}"}
+        ),
+    log:
+        "results/logs/render_page/{page}.log",
+    wildcard_constraints:
+        page="|".join(REPORT_PAGES),
+    conda:
+        "../../envs/orthojac.yaml"
+    params:
+        notebook="results/report/{page}.ipynb",
     shell:
         "jupyter nbconvert --to html --no-input"
         " --TagRemovePreprocessor.enabled=True"
         " --TagRemovePreprocessor.remove_cell_tags=snakemake-job-properties"
-        " --output-dir results/report --output index.html {params.notebook} 2> {log}"
+        " --output-dir results/report --output {wildcards.page}.html {params.notebook} 2> {log}"

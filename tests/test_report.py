@@ -1,0 +1,121 @@
+"""The rendered report as a reader gets it: every figure and link resolves, the ledger has one row
+per claim, the sections hold the right experiments, and `snakemake --report` packs the figures."""
+
+from __future__ import annotations
+
+import base64
+import zipfile
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_snakemake
+from orthojac import figures
+from orthojac.claims import CLAIMS
+from orthojac.figures import FIGURES
+from orthojac.report import SECTIONS, section_experiments
+from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
+
+matplotlib.use("Agg")
+SECTION_PAGES = ["paper"]  # REPORT_SECTIONS of workflow/rules/common.smk
+
+
+def test_every_image_and_link_of_the_fixture_report_resolves(tiny_pipeline):
+    folder = tiny_pipeline / "results/report"
+    assert check_report(folder) == []
+    assert sorted(p.name for p in folder.glob("*.html")) == sorted(["index.html"] + [f"{s}.html" for s in SECTION_PAGES])
+
+
+def test_index_has_one_ledger_row_per_claim_and_links_every_section(tiny_pipeline):
+    index = parse_page(tiny_pipeline / "results/report/index.html")
+    assert [row[0] for row in index.ledger_rows] == list(CLAIMS)
+    ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv")
+    assert [row[-1] for row in index.ledger_rows] == list(ledger["verdict"])
+    assert {f"{s}.html" for s in SECTION_PAGES} <= set(index.links)
+
+
+def test_section_page_shows_every_figure_as_an_embedded_png(tiny_pipeline):
+    page = parse_page(tiny_pipeline / "results/report/paper.html")
+    assert len(page.images) == len(FIGURES)
+    for src in page.images:
+        assert base64.b64decode(src.partition(",")[2]).startswith(PNG_SIGNATURE)
+    assert "index.html" in page.links
+
+
+def test_snakemake_report_zip_contains_the_figures(tiny_pipeline, tmp_path, venv_env):
+    out = tmp_path / "report.zip"
+    run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", "config.yaml",
+                   "--report", str(out)], tiny_pipeline, venv_env, timeout=300)
+    names = {n.rsplit("/", 1)[-1] for n in zipfile.ZipFile(out).namelist()}
+    assert {f"{f}.png" for f in FIGURES} | {"report.html", "index.html", "paper.html", "ledger.csv"} <= names
+
+
+def _page(folder, body: str):
+    (folder / "page.html").write_text(f"<html><body>{body}</body></html>")
+    return check_report(folder)
+
+
+def test_check_report_finds_broken_images_and_links(tmp_path):
+    png = base64.b64encode(PNG_SIGNATURE + b"rest").decode()
+    (tmp_path / "fig.png").write_bytes(PNG_SIGNATURE)
+    assert _page(tmp_path, f'<img src="data:image/png;base64,{png}"><img src="fig.png">'
+                           '<a href="#top">x</a><a href="https://example.org">y</a><a href="page.html">z</a>') == []
+    assert _page(tmp_path, '<img src="missing.png">') == ["page.html: image 'missing.png' does not exist"]
+    jpeg = base64.b64encode(b"\xff\xd8\xff").decode()
+    assert _page(tmp_path, f'<img src="data:image/png;base64,{jpeg}">') == ["page.html: image data URI is not a PNG"]
+    assert "does not decode" in _page(tmp_path, '<img src="data:image/png;base64,@@@">')[0]
+    assert _page(tmp_path, '<a href="other.html#x">o</a>') == ["page.html: link 'other.html#x' does not resolve"]
+
+
+def test_image_problem_rejects_remote_and_empty_sources(tmp_path):
+    assert "not part of the report" in image_problem("http://example.org/a.png", tmp_path)
+    assert image_problem("", tmp_path) == "empty src"
+    assert check_report(tmp_path) == [f"{tmp_path}: no HTML pages"]
+
+
+def test_ledger_rows_are_read_only_from_the_ledger_table(tmp_path):
+    (tmp_path / "p.html").write_text(
+        "<table><tbody><tr><td>not</td></tr></tbody></table>"
+        '<table class="x claims-ledger"><thead><tr><th>claim</th></tr></thead>'
+        "<tbody><tr><td> P1 </td><td>ok</td></tr><tr><td>P2</td><td>no</td></tr></tbody></table>")
+    assert parse_page(tmp_path / "p.html").ledger_rows == [["P1", "ok"], ["P2", "no"]]
+
+
+def test_experiments_belong_to_the_sections_of_their_claims():
+    config = {"experiments": [{"name": "a", "claims": ["P1"]}, {"name": "b", "claims": ["H-C1", "H-C6"]},
+                              {"name": "c"}]}
+    assert section_experiments(config, "paper") == ["a"]
+    assert section_experiments(config, "hlav") == ["b"]
+    assert section_experiments(config, "theory") == ["b"]
+    with pytest.raises(ValueError, match="'nope'"):
+        section_experiments(config, "nope")
+
+
+def test_every_claim_has_exactly_one_section():
+    owners = [c for _, claims in SECTIONS.values() for c in claims]
+    assert sorted(owners) == sorted(CLAIMS)
+
+
+def _runs():
+    return pd.DataFrame([{"experiment": "e", "run": "r", "family": "fold", "activation": "relu",
+                          "bias_init": 0.0, "depth": 2}])
+
+
+def test_grad_norm_figure_says_when_gradients_were_not_measured(tmp_path, monkeypatch):
+    said = []
+    monkeypatch.setattr(figures, "_empty", lambda path, message: said.append(message))
+    layers = pd.DataFrame([{"experiment": "e", "run": "r", "checkpoint": "init", "point": 0,
+                            "layer": 0, "metric": "max_abs_dev", "value": 1e-8}])
+    figures.grad_norm(_runs(), layers, tmp_path / "g.png")
+    figures.grad_norm(_runs(), pd.DataFrame(), tmp_path / "g.png")
+    assert said == ["per-layer gradient norms: not measured in this configuration"] * 2
+
+
+def test_grad_norm_figure_plots_measured_gradients(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "_empty", lambda path, message: pytest.fail(message))
+    layers = pd.DataFrame([{"experiment": "e", "run": "r", "checkpoint": c, "layer": layer,
+                            "metric": "grad_norm", "value": 10.0 ** -layer}
+                           for c in ("final", "init") for layer in range(3)])
+    figures.grad_norm(_runs(), layers, tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes().startswith(PNG_SIGNATURE)
