@@ -99,7 +99,7 @@ def test_every_claim_has_exactly_one_section():
 
 def _runs():
     return pd.DataFrame([{"experiment": "e", "run": "r", "family": "fold", "activation": "relu",
-                          "bias_init": 0.0, "depth": 2}])
+                          "bias_init": 0.0, "depth": 2, "status": "completed", "diverged_step": None}])
 
 
 def test_grad_norm_figure_says_when_gradients_were_not_measured(tmp_path, monkeypatch):
