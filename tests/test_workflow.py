@@ -82,3 +82,11 @@ def test_pipeline_end_to_end_on_generated_idx(tmp_path, idx_dataset, venv_env):
     assert summary["config"]["dataset"] == "fixture" and summary["steps"] == 20
     for name in ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect"):
         assert (work / f"results/figures/{name}.png").stat().st_size > 1000
+
+
+def test_snakefmt_is_clean(venv_env):
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    proc = subprocess.run(
+        [str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=REPO, env=venv_env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

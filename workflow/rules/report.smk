@@ -12,7 +12,7 @@ rule report_notebook:
     log:
         notebook="results/report/report.ipynb",
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/report.yaml"
     notebook:
         "../../notebooks/report.py.ipynb"
 
@@ -25,7 +25,7 @@ rule render_report:
     log:
         "results/logs/render_report.log",
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/report.yaml"
     params:
         notebook="results/report/report.ipynb",
     shell:
