@@ -48,3 +48,11 @@ def test_pipeline_end_to_end_on_generated_idx(tiny_pipeline):
     assert summary["config"]["dataset"] == "fixture" and summary["steps"] == 20
     for name in FIGURES:
         assert (work / f"results/figures/{name}.png").stat().st_size > 1000
+
+
+def test_snakefmt_is_clean(venv_env):
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    proc = subprocess.run(
+        [str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=REPO, env=venv_env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -66,14 +66,16 @@ def _format(value):
 
 def expand_experiment(experiment):
     """Every run of an experiment: the product of its `grid:` settings (in the order written),
-    each combined with its `value:` settings. Returns {run name: {setting: value}}."""
+    each combined with its `value:` settings. Returns {run name: {setting: value}}.
+    Run names join `key=value` with "+", not ",": remote jobs (SLURM) receive their wildcards as
+    `--target-jobs rule:k=v,k=v`, which Snakemake splits at every comma."""
     settings = experiment["settings"]
     fixed = {k: s["value"] for k, s in settings.items() if "value" in s}
     axes = [(k, s["grid"]) for k, s in settings.items() if "grid" in s]
     runs = {}
     for combo in itertools.product(*(values for _, values in axes)):
         point = dict(zip((k for k, _ in axes), combo))
-        name = ",".join(f"{k}={_format(v)}" for k, v in point.items()) or "default"
+        name = "+".join(f"{k}={_format(v)}" for k, v in point.items()) or "default"
         runs[name] = {**fixed, **point}
     return runs
 

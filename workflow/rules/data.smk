@@ -4,7 +4,7 @@ rule fetch_data:
     log:
         "results/logs/fetch_data/{dataset}.log",
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/data.yaml"
     params:
         args=fetch_args,
     shell:

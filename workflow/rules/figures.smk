@@ -8,7 +8,7 @@ rule tables:
     log:
         "results/logs/tables.log",
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/report.yaml"
     params:
         claims=claims_json(),
     shell:
@@ -32,6 +32,6 @@ rule figures:
     log:
         "results/logs/figures.log",
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/report.yaml"
     shell:
         "python -m orthojac.figures --tables results/tables --out-dir results/figures 2> {log}"

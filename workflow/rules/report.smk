@@ -12,7 +12,7 @@ rule report_index:
     log:
         notebook="results/report/index.ipynb",
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/report.yaml"
     params:
         sections=REPORT_SECTIONS,
     notebook:
@@ -34,7 +34,7 @@ rule report_section:
     wildcard_constraints:
         section="|".join(REPORT_SECTIONS),
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/report.yaml"
     notebook:
         "../../notebooks/{wildcards.section}.py.ipynb"
 
@@ -51,7 +51,7 @@ rule render_page:
     wildcard_constraints:
         page="|".join(REPORT_PAGES),
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/report.yaml"
     params:
         notebook="results/report/{page}.ipynb",
     shell:

@@ -10,7 +10,7 @@ rule spectrum:
     benchmark:
         "results/benchmarks/spectrum/{experiment}/{run}/{checkpoint}.tsv"
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/train.yaml"
     threads: 1
     resources:
         gpu=1,

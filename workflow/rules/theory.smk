@@ -7,7 +7,7 @@ rule h4:
     benchmark:
         "results/benchmarks/h4.tsv"
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/train.yaml"
     threads: 1
     params:
         args=h4_args,
@@ -27,6 +27,6 @@ rule h4_figure:
     log:
         "results/logs/h4_figure.log",
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/report.yaml"
     shell:
         "python -m orthojac.h4_figure --table {input} --out {output} 2> {log}"

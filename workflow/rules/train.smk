@@ -13,7 +13,7 @@ rule train:
     benchmark:
         "results/benchmarks/train/{experiment}/{run}.tsv"
     conda:
-        "../../envs/orthojac.yaml"
+        "../../envs/train.yaml"
     threads: 1
     resources:
         gpu=1,

@@ -1,0 +1,90 @@
+"""The quick configuration runs to the report through profiles/slurm on a real one-node SLURM
+cluster (Debian's slurm-wlm and munge, started by the test under a temporary folder, with two
+GRES GPUs on character devices). Needs root (munged runs as the munge user)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from slurm_cluster import SlurmCluster
+
+PARTITION = "orthojac"
+GPU_MODEL = "fake"
+SNAKEMAKE_TIMEOUT = 1800
+
+
+@pytest.fixture
+def slurm_cluster():
+    with SlurmCluster(partition=PARTITION, gpu_type=GPU_MODEL) as cluster:
+        yield cluster
+
+
+def run_through_slurm(cluster: SlurmCluster, work: Path, configfiles: list, base_env: dict) -> str:
+    """`snakemake --profile profiles/slurm` in `work` with the site placeholders of the profile
+    set for the test cluster; returns the log. Status checks start after 2 s instead of 40;
+    --verbose logs every sbatch call."""
+    env = cluster.env(base_env)
+    env.update(
+        ORTHOJAC_SLURM_PARTITION=PARTITION,
+        ORTHOJAC_SLURM_ACCOUNT="orthojac",
+        ORTHOJAC_SLURM_GPU_MODEL=GPU_MODEL,
+    )
+    args = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--profile", str(REPO / "profiles/slurm"), "--configfile", *map(str, configfiles),
+            "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs", "--verbose"]
+    proc = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=SNAKEMAKE_TIMEOUT)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:] + "\n" + cluster.logs()
+    return log
+
+
+def sbatch_calls(log: str) -> list:
+    return [line.split("sbatch call: ", 1)[1] for line in log.splitlines() if "sbatch call: sbatch " in line]
+
+
+def assert_ran_through_slurm(log: str, work: Path, rules: set) -> None:
+    """Every job went through sbatch; GPU rules asked for a GPU the plugin's way; each SLURM job
+    id has its SLURM log; the report exists."""
+    job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
+    calls = sbatch_calls(log)
+    assert job_ids and len(calls) == len(job_ids), log[-4000:]
+    for rule in rules:
+        rule_calls = [c for c in calls if f"--comment rule_{rule}" in c]
+        assert rule_calls, f"no sbatch call for rule {rule}"
+        gpu = rule in ("train", "spectrum")
+        assert all((f"--gpus={GPU_MODEL}:1" in c and "--cpus-per-gpu=1" in c) == gpu for c in rule_calls), rule_calls
+        assert all(f"-p {PARTITION}" in c and "-A orthojac" in c for c in rule_calls), rule_calls
+    slurm_logs = work / ".snakemake/slurm_logs"
+    submitted = {p.name.removeprefix("rule_") for p in slurm_logs.iterdir()}
+    assert rules <= submitted, submitted
+    logged_ids = {p.stem for p in slurm_logs.glob("rule_*/**/*.log")}
+    assert set(job_ids) <= logged_ids, (job_ids, logged_ids)
+    assert (work / "results/report/index.html").stat().st_size > 10_000
+
+
+def test_quick_configuration_through_slurm_profile(slurm_cluster, tmp_path, venv_env, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    configs = [REPO / "config/config.yaml", REPO / "config/quick.yaml"]
+    start = time.monotonic()
+    log = run_through_slurm(slurm_cluster, work, configs, venv_env)
+    seconds = time.monotonic() - start
+    assert_ran_through_slurm(
+        log, work, {"fetch_data", "train", "spectrum", "tables", "figures", "report_notebook", "render_report"}
+    )
+    html = (work / "results/report/index.html").read_text()
+    assert "Claims ledger" in html
+    # The evidence for the CI log: the sbatch calls (up to --wrap) and the report.
+    calls = sbatch_calls(log)
+    with capsys.disabled():
+        print(f"\n== SLURM: {len(calls)} jobs submitted with sbatch in {seconds:.0f} s")
+        for call in calls:
+            print("  " + call.split(" --wrap=", 1)[0])
+        print(f"== report: {work / 'results/report/index.html'} ({len(html)} characters)")
