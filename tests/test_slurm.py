@@ -77,7 +77,10 @@ def test_quick_configuration_through_slurm_profile(slurm_cluster, tmp_path, venv
     log = run_through_slurm(slurm_cluster, work, configs, venv_env)
     seconds = time.monotonic() - start
     assert_ran_through_slurm(
-        log, work, {"fetch_data", "train", "spectrum", "tables", "figures", "report_notebook", "render_report"}
+        log,
+        work,
+        {"fetch_data", "train", "spectrum", "tables", "figures", "h4", "h4_figure", "report_index",
+         "report_section", "render_page"},
     )
     html = (work / "results/report/index.html").read_text()
     assert "Claims ledger" in html
