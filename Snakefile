@@ -25,6 +25,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/spectra.smk"
 include: "workflow/rules/theory.smk"
+include: "workflow/rules/hlav.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 

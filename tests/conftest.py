@@ -75,7 +75,8 @@ def run_snakemake(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> 
 
 
 def fixture_config(mirror: Path, files: dict) -> dict:
-    """Two tiny runs (fold, plain ReLU) on the generated IDX data, every stage of the pipeline."""
+    """Two tiny runs (fold, plain ReLU) and a tiny H1 (RNN) on the generated IDX data, every stage
+    of the pipeline."""
     return {
         "data": {"fixture": {"urls": ["http://nonexistent.invalid/"], "mirrors": [str(mirror)], "files": files}},
         "experiments": [{
@@ -95,6 +96,21 @@ def fixture_config(mirror: Path, files: dict) -> dict:
                 "batch_size": {"value": 50, "choice": "test"},
             },
         }],
+        "hlav_rnn": {
+            "description": "H1 pipeline test on generated IDX data",
+            "dataset": {"value": "fixture", "choice": "test"},
+            "hidden": {"value": 8, "choice": "test"},
+            "batch_size": {"value": 50, "choice": "test"},
+            "train_size": {"value": 200, "choice": "test"},
+            "val_size": {"value": 100, "choice": "test"},
+            "test_size": {"value": 100, "choice": "test"},
+            "epochs": {"value": 1, "choice": "test"},
+            "lr": {"value": 0.01, "choice": "test"},
+            "gain": {"value": 1.1, "choice": "test"},
+            "lambdas": {"grid": [0.01], "choice": "test"},
+            "variants": {"grid": ["eq11", "listing"], "choice": "test"},
+            "seeds": {"grid": [0, 1], "choice": "test"},
+        },
     }
 
 

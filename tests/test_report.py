@@ -18,7 +18,7 @@ from orthojac.report import SECTIONS, section_experiments
 from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
 
 matplotlib.use("Agg")
-SECTION_PAGES = ["paper"]  # REPORT_SECTIONS of workflow/rules/common.smk
+SECTION_PAGES = ["paper", "hlav"]  # REPORT_SECTIONS of workflow/rules/common.smk
 
 
 def test_every_image_and_link_of_the_fixture_report_resolves(tiny_pipeline):

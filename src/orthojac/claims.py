@@ -23,6 +23,13 @@ ORTHOGONAL_FAMILIES = ("fold", "orthoff")
 H_C6_WIDTH = 400  # width of the H4 networks (REPLICATION.md §3, H4: choice)
 H_C6_TOL = 0.25  # |empirical − theory| / (theory + 1) for the mean and variance of λ = σ² (choice)
 H_C6_DEPTH_RATIO = 0.1  # wide-limit theory judged where L/n ≤ 0.1 (choice: finite-width corrections grow with L/n)
+H1_MIN_EPOCHS = 5  # H-C1..H-C3 judged only after ≥ 5 epochs (choice: the thesis trains 20)
+H1_MIN_TRAIN = 12000  # … on ≥ 12000 training sequences (choice: a quarter of the stated 48000)
+H1_CHANCE = 0.1  # a diverged H1 run scores chance accuracy (10 classes)
+H_C1_MARGIN = 0.005  # orthogonal mean final val accuracy ≥ Glorot's + 0.5 points ("beats": choice)
+H_C2_TOL = 0.002  # gain-adjusted final val accuracy ≥ unadjusted − 0.2 points (choice: seed noise)
+H_C3_GAIN_TOL = 0.2  # orthogonal |mean σ − g| / g ≤ 0.2 ("stays near g": choice)
+H_C3_WIDTH_RATIO = 2.0  # Glorot's σ_max − σ_min ≥ 2 × every orthogonal one's ("wide": choice)
 
 
 @dataclass
@@ -156,6 +163,95 @@ def judge_h_c6(runs, metrics, spectra, h4: pd.DataFrame | None = None) -> Verdic
     return _verdict("H-C6", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
 
 
+def _h1_scale(hlav: pd.DataFrame) -> str | None:
+    """Why the H1 table is below the scale H-C1..H-C3 are judged at, or None."""
+    epochs = int(hlav["epoch"].max())
+    if epochs < H1_MIN_EPOCHS:
+        return f"{epochs} epochs < {H1_MIN_EPOCHS}: toy scale"
+    if "train_size" in hlav and hlav["train_size"].min() < H1_MIN_TRAIN:
+        return f"{int(hlav['train_size'].min())} training sequences < {H1_MIN_TRAIN}: toy scale"
+    return None
+
+
+def _h1_final(table: pd.DataFrame, metric: str, diverged_value: float = float("nan")) -> pd.DataFrame:
+    """Seed-averaged `metric` at each H1 run's last epoch: one row per (configuration, label,
+    variant, gain, lam), column `mean`; a seed that diverged counts as `diverged_value` (NaN: the
+    mean is NaN)."""
+    keys = ["configuration", "label", "variant", "gain", "lam"]
+    last = table[table["metric"] == metric].sort_values("epoch").groupby(keys + ["seed"]).tail(1)
+    diverged = table[table["metric"] == "diverged"][keys + ["seed"]].assign(value=diverged_value)
+    both = pd.concat([last[keys + ["seed", "value"]], diverged])
+    means = both.groupby(keys, dropna=False)["value"].apply(lambda v: v.mean(skipna=False))
+    return means.rename("mean").reset_index()
+
+
+def judge_h_c1(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verdict:
+    """H1: the mean over orthogonal configurations of the seed-averaged final validation accuracy
+    against Glorot's (NoOrthogonal); a diverged run counts as accuracy 0.1 (chance)."""
+    tol = f"mean orthogonal final val accuracy ≥ Glorot's + {H_C1_MARGIN:g}; ≥ {H1_MIN_EPOCHS} epochs"
+    if hlav is None or hlav.empty:
+        return _verdict("H-C1", "H1 was not run in this configuration", tol, INCONCLUSIVE)
+    final = _h1_final(hlav, "val_accuracy", diverged_value=H1_CHANCE)
+    glorot = final[final["configuration"] == "NoOrthogonal"]["mean"]
+    ortho = final[final["configuration"] != "NoOrthogonal"]["mean"]
+    if glorot.empty or ortho.empty:
+        return _verdict("H-C1", "H1 table lacks NoOrthogonal or orthogonal configurations", tol, INCONCLUSIVE)
+    numbers = (f"final val accuracy: Glorot {glorot.mean():.4f}, orthogonal mean {ortho.mean():.4f} "
+               f"(min {ortho.min():.4f}, max {ortho.max():.4f}, {len(ortho)} configurations)")
+    why = _h1_scale(hlav)
+    if why:
+        return _verdict("H-C1", f"{numbers} ({why})", tol, INCONCLUSIVE)
+    ok = ortho.mean() >= glorot.mean() + H_C1_MARGIN
+    return _verdict("H-C1", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
+def judge_h_c2(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verdict:
+    """H1: at every (variant, λ), the gain-adjusted configuration's seed-averaged final validation
+    accuracy against the unadjusted one's (a diverged run counts as chance, 0.1)."""
+    tol = f"adj ≥ unadjusted − {H_C2_TOL:g} at every (regulariser form, λ); ≥ {H1_MIN_EPOCHS} epochs"
+    if hlav is None or hlav.empty:
+        return _verdict("H-C2", "H1 was not run in this configuration", tol, INCONCLUSIVE)
+    final = _h1_final(hlav, "val_accuracy", diverged_value=H1_CHANCE)
+    adj = final[final["configuration"] == "Orthogonal_GainA_adj_RegB"].set_index(["variant", "lam"])["mean"]
+    unadj = final[final["configuration"] == "Orthogonal_GainA_RegB"].set_index(["variant", "lam"])["mean"]
+    pairs = adj.to_frame("adj").join(unadj.rename("unadj"), how="inner")
+    if pairs.empty:
+        return _verdict("H-C2", "no gain-adjusted/unadjusted pair at equal λ in the H1 table", tol, INCONCLUSIVE)
+    numbers = "; ".join(f"{v} λ={lam:g}: adj {r.adj:.4f} vs unadjusted {r.unadj:.4f}"
+                        for (v, lam), r in pairs.iterrows())
+    why = _h1_scale(hlav)
+    if why:
+        return _verdict("H-C2", f"{numbers} ({why})", tol, INCONCLUSIVE)
+    ok = (pairs["adj"] >= pairs["unadj"] - H_C2_TOL).all()
+    return _verdict("H-C2", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
+def judge_h_c3(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verdict:
+    """H1, after the last epoch (seed-averaged): Glorot's recurrent spectrum width σ_max − σ_min
+    against every orthogonal configuration's, and each orthogonal mean σ against its gain g."""
+    tol = (f"Glorot width ≥ {H_C3_WIDTH_RATIO:g} × every orthogonal width and |mean σ − g|/g ≤ "
+           f"{H_C3_GAIN_TOL:g} for every orthogonal configuration; ≥ {H1_MIN_EPOCHS} epochs")
+    if hlav is None or hlav.empty:
+        return _verdict("H-C3", "H1 was not run in this configuration", tol, INCONCLUSIVE)
+    keys = ["configuration", "label", "variant", "gain", "lam"]
+    hi, lo, mean = (_h1_final(hlav, m).set_index(keys)["mean"] for m in ("sv_max", "sv_min", "sv_mean"))
+    table = pd.DataFrame({"width": hi - lo, "mean": mean}).reset_index().dropna()
+    glorot = table[table["configuration"] == "NoOrthogonal"]
+    ortho = table[table["configuration"] != "NoOrthogonal"].copy()
+    if glorot.empty or ortho.empty:
+        return _verdict("H-C3", "H1 table lacks NoOrthogonal or (finite) orthogonal spectra", tol, INCONCLUSIVE)
+    ortho["off"] = (ortho["mean"] - ortho["gain"]).abs() / ortho["gain"]
+    g_width = glorot["width"].iloc[0]
+    numbers = (f"after the last epoch: Glorot σ_max − σ_min = {g_width:.3f}; orthogonal widths "
+               f"{ortho['width'].min():.3f}–{ortho['width'].max():.3f}, worst |mean σ − g|/g = "
+               f"{ortho['off'].max():.3f} ({ortho.loc[ortho['off'].idxmax(), 'label']})")
+    why = _h1_scale(hlav)
+    if why:
+        return _verdict("H-C3", f"{numbers} ({why})", tol, INCONCLUSIVE)
+    ok = g_width >= H_C3_WIDTH_RATIO * ortho["width"].max() and (ortho["off"] <= H_C3_GAIN_TOL).all()
+    return _verdict("H-C3", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
 def _not_run(claim: str) -> callable:
     def judge(runs, metrics, spectra) -> Verdict:
         sel = _runs_for(runs, claim)
@@ -165,13 +261,15 @@ def _not_run(claim: str) -> callable:
     return judge
 
 
-JUDGES = {"P1": judge_p1, "P2": judge_p2, "P3": judge_p3, "H-C6": judge_h_c6}
+JUDGES = {"P1": judge_p1, "P2": judge_p2, "P3": judge_p3, "H-C1": judge_h_c1, "H-C2": judge_h_c2,
+          "H-C3": judge_h_c3, "H-C6": judge_h_c6}
 JUDGES = {c: JUDGES.get(c, _not_run(c)) for c in CLAIMS}
 
 
 def ledger(runs: pd.DataFrame, metrics: pd.DataFrame, spectra: pd.DataFrame,
-           h4: pd.DataFrame | None = None) -> pd.DataFrame:
+           h4: pd.DataFrame | None = None, hlav: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim of REPLICATION.md §4, in order. `h4`: the theory table of orthojac.h4
-    (no training runs behind it), passed to the H-C6 judge only."""
-    extra = {"H-C6": {"h4": h4}}
+    (no training runs behind it), passed to the H-C6 judge only; `hlav`: the H1 table of
+    orthojac.hlav, passed to the H-C1..H-C3 judges."""
+    extra = {"H-C6": {"h4": h4}, "H-C1": {"hlav": hlav}, "H-C2": {"hlav": hlav}, "H-C3": {"hlav": hlav}}
     return pd.DataFrame([JUDGES[c](runs, metrics, spectra, **extra.get(c, {})).as_row() for c in CLAIMS])

@@ -186,7 +186,7 @@ FIGURE_SUBCATEGORY = {
 TABLES = ["runs", "metrics", "spectra", "layers"]
 # The report's pages besides index.html: one notebook notebooks/<section>.py.ipynb each, and one
 # key of orthojac.report.SECTIONS (which experiments and claims belong to it).
-REPORT_SECTIONS = ["paper"]
+REPORT_SECTIONS = ["paper", "hlav"]
 REPORT_PAGES = ["index"] + REPORT_SECTIONS
 
 
@@ -230,6 +230,48 @@ def theory_tables():
 
 def theory_figures():
     return ["results/figures/h4_spectra.png"] if "h4" in config else []
+
+
+def hlav_args(wildcards):
+    """The `hlav_rnn:` section as `orthojac.hlav train` flags (the seed comes from the wildcard)."""
+    h1 = config["hlav_rnn"]
+    return " ".join(
+        f"--{flag} " + " ".join(shlex.quote(_format(v)) for v in _values(h1[key]))
+        for flag, key in [
+            ("hidden", "hidden"),
+            ("batch-size", "batch_size"),
+            ("train-size", "train_size"),
+            ("val-size", "val_size"),
+            ("test-size", "test_size"),
+            ("epochs", "epochs"),
+            ("lr", "lr"),
+            ("gain", "gain"),
+            ("lambdas", "lambdas"),
+            ("variants", "variants"),
+        ]
+    )
+
+
+def hlav_data(wildcards):
+    dataset = _values(config["hlav_rnn"]["dataset"])[0]
+    return [f"results/data/{dataset}/{name}" for name in IDX_FILES]
+
+
+def hlav_seed_tables():
+    if "hlav_rnn" not in config:
+        return []
+    return [
+        f"results/hlav/rnn/seed={s}.csv" for s in _values(config["hlav_rnn"]["seeds"])
+    ]
+
+
+def hlav_tables():
+    return ["results/tables/hlav_rnn.csv"] if "hlav_rnn" in config else []
+
+
+def hlav_figures():
+    names = ["hlav_spectrum", "hlav_accuracy"]
+    return [f"results/figures/{n}.png" for n in names] if "hlav_rnn" in config else []
 
 
 def all_outputs():

@@ -3,7 +3,9 @@
 # holds the claims ledger and links to one page per section (REPORT_SECTIONS in common.smk).
 rule report_index:
     input:
-        tables=expand("results/tables/{table}.csv", table=TABLES) + theory_tables(),
+        tables=expand("results/tables/{table}.csv", table=TABLES)
+        + theory_tables()
+        + hlav_tables(),
         configs=run_configs(),
     output:
         ledger=report(
@@ -21,8 +23,12 @@ rule report_index:
 
 rule report_section:
     input:
-        tables=expand("results/tables/{table}.csv", table=TABLES) + theory_tables(),
-        figures=expand("results/figures/{name}.png", name=FIGURES) + theory_figures(),
+        tables=expand("results/tables/{table}.csv", table=TABLES)
+        + theory_tables()
+        + hlav_tables(),
+        figures=expand("results/figures/{name}.png", name=FIGURES)
+        + theory_figures()
+        + hlav_figures(),
     output:
         provenance=report(
             "results/report/{section}.provenance.csv",

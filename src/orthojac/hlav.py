@@ -1,0 +1,235 @@
+"""H1 (Hlav §5, Figs. 7–8): a vanilla RNN on sequential MNIST (rows), five configurations.
+
+    python -m orthojac.hlav train --data results/data/mnist --seed 0 --epochs 20 \
+        --gain 1.1 --lambdas 0.001 0.01 --variants eq11 listing --out results/hlav/rnn/seed=0.csv
+    python -m orthojac.hlav collect results/hlav/rnn/seed=*.csv --out results/tables/hlav_rnn.csv
+
+Model (Hlav §5): many-to-one RNN, h_t = tanh(W h_{t−1} + U x_t + b), t = 1 … 28 (one image row
+x_t ∈ R²⁸ a step), hidden 64, a linear read-out of h_28, cross-entropy, batch 256. The five
+configurations (Hlav §5, list under Figs. 7–8), with gain A and penalty λ = B:
+
+- Orthogonal_GainA_adj_RegB: W = A·Q (Q Haar-orthogonal) + λ R(W, g = A)   (gain-adjusted)
+- Orthogonal_GainA_RegB:     W = A·Q + λ R(W, g = 1)                        (not adjusted)
+- Orthogonal_GainA_NoReg:    W = A·Q
+- Orthogonal_NoReg:          W = Q
+- NoOrthogonal:              W Glorot-uniform (Keras' `glorot_uniform`)
+
+R is eq. (11), ‖WWᵀ/g² − I‖²_F (variant `eq11`), or the thesis' code listing,
+mean((WWᵀ/g² − 1)²) (variant `listing`); both from orthojac.regularisers. The unregularised
+configurations do not depend on the variant and are trained once (variant `none`).
+Input kernel U: Glorot-uniform, bias 0 (Keras' SimpleRNN defaults: choice).
+
+Tracked per epoch (epoch 0 = at initialisation): the singular values of the recurrent kernel W
+(mean, std, min, max: Fig. 7) and the validation accuracy (Fig. 8); also the training loss, and the
+test accuracy after the last epoch. A non-finite loss stops that configuration (metric `diverged`
+= the epoch) instead of crashing the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .checkpoint import write_csv_atomic
+from .data import load_split
+from .orthogonal import haar
+from .regularisers import dense_defect, listing_defect
+
+CONFIGURATIONS = ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB", "Orthogonal_GainA_NoReg",
+                  "Orthogonal_NoReg", "NoOrthogonal")
+VARIANTS = {"eq11": dense_defect, "listing": listing_defect}
+COLUMNS = ["configuration", "label", "variant", "gain", "lam", "seed", "train_size", "epoch", "metric", "value"]
+STEPS = 28  # rows of a 28×28 image, one a time step (Hlav §5)
+
+
+class SequentialRNN(nn.Module):
+    """Many-to-one tanh RNN over the rows of an image, read out from the last hidden state."""
+
+    def __init__(self, hidden: int = 64, inputs: int = 28, classes: int = 10):
+        super().__init__()
+        self.rnn = nn.RNN(inputs, hidden, nonlinearity="tanh", batch_first=True)
+        self.readout = nn.Linear(hidden, classes)
+
+    @property
+    def recurrent(self) -> torch.Tensor:
+        """The recurrent kernel W (hidden × hidden) of h_t = tanh(W h_{t−1} + U x_t + b)."""
+        return self.rnn.weight_hh_l0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.readout(out[:, -1])
+
+
+def _glorot_uniform_(w: torch.Tensor, gen: torch.Generator) -> None:
+    """U(−a, a), a = √(6 / (fan_in + fan_out)) (Keras' glorot_uniform)."""
+    a = math.sqrt(6.0 / sum(w.shape))
+    w.copy_((torch.rand(w.shape, generator=gen) * 2 - 1) * a)
+
+
+def build(configuration: str, gain: float, hidden: int, seed: int) -> SequentialRNN:
+    """The RNN of `configuration` (module docstring), initialised from `seed`."""
+    if configuration not in CONFIGURATIONS:
+        raise ValueError(f"unknown configuration {configuration!r}; have {list(CONFIGURATIONS)}")
+    gen = torch.Generator().manual_seed(seed)
+    model = SequentialRNN(hidden)
+    with torch.no_grad():
+        _glorot_uniform_(model.rnn.weight_ih_l0, gen)
+        model.rnn.bias_ih_l0.zero_()
+        model.rnn.bias_hh_l0.zero_()
+        _glorot_uniform_(model.readout.weight, gen)
+        model.readout.bias.zero_()
+        if configuration == "NoOrthogonal":
+            _glorot_uniform_(model.recurrent, gen)
+        else:
+            g = 1.0 if configuration == "Orthogonal_NoReg" else gain
+            model.recurrent.copy_(g * haar(hidden, gen).float())
+    return model
+
+
+def runs(gain: float, lambdas: list[float], variants: list[str]) -> list[dict]:
+    """Every (configuration, variant, gain, λ) to train, with its label (A and B filled in)."""
+    out = [{"configuration": "NoOrthogonal", "variant": "none", "gain": 1.0, "lam": 0.0},
+           {"configuration": "Orthogonal_NoReg", "variant": "none", "gain": 1.0, "lam": 0.0},
+           {"configuration": "Orthogonal_GainA_NoReg", "variant": "none", "gain": gain, "lam": 0.0}]
+    for variant in variants:
+        for lam in lambdas:
+            out += [{"configuration": c, "variant": variant, "gain": gain, "lam": lam}
+                    for c in ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB")]
+    for r in out:
+        r["label"] = (r["configuration"].replace("GainA", f"Gain{r['gain']:g}")
+                      .replace("RegB", f"Reg{r['lam']:g}"))
+    return out
+
+
+def penalty(model: SequentialRNN, run: dict) -> torch.Tensor | None:
+    """λ R(W, g): g = the gain for `adj`, 1 for the unadjusted configuration; None unregularised."""
+    if run["lam"] == 0.0 or run["variant"] == "none":
+        return None
+    g = run["gain"] if "_adj_" in run["configuration"] else 1.0
+    return run["lam"] * VARIANTS[run["variant"]](model.recurrent, g)
+
+
+def load_sequences(data_dir: Path, train_size: int, val_size: int, test_size: int) -> dict:
+    """Images as (N, 28 steps, 28) float tensors in [0, 1], labels int64. Validation: the last
+    `val_size` of the official training split; training: the first `train_size` of the rest
+    (Hlav §5: 48000/12000/10000); test: the first `test_size` of t10k (0: all)."""
+    x_all, y_all = load_split(data_dir, "train")
+    x_test, y_test = load_split(data_dir, "t10k")
+    if val_size >= len(x_all):
+        raise ValueError(f"--val-size {val_size} leaves no training images out of {len(x_all)} in {data_dir}")
+    n = len(x_all) - val_size
+    parts = {"train": (x_all[:n][: train_size or None], y_all[:n][: train_size or None]),
+             "val": (x_all[n:], y_all[n:]),
+             "test": (x_test[: test_size or None], y_test[: test_size or None])}
+    return {k: (torch.as_tensor(x.copy(), dtype=torch.float32) / 255.0,
+                torch.as_tensor(y.astype("int64"))) for k, (x, y) in parts.items()}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
+    hits = sum((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item() for i in range(0, len(x), batch))
+    return hits / len(x)
+
+
+def spectrum_rows(model: SequentialRNN) -> dict:
+    """mean, std, min, max of the singular values of the recurrent kernel (Hlav Fig. 7)."""
+    s = torch.linalg.svdvals(model.recurrent.detach().double())
+    return {"sv_mean": s.mean().item(), "sv_std": s.std(unbiased=False).item(),
+            "sv_min": s.min().item(), "sv_max": s.max().item()}
+
+
+def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_size: int, lr: float) -> list[dict]:
+    """Train one configuration with Adam; the tidy rows of its per-epoch record."""
+    torch.manual_seed(seed)
+    model = build(run["configuration"], run["gain"], hidden, seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    x, y = data["train"]
+    order = torch.Generator().manual_seed(seed)
+    base = {k: run[k] for k in ("configuration", "label", "variant", "gain", "lam")} | {"seed": seed, "train_size": len(x)}
+    rows = []
+
+    def record(epoch: int, values: dict) -> None:
+        rows.extend(base | {"epoch": epoch, "metric": m, "value": v} for m, v in values.items())
+
+    record(0, spectrum_rows(model) | {"val_accuracy": accuracy(model, *data["val"])})
+    for epoch in range(1, epochs + 1):
+        perm = torch.randperm(len(x), generator=order)
+        total, count = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            reg = penalty(model, run)
+            objective = loss if reg is None else loss + reg
+            if not torch.isfinite(objective):
+                record(epoch, {"diverged": float(epoch)})
+                return rows
+            opt.zero_grad()
+            objective.backward()
+            opt.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+        record(epoch, spectrum_rows(model) | {"train_loss": total / count,
+                                              "val_accuracy": accuracy(model, *data["val"])})
+    record(epochs, {"test_accuracy": accuracy(model, *data["test"])})
+    return rows
+
+
+def _train_main(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.epochs < 1 or args.hidden < 1 or args.batch_size < 1:
+        raise SystemExit(f"--epochs, --hidden and --batch-size must be ≥ 1, got {args.epochs}, "
+                         f"{args.hidden}, {args.batch_size}")
+    if any(lam <= 0 for lam in args.lambdas):
+        raise SystemExit(f"--lambdas must be > 0 (the unregularised configurations are always run), got {args.lambdas}")
+    data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
+    rows = []
+    for run in runs(args.gain, args.lambdas, args.variants):
+        rows += train_one(run, data, args.seed, args.epochs, args.hidden, args.batch_size, args.lr)
+        print(f"{run['label']} ({run['variant']}): done", file=sys.stderr)
+    write_csv_atomic(args.out, rows, COLUMNS)
+
+
+def _collect_main(args: argparse.Namespace) -> None:
+    frames = [pd.read_csv(p) for p in args.tables]
+    for path, frame in zip(args.tables, frames):
+        if list(frame.columns) != COLUMNS:
+            raise SystemExit(f"{path}: columns {list(frame.columns)}, expected {COLUMNS}")
+    table = pd.concat(frames, ignore_index=True)
+    write_csv_atomic(args.out, table.to_dict("records"), COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orthojac-hlav", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train every configuration for one seed; write a tidy CSV")
+    tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
+    tr.add_argument("--epochs", type=int, default=20, help="training epochs")
+    tr.add_argument("--hidden", type=int, default=64, help="hidden units of the RNN")
+    tr.add_argument("--batch-size", type=int, default=256, help="mini-batch size")
+    tr.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    tr.add_argument("--gain", type=float, default=1.1, help="gain A of the GainA configurations")
+    tr.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.01], help="penalties λ = B")
+    tr.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS),
+                    help="regulariser forms: eq11 (‖WWᵀ/g² − I‖²_F) and/or listing (mean((WWᵀ/g² − 1)²))")
+    tr.add_argument("--train-size", type=int, default=48000, help="training images (0: all but validation)")
+    tr.add_argument("--val-size", type=int, default=12000, help="validation images (the last of the training split)")
+    tr.add_argument("--test-size", type=int, default=0, help="test images (0: all)")
+    tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
+    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
+    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
+    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
+    args = parser.parse_args(argv)
+    (_train_main if args.command == "train" else _collect_main)(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""H1 (orthojac.hlav): configurations, regulariser forms, the per-epoch record, the report page."""
+
+import base64
+import gzip
+
+import pandas as pd
+import pytest
+import torch
+
+from orthojac import hlav
+from orthojac.regularisers import dense_defect, listing_defect
+from orthojac.reportcheck import PNG_SIGNATURE, parse_page
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def sequences(idx_dataset, tmp_path):
+    """The generated IDX data set, decompressed as the fetch rule leaves it."""
+    mirror, files = idx_dataset
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_bytes(gzip.decompress((mirror / f"{name}.gz").read_bytes()))
+    return folder
+
+
+@pytest.mark.parametrize("configuration, gain", [("Orthogonal_NoReg", 1.0), ("Orthogonal_GainA_NoReg", 1.1),
+                                                 ("Orthogonal_GainA_adj_RegB", 1.1)])
+def test_orthogonal_configurations_start_at_their_gain(configuration, gain):
+    sv = torch.linalg.svdvals(hlav.build(configuration, 1.1, 16, seed=0).recurrent.detach().double())
+    assert torch.allclose(sv, torch.full_like(sv, gain), atol=1e-5)
+
+
+def test_glorot_spectrum_is_wide():
+    sv = torch.linalg.svdvals(hlav.build("NoOrthogonal", 1.1, 64, seed=0).recurrent.detach())
+    assert sv.max() - sv.min() > 1.0
+
+
+def test_penalty_forms_and_adjustment():
+    model = hlav.build("Orthogonal_GainA_adj_RegB", 1.1, 8, seed=0)
+    w = model.recurrent
+    base = {"gain": 1.1, "lam": 0.5}
+    adj_eq11 = hlav.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "eq11"})
+    unadj_eq11 = hlav.penalty(model, base | {"configuration": "Orthogonal_GainA_RegB", "variant": "eq11"})
+    adj_listing = hlav.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "listing"})
+    assert adj_eq11.item() == pytest.approx(0.0, abs=1e-8)  # W = g·Q: WWᵀ/g² = I
+    assert unadj_eq11.item() == pytest.approx(0.5 * dense_defect(w, 1.0).item())
+    assert unadj_eq11.item() == pytest.approx(0.5 * 8 * (1.1 ** 2 - 1) ** 2, rel=1e-4)
+    # The listing subtracts the all-ones matrix: on g·Q it is (n − 1)/n, not 0.
+    assert adj_listing.item() == pytest.approx(0.5 * listing_defect(w, 1.1).item())
+    assert adj_listing.item() == pytest.approx(0.5 * 7 / 8, rel=1e-4)
+    assert hlav.penalty(model, base | {"configuration": "Orthogonal_GainA_NoReg", "variant": "none"}) is None
+
+
+def test_runs_label_a_and_b_and_train_unregularised_once():
+    runs = hlav.runs(1.1, [0.001, 0.01], ["eq11", "listing"])
+    assert len(runs) == 3 + 2 * 2 * 2
+    labels = {(r["label"], r["variant"]) for r in runs}
+    assert ("Orthogonal_Gain1.1_adj_Reg0.001", "listing") in labels
+    assert ("NoOrthogonal", "none") in labels
+    assert {r["configuration"] for r in runs} == set(hlav.CONFIGURATIONS)
+
+
+def test_train_writes_the_per_epoch_record(sequences, tmp_path):
+    folder = sequences
+    out = tmp_path / "seed=0.csv"
+    hlav.main(["train", "--data", str(folder), "--epochs", "2", "--hidden", "16", "--batch-size", "50",
+               "--train-size", "300", "--val-size", "100", "--lambdas", "0.01", "--variants", "eq11",
+               "--lr", "0.01", "--threads", "1", "--out", str(out)])
+    table = pd.read_csv(out)
+    assert list(table.columns) == hlav.COLUMNS
+    assert table["label"].nunique() == 5 and set(table["train_size"]) == {300}
+    sv = table[table["metric"].isin(["sv_mean", "sv_std", "sv_min", "sv_max"])]
+    assert sorted(sv["epoch"].unique()) == [0, 1, 2]
+    val = table[table["metric"] == "val_accuracy"].pivot_table(index="label", columns="epoch", values="value")
+    assert (val[2] > 0.3).all()  # the fixture's classes are one bright row each: easy for an RNN
+    init = table[(table["epoch"] == 0) & (table["label"] == "Orthogonal_Gain1.1_NoReg")]
+    assert init.set_index("metric").loc["sv_max", "value"] == pytest.approx(1.1, abs=1e-5)
+    combined = tmp_path / "h1.csv"
+    hlav.main(["collect", str(out), str(out), "--out", str(combined)])
+    assert len(pd.read_csv(combined)) == 2 * len(table)
+
+
+def test_divergence_is_recorded_not_raised(sequences):
+    folder = sequences
+    data = hlav.load_sequences(folder, 100, 100, 100)
+    run = {"configuration": "Orthogonal_GainA_adj_RegB", "label": "x", "variant": "eq11", "gain": 1.1,
+           "lam": float("inf")}
+    rows = pd.DataFrame(hlav.train_one(run, data, 0, 2, 8, 50, 1e-3))
+    assert rows[rows["metric"] == "diverged"]["value"].tolist() == [1.0]
+
+
+def test_bad_arguments_name_the_flag(sequences, tmp_path):
+    folder = sequences
+    with pytest.raises(SystemExit, match="--lambdas"):
+        hlav.main(["train", "--data", str(folder), "--lambdas", "0", "--out", str(tmp_path / "x.csv")])
+    with pytest.raises(ValueError, match="--val-size"):
+        hlav.load_sequences(folder, 0, 10_000, 0)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit, match="bad.csv"):
+        hlav.main(["collect", str(bad), "--out", str(tmp_path / "y.csv")])
+
+
+def test_hlav_section_page_shows_h1_figures_and_verdicts(tiny_pipeline):
+    page = parse_page(tiny_pipeline / "results/report/hlav.html")
+    assert len(page.images) == 2
+    for src in page.images:
+        assert base64.b64decode(src.partition(",")[2]).startswith(PNG_SIGNATURE)
+    text = (tiny_pipeline / "results/report/hlav.html").read_text()
+    assert "Orthogonal_Gain1.1_adj_Reg0.01" in text and "toy scale" in text
+    ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv").set_index("claim")
+    assert ledger.loc["H-C1", "numbers"].startswith("final val accuracy: Glorot")
