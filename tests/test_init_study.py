@@ -50,5 +50,8 @@ def test_init_study_table_has_one_row_per_study_run_with_first_and_final_accurac
 def test_init_study_figure_is_drawn_and_says_when_not_run(tmp_path):
     init_study_figure(init_study(*_tables()), tmp_path / "study.png")
     init_study_figure(pd.DataFrame(), tmp_path / "empty.png")
+    single_lr = init_study(*_tables())
+    init_study_figure(single_lr[single_lr["lr"] == 3e-4], tmp_path / "one_lr.png")  # one hue: no dodge
+    assert (tmp_path / "one_lr.png").stat().st_size > 10_000
     assert (tmp_path / "study.png").stat().st_size > 10_000
     assert 0 < (tmp_path / "empty.png").stat().st_size < (tmp_path / "study.png").stat().st_size

@@ -156,7 +156,8 @@ def init_study(study: pd.DataFrame, path: Path) -> None:
     data = study.assign(init=_init_label(study), accuracy=study["final_accuracy"].fillna(0.0),
                         lr=study["lr"].map(lambda v: f"{v:g}"))
     grid = sns.catplot(data=data, x="init", y="accuracy", hue="lr", col="family", kind="point",
-                       linestyles="none", dodge=0.3, height=3.5, aspect=1.4, sharex=False,
+                       linestyles="none", dodge=0.3 if data["lr"].nunique() > 1 else False,  # seaborn divides by hues − 1
+                       height=3.5, aspect=1.4, sharex=False,
                        errorbar=None)
     for ax, (family, rows) in zip(grid.axes.flat, data.groupby("family", sort=False)):
         ax.axhline(INIT_STUDY_TARGET, color="black", linestyle=":", linewidth=1)
