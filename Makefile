@@ -4,13 +4,16 @@ PY := .venv/bin/python
 SNAKEMAKE := .venv/bin/snakemake
 MIRROR := /usr/share/datasets/fashion-mnist
 
-.PHONY: quick full test lint mirror
+.PHONY: quick full verify test lint mirror
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
 
 full: .venv/.installed mirror
-	$(SNAKEMAKE) --cores all
+	$(SNAKEMAKE) --cores all --resources gpu=1
+
+verify: .venv/.installed mirror
+	$(SNAKEMAKE) --cores all --resources gpu=1 --configfile config/verify.yaml
 
 test: .venv/.installed mirror
 	$(PY) -m pytest

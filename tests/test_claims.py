@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from orthojac.claims import (
-    CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, P1_TOL, P2_DEPTH, P2_TOL, P3_MARGIN, P3_MIN_DEPTH, REPRODUCED, ledger,
+    CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, P1_TOL, P2_DEPTH, P2_TOL, P3_MARGIN, P3_MIN_DEPTH, P4_MIN_ACCURACY, P4_TOL,
+    P5_ACC_TOL, P5_ACCURACY, P5_EPS, P6_DEPTH, P6_MARGIN, P7_FACTOR, P7_MIN_DEPTH, REPRODUCED, ledger,
 )
 
 
@@ -129,8 +130,122 @@ def test_p3_untagged_is_inconclusive():
     assert _verdicts(*_tables({("fold", 200): 0.9, ("plain", 200): 0.1}, claims="P1;P2"))["P3"] == INCONCLUSIVE
 
 
-def test_claims_without_a_judge_stay_inconclusive_and_say_why():
-    table = ledger(*_tables({("fold", 200): 0.9}, claims="P4")).set_index("claim")
-    assert table.loc["P4", "verdict"] == INCONCLUSIVE and "no judge for P4" in table.loc["P4", "numbers"]
-    assert table.loc["P5", "numbers"] == "no runs for this claim in this configuration"
+def test_claims_without_runs_stay_inconclusive_and_say_why():
+    table = ledger(*_tables({("fold", 200): 0.9}, claims="P1")).set_index("claim")
+    for claim in ("P4", "P5", "P6", "P7"):
+        assert table.loc[claim, "verdict"] == INCONCLUSIVE and table.loc[claim, "numbers"].startswith("no ")
     assert set(table["verdict"]) <= {REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE}
+
+
+def _runs(rows: list[dict], claim: str, split: str = "test"):
+    """Hand-made runs/metrics: each row = settings + `accuracy` (None: diverged)."""
+    runs, metrics = [], []
+    for i, row in enumerate(rows):
+        settings = {k: v for k, v in row.items() if k != "accuracy"}
+        run = f"r{i}"
+        runs.append({"experiment": "e", "run": run, "status": "completed" if row["accuracy"] is not None
+                     else "diverged", "claims": claim, "seed": i, **settings})
+        metrics.append({"experiment": "e", "run": run, "epoch": 1, "step": 10, "split": split,
+                        "metric": "accuracy", "value": float("nan") if row["accuracy"] is None else row["accuracy"]})
+    return pd.DataFrame(runs), pd.DataFrame(metrics)
+
+
+def _row(claim, runs, metrics, layers=None):
+    return ledger(runs, metrics, pd.DataFrame(), layers=layers).set_index("claim").loc[claim]
+
+
+def _p4(init, soft, depth=50, soft_alpha=0.001):
+    rows = [{"family": "fold", "depth": depth, "regime": "init", "alpha": 0.001, "accuracy": a} for a in init]
+    rows += [{"family": "fold", "depth": depth, "regime": "soft", "alpha": soft_alpha, "accuracy": a} for a in soft]
+    rows += [{"family": "fold", "depth": depth, "regime": "hard", "alpha": 0.001, "accuracy": 0.5}]
+    return _row("P4", *_runs(rows, "P4"))
+
+
+@pytest.mark.parametrize("init, verdict", [(0.85 - P4_TOL + 0.002, REPRODUCED), (0.85 - P4_TOL - 0.002, NOT_REPRODUCED),
+                                           (0.95, REPRODUCED)])
+def test_p4_init_against_soft_tolerance_edge(init, verdict):
+    row = _p4([init, init], [0.84, 0.86])
+    assert row["verdict"] == verdict
+    assert "init" in row["numbers"] and "soft (α > 0) 0.850" in row["numbers"] and "hard 0.500" in row["numbers"]
+
+
+def test_p4_diverged_init_fails_and_untrained_or_missing_regimes_are_inconclusive():
+    assert _p4([None, 0.85], [0.85, 0.85])["verdict"] == NOT_REPRODUCED  # mean 0.425
+    assert _p4([P4_MIN_ACCURACY / 2], [P4_MIN_ACCURACY / 2])["verdict"] == INCONCLUSIVE
+    assert _p4([0.85], [0.85], soft_alpha=0.0)["verdict"] == INCONCLUSIVE  # soft with α = 0 is init
+
+
+def _p5(accs: dict[float, float], eps: dict[float, float] | None):
+    rows = [{"family": "limit", "depth": 50, "delta": d, "accuracy": a} for d, a in accs.items()]
+    rows.append({"family": "limit", "depth": 50, "delta": 0.0, "accuracy": 0.99})  # δ = 0 is fold: not judged
+    runs, metrics = _runs(rows, "P5", split="val")
+    layers = None
+    if eps is not None:
+        layers = pd.DataFrame([{"experiment": "e", "run": r.run, "checkpoint": "init", "point": 0, "layer": ell,
+                                "metric": "max_abs_dev", "value": eps.get(r.delta, 0.0) * (ell + 1) / 3}
+                               for r in runs.itertuples() for ell in range(3)])
+    return _row("P5", runs, metrics, layers)
+
+
+def test_p5_reproduced_with_small_epsilon_and_accuracy_near_89():
+    row = _p5({0.01: P5_ACCURACY - P5_ACC_TOL + 0.001, 0.5: 0.5}, {0.01: P5_EPS / 2, 0.5: 3 * P5_EPS})
+    assert row["verdict"] == REPRODUCED  # δ = 0.5 is not small: its ε is reported, not judged
+    assert "δ=0.5: ε 0.3" in row["numbers"] and "best val 0.871 at δ=0.01" in row["numbers"]
+
+
+@pytest.mark.parametrize("acc, eps", [(P5_ACCURACY - P5_ACC_TOL - 0.001, P5_EPS / 2), (0.9, P5_EPS * 1.01)])
+def test_p5_not_reproduced_when_accuracy_or_epsilon_misses(acc, eps):
+    assert _p5({0.01: acc}, {0.01: eps})["verdict"] == NOT_REPRODUCED
+
+
+def test_p5_inconclusive_without_per_layer_spectra_or_small_delta():
+    assert _p5({0.01: 0.9}, None)["verdict"] == INCONCLUSIVE
+    assert _p5({0.5: 0.9}, {0.5: 0.01})["verdict"] == INCONCLUSIVE
+
+
+def _p6(orthoff: dict[str, list], plain: list, depth=P6_DEPTH):
+    rows = [{"family": "orthoff", "activation": act, "ab_init": "equal", "breakpoints": 2.0, "depth": depth,
+             "accuracy": a} for act, accs in orthoff.items() for a in accs]
+    rows += [{"family": "plain", "activation": "relu", "ab_init": "independent", "breakpoints": float("nan"),
+              "depth": depth, "accuracy": a} for a in plain]
+    rows += [{"family": "fold", "activation": "relu", "ab_init": "independent", "breakpoints": float("nan"),
+              "depth": depth, "accuracy": 0.99}]  # not orthoff: ignored
+    return _row("P6", *_runs(rows, "P6"))
+
+
+@pytest.mark.parametrize("best, verdict", [(0.3 + P6_MARGIN + 0.002, REPRODUCED), (0.3 + P6_MARGIN - 0.002, NOT_REPRODUCED)])
+def test_p6_margin_edge(best, verdict):
+    row = _p6({"abs": [0.2, 0.2], "sigma_k": [best, best]}, [0.3, 0.3])
+    assert row["verdict"] == verdict and "activation=sigma_k" in row["numbers"]
+
+
+def test_p6_diverged_plain_scores_zero_and_shallow_or_missing_runs_are_inconclusive():
+    assert _p6({"sigma_k": [0.8]}, [None])["verdict"] == REPRODUCED
+    assert _p6({"sigma_k": [None]}, [0.1])["verdict"] == NOT_REPRODUCED
+    assert _p6({"sigma_k": [0.8]}, [0.1], depth=P6_DEPTH // 2)["verdict"] == INCONCLUSIVE
+    assert _p6({}, [0.1])["verdict"] == INCONCLUSIVE
+
+
+def _p7(ratios: dict[int, float], depth=200, checkpoint="init"):
+    rows = [{"family": "pso", "depth": depth, "pso_d": d, "accuracy": 0.5} for d in ratios]
+    runs, metrics = _runs(rows, "P7")
+    layers = pd.DataFrame([{"experiment": "e", "run": r.run, "checkpoint": checkpoint, "point": None, "layer": ell,
+                            "metric": "grad_norm", "value": ratios[r.pso_d] ** ((depth - ell) / depth)}
+                           for r in runs.itertuples() for ell in range(0, depth + 1, depth // 4)])
+    return _row("P7", runs, metrics, layers)
+
+
+def test_p7_reproduced_when_only_d_zero_loses_the_gradient():
+    row = _p7({0: 1e-6, 4: 0.5, 64: 1.0})
+    assert row["verdict"] == REPRODUCED and "d=0: ratio 1e-06" in row["numbers"]
+
+
+@pytest.mark.parametrize("ratios", [{0: 1e-6, 4: 0.9 / P7_FACTOR}, {0: 1.0, 4: 1.0}, {0: 1e-6, 4: 1.1 * P7_FACTOR}])
+def test_p7_not_reproduced_when_a_subspace_loses_it_or_d_zero_keeps_it(ratios):
+    assert _p7(ratios)["verdict"] == NOT_REPRODUCED
+
+
+def test_p7_inconclusive_when_shallow_unmeasured_or_without_both_sides():
+    assert _p7({0: 1e-6, 4: 1.0}, depth=P7_MIN_DEPTH // 2)["verdict"] == INCONCLUSIVE
+    assert _p7({0: 1e-6, 4: 1.0}, checkpoint="final")["verdict"] == INCONCLUSIVE
+    assert _p7({4: 1.0, 16: 1.0})["verdict"] == INCONCLUSIVE

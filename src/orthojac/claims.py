@@ -20,6 +20,17 @@ P3_MARGIN = 0.10  # plain ReLU at least 10 points below fold ("much worse": choi
 P2_DEPTH = 200  # "train stably up to 200 layers" (summary, Key Results)
 P3_MIN_DEPTH = 100  # depth at which P3 is judged (choice: "deep")
 ORTHOGONAL_FAMILIES = ("fold", "orthoff")
+P4_TOL = 0.02  # init ≥ soft (α > 0) − 2 points, mean over seeds ("about as good": choice)
+P4_MIN_ACCURACY = 0.2  # below this neither regime trained (chance is 0.1): nothing to compare (choice)
+P5_ACCURACY = 0.89  # "about 89 %" validation accuracy (summary, Mechanism 3)
+P5_ACC_TOL = 0.02  # "about": best limit model ≥ 89 % − 2 points (choice)
+P5_SMALL_DELTA = 0.05  # modulation strengths δ ≤ this count as "small Lipschitz constant" (choice)
+P5_EPS = 0.1  # per-layer max |σ_i − 1| at initialisation for small δ ("ε small": choice)
+P6_DEPTH = 200  # "L = 200" (summary, First 3 experiments)
+P6_MARGIN = 0.05  # best orthoff (abs/σ_k) ≥ plain ReLU + 5 points ("trains better": choice)
+P6_ACTIVATIONS = ("abs", "sigma_k")
+P7_MIN_DEPTH = 100  # gradient survival is judged on deep networks only (choice, as P3)
+P7_FACTOR = 10.0  # survives: ‖∂L/∂x_0‖ / ‖∂L/∂x_L‖ within a factor 10 of 1 (choice)
 H_C6_WIDTH = 400  # width of the H4 networks (REPLICATION.md §3, H4: choice)
 H_C6_TOL = 0.25  # |empirical − theory| / (theory + 1) for the mean and variance of λ = σ² (choice)
 H_C6_DEPTH_RATIO = 0.1  # wide-limit theory judged where L/n ≤ 0.1 (choice: finite-width corrections grow with L/n)
@@ -138,6 +149,122 @@ def judge_p3(runs, metrics, spectra) -> Verdict:
         return _verdict("P3", f"{numbers} ({why})", tol, INCONCLUSIVE)
     ok = plain_score <= ortho - P3_MARGIN
     return _verdict("P3", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
+def _seed_mean(acc: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean final accuracy over seeds of each configuration `keys`; a diverged run scores 0
+    (it did not train), so a configuration with a diverged seed is penalised, not dropped."""
+    return acc.assign(accuracy=acc["accuracy"].fillna(0.0)).groupby(keys, as_index=False)["accuracy"].mean()
+
+
+def judge_p4(runs, metrics, spectra) -> Verdict:
+    """At every depth: mean test accuracy of regime `init` (soft with α = 0 counts as init)
+    ≥ mean of `soft` with α > 0, minus P4_TOL. `hard` is reported, not judged."""
+    tol = (f"at every depth: init ≥ soft (α > 0) − {P4_TOL:.0%} (test accuracy, mean over seeds); "
+           f"inconclusive where both are below {P4_MIN_ACCURACY:.0%}")
+    sel = _runs_for(runs, "P4")
+    if sel.empty or "regime" not in sel:
+        return _verdict("P4", "no runs for P4 in this configuration", tol, INCONCLUSIVE)
+    acc = final_accuracy(sel, metrics)
+    alpha = acc["alpha"] if "alpha" in acc else 0.0
+    acc["regime"] = acc["regime"].where(~((acc["regime"] == "soft") & (alpha == 0)), "init")
+    acc["regime"] = acc["regime"].where(acc["regime"] != "soft", "soft (α > 0)")
+    mean = _seed_mean(acc, ["depth", "regime"]).pivot(index="depth", columns="regime", values="accuracy")
+    numbers = "; ".join(f"L={d}: " + ", ".join(f"{r} {v:.3f}" for r, v in row.dropna().items())
+                        for d, row in mean.iterrows())
+    if not {"init", "soft (α > 0)"} <= set(mean.columns):
+        return _verdict("P4", f"{numbers} (needs both init and soft with α > 0)", tol, INCONCLUSIVE)
+    both = mean[["init", "soft (α > 0)"]].dropna()
+    judged = both[both.max(axis=1) >= P4_MIN_ACCURACY]
+    if judged.empty:
+        return _verdict("P4", f"{numbers} (neither regime trained)", tol, INCONCLUSIVE)
+    ok = (judged["init"] >= judged["soft (α > 0)"] - P4_TOL).all()
+    return _verdict("P4", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
+def judge_p5(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verdict:
+    """Limit models with δ > 0: (a) per-layer ε = max |σ_i − 1| at initialisation ≤ P5_EPS for
+    every δ ≤ P5_SMALL_DELTA (layers table, metric max_abs_dev); (b) the best δ's mean
+    validation accuracy ≥ P5_ACCURACY − P5_ACC_TOL."""
+    tol = (f"ε = max per-layer |σ − 1| at init ≤ {P5_EPS:g} for 0 < δ ≤ {P5_SMALL_DELTA:g}; best "
+           f"validation accuracy ≥ {P5_ACCURACY:.0%} − {P5_ACC_TOL:.0%}")
+    sel = _runs_for(runs, "P5")
+    sel = sel[(sel["family"] == "limit") & (sel["delta"] > 0)] if "delta" in sel else sel.iloc[0:0]
+    if sel.empty:
+        return _verdict("P5", "no limit-model runs with δ > 0 in this configuration", tol, INCONCLUSIVE)
+    val = _seed_mean(final_accuracy(sel, metrics, "val"), ["delta"])
+    best = val.loc[val["accuracy"].idxmax()]
+    eps = pd.Series(dtype=float)
+    if layers is not None and not layers.empty:
+        dev = layers[(layers["metric"] == "max_abs_dev") & (layers["checkpoint"] == "init")]
+        dev = dev.merge(sel[["experiment", "run", "delta"]])
+        eps = dev.groupby("delta")["value"].max()
+    numbers = ("; ".join(f"δ={d:g}: ε {eps.get(d, float('nan')):.3g}, val {a:.3f}"
+                         for d, a in zip(val["delta"], val["accuracy"]))
+               + f"; best val {best['accuracy']:.3f} at δ={best['delta']:g}")
+    small = eps[eps.index <= P5_SMALL_DELTA]
+    if small.empty:
+        return _verdict("P5", f"{numbers} (no per-layer spectra at initialisation for δ ≤ {P5_SMALL_DELTA:g})",
+                        tol, INCONCLUSIVE)
+    ok = (small <= P5_EPS).all() and best["accuracy"] >= P5_ACCURACY - P5_ACC_TOL
+    return _verdict("P5", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
+def judge_p6(runs, metrics, spectra) -> Verdict:
+    """At depth P6_DEPTH: the best orthoff configuration with abs/σ_k (mean test accuracy over
+    seeds) ≥ the plain ReLU network's + P6_MARGIN. Diverged runs score 0."""
+    tol = f"at depth ≥ {P6_DEPTH}: best orthoff (abs/σ_k) ≥ plain ReLU + {P6_MARGIN:.0%} (mean over seeds)"
+    sel = _runs_for(runs, "P6")
+    if sel.empty:
+        return _verdict("P6", "no runs for P6 in this configuration", tol, INCONCLUSIVE)
+    acc = final_accuracy(sel, metrics)
+    acc = acc[acc["depth"] >= P6_DEPTH]
+    ortho = acc[(acc["family"] == "orthoff") & acc["activation"].isin(P6_ACTIVATIONS)]
+    plain = acc[(acc["family"] == "plain") & (acc["activation"] == "relu")]
+    if ortho.empty or plain.empty:
+        missing = "orthoff with abs/σ_k" if ortho.empty else "plain ReLU"
+        return _verdict("P6", f"no {missing} run at depth ≥ {P6_DEPTH}", tol, INCONCLUSIVE)
+    keys = [c for c in ("activation", "ab_init", "breakpoints") if c in ortho]
+    by_config = _seed_mean(ortho.assign(**{c: ortho[c].fillna("").astype(str) for c in keys}), keys)
+    best = by_config.loc[by_config["accuracy"].idxmax()]
+    plain_score = _seed_mean(plain, ["family"])["accuracy"].max()
+    label = ", ".join(f"{c}={best[c]}" for c in keys if best[c] != "")
+    numbers = f"best orthoff ({label}) {best['accuracy']:.3f}, plain ReLU {plain_score:.3f}"
+    ok = best["accuracy"] >= plain_score + P6_MARGIN
+    return _verdict("P6", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
+def gradient_survival(layers: pd.DataFrame, checkpoint: str = "init") -> pd.DataFrame:
+    """Per run: ‖∂L/∂x_0‖ / ‖∂L/∂x_L‖, the gradient norm at the body's input over that at its
+    output (layers table, metric grad_norm): 1 when backpropagation preserves the norm."""
+    g = layers[(layers["metric"] == "grad_norm") & (layers["checkpoint"] == checkpoint)]
+    first = g.loc[g.groupby(["experiment", "run"])["layer"].idxmin()].set_index(["experiment", "run"])["value"]
+    last = g.loc[g.groupby(["experiment", "run"])["layer"].idxmax()].set_index(["experiment", "run"])["value"]
+    return (first / last).rename("ratio").reset_index()
+
+
+def judge_p7(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verdict:
+    """pso networks at depth ≥ P7_MIN_DEPTH, at initialisation: the gradient-norm ratio
+    input/output (median over seeds) is within a factor P7_FACTOR of 1 for every d > 0 and
+    outside it for d = 0."""
+    tol = (f"at depth ≥ {P7_MIN_DEPTH}, initialisation: ‖∂L/∂x_0‖/‖∂L/∂x_L‖ within ×{P7_FACTOR:g} of 1 "
+           f"for every d > 0, outside for d = 0 (median over seeds)")
+    sel = _runs_for(runs, "P7")
+    sel = sel[(sel["family"] == "pso") & (sel["depth"] >= P7_MIN_DEPTH)] if "pso_d" in sel else sel.iloc[0:0]
+    if sel.empty:
+        return _verdict("P7", f"no pso runs at depth ≥ {P7_MIN_DEPTH} in this configuration", tol, INCONCLUSIVE)
+    if layers is None or layers.empty or not (layers["metric"] == "grad_norm").any():
+        return _verdict("P7", "no per-layer gradient norms measured", tol, INCONCLUSIVE)
+    ratio = gradient_survival(layers).merge(sel[["experiment", "run", "pso_d"]])
+    if ratio.empty:
+        return _verdict("P7", "no gradient norms at initialisation for the pso runs", tol, INCONCLUSIVE)
+    by_d = ratio.groupby("pso_d")["ratio"].median()
+    numbers = "; ".join(f"d={d}: ratio {r:.3g}" for d, r in by_d.items())
+    if 0 not in by_d.index or not (by_d.index > 0).any():
+        return _verdict("P7", f"{numbers} (needs d = 0 and d > 0)", tol, INCONCLUSIVE)
+    survives = (by_d >= 1 / P7_FACTOR) & (by_d <= P7_FACTOR)
+    ok = survives[by_d.index > 0].all() and not survives[0]
+    return _verdict("P7", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
 
 
 def judge_h_c6(runs, metrics, spectra, h4: pd.DataFrame | None = None) -> Verdict:
@@ -261,15 +388,18 @@ def _not_run(claim: str) -> callable:
     return judge
 
 
-JUDGES = {"P1": judge_p1, "P2": judge_p2, "P3": judge_p3, "H-C1": judge_h_c1, "H-C2": judge_h_c2,
-          "H-C3": judge_h_c3, "H-C6": judge_h_c6}
+JUDGES = {"P1": judge_p1, "P2": judge_p2, "P3": judge_p3, "P4": judge_p4, "P5": judge_p5, "P6": judge_p6,
+          "P7": judge_p7, "H-C1": judge_h_c1, "H-C2": judge_h_c2, "H-C3": judge_h_c3, "H-C6": judge_h_c6}
 JUDGES = {c: JUDGES.get(c, _not_run(c)) for c in CLAIMS}
 
 
 def ledger(runs: pd.DataFrame, metrics: pd.DataFrame, spectra: pd.DataFrame,
-           h4: pd.DataFrame | None = None, hlav: pd.DataFrame | None = None) -> pd.DataFrame:
+           h4: pd.DataFrame | None = None, hlav: pd.DataFrame | None = None,
+           layers: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim of REPLICATION.md §4, in order. `h4`: the theory table of orthojac.h4
     (no training runs behind it), passed to the H-C6 judge only; `hlav`: the H1 table of
-    orthojac.hlav, passed to the H-C1..H-C3 judges."""
-    extra = {"H-C6": {"h4": h4}, "H-C1": {"hlav": hlav}, "H-C2": {"hlav": hlav}, "H-C3": {"hlav": hlav}}
+    orthojac.hlav, passed to the H-C1..H-C3 judges; `layers`: the per-layer table of the spectrum
+    stage, passed to the P5 and P7 judges."""
+    extra = {"H-C6": {"h4": h4}, "H-C1": {"hlav": hlav}, "H-C2": {"hlav": hlav}, "H-C3": {"hlav": hlav},
+             "P5": {"layers": layers}, "P7": {"layers": layers}}
     return pd.DataFrame([JUDGES[c](runs, metrics, spectra, **extra.get(c, {})).as_row() for c in CLAIMS])

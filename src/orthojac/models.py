@@ -87,12 +87,16 @@ def fold_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
 
 
 def orthoff_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
-    """Aᵀσ(Bx + b), A and B independent orthogonal matrices from `init`."""
+    """Aᵀσ(Bx + b), A and B orthogonal from `init`: independent, or A = B at initialisation
+    (`ab_init` equal; trained apart). With A = B, σ_1(z) = z − 2ReLU(z − t) and b = 0 the layer is
+    x − 2BᵀReLU(Bx − t): the `fold` layer with bias −t, the identity where Bx < t (spec §5)."""
     if cfg.width_mid:
         raise ValueError("orthoff needs square A, B: width_mid must be 0")
     n = _n(cfg)
     b = _orthogonal(cfg, gen, n, n)
     a = _orthogonal(cfg, gen, n, n)
+    if cfg.ab_init == "equal":
+        a.load_state_dict(b.state_dict())
     return OrthFF(a, b, _activation(cfg, n, SLOPES_PM1), cfg.bias_init)
 
 

@@ -5,7 +5,9 @@
 
 Paths name their run: results/runs/EXPERIMENT/RUN/metrics.csv (with config.json beside it) and
 results/spectra/EXPERIMENT/RUN/CHECKPOINT.{body,layers}.csv. Output: runs.csv (one row per run:
-settings, status), metrics.csv, spectra.csv and layers.csv (one row per run × … × metric).
+settings, status), metrics.csv, spectra.csv and layers.csv (one row per run × … × metric), and
+init_study.csv (spec §5's depth-200 initialisation study: one row per run of the experiments
+named init_study*, its initialisation knobs and its test accuracy after the first and last epoch).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from .checkpoint import write_text_atomic
+from .claims import final_accuracy
+
+INIT_STUDY_PREFIX = "init_study"
+INIT_KNOBS = ["bias_init", "width_mid", "ab_init", "breakpoints", "lr"]  # what the study varies
 
 
 def _run_of(path: Path) -> tuple[str, str]:
@@ -52,6 +58,24 @@ def collect_spectra(files: list[Path], kind: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def init_study(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of the init_study* experiments: family, depth, INIT_KNOBS, seed, status, and
+    the test accuracy after the first epoch and at the end (NaN for a diverged run)."""
+    columns = ["experiment", "run", "family", "activation", "depth", *INIT_KNOBS, "seed", "status",
+               "first_epoch_accuracy", "final_accuracy"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    sel = runs[runs["experiment"].str.startswith(INIT_STUDY_PREFIX)]
+    if sel.empty:
+        return pd.DataFrame(columns=columns)
+    test = metrics[(metrics["split"] == "test") & (metrics["metric"] == "accuracy") & (metrics["epoch"] == 1)]
+    first = test.groupby(["experiment", "run"], as_index=False)["value"].last()
+    out = final_accuracy(sel, metrics).rename(columns={"accuracy": "final_accuracy"})
+    out = out.merge(first.rename(columns={"value": "first_epoch_accuracy"}), how="left")
+    out.loc[out["status"] == "diverged", "first_epoch_accuracy"] = float("nan")
+    return out[columns]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac-tables", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     tables = {"runs": runs, "metrics": metrics,
               "spectra": collect_spectra(args.body, "body"),
               "layers": collect_spectra(args.layers, "layers")}
+    tables["init_study"] = init_study(runs, metrics)
     for name, frame in tables.items():
         write_text_atomic(args.out_dir / f"{name}.csv", frame.to_csv(index=False))
 

@@ -174,6 +174,7 @@ FIGURES = [
     "singular_values",
     "layer_defect",
     "grad_norm",
+    "init_study",
 ]
 FIGURE_SUBCATEGORY = {
     "accuracy": "Training",
@@ -182,8 +183,9 @@ FIGURE_SUBCATEGORY = {
     "singular_values": "Jacobian spectra",
     "layer_defect": "Jacobian spectra",
     "grad_norm": "Gradients",
+    "init_study": "Training",
 }
-TABLES = ["runs", "metrics", "spectra", "layers"]
+TABLES = ["runs", "metrics", "spectra", "layers", "init_study"]
 # The report's pages besides index.html: one notebook notebooks/<section>.py.ipynb each, and one
 # key of orthojac.report.SECTIONS (which experiments and claims belong to it).
 REPORT_SECTIONS = ["paper", "hlav"]

@@ -1,0 +1,100 @@
+"""Every configuration in config/ validates, every run of it builds, and every setting carries
+exactly one provenance label (`stated` citing a source, or `choice`)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+
+import jsonschema
+import pytest
+import yaml
+from snakemake.utils import update_config
+
+from conftest import REPO, run_snakemake
+from orthojac.config import RunConfig
+from orthojac.models import build_model
+
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+BASE = REPO / "config/config.yaml"
+CONFIGS = sorted(p.name for p in (REPO / "config").glob("*.yaml"))
+SOURCE = re.compile(r"\b(summary|abstract|Hlav|spec)\b")  # the texts of /work/shared/seeds and the spec
+
+
+def merged(name: str) -> dict:
+    """The config Snakemake sees for `--configfile config/<name>`: config.yaml, then <name>
+    merged over it (nested mappings merged, lists replaced)."""
+    config = yaml.safe_load(BASE.read_text())
+    if name != BASE.name:
+        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    return config
+
+
+def labelled(config: dict):
+    """(where, entry) for every entry that must carry a provenance label."""
+    for exp in config["experiments"]:
+        for key, setting in exp["settings"].items():
+            yield f"experiments[{exp['name']}].settings.{key}", setting
+        if "spectra" in exp:
+            yield f"experiments[{exp['name']}].spectra", exp["spectra"]
+    for key, setting in config.get("h4", {}).items():
+        if key != "description":
+            yield f"h4.{key}", setting
+
+
+def runs(config: dict):
+    for exp in config["experiments"]:
+        settings = exp["settings"]
+        axes = [(k, s["grid"]) for k, s in settings.items() if "grid" in s]
+        fixed = {k: s["value"] for k, s in settings.items() if "value" in s}
+        for combo in itertools.product(*(v for _, v in axes)):
+            yield exp["name"], {**fixed, **dict(zip((k for k, _ in axes), combo))}
+
+
+def test_every_config_file_is_checked():
+    assert {"config.yaml", "quick.yaml", "verify.yaml"} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_validates_against_the_schema(name):
+    errors = [f"{list(e.absolute_path)}: {e.message}"
+              for e in jsonschema.Draft202012Validator(SCHEMA).iter_errors(merged(name))]
+    assert errors == []
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_setting_has_exactly_one_provenance_label(name):
+    config = merged(name)
+    missing = []
+    for where, entry in labelled(config):
+        labels = [k for k in ("stated", "choice") if k in entry]
+        if len(labels) != 1 or not str(entry[labels[0]]).strip():
+            missing.append(f"{where}: labels {labels}")
+        elif labels == ["stated"] and not SOURCE.search(entry["stated"]):
+            missing.append(f"{where}: stated {entry['stated']!r} cites no source")
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_run_builds(name):
+    """Each grid point is a valid network (family × activation, width_mid, pso_d, regime, …):
+    built at depth 1 so the check is cheap."""
+    config = merged(name)
+    for experiment, settings in runs(config):
+        assert settings.get("dataset", "fashion_mnist") in config["data"], experiment
+        cfg = RunConfig(**{**settings, "depth": 1})
+        assert len(build_model(cfg).body) == 1, (experiment, settings)
+
+
+def test_a_broken_label_is_caught():
+    config = copy.deepcopy(merged("verify.yaml"))
+    config["experiments"][0]["settings"]["depth"]["choice"] = "both labels"
+    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(config))
+    assert errors, "a setting with both `stated` and `choice` must fail the schema"
+
+
+def test_verify_config_plans_every_run(venv_env):
+    out = run_snakemake(["-n", "--quiet", "rules", "--configfile", "config/verify.yaml"], REPO, venv_env)
+    train_line = next(line for line in out.splitlines() if line.split()[:1] == ["train"])
+    assert int(train_line.split()[1]) == len(list(runs(merged("verify.yaml"))))
