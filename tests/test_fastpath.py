@@ -9,7 +9,10 @@ benchmarks/train_throughput.py on a GPU, not in tests.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -21,7 +24,7 @@ from orthojac.data import Expected, fetch
 from orthojac.fastpath import FastPath, PackedModels
 from orthojac.models import build_model
 
-from conftest import make_idx_dataset
+from conftest import REPO, make_idx_dataset
 
 SMALL = RunConfig(family="fold", depth=3, channels=4, bias_init=-0.5)
 
@@ -197,3 +200,33 @@ def test_packing_refuses_what_vmap_cannot_run():
         PackedModels([hard])
     with pytest.raises(ValueError, match="at least one"):
         PackedModels([])
+
+
+def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_dir):
+    """benchmarks/train_throughput.py end to end at the smallest size (1 step each): every path
+    measured, ratios to the naive loop, the accuracy check. The speed itself is the benchmark's
+    business, not a test's."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import train_throughput
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "throughput.json"
+    train_throughput.main(["--device", "cpu", "--families", "fold", "plain", "--depth", "1",
+                           "--channels", "2", "--batch-sizes", "16", "32", "--steps", "1",
+                           "--warmup", "1", "--pack", "2", "--accuracy-data-dir", str(idx_dir),
+                           "--accuracy-epochs", "1", "--accuracy-test-size", "50",
+                           "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["fast_path"] == FastPath().to_dict() and result["device"].startswith("CPU")
+    rows = pd.DataFrame(result["results"])
+    assert list(rows["path"]) == ["naive", "pipeline", "pipeline", "packed K=2"] * 2
+    assert list(rows["batch_size"]) == [128, 16, 32, 256] * 2
+    assert (rows["images_per_s"] > 0).all()
+    naive = rows[rows["path"] == "naive"].set_index("family")["images_per_s"]
+    expected = rows["images_per_s"] / rows["family"].map(naive)
+    assert np.allclose(rows["ratio_to_naive"], expected)
+    accuracy = result["accuracy"]
+    assert accuracy["fp32"]["status"] == accuracy["fast"]["status"] == "completed"
+    assert accuracy["difference_points"] == pytest.approx(
+        100 * (accuracy["fast"]["test_accuracy"] - accuracy["fp32"]["test_accuracy"]))
