@@ -177,7 +177,8 @@ def accuracy_check(cfg: RunConfig, data_dir: Path, device, fast: FastPath) -> di
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     parser.add_argument("--families", nargs="+", default=list(FAMILY_SETTINGS), choices=list(FAMILY_SETTINGS),
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accuracy-train-size", type=int, default=0,
                         help="training images of the accuracy check (0: all but validation)")
     parser.add_argument("--accuracy-test-size", type=int, default=0,
-                        help="test (and validation) images of the accuracy check (0: all test, 5000 validation)")
+                        help="test (and validation) images of the accuracy check "
+                        "(0: all test images, 5000 validation)")
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     fastpath.add_arguments(parser)
     args = parser.parse_args(argv)

@@ -177,7 +177,8 @@ def test_packed_networks_match_separate_ones(activation):
         logits = packed(x)
         assert logits.shape == (3, 8, 10)
         # Sum of the K mean losses: each network's gradient is that of its own loss.
-        F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(3, 8).mean(1).sum().backward()
+        losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(3, 8)
+        losses.mean(1).sum().backward()
         packed_opt.step()
         packed_opt.zero_grad()
         for k, (m, opt) in enumerate(zip(models, separate_opt)):

@@ -8,6 +8,9 @@ epoch × split × metric), `config.json` (the resolved config, the status and th
 `checkpoint.pt` is saved every --checkpoint-every steps and at each epoch's end; a run that finds
 one with the same config resumes from it. A loss or parameter that is not finite ends the run as
 `diverged` at that step: a result, not a crash.
+
+Runtime flags (not config: they change results by rounding only, and are recorded in config.json)
+pick the fast path's levers, orthojac.fastpath: on by default on CUDA, off on CPU.
 """
 
 from __future__ import annotations
