@@ -8,6 +8,9 @@ epoch × split × metric), `config.json` (the resolved config, the status and th
 `checkpoint.pt` is saved every --checkpoint-every steps and at each epoch's end; a run that finds
 one with the same config resumes from it. A loss or parameter that is not finite ends the run as
 `diverged` at that step: a result, not a crash.
+
+Runtime flags (not config: they change results by rounding only, and are recorded in config.json)
+pick the fast path's levers, orthojac.fastpath: on by default on CUDA, off on CPU.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from . import config as run_config
+from . import fastpath
 from .checkpoint import (atomic_save, load_checkpoint, remove_stale_temporaries, write_csv_atomic,
                          write_text_atomic)
 from .data import load_split
+from .fastpath import FastPath
 from .models import build_model
 from .regularisers import regularisation
 
@@ -79,12 +84,14 @@ def prepare_data(cfg: run_config.RunConfig, data_dir: Path, device: torch.device
 
 
 @torch.no_grad()
-def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over (x, y)."""
+def evaluate(model, x, y, batch_size: int = 1000, fast: FastPath = FastPath()) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over (x, y), in the fast path's precision and layout
+    (eager: evaluation is a small part of a run)."""
     model.eval()
     loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
-        logits = model(x[i : i + batch_size])
+        with fastpath.autocast(fast, x.device):
+            logits = model(fastpath.to_layout(x[i : i + batch_size], fast, model)).float()
         loss += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum").item()
         correct += (logits.argmax(1) == y[i : i + batch_size]).sum().item()
     model.train()
@@ -103,6 +110,24 @@ def all_finite(model) -> bool:
     return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
+def training_step(forward, model, optimiser, x, y, cfg: run_config.RunConfig,
+                  fast: FastPath) -> torch.Tensor | None:
+    """One Adam step on the batch (x, y): cross-entropy in the fast path's precision plus the
+    soft penalty in fp32 (an orthogonality defect is a small difference of O(1) numbers, which
+    bf16 would round away). Returns the loss, or None (no step taken) when it is not finite."""
+    with fastpath.autocast(fast, x.device):
+        loss = F.cross_entropy(forward(fastpath.to_layout(x, fast, model)).float(), y)
+    penalty = regularisation(model, cfg.regime, cfg.alpha, cfg.gain)
+    if penalty is not None:
+        loss = loss + penalty
+    if not torch.isfinite(loss):
+        return None
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return loss
+
+
 class Stop:
     """Set by SIGTERM (how SLURM ends a job at its time limit): checkpoint, then exit non-zero."""
 
@@ -114,14 +139,15 @@ class Stop:
 
 
 def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torch.device,
-          checkpoint_every: int) -> dict:
+          checkpoint_every: int, fast: FastPath = FastPath()) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)  # left by a run killed (SIGKILL) while writing
     ckpt_path = out_dir / "checkpoint.pt"
     splits = prepare_data(cfg, data_dir, device)
     x_train, y_train = splits["train"]
     model = build_model(cfg).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    forward = fastpath.prepare_model(model, fast)
+    optimiser = fastpath.make_optimiser(model.parameters(), cfg.lr, fast)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
 
@@ -155,7 +181,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
     def evaluate_all():
         for split in ("train", "val", "test"):
             x, y = splits[split]
-            loss, acc = evaluate(model, x, y)
+            loss, acc = evaluate(model, x, y, fast=fast)
             record(split, "loss", loss)
             record(split, "accuracy", acc)
             if not math.isfinite(loss):
@@ -175,16 +201,9 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
             idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             for group in optimiser.param_groups:
                 group["lr"] = cosine_lr(cfg, state["global_step"], total_steps)
-            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-            penalty = regularisation(model, cfg.regime, cfg.alpha, cfg.gain)
-            if penalty is not None:
-                loss = loss + penalty
-            if not torch.isfinite(loss):
+            if training_step(forward, model, optimiser, x_train[idx], y_train[idx], cfg, fast) is None:
                 state["status"], state["diverged_step"] = "diverged", state["global_step"]
                 break
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
             state["global_step"] += 1
             state["step_in_epoch"] = s + 1
             if Stop.requested or (checkpoint_every and state["global_step"] % checkpoint_every == 0):
@@ -214,7 +233,8 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
         "config": cfg.to_dict(), "status": state["status"], "diverged_step": state["diverged_step"],
         "steps": state["global_step"], "train_seconds": state["seconds"],
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "device": str(device), "threads": torch.get_num_threads()},
+                        "device": str(device), "threads": torch.get_num_threads(),
+                        "fast_path": fast.to_dict()},
     }
     mean, std = splits["normalisation"]
     common = {"config": cfg.to_dict(), "normalisation": {"mean": mean, "std": std}}
@@ -239,15 +259,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="save checkpoint.pt every this many steps (and at each epoch's end); "
                         "default: $ORTHOJAC_CHECKPOINT_EVERY or 200 (a runtime setting, not "
                         "experiment data: it does not change the results)")
+    fastpath.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = run_config.from_namespace(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    # Precision in one place: plain fp32 everywhere, TF32 off, so CPU and GPU runs compare.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    device = select_device(args.device)
+    # Precision in one place: the fast path's levers (orthojac.fastpath), all on for CUDA (bf16
+    # autocast, channels-last, torch.compile with CUDA graphs, fused Adam) and off for CPU, where
+    # plain fp32 with TF32 off is the bit-exact, resumable reference. Each flag turns one off.
+    fast = fastpath.resolve(args, device)
+    fastpath.set_backends(fast)
     signal.signal(signal.SIGTERM, Stop.handler)
-    summary = train(cfg, args.data_dir, args.out_dir, select_device(args.device), args.checkpoint_every)
+    summary = train(cfg, args.data_dir, args.out_dir, device, args.checkpoint_every, fast)
     print(json.dumps({k: summary[k] for k in ("status", "steps", "train_seconds")}), file=sys.stderr)
 
 

@@ -1,0 +1,233 @@
+"""The training fast path (issue 7) on CPU: each lever's defaults and flags, the numerics of bf16
+autocast against fp32, compile and channels-last against eager, a short fast-path training run
+against the fp32 one, and K packed networks against K separate ones.
+
+No GPU here: CUDA-only behaviour (TF32, CUDA graphs, the speed) is measured by
+benchmarks/train_throughput.py on a GPU, not in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from orthojac import fastpath, train
+from orthojac.config import RunConfig
+from orthojac.data import Expected, fetch
+from orthojac.fastpath import FastPath, PackedModels
+from orthojac.models import build_model
+
+from conftest import REPO, make_idx_dataset
+
+SMALL = RunConfig(family="fold", depth=3, channels=4, bias_init=-0.5)
+
+
+def resolve(flags: list[str], device: str) -> FastPath:
+    parser = argparse.ArgumentParser()
+    fastpath.add_arguments(parser)
+    return fastpath.resolve(parser.parse_args(flags), torch.device(device))
+
+
+def test_levers_default_on_for_cuda_off_for_cpu_and_each_flag_turns_one_off():
+    assert resolve([], "cpu") == FastPath()
+    assert resolve([], "cuda") == FastPath("bf16", True, True, True, True)
+    assert resolve(["--precision", "tf32", "--no-compile", "--no-cuda-graphs"], "cuda") == \
+        FastPath("tf32", True, False, False, True)
+    assert resolve(["--no-channels-last", "--no-fused-adam"], "cuda") == \
+        FastPath("bf16", False, True, True, False)
+    with pytest.raises(ValueError, match="--cuda-graphs needs --compile"):
+        resolve(["--cuda-graphs"], "cpu")
+    with pytest.raises(ValueError, match="--cuda-graphs needs --compile"):
+        resolve(["--no-compile"], "cuda")
+
+
+def test_tf32_is_on_only_when_asked_for():
+    fastpath.set_backends(FastPath("tf32"))
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    fastpath.set_backends(FastPath("bf16"))
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+
+
+def forward_backward(cfg: RunConfig, fast: FastPath, compiled: bool = False):
+    """Logits and parameter gradients of cfg's network on a fixed batch under `fast`."""
+    torch.manual_seed(1)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    model = build_model(cfg)
+    forward = fastpath.prepare_model(model, fast)
+    with fastpath.autocast(fast, x.device):
+        logits = forward(fastpath.to_layout(x, fast, model)).float()
+    F.cross_entropy(logits, y).backward()
+    return logits.detach(), {n: p.grad for n, p in model.named_parameters()}
+
+
+def relative_errors(a, b) -> tuple[float, float]:
+    """(max |Δlogits| / max |logits|, max over parameters of ‖Δgrad‖ / ‖grad‖)."""
+    (logits_a, grads_a), (logits_b, grads_b) = a, b
+    out = ((logits_a - logits_b).abs().max() / logits_b.abs().max()).item()
+    grad = max(((grads_a[n] - grads_b[n]).norm() / grads_b[n].norm()).item() for n in grads_b)
+    return out, grad
+
+
+@pytest.mark.parametrize("family", ["fold", "orthoff", "plain"])
+def test_bf16_autocast_stays_within_tolerance_of_fp32(family):
+    """bf16 keeps 8 significant bits (relative rounding 2^-9 ≈ 0.2 %); through 3 layers the
+    logits stay within 2 % of their scale and every gradient within 10 % in norm (measured on
+    fold: 0.5 % and 4 %). A channels-last fp32 pass differs from NCHW by rounding only."""
+    activation = "abs" if family == "orthoff" else "relu"
+    cfg = RunConfig(family=family, activation=activation, depth=3, channels=4, bias_init=-0.5)
+    reference = forward_backward(cfg, FastPath())
+    logits_err, grad_err = relative_errors(forward_backward(cfg, FastPath("bf16", True)), reference)
+    assert 0 < logits_err < 0.02 and 0 < grad_err < 0.1
+    logits_err, grad_err = relative_errors(forward_backward(cfg, FastPath(channels_last=True)),
+                                           reference)
+    assert logits_err < 1e-5 and grad_err < 1e-5
+
+
+def test_compiled_network_matches_eager():
+    """torch.compile (inductor, built with the CPU's C++ compiler) changes only rounding; the
+    compiled module shares the eager one's parameters, so checkpoints keep their keys."""
+    cfg = RunConfig(family="fold", depth=1, channels=2, bias_init=-0.5)
+    fast = FastPath(compile=True)
+    logits_err, grad_err = relative_errors(forward_backward(cfg, fast), forward_backward(cfg, FastPath()))
+    assert logits_err < 1e-5 and grad_err < 1e-5
+    model = build_model(cfg)
+    assert fastpath.prepare_model(model, fast) is not model
+    assert set(model.state_dict()) == set(build_model(cfg).state_dict())
+
+
+def test_fused_adam_takes_the_same_steps_as_the_default():
+    cfg = SMALL
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    weights = []
+    for fast in (FastPath(), FastPath(fused_adam=True)):
+        model = build_model(cfg)
+        optimiser = fastpath.make_optimiser(model.parameters(), 1e-2, fast)
+        assert optimiser.defaults["fused"] is (True if fast.fused_adam else None)
+        for _ in range(3):
+            assert train.training_step(model, model, optimiser, x, y, cfg, fast) is not None
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(weights[0], weights[1], rtol=1e-5, atol=1e-6)
+
+
+def test_soft_penalty_is_computed_in_fp32_under_autocast():
+    cfg = RunConfig(family="fold", depth=2, channels=4, regime="soft", alpha=1.0, bias_init=-0.5)
+    model = build_model(cfg)
+    with torch.no_grad():  # move the kernels off orthogonality, so the penalty is not zero
+        for p in model.body.parameters():
+            p.add_(0.01)
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    optimiser = fastpath.make_optimiser(model.parameters(), 0.0, FastPath())
+    loss = train.training_step(model, model, optimiser, x, y, cfg, FastPath("bf16"))
+    assert loss.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ce = F.cross_entropy(model(x).float(), y)
+    penalty = train.regularisation(model, cfg.regime, cfg.alpha, cfg.gain)
+    assert penalty.dtype == torch.float32 and penalty > 0
+    assert torch.allclose(loss.detach(), ce + penalty.detach(), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fastpath_data")
+    files = make_idx_dataset(root / "mirror", n_train=700, n_test=300)
+    fetch([Expected(n, f["size"], f["sha256"]) for n, f in files.items()], root / "idx", urls=[],
+          mirrors=[root / "mirror"])
+    return root / "idx"
+
+
+def test_fast_path_training_reaches_the_fp32_accuracy(idx_dir, tmp_path):
+    """Issue 7's accuracy criterion at toy scale (CPU, the generated IDX fixture: 600 training
+    and 300 test images, 2 epochs): bf16 + channels-last + fused Adam ends within 1 point of test
+    accuracy of the fp32 path on the same seed, well above chance. A dense fold network (width 32,
+    depth 4): the fixture's classes are bar positions, which a convolutional network's global
+    mean-pool cannot see, so a conv net stays at chance on it in both precisions."""
+    cfg = RunConfig(dataset="fixture", arch="dense", family="fold", depth=4, width=32,
+                    bias_init=-0.5, lr=0.01, epochs=2, batch_size=20, val_size=100, seed=3)
+    accuracy = {}
+    for name, fast in {"fp32": FastPath(), "fast": FastPath("bf16", True, False, False, True)}.items():
+        summary = train.train(cfg, idx_dir, tmp_path / name, torch.device("cpu"), 0, fast)
+        assert summary["status"] == "completed"
+        assert summary["environment"]["fast_path"] == fast.to_dict()
+        m = pd.read_csv(tmp_path / name / "metrics.csv")
+        accuracy[name] = m.query("split == 'test' and metric == 'accuracy' and epoch == 2")["value"].item()
+    assert accuracy["fp32"] > 0.5, accuracy
+    assert abs(accuracy["fast"] - accuracy["fp32"]) <= 0.01, accuracy
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu_k"])
+def test_packed_networks_match_separate_ones(activation):
+    """K = 3 seeds as one vmapped network: the same logits, gradients and Adam steps as three
+    separate networks (relu_k: its fixed breakpoints are buffers, stacked too)."""
+    cfgs = [RunConfig(family="fold", activation=activation, k=3 if activation == "relu_k" else 1,
+                      depth=2, channels=3, bias_init=-0.5, seed=s) for s in range(3)]
+    models = [build_model(c) for c in cfgs]
+    packed = PackedModels(models)
+    torch.manual_seed(0)
+    x, y = torch.randn(3, 8, 1, 28, 28), torch.randint(0, 10, (3, 8))
+    separate_opt = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in models]
+    packed_opt = torch.optim.Adam(packed.parameters(), lr=1e-2)
+    for _ in range(2):
+        logits = packed(x)
+        assert logits.shape == (3, 8, 10)
+        # Sum of the K mean losses: each network's gradient is that of its own loss.
+        losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(3, 8)
+        losses.mean(1).sum().backward()
+        packed_opt.step()
+        packed_opt.zero_grad()
+        for k, (m, opt) in enumerate(zip(models, separate_opt)):
+            assert torch.allclose(logits[k], m(x[k]), atol=1e-5)
+            F.cross_entropy(m(x[k]), y[k]).backward()
+            opt.step()
+            opt.zero_grad()
+    for k, m in enumerate(models):
+        unpacked = packed.unpack(k)
+        for name, p in m.named_parameters():
+            assert torch.allclose(unpacked[name], p, atol=1e-5), name
+
+
+def test_packing_refuses_what_vmap_cannot_run():
+    bn = build_model(RunConfig(family="resnet", norm="batch", depth=1, channels=2))
+    with pytest.raises(ValueError, match="batch-normalised"):
+        PackedModels([bn, bn])
+    hard = build_model(RunConfig(family="fold", regime="hard", depth=1, channels=2))
+    with pytest.raises(ValueError, match="regime hard"):
+        PackedModels([hard])
+    with pytest.raises(ValueError, match="at least one"):
+        PackedModels([])
+
+
+def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_dir):
+    """benchmarks/train_throughput.py end to end at the smallest size (1 step each): every path
+    measured, ratios to the naive loop, the accuracy check. The speed itself is the benchmark's
+    business, not a test's."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import train_throughput
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "throughput.json"
+    train_throughput.main(["--device", "cpu", "--families", "fold", "plain", "--depth", "1",
+                           "--channels", "2", "--batch-sizes", "16", "32", "--steps", "1",
+                           "--warmup", "1", "--pack", "2", "--accuracy-data-dir", str(idx_dir),
+                           "--accuracy-epochs", "1", "--accuracy-test-size", "50",
+                           "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["fast_path"] == FastPath().to_dict() and result["device"].startswith("CPU")
+    rows = pd.DataFrame(result["results"])
+    assert list(rows["path"]) == ["naive", "pipeline", "pipeline", "packed K=2"] * 2
+    assert list(rows["batch_size"]) == [128, 16, 32, 256] * 2
+    assert (rows["images_per_s"] > 0).all()
+    naive = rows[rows["path"] == "naive"].set_index("family")["images_per_s"]
+    expected = rows["images_per_s"] / rows["family"].map(naive)
+    assert np.allclose(rows["ratio_to_naive"], expected)
+    accuracy = result["accuracy"]
+    assert accuracy["fp32"]["status"] == accuracy["fast"]["status"] == "completed"
+    assert accuracy["difference_points"] == pytest.approx(
+        100 * (accuracy["fast"]["test_accuracy"] - accuracy["fp32"]["test_accuracy"]))
