@@ -3,6 +3,8 @@
 PY := .venv/bin/python
 SNAKEMAKE := .venv/bin/snakemake
 MIRROR := /usr/share/datasets/fashion-mnist
+# The rules' `python -m orthojac…` commands must find the project's environment first.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: quick full verify test lint mirror
 
