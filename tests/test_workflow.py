@@ -58,3 +58,15 @@ def test_snakefmt_is_clean(venv_env):
         [str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=REPO, env=venv_env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_make_runs_the_rules_with_the_project_python(tmp_path):
+    """From a shell without the venv on PATH, `make quick` must hand Snakemake (and so every rule's
+    `python -m orthojac…`) the project's interpreter. SNAKEMAKE is swapped for a probe that
+    imports orthojac and prints which python runs; set-up targets are taken as up to date."""
+    probe = "python -c 'import orthojac, sys; print(sys.prefix)'"
+    proc = subprocess.run(["make", "-s", "-o", ".venv/.installed", "-o", "mirror", "quick", f"SNAKEMAKE={probe}"],
+                          cwd=REPO, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert Path(proc.stdout.strip()) == REPO / ".venv"
