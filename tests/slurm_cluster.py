@@ -108,11 +108,14 @@ class SlurmCluster:
         srun.chmod(0o755)
 
     def env(self, base: dict) -> dict:
-        """`base` with SLURM_CONF set and the srun wrapper first on PATH (sbatch --export=ALL
-        carries both into the jobs)."""
+        """`base` with SLURM_CONF set, the srun wrapper first on PATH (sbatch --export=ALL
+        carries both into the jobs), and /usr/sbin and /sbin last, where Debian puts runuser,
+        munged, slurmctld and slurmd (a non-login root shell may not have them on PATH)."""
         env = dict(base)
         env["SLURM_CONF"] = str(self.conf)
-        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        path = [str(self.bin), *env.get("PATH", "").split(os.pathsep)]
+        path += [d for d in ("/usr/sbin", "/sbin") if d not in path]
+        env["PATH"] = os.pathsep.join(p for p in path if p)
         return env
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -135,7 +138,7 @@ class SlurmCluster:
             ["runuser", "-u", "munge", "--", "munged", f"--socket={m}/munge.socket.2",
              f"--key-file={key}", f"--log-file={m}/munged.log", f"--pid-file={m}/munged.pid",
              f"--seed-file={m}/munged.seed"],
-            check=True, capture_output=True, text=True, timeout=30,
+            env=self.env(os.environ), check=True, capture_output=True, text=True, timeout=30,
         )
         self.run("slurmctld", "-c", "-i")
         self._wait_for(lambda: self.run("sinfo", "-h", check=False).returncode == 0, "slurmctld answering")
