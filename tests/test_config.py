@@ -10,7 +10,6 @@ import re
 import jsonschema
 import pytest
 import yaml
-from snakemake.utils import update_config
 
 from conftest import REPO, run_snakemake
 from orthojac.config import RunConfig
@@ -23,11 +22,11 @@ SOURCE = re.compile(r"\b(summary|abstract|Hlav|spec)\b")  # the texts of /work/s
 
 
 def merged(name: str) -> dict:
-    """The config Snakemake sees for `--configfile config/<name>`: config.yaml, then <name>
-    merged over it (nested mappings merged, lists replaced)."""
+    """The config the workflow sees for `--configfile config/<name>`: config.yaml, then each
+    top-level section of <name> replacing config.yaml's whole (workflow/rules/common.smk)."""
     config = yaml.safe_load(BASE.read_text())
     if name != BASE.name:
-        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
+        config.update(yaml.safe_load((REPO / "config" / name).read_text()))
     return config
 
 
@@ -38,9 +37,10 @@ def labelled(config: dict):
             yield f"experiments[{exp['name']}].settings.{key}", setting
         if "spectra" in exp:
             yield f"experiments[{exp['name']}].spectra", exp["spectra"]
-    for key, setting in config.get("h4", {}).items():
-        if key != "description":
-            yield f"h4.{key}", setting
+    for section in ("h4", "hlav_rnn"):
+        for key, setting in config.get(section, {}).items():
+            if key != "description":
+                yield f"{section}.{key}", setting
 
 
 def runs(config: dict):
@@ -98,3 +98,16 @@ def test_verify_config_plans_every_run(venv_env):
     out = run_snakemake(["-n", "--quiet", "rules", "--configfile", "config/verify.yaml"], REPO, venv_env)
     train_line = next(line for line in out.splitlines() if line.split()[:1] == ["train"])
     assert int(train_line.split()[1]) == len(list(runs(merged("verify.yaml"))))
+
+
+def test_a_configfile_section_replaces_the_full_one_whole(venv_env, tmp_path):
+    """config.yaml labels H1's epochs `choice`; a --configfile whose `hlav_rnn:` labels them
+    `stated` must not be merged key by key into a setting with both labels (a schema error), and
+    its seeds are the only ones planned."""
+    override = yaml.safe_load((REPO / "config/verify.yaml").read_text())
+    override["hlav_rnn"]["epochs"] = {"value": 1, "stated": "Hlav §5 (test)"}
+    override["hlav_rnn"]["seeds"] = {"grid": [7], "choice": "test"}
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump(override))
+    out = run_snakemake(["results/tables/hlav_rnn.csv", "-n", "--configfile", str(path)], REPO, venv_env)
+    assert "seed=7" in out and "seed=0" not in out

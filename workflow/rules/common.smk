@@ -1,4 +1,5 @@
 # Helpers shared by every workflow module (config validation, the grid of runs, arguments).
+import copy
 import itertools
 import json
 import shlex
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import jsonschema
 import yaml
-from snakemake.utils import validate
+from snakemake.common.configfile import load_configfile
+from snakemake.utils import update_config, validate
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
@@ -43,6 +45,21 @@ def config_errors(cfg, schema_file):
     return sorted(set(lines))
 
 
+def replace_sections_whole(config, configfiles, overrides):
+    """Each top-level section of a `--configfile` replaces config.yaml's section whole.
+
+    Snakemake merges config files key by key, so a quick `h4:` laid over the full one would keep
+    the full file's keys it does not name, and a setting could end up both `stated` and `choice`.
+    `--config key=value` overrides still apply last."""
+    for path in configfiles:
+        for key, value in (load_configfile(str(path)) or {}).items():
+            config[key] = copy.deepcopy(value)
+    update_config(config, dict(overrides))
+
+
+replace_sections_whole(
+    config, workflow.overwrite_configfiles, workflow.config_settings.config
+)
 _errors = config_errors(config, SCHEMA)
 if _errors:
     raise ValueError(
