@@ -17,7 +17,7 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     experiment="[A-Za-z0-9_]+",
     run="[^/]+",
-    checkpoint="init|final",
+    checkpoint="init|final|epoch[1-9][0-9]*",
     dataset="[A-Za-z0-9_]+",
 
 

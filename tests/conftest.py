@@ -83,7 +83,7 @@ def fixture_config(mirror: Path, files: dict) -> dict:
             "name": "tiny",
             "description": "pipeline test on generated IDX data",
             "claims": ["P1", "P2", "P3"],
-            "spectra": {"checkpoints": ["init", "final"], "points": 1, "layers": True, "choice": "test"},
+            "spectra": {"checkpoints": ["init", "epoch1", "final"], "points": 1, "layers": True, "choice": "test"},
             "settings": {
                 "dataset": {"value": "fixture", "choice": "test"},
                 "family": {"grid": ["fold", "plain"], "choice": "test"},

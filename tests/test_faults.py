@@ -400,3 +400,21 @@ def test_checkpoints_are_loaded_with_weights_only(tmp_path):
     assert not marker.exists()
     atomic_save({"model": {"w": torch.ones(1)}, "config": {"lr": 0.1}}, tmp_path / "ok.pt")
     assert load_checkpoint(tmp_path / "ok.pt")["config"] == {"lr": 0.1}
+
+
+def test_a_spectra_checkpoint_past_the_last_epoch_fails_before_any_job(tmp_path, venv_env):
+    config = config_for(Path("m"), {}, {"dataset": "fixture", "family": "fold", "depth": 2, "channels": 1, "epochs": 2},
+                        name="late")
+    config["data"] = {"fixture": {"files": {"x": {"size": 1, "sha256": "0" * 64}}}}
+    config["experiments"][0]["spectra"] = {"checkpoints": ["init", "epoch3"], "choice": "test"}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run(SNAKEMAKE, cwd=work, env=venv_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "config: experiments[late].spectra.checkpoints: epoch3 is past the 2 epochs" in proc.stdout + proc.stderr
+    config["experiments"][0]["spectra"]["checkpoints"] = ["epoch0"]
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run(SNAKEMAKE, cwd=work, env=venv_env, capture_output=True, text=True, timeout=300)
+    assert "config: experiments[0](late).spectra.checkpoints[0]: 'epoch0' does not match" in proc.stdout + proc.stderr
+    assert not (work / "results").exists()

@@ -50,6 +50,24 @@ def test_pipeline_end_to_end_on_generated_idx(tiny_pipeline):
     assert summary["config"]["dataset"] == "fixture" and summary["steps"] == 20
     for name in FIGURES:
         assert (work / f"results/figures/{name}.png").stat().st_size > 1000
+    spectra = pd.read_csv(work / "results/tables/spectra.csv")
+    assert set(spectra["checkpoint"]) == {"init", "epoch1", "final"}
+
+
+def test_benchmark_reads_the_spectra_cost_of_every_run(tiny_pipeline):
+    """benchmarks/spectra.py's ratio table from a real run: every run, three checkpoints, both
+    ratios computed from what the jobs recorded."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from spectra import training_ratio
+    finally:
+        sys.path.pop(0)
+    table = training_ratio(tiny_pipeline / "results")
+    assert sorted(table.index.get_level_values("run")) == ["family=fold", "family=plain"]
+    assert (table["checkpoints"] == 3).all() and (table["dimension"] == 784).all()
+    assert (table["spectra_s"] > 0).all() and (table["train_s"] > 0).all()
+    assert (table["compute_ratio"] == table["spectra_s"] / table["train_s"]).all()
+    assert (table["job_ratio"] > 0).all()
 
 
 def test_snakefmt_is_clean(venv_env):

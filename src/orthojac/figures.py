@@ -47,9 +47,15 @@ def _empty(path: Path, message: str) -> None:
 
 
 def _checkpoints(data: pd.DataFrame) -> list[str]:
-    """Initialisation before the end of training, whatever else was measured in between."""
+    """In training order: init, epoch1, epoch2, …, final."""
     present = list(dict.fromkeys(data["checkpoint"]))
-    return sorted(present, key=lambda c: {"init": 0, "final": 2}.get(c, 1))
+    return sorted(present, key=checkpoint_order)
+
+
+def checkpoint_order(checkpoint: str) -> tuple[int, int]:
+    if checkpoint.startswith("epoch"):
+        return (1, int(checkpoint[len("epoch"):]))
+    return ({"init": 0, "final": 2}[checkpoint], 0)
 
 
 def _save(grid, path: Path) -> None:

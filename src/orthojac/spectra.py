@@ -2,9 +2,14 @@
 
     python -m orthojac.spectra --weights results/runs/E/R/final.pt --data-dir D \
         --out-body body.csv --out-layers layers.csv [--method exact|lanczos|auto]
+    python -m orthojac.spectra --weights results/runs/E/R/epochs.pt --epoch 3 ...
+
+Checkpoints: `init.pt`, `final.pt`, or one epoch of `epochs.pt` (the weights training kept after
+the epochs its --save-epochs named). --out-timing records the seconds the spectra took in this
+process (model built to rows ready; not Python's start-up), for benchmarks/spectra.py.
 
 The body's input→output Jacobian ∂body(h)/∂h at fixed test inputs h = lift(image), two ways:
-- `exact`: a chunked `torch.func.jacrev` (one vmapped vector-Jacobian product per chunk of rows:
+- `exact`: the Jacobian a chunk of rows at a time (one batched vector-Jacobian product per chunk:
   memory grows with the chunk, not with the dimension) and `torch.linalg.svdvals`: every σ_i;
 - `lanczos`: matrix-free (orthojac.spectra_free): σ_max and σ_min only, written as the rows of
   index 0 and dim − 1;
@@ -20,13 +25,19 @@ Tables are tidy: body (point, index, sigma) and layers (point, layer, metric, va
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_checkpoint, write_csv_atomic
+# autograd.grad imports this (and sympy) on its first call: importing it here, at start-up, keeps
+# that import out of the seconds --out-timing reports.
+import torch.fx.experimental.symbolic_shapes  # noqa: F401
+
+from .checkpoint import load_checkpoint, write_csv_atomic, write_text_atomic
 from .config import RunConfig
 from .data import load_split
 from .models import build_model
@@ -36,13 +47,26 @@ METHODS = ("exact", "lanczos", "auto")
 
 
 def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
-    """The dim×dim Jacobian of f at a single input x (any shape), rows chunked."""
+    """The dim×dim Jacobian J of f at a single input x (any shape), rows chunked.
+
+    Rows i … i+k of J are Jᵀe_i … for k copies of x pushed through f as one batch and pulled back
+    with the unit cotangents e_i: f acts on each sample of a batch alone (the network is in eval
+    mode), so copy j's input gradient is row i+j of J. Memory grows with the chunk, not with the
+    dimension. (Plain autograd, not `torch.func.jacrev`: the latter's first call imports
+    torch._dynamo, seconds of start-up a spectrum job of a small network would mostly spend.)"""
     dim = x.numel()
-
-    def flat(v):
-        return f(v.reshape(x.shape).unsqueeze(0)).reshape(-1)
-
-    return torch.func.jacrev(flat, chunk_size=chunk_size)(x.reshape(-1)).reshape(dim, dim)
+    chunk = min(chunk_size or dim, dim)
+    rows = []
+    with torch.enable_grad():
+        for start in range(0, dim, chunk):
+            k = min(chunk, dim - start)
+            batch = x.detach().unsqueeze(0).repeat(k, *([1] * x.dim())).requires_grad_(True)
+            out = f(batch).reshape(k, dim)
+            cotangents = torch.zeros(k, dim, dtype=out.dtype, device=out.device)
+            cotangents[torch.arange(k), torch.arange(start, start + k)] = 1
+            (grad,) = torch.autograd.grad(out, batch, cotangents)
+            rows.append(grad.reshape(k, dim))
+    return torch.cat(rows)
 
 
 def jacobian_spectrum(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
@@ -113,10 +137,30 @@ def spectra(model, images: torch.Tensor, chunk_size: int, per_layer: bool, metho
     return body_rows, layer_rows
 
 
+def checkpoint_weights(ckpt: dict, path: Path, epoch: int | None, model) -> dict:
+    """The state dict to measure: the checkpoint's `model`, or epoch `epoch` of an epochs.pt. An
+    epoch the run never reached (it diverged before) gives non-finite weights, so its spectra are
+    recorded as NaN rather than failing the job."""
+    if "models" not in ckpt:
+        if epoch is not None:
+            raise ValueError(f"{path}: --epoch {epoch} needs an epochs.pt (this file holds one model)")
+        return ckpt["model"]
+    if epoch is None:
+        raise ValueError(f"{path} holds the weights of epochs {sorted(ckpt['models'], key=int)}: pass --epoch")
+    if str(epoch) in ckpt["models"]:
+        return ckpt["models"][str(epoch)]
+    if ckpt["config"]["epochs"] < epoch:
+        raise ValueError(f"{path}: epoch {epoch} is past the run's {ckpt['config']['epochs']} epochs")
+    print(f"{path}: no weights for epoch {epoch} (the run ended before it): NaN spectra", file=sys.stderr)
+    return {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+            for k, v in model.state_dict().items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac-spectra", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, required=True, help="init.pt or final.pt of a run")
+    parser.add_argument("--weights", type=Path, required=True, help="init.pt, final.pt or epochs.pt of a run")
+    parser.add_argument("--epoch", type=int, help="with epochs.pt: the epoch whose weights to measure")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of the IDX files")
     parser.add_argument("--points", type=int, default=2, help="test images to evaluate at (the first N)")
     parser.add_argument("--method", choices=METHODS, default="auto",
@@ -134,15 +178,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     parser.add_argument("--out-body", type=Path, required=True, help="CSV of the body's singular values")
     parser.add_argument("--out-layers", type=Path, required=True, help="CSV of per-layer summaries")
+    parser.add_argument("--out-timing", type=Path, help="JSON: seconds spent on the spectra, dimension, method")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     ckpt = load_checkpoint(args.weights)
+    started = time.perf_counter()
     cfg = RunConfig(**ckpt["config"])
     model = build_model(cfg)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(checkpoint_weights(ckpt, args.weights, args.epoch, model))
     dtype = getattr(torch, args.dtype)
     model = model.to(device=device, dtype=dtype).eval()
     x_test, y_test = load_split(args.data_dir, "t10k")
@@ -157,8 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.grad_batch and finite(model):
         labels = torch.as_tensor(y_test[: args.grad_batch].astype("int64"), device=device)
         layers += gradient_norms(model, test_images(args.grad_batch), labels)
+    seconds = time.perf_counter() - started
     write_csv_atomic(args.out_body, body, ["point", "index", "sigma"])
     write_csv_atomic(args.out_layers, layers, ["point", "layer", "metric", "value"])
+    if args.out_timing:
+        with torch.no_grad():
+            dim = model.embed(test_images(1)).numel()
+        write_text_atomic(args.out_timing, json.dumps({
+            "seconds": seconds, "dimension": dim, "points": args.points, "method": args.method,
+            "dtype": args.dtype, "layers": not args.no_layers, "device": str(device)}) + "\n")
     dev = max((abs(r["sigma"] - 1) for r in body), default=float("nan"))
     print(f"{args.weights}: body max|σ−1| = {dev:.3e} over {args.points} points", file=sys.stderr)
 

@@ -3,8 +3,10 @@
     python -m orthojac.train --family fold --depth 10 --data-dir results/data/fashion_mnist \
         --out-dir results/runs/demo/fold
 
-Writes into --out-dir: `init.pt` and `final.pt` (weights + config), `metrics.csv` (tidy: one row per
-epoch × split × metric), `config.json` (the resolved config, the status and the environment).
+Writes into --out-dir: `init.pt` and `final.pt` (weights + config), `epochs.pt` (the weights after
+each epoch named by --save-epochs, for the spectra of intermediate checkpoints `epochN`; empty when
+none), `metrics.csv` (tidy: one row per epoch × split × metric), `config.json` (the resolved
+config, the status and the environment).
 `checkpoint.pt` is saved every --checkpoint-every steps and at each epoch's end; a run that finds
 one with the same config resumes from it. A loss or parameter that is not finite ends the run as
 `diverged` at that step: a result, not a crash.
@@ -128,6 +130,10 @@ def training_step(forward, model, optimiser, x, y, cfg: run_config.RunConfig,
     return loss
 
 
+def _weights(model) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 class Stop:
     """Set by SIGTERM (how SLURM ends a job at its time limit): checkpoint, then exit non-zero."""
 
@@ -139,7 +145,13 @@ class Stop:
 
 
 def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torch.device,
-          checkpoint_every: int, fast: FastPath = FastPath()) -> dict:
+          checkpoint_every: int, fast: FastPath = FastPath(), save_epochs: tuple[int, ...] = ()) -> dict:
+    """Train `cfg`, resuming from out_dir/checkpoint.pt when it holds the same config. The weights
+    after each epoch in `save_epochs` are kept in the checkpoint (so a resumed run still has them)
+    and written to epochs.pt at the end."""
+    late = [e for e in save_epochs if not 1 <= e <= cfg.epochs]
+    if late:
+        raise ValueError(f"--save-epochs {late}: a run of {cfg.epochs} epochs has epochs 1 … {cfg.epochs}")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)  # left by a run killed (SIGKILL) while writing
     ckpt_path = out_dir / "checkpoint.pt"
@@ -153,8 +165,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
 
     state = {
         "epoch": 0, "step_in_epoch": 0, "global_step": 0, "metrics": [], "status": "running",
-        "diverged_step": None, "seconds": 0.0,
-        "init_model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "diverged_step": None, "seconds": 0.0, "init_model": _weights(model), "epoch_models": {},
     }
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
@@ -221,6 +232,8 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
             if not all_finite(model) or not evaluate_all():
                 state["status"], state["diverged_step"] = "diverged", state["global_step"]
             record("train", "seconds", state["seconds"])
+            if state["epoch"] in save_epochs:
+                state.setdefault("epoch_models", {})[str(state["epoch"])] = _weights(model)
             record("train", "lr", cosine_lr(cfg, state["global_step"], total_steps))
         save_checkpoint()
     if state["status"] == "running":
@@ -240,6 +253,8 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
     common = {"config": cfg.to_dict(), "normalisation": {"mean": mean, "std": std}}
     atomic_save({"model": state["init_model"], **common}, out_dir / "init.pt")
     atomic_save({"model": model.state_dict(), "status": state["status"], **common}, out_dir / "final.pt")
+    # An epoch a diverged run never reached has no weights: its spectra are recorded as missing.
+    atomic_save({"models": state.get("epoch_models", {}), **common}, out_dir / "epochs.pt")
     write_csv_atomic(out_dir / "metrics.csv", state["metrics"], METRIC_COLUMNS)
     write_text_atomic(out_dir / "config.json", json.dumps(summary, indent=2) + "\n")
     save_checkpoint()
@@ -259,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="save checkpoint.pt every this many steps (and at each epoch's end); "
                         "default: $ORTHOJAC_CHECKPOINT_EVERY or 200 (a runtime setting, not "
                         "experiment data: it does not change the results)")
+    parser.add_argument("--save-epochs", type=int, nargs="*", default=[],
+                        help="epochs after which to keep the weights (epochs.pt), for spectra at "
+                        "intermediate checkpoints")
     fastpath.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = run_config.from_namespace(args)
@@ -271,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     fast = fastpath.resolve(args, device)
     fastpath.set_backends(fast)
     signal.signal(signal.SIGTERM, Stop.handler)
-    summary = train(cfg, args.data_dir, args.out_dir, device, args.checkpoint_every, fast)
+    summary = train(cfg, args.data_dir, args.out_dir, device, args.checkpoint_every, fast,
+                    tuple(args.save_epochs))
     print(json.dumps({k: summary[k] for k in ("status", "steps", "train_seconds")}), file=sys.stderr)
 
 

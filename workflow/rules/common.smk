@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import yaml
+from orthojac.config import RunConfig
 from snakemake.common.configfile import load_configfile
 from snakemake.utils import update_config, validate
 
@@ -97,6 +98,11 @@ def expand_experiment(experiment):
     return runs
 
 
+def _epoch_of(checkpoint):
+    """N for a checkpoint named `epochN`, else None (init, final)."""
+    return int(checkpoint[len("epoch") :]) if checkpoint.startswith("epoch") else None
+
+
 def build_runs(cfg):
     """{(experiment, run): settings} over all experiments; checks cross-references."""
     runs = {}
@@ -110,6 +116,14 @@ def build_runs(cfg):
                     f"is not a key of data: (have {sorted(cfg['data'])})"
                 )
             runs[(name, run)] = settings
+            for checkpoint in experiment.get("spectra", {}).get("checkpoints", []):
+                epoch = _epoch_of(checkpoint)
+                epochs = settings.get("epochs", RunConfig.epochs)
+                if epoch and epoch > epochs:
+                    raise ValueError(
+                        f"config: experiments[{name}].spectra.checkpoints: {checkpoint} is past"
+                        f" the {epochs} epochs of run {run}"
+                    )
     return runs
 
 
@@ -154,6 +168,22 @@ def fetch_args(wildcards):
 
 def spectra_checkpoints(experiment):
     return EXPERIMENTS[experiment]["spectra"]["checkpoints"]
+
+
+def save_epochs(wildcards):
+    """The epochs whose weights training keeps (epochs.pt): those the spectra name as `epochN`."""
+    epochs = [_epoch_of(c) for c in spectra_checkpoints(wildcards.experiment)]
+    return " ".join(str(e) for e in sorted(e for e in epochs if e is not None))
+
+
+def checkpoint_file(wildcards):
+    name = "epochs" if _epoch_of(wildcards.checkpoint) else wildcards.checkpoint
+    return f"results/runs/{wildcards.experiment}/{wildcards.run}/{name}.pt"
+
+
+def checkpoint_epoch(wildcards):
+    epoch = _epoch_of(wildcards.checkpoint)
+    return f"--epoch {epoch}" if epoch else ""
 
 
 def spectra_args(wildcards):

@@ -1,10 +1,13 @@
+# One job per (run, checkpoint): `init`, `final`, or `epochN` (read from the run's epochs.pt, which
+# training writes for the epochs the experiment's `spectra: checkpoints:` names).
 rule spectrum:
     input:
-        weights="results/runs/{experiment}/{run}/{checkpoint}.pt",
+        weights=checkpoint_file,
         data=dataset_files,
     output:
         body="results/spectra/{experiment}/{run}/{checkpoint}.body.csv",
         layers="results/spectra/{experiment}/{run}/{checkpoint}.layers.csv",
+        timing="results/spectra/{experiment}/{run}/{checkpoint}.timing.json",
     log:
         "results/logs/spectrum/{experiment}/{run}/{checkpoint}.log",
     benchmark:
@@ -16,8 +19,10 @@ rule spectrum:
         gpu=1,
     params:
         args=spectra_args,
+        epoch=checkpoint_epoch,
         dataset=run_dataset,
     shell:
         "python -m orthojac.spectra --weights {input.weights} --data-dir results/data/{params.dataset}"
-        " {params.args} --threads {threads} --out-body {output.body} --out-layers {output.layers}"
+        " {params.args} {params.epoch} --threads {threads} --out-body {output.body}"
+        " --out-layers {output.layers} --out-timing {output.timing}"
         " 2> {log}"

@@ -6,6 +6,7 @@ rule train:
     output:
         init="results/runs/{experiment}/{run}/init.pt",
         final="results/runs/{experiment}/{run}/final.pt",
+        epochs="results/runs/{experiment}/{run}/epochs.pt",
         metrics="results/runs/{experiment}/{run}/metrics.csv",
         config="results/runs/{experiment}/{run}/config.json",
     log:
@@ -19,8 +20,10 @@ rule train:
         gpu=1,
     params:
         args=train_args,
+        save_epochs=save_epochs,
         dataset=run_dataset,
     shell:
         "python -m orthojac.train {params.args} --data-dir results/data/{params.dataset}"
         " --out-dir results/runs/{wildcards.experiment}/{wildcards.run} --threads {threads}"
+        " --save-epochs {params.save_epochs}"
         " 2> {log}"
