@@ -76,7 +76,7 @@ def run_snakemake(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> 
 
 def fixture_config(mirror: Path, files: dict) -> dict:
     """Two tiny runs (fold, plain ReLU) and a tiny H1 (RNN) on the generated IDX data, every stage
-    of the pipeline."""
+    of the pipeline; H2 (LSTM) whose downloads find no source."""
     return {
         "data": {"fixture": {"urls": ["http://nonexistent.invalid/"], "mirrors": [str(mirror)], "files": files}},
         "experiments": [{
@@ -110,6 +110,24 @@ def fixture_config(mirror: Path, files: dict) -> dict:
             "lambdas": {"grid": [0.01], "choice": "test"},
             "variants": {"grid": ["eq11", "listing"], "choice": "test"},
             "seeds": {"grid": [0, 1], "choice": "test"},
+        },
+        # H2 with no reachable source: the report must say "data unavailable" and render the rest
+        "downloads": {key: {"file": file, "urls": ["http://nonexistent.invalid/" + file],
+                            "mirrors": [str(mirror / "no_such_folder")], "size": None, "sha256": None,
+                            "choice": "test"}
+                      for key, file in (("text", "rt-polaritydata.tar.gz"), ("vectors", "glove.6B.zip"))},
+        "hlav_lstm": {
+            "description": "H2 pipeline test: data unavailable",
+            "data": {"value": "optional", "choice": "test"},
+            "text": {"value": "text", "choice": "test"},
+            "embeddings": {"value": "vectors", "choice": "test"},
+            "embeddings_member": {"value": "glove.6B.300d.txt", "choice": "test"},
+            **{k: {"value": v, "choice": "test"} for k, v in (
+                ("seq_len", 10), ("hidden", 4), ("batch_size", 10), ("train_size", 20), ("val_size", 10),
+                ("test_size", 10), ("corpus_seed", 0), ("epochs", 1), ("lr", 0.01), ("gain", 1.1))},
+            "lambdas": {"grid": [0.01], "choice": "test"},
+            "variants": {"grid": ["eq11"], "choice": "test"},
+            "seeds": {"grid": [0], "choice": "test"},
         },
     }
 

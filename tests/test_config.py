@@ -37,10 +37,12 @@ def labelled(config: dict):
             yield f"experiments[{exp['name']}].settings.{key}", setting
         if "spectra" in exp:
             yield f"experiments[{exp['name']}].spectra", exp["spectra"]
-    for section in ("h4", "hlav_rnn"):
+    for section in ("h4", "hlav_rnn", "hlav_lstm"):
         for key, setting in config.get(section, {}).items():
             if key != "description":
                 yield f"{section}.{key}", setting
+    for key, download in config.get("downloads", {}).items():
+        yield f"downloads.{key}", download
 
 
 def runs(config: dict):

@@ -41,6 +41,12 @@ H_C1_MARGIN = 0.005  # orthogonal mean final val accuracy ≥ Glorot's + 0.5 poi
 H_C2_TOL = 0.002  # gain-adjusted final val accuracy ≥ unadjusted − 0.2 points (choice: seed noise)
 H_C3_GAIN_TOL = 0.2  # orthogonal |mean σ − g| / g ≤ 0.2 ("stays near g": choice)
 H_C3_WIDTH_RATIO = 2.0  # Glorot's σ_max − σ_min ≥ 2 × every orthogonal one's ("wide": choice)
+H2_MIN_EPOCHS = 5  # H-C4 judged only after ≥ 5 epochs (choice, as H1)
+H2_MIN_TRAIN = 4264  # … on the stated training set size (Hlav §5: (4264, 50, 300))
+H2_MIN_SEEDS = 2  # … with ≥ 2 seeds: the seed-to-seed spread is part of the tolerance
+H2_CHANCE = 0.5  # a diverged H2 run scores chance accuracy (2 classes)
+H_C4_TOL = 0.03  # "no clear difference": spread of configurations ≤ 3 points or the seed spread (choice:
+# ≈ the range of 9–11 means of 3 seeds each at the binomial noise of 533 sentences, √(.8·.2/533) ≈ 1.7 points)
 
 
 @dataclass
@@ -379,6 +385,45 @@ def judge_h_c3(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verd
     return _verdict("H-C3", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
 
 
+def judge_h_c4(runs, metrics, spectra, hlav_lstm: pd.DataFrame | None = None) -> Verdict:
+    """H2: the spread (max − min) over configurations of the seed-averaged final validation accuracy
+    (the thesis' Fig. 10 measure; a diverged run counts as chance, 0.5) against the larger of
+    H_C4_TOL and the seed-to-seed spread (max − min over seeds, averaged over configurations)."""
+    tol = (f"max − min over configurations of the seed-mean final val accuracy ≤ max({H_C4_TOL:g}, mean "
+           f"seed-to-seed spread); thesis data, ≥ {H2_MIN_SEEDS} seeds, ≥ {H2_MIN_EPOCHS} epochs, "
+           f"≥ {H2_MIN_TRAIN} training sentences")
+    if hlav_lstm is None or hlav_lstm.empty:
+        return _verdict("H-C4", "H2 was not run in this configuration (or its table was not given)", tol, INCONCLUSIVE)
+    status = set(hlav_lstm["status"])
+    if "data unavailable" in status:
+        return _verdict("H-C4", "H2 data unavailable: nothing was trained (the report lists the sources tried)",
+                        tol, INCONCLUSIVE)
+    table = hlav_lstm[hlav_lstm["metric"] != "data_unavailable"]
+    keys = ["configuration", "label", "variant", "gain", "lam"]
+    last = table[table["metric"] == "val_accuracy"].sort_values("epoch").groupby(keys + ["seed"]).tail(1)
+    diverged = table[table["metric"] == "diverged"][keys + ["seed"]].assign(value=H2_CHANCE)
+    kept = last.merge(diverged[keys + ["seed"]], how="left", indicator=True)  # a diverged seed: chance only
+    final = pd.concat([kept[kept["_merge"] == "left_only"][keys + ["seed", "value"]], diverged])
+    if final.empty:
+        return _verdict("H-C4", "the H2 table has no validation accuracy", tol, INCONCLUSIVE)
+    per_config = final.groupby(keys)["value"]
+    means, seed_spread = per_config.mean(), (per_config.max() - per_config.min()).mean()
+    spread = means.max() - means.min()
+    seeds, epochs = int(final["seed"].nunique()), int(table["epoch"].max())
+    numbers = (f"final val accuracy over {len(means)} configurations: {means.min():.4f} "
+               f"({means.idxmin()[1]}) to {means.max():.4f} ({means.idxmax()[1]}), spread {spread:.4f}; "
+               f"mean seed-to-seed spread {seed_spread:.4f} ({seeds} seeds, {epochs} epochs)")
+    why = ("generated stand-in, not the thesis data" if "generated stand-in" in status
+           else f"{seeds} seed(s) < {H2_MIN_SEEDS}" if seeds < H2_MIN_SEEDS
+           else f"{epochs} epochs < {H2_MIN_EPOCHS}: toy scale" if epochs < H2_MIN_EPOCHS
+           else f"{int(table['train_size'].min())} training sentences < {H2_MIN_TRAIN}: toy scale"
+           if table["train_size"].min() < H2_MIN_TRAIN else None)
+    if why:
+        return _verdict("H-C4", f"{numbers} ({why})", tol, INCONCLUSIVE)
+    ok = spread <= max(H_C4_TOL, seed_spread)
+    return _verdict("H-C4", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
 def _not_run(claim: str) -> callable:
     def judge(runs, metrics, spectra) -> Verdict:
         sel = _runs_for(runs, claim)
@@ -389,17 +434,19 @@ def _not_run(claim: str) -> callable:
 
 
 JUDGES = {"P1": judge_p1, "P2": judge_p2, "P3": judge_p3, "P4": judge_p4, "P5": judge_p5, "P6": judge_p6,
-          "P7": judge_p7, "H-C1": judge_h_c1, "H-C2": judge_h_c2, "H-C3": judge_h_c3, "H-C6": judge_h_c6}
+          "P7": judge_p7, "H-C1": judge_h_c1, "H-C2": judge_h_c2, "H-C3": judge_h_c3, "H-C4": judge_h_c4,
+          "H-C6": judge_h_c6}
 JUDGES = {c: JUDGES.get(c, _not_run(c)) for c in CLAIMS}
 
 
 def ledger(runs: pd.DataFrame, metrics: pd.DataFrame, spectra: pd.DataFrame,
            h4: pd.DataFrame | None = None, hlav: pd.DataFrame | None = None,
-           layers: pd.DataFrame | None = None) -> pd.DataFrame:
+           layers: pd.DataFrame | None = None, hlav_lstm: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim of REPLICATION.md §4, in order. `h4`: the theory table of orthojac.h4
     (no training runs behind it), passed to the H-C6 judge only; `hlav`: the H1 table of
     orthojac.hlav, passed to the H-C1..H-C3 judges; `layers`: the per-layer table of the spectrum
-    stage, passed to the P5 and P7 judges."""
+    stage, passed to the P5 and P7 judges; `hlav_lstm`: the H2 table of orthojac.hlav_lstm, passed
+    to the H-C4 judge."""
     extra = {"H-C6": {"h4": h4}, "H-C1": {"hlav": hlav}, "H-C2": {"hlav": hlav}, "H-C3": {"hlav": hlav},
-             "P5": {"layers": layers}, "P7": {"layers": layers}}
+             "P5": {"layers": layers}, "P7": {"layers": layers}, "H-C4": {"hlav_lstm": hlav_lstm}}
     return pd.DataFrame([JUDGES[c](runs, metrics, spectra, **extra.get(c, {})).as_row() for c in CLAIMS])

@@ -325,3 +325,88 @@ def hlav_figures():
 
 def all_outputs():
     return [f"results/report/{page}.html" for page in REPORT_PAGES]
+
+
+STAND_IN = "results/data/hlav_lstm_stand_in"
+
+
+def hlav_lstm_receipts(wildcards=None):
+    """The receipts (status.json) H2 trains from: of the two downloads, or of the generated
+    stand-in when `hlav_lstm.data` is `generated`. Checks that the downloads are configured.
+    """
+    h2 = config["hlav_lstm"]
+    if h2["data"]["value"] == "generated":
+        return {p: f"{STAND_IN}/{p}/status.json" for p in ("text", "embeddings")}
+    out = {}
+    for part in ("text", "embeddings"):
+        key = h2[part]["value"]
+        if key not in config.get("downloads", {}):
+            raise ValueError(
+                f"config: hlav_lstm.{part} = {key!r} is not a key of downloads: "
+                f"(have {sorted(config.get('downloads', {}))})"
+            )
+        out[part] = f"results/data/{key}/status.json"
+    return out
+
+
+def download_args(wildcards):
+    """`downloads.KEY` as orthojac.downloads flags; `--optional` when H2, the downloads' consumer,
+    may report its data as unavailable (`hlav_lstm.data: optional`)."""
+    spec = config["downloads"][wildcards.download]
+    args = [f"--file {shlex.quote(spec['file'])} --key {wildcards.download}"]
+    args += [f"--url {shlex.quote(u)}" for u in spec["urls"]]
+    args += [f"--mirror {shlex.quote(m)}" for m in spec["mirrors"]]
+    args += [f"--size {spec['size'] or 'null'} --sha256 {spec['sha256'] or 'null'}"]
+    if config.get("hlav_lstm", {}).get("data", {}).get("value") == "optional":
+        args.append("--optional")
+    return " ".join(args)
+
+
+def hlav_lstm_args(wildcards):
+    """The `hlav_lstm:` section as `orthojac.hlav_lstm train` flags (seed from the wildcard)."""
+    h2 = config["hlav_lstm"]
+    return (
+        " ".join(
+            f"--{key.replace('_', '-')} "
+            + " ".join(shlex.quote(_format(v)) for v in _values(h2[key]))
+            for key in [
+                "seq_len",
+                "hidden",
+                "batch_size",
+                "train_size",
+                "val_size",
+                "test_size",
+                "corpus_seed",
+                "epochs",
+                "lr",
+                "gain",
+                "lambdas",
+                "variants",
+            ]
+        )
+        + f" --member {shlex.quote(h2['embeddings_member']['value'])}"
+    )
+
+
+def hlav_lstm_stand_in_sentences():
+    h2 = config.get("hlav_lstm")
+    if h2 is None:
+        return 0
+    return sum(h2[k]["value"] for k in ("train_size", "val_size", "test_size"))
+
+
+def hlav_lstm_seed_tables():
+    if "hlav_lstm" not in config:
+        return []
+    return [
+        f"results/hlav/lstm/seed={s}.csv" for s in _values(config["hlav_lstm"]["seeds"])
+    ]
+
+
+def hlav_lstm_tables():
+    return ["results/tables/hlav_lstm.csv"] if "hlav_lstm" in config else []
+
+
+def hlav_lstm_figures():
+    names = ["hlav_lstm_spectrum", "hlav_lstm_accuracy"]
+    return [f"results/figures/{n}.png" for n in names] if "hlav_lstm" in config else []

@@ -1,0 +1,168 @@
+"""Single-file downloads (an archive such as glove.6B.zip) verified by sha256, with a receipt.
+
+    python -m orthojac.downloads --file glove.6B.zip --size 862182613 --sha256 <64 hex> \
+        --url https://nlp.stanford.edu/data/glove.6B.zip --mirror /data/glove \
+        --out-dir results/data/glove_6b [--optional]
+
+Sources in order: each URL, then `MIRROR/FILE` for each mirror folder. A copy is accepted only when
+its size and sha256 are those pinned in the config; the first accepted copy is streamed to a
+temporary file beside its destination, hashed as it is written, and renamed into place
+(`OUT_DIR/FILE`). Then the receipt `OUT_DIR/status.json` is written atomically: {"status":
+"verified", "file", "size", "sha256", "source", "tried"}.
+
+Unpinned files. Where the true digest of an official file cannot be known offline, the config
+says `sha256: null`. Such a file is never used: every copy found is refused, and the refusal gives
+its size and sha256, so that a person who has checked the copy (against the publisher, or a
+second download) can pin it in the config. Nothing unverified is ever read by the pipeline.
+
+When no source gives an accepted copy: by default the program fails naming every source tried and
+what each gave, and writes nothing (as orthojac.data does). With `--optional` (the consumer can
+report "data unavailable" instead), it writes only the receipt, {"status": "unavailable",
+"tried", "how_to"}, logs the failure loudly and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .checkpoint import write_text_atomic
+from .data import DataError
+
+CHUNK = 1 << 20
+STATUS = "status.json"
+
+
+def how_to(file: str, key: str, receipt: Path) -> str:
+    """What a person does to provide `file` (config key `downloads.KEY`, receipt `receipt`)."""
+    return (f"Download {file} from one of the URLs above on a machine with internet access, check it "
+            f"(size and sha256), put it in a folder listed under `downloads.{key}.mirrors` in the config "
+            f"(or add the folder there), and pin its size and sha256 in `downloads.{key}` if they are "
+            f"null (a refused copy's digest is listed above); then delete {receipt} and rerun.")
+
+
+def _stream_copy(reader, out_dir: Path, file: str) -> tuple[Path, int, str]:
+    """Copy `reader` to a temporary file in `out_dir`; (its path, size, sha256)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{file}.", suffix=".tmp")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            while chunk := reader.read(CHUNK):
+                fh.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp), size, digest.hexdigest()
+
+
+def _refusal(size: int, digest: str, want_size: int | None, want_sha256: str | None) -> str | None:
+    """Why a copy of `size` B and sha256 `digest` is refused, or None when it is the pinned file."""
+    got = f"got {size} B sha256 {digest}"
+    if want_sha256 is None:
+        return f"refused: no sha256 pinned in the config, {got} (pin it once this copy is checked)"
+    if digest != want_sha256 or (want_size is not None and size != want_size):
+        return f"expected {want_size if want_size is not None else '?'} B sha256 {want_sha256}, {got}"
+    return None
+
+
+def fetch_file(file: str, size: int | None, sha256: str | None, urls: list[str], mirrors: list[Path],
+               out_dir: Path, timeout: float = 30.0) -> tuple[dict | None, list[str]]:
+    """The receipt of the first accepted copy of `file` (now at out_dir/file), or None; and what
+    every source tried gave."""
+    tried: list[str] = []
+    sources = [(u, lambda u=u: urllib.request.urlopen(u, timeout=timeout)) for u in urls]
+    sources += [(str(Path(m) / file), lambda p=Path(m) / file: open(p, "rb")) for m in mirrors]
+    for name, opener in sources:
+        try:
+            with opener() as reader:
+                tmp, got_size, digest = _stream_copy(reader, out_dir, file)
+        except urllib.error.HTTPError as err:
+            tried.append(f"{name}: HTTP {err.code}")
+            continue
+        except FileNotFoundError:
+            tried.append(f"{name}: not found")
+            continue
+        except (urllib.error.URLError, OSError) as err:
+            tried.append(f"{name}: unreachable or unreadable ({getattr(err, 'reason', err)})")
+            continue
+        why = _refusal(got_size, digest, size, sha256)
+        if why:
+            tmp.unlink()
+            tried.append(f"{name}: {why}")
+            continue
+        os.replace(tmp, out_dir / file)
+        return {"status": "verified", "file": file, "size": got_size, "sha256": digest, "source": name,
+                "tried": tried}, tried
+    return None, tried
+
+
+def fetch(file: str, key: str, size: int | None, sha256: str | None, urls: list[str], mirrors: list[Path],
+          out_dir: Path, optional: bool, timeout: float = 30.0) -> dict:
+    """Fetch `file` (config `downloads.KEY`) into `out_dir` and write its receipt; see the module."""
+    out_dir = Path(out_dir)
+    receipt, tried = fetch_file(file, size, sha256, urls, mirrors, out_dir, timeout)
+    if receipt is None:
+        lines = tried or ["(no URL and no mirror configured)"]
+        message = (f"no verified copy of {file} (want {size if size is not None else '?'} B, sha256 "
+                   f"{sha256 or 'not pinned'}).\nSources tried, in order:\n  " + "\n  ".join(lines))
+        if not optional:
+            raise DataError(message + "\nNothing was written. " + how_to(file, key, out_dir / STATUS))
+        print(f"DATA UNAVAILABLE: {message}\nWriting only the receipt {out_dir / STATUS}: its consumer "
+              "reports the data as unavailable.", file=sys.stderr)
+        receipt = {"status": "unavailable", "file": file, "tried": lines,
+                   "how_to": how_to(file, key, out_dir / STATUS)}
+    else:
+        print(f"{file}: verified ({receipt['size']} B, sha256 {receipt['sha256'][:12]}…) from "
+              f"{receipt['source']}", file=sys.stderr)
+    write_text_atomic(out_dir / STATUS, json.dumps(receipt, indent=1) + "\n")
+    return receipt
+
+
+def _size(text: str) -> int | None:
+    return None if text == "null" else int(text)
+
+
+def _sha256(text: str) -> str | None:
+    if text == "null":
+        return None
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text.lower()):
+        raise argparse.ArgumentTypeError(f"--sha256 {text!r}: want 64 hex digits or null")
+    return text.lower()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orthojac-download", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--file", required=True, help="file name (the official archive's)")
+    parser.add_argument("--key", required=True, help="its key under `downloads:` in the config (for messages)")
+    parser.add_argument("--size", type=_size, default=None, help="pinned size in bytes, or null")
+    parser.add_argument("--sha256", type=_sha256, default=None, help="pinned sha256, or null (then refused)")
+    parser.add_argument("--url", action="append", default=[], help="full URL to try (repeatable, in order)")
+    parser.add_argument("--mirror", type=Path, action="append", default=[],
+                        help="local folder holding FILE, tried after the URLs (repeatable)")
+    parser.add_argument("--out-dir", type=Path, required=True, help="folder for FILE and its receipt status.json")
+    parser.add_argument("--optional", action="store_true",
+                        help="when no source gives a verified copy, write an 'unavailable' receipt and exit 0")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per URL request")
+    args = parser.parse_args(argv)
+    try:
+        fetch(args.file, args.key, args.size, args.sha256, args.url, args.mirror, args.out_dir,
+              args.optional, args.timeout)
+    except DataError as err:
+        sys.exit(f"orthojac-download: {err}")
+
+
+if __name__ == "__main__":
+    main()

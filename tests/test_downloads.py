@@ -1,0 +1,83 @@
+"""orthojac.downloads: pinned single-file downloads, refusals, and the optional receipt."""
+
+import hashlib
+import json
+
+import pytest
+
+from orthojac import downloads, sentiment
+from orthojac.data import DataError
+
+DEAD_URL = "http://nonexistent.invalid/rt-polaritydata.tar.gz"
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """The generated polarity archive in a mirror folder: (mirror, size, sha256)."""
+    digests = sentiment.write_stand_in(tmp_path / "gen", sentences=20, dim=4)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    blob = (tmp_path / "gen/text" / sentiment.TEXT_FILE).read_bytes()
+    (mirror / sentiment.TEXT_FILE).write_bytes(blob)
+    assert hashlib.sha256(blob).hexdigest() == digests[sentiment.TEXT_FILE]
+    return mirror, len(blob), digests[sentiment.TEXT_FILE]
+
+
+def _fetch(out, mirrors, size, sha256, optional=False, urls=(DEAD_URL,)):
+    return downloads.fetch(sentiment.TEXT_FILE, "sentence_polarity", size, sha256, list(urls), mirrors, out,
+                           optional, timeout=5)
+
+
+def test_verified_copy_from_a_mirror_after_a_dead_url(archive, tmp_path):
+    mirror, size, digest = archive
+    receipt = _fetch(tmp_path / "out", [tmp_path / "empty", mirror], size, digest)
+    assert receipt["status"] == "verified" and receipt["source"] == str(mirror / sentiment.TEXT_FILE)
+    assert [t.split(":")[0] for t in receipt["tried"]] == ["http", str(tmp_path / "empty" / sentiment.TEXT_FILE)]
+    assert hashlib.sha256((tmp_path / "out" / sentiment.TEXT_FILE).read_bytes()).hexdigest() == digest
+    assert json.loads((tmp_path / "out/status.json").read_text())["sha256"] == digest
+
+
+def test_a_file_url_is_tried_first(archive, tmp_path):
+    mirror, size, digest = archive
+    url = (mirror / sentiment.TEXT_FILE).as_uri()
+    receipt = _fetch(tmp_path / "out", [], size, digest, urls=[url])
+    assert receipt["source"] == url and receipt["tried"] == []
+
+
+def test_corrupted_copy_is_refused_naming_file_and_both_digests(archive, tmp_path):
+    mirror, size, digest = archive
+    path = mirror / sentiment.TEXT_FILE
+    blob = bytearray(path.read_bytes())
+    blob[100] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    bad = hashlib.sha256(bytes(blob)).hexdigest()
+    with pytest.raises(DataError) as err:
+        _fetch(tmp_path / "out", [mirror], size, digest)
+    message = str(err.value)
+    assert str(path) in message and digest in message and bad in message and DEAD_URL in message
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_unpinned_file_is_refused_and_its_digest_given(archive, tmp_path):
+    mirror, size, digest = archive
+    with pytest.raises(DataError, match=f"no sha256 pinned.*{digest}"):
+        _fetch(tmp_path / "out", [mirror], None, None)
+
+
+def test_optional_writes_only_an_unavailable_receipt(tmp_path, capsys):
+    receipt = _fetch(tmp_path / "out", [tmp_path / "nowhere"], None, None, optional=True)
+    assert receipt["status"] == "unavailable"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["status.json"]
+    saved = json.loads((tmp_path / "out/status.json").read_text())
+    assert saved["tried"][0].startswith(DEAD_URL) and "not found" in saved["tried"][1]
+    assert "downloads.sentence_polarity.mirrors" in saved["how_to"]
+    assert "DATA UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_command_line_fails_naming_every_source(tmp_path):
+    with pytest.raises(SystemExit, match="nowhere") as err:
+        downloads.main(["--file", "x.zip", "--key", "k", "--sha256", "null", "--url", DEAD_URL,
+                        "--mirror", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "out"), "--timeout", "5"])
+    assert DEAD_URL in str(err.value.code)
+    with pytest.raises(SystemExit):
+        downloads.main(["--file", "x.zip", "--key", "k", "--sha256", "abc", "--out-dir", str(tmp_path)])
