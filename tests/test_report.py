@@ -47,8 +47,15 @@ def test_snakemake_report_zip_contains_the_figures(tiny_pipeline, tmp_path, venv
     out = tmp_path / "report.zip"
     run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", "config.yaml",
                    "--report", str(out)], tiny_pipeline, venv_env, timeout=300)
-    names = {n.rsplit("/", 1)[-1] for n in zipfile.ZipFile(out).namelist()}
+    archive = zipfile.ZipFile(out)
+    names = {n.rsplit("/", 1)[-1] for n in archive.namelist()}
     assert {f"{f}.png" for f in FIGURES} | {"report.html", "index.html", "paper.html", "ledger.csv"} <= names
+    # The pages sit side by side in one folder of the zip, so the index's links to them resolve.
+    archive.extractall(tmp_path / "unzipped")
+    (index,) = (tmp_path / "unzipped").rglob("index.html")
+    assert {p.name for p in index.parent.glob("*.html")} == {"index.html", "paper.html", "hlav.html"}
+    assert check_report(index.parent) == []
+    assert 'href="paper.html"' in index.read_text()
 
 
 def _page(folder, body: str):

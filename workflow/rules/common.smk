@@ -324,7 +324,9 @@ def hlav_figures():
 
 
 def all_outputs():
-    return [f"results/report/{page}.html" for page in REPORT_PAGES]
+    return [f"results/report/{page}.html" for page in REPORT_PAGES] + [
+        "results/report_site"
+    ]
 
 
 STAND_IN = "results/data/hlav_lstm_stand_in"

@@ -52,9 +52,7 @@ rule render_page:
     input:
         page_inputs,
     output:
-        report(
-            "results/report/{page}.html", category="Report", labels={"page": "{page}"}
-        ),
+        "results/report/{page}.html",
     log:
         "results/logs/render_page/{page}.log",
     wildcard_constraints:
@@ -68,3 +66,24 @@ rule render_page:
         " --TagRemovePreprocessor.enabled=True"
         " --TagRemovePreprocessor.remove_cell_tags=snakemake-job-properties"
         " --output-dir results/report --output {wildcards.page}.html {params.notebook} 2> {log}"
+
+
+# The rendered pages together, for `snakemake --report report.zip`: a directory with an htmlindex
+# keeps the pages side by side in the zip, so their links to each other resolve there too (pages
+# registered one by one would each land in a folder of their own).
+rule report_site:
+    input:
+        expand("results/report/{page}.html", page=REPORT_PAGES),
+    output:
+        report(
+            directory("results/report_site"),
+            htmlindex="index.html",
+            category="Report",
+            labels={"page": "all pages"},
+        ),
+    log:
+        "results/logs/report_site.log",
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "mkdir -p {output} && cp {input} {output}/ 2> {log}"
