@@ -35,8 +35,8 @@ def section_experiments(config: dict, section: str) -> list[str]:
 def provenance_table(config: dict) -> pd.DataFrame:
     """One row per experiment × setting: its value or grid, `stated` (with where) or `choice`.
 
-    The `h4:` and `hlav_rnn:` sections (their own programs, not orthojac-train runs) are listed as
-    experiments "h4" and "hlav_rnn".
+    The `h4:`, `hlav_rnn:`, `hlav_linear:` and `hlav_deep:` sections (their own programs, not
+    orthojac-train runs) are listed as experiments under their section's name.
     Settings an experiment leaves out take orthojac's defaults (RunConfig) and are listed as
     `choice` with the note "orthojac default", so the table covers every knob of every run.
     """
@@ -50,7 +50,7 @@ def provenance_table(config: dict) -> pd.DataFrame:
             else:
                 rows.append({"experiment": exp["name"], "setting": key, "value": str(default),
                              "provenance": "choice", "where / why": "orthojac default"})
-    for section in ("h4", "hlav_rnn"):
+    for section in ("h4", "hlav_rnn", "hlav_linear", "hlav_deep"):
         for key, s in config.get(section, {}).items():
             if isinstance(s, dict):  # every entry but `description` is a setting with provenance
                 rows.append(_row(section, key, s))

@@ -5,7 +5,8 @@ rule report_index:
     input:
         tables=expand("results/tables/{table}.csv", table=TABLES)
         + theory_tables()
-        + hlav_tables(),
+        + hlav_tables()
+        + hlav_depth_tables(),
         configs=run_configs(),
     output:
         ledger=report(
@@ -25,10 +26,12 @@ rule report_section:
     input:
         tables=expand("results/tables/{table}.csv", table=TABLES)
         + theory_tables()
-        + hlav_tables(),
+        + hlav_tables()
+        + hlav_depth_tables(),
         figures=expand("results/figures/{name}.png", name=FIGURES)
         + theory_figures()
-        + hlav_figures(),
+        + hlav_figures()
+        + hlav_depth_figures(),
     output:
         provenance=report(
             "results/report/{section}.provenance.csv",
