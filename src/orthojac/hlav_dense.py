@@ -115,7 +115,8 @@ def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs:
     def evaluation(step: int, train_loss: float | None) -> bool:
         values = {} if train_loss is None else {"train_loss": train_loss}
         for split in evaluate:
-            values |= {f"{split}_accuracy": accuracy(model, *data[split]), f"{split}_loss": mean_loss(model, *data[split])}
+            values |= {f"{split}_accuracy": accuracy(model, *data[split]),
+                       f"{split}_loss": mean_loss(model, *data[split])}
         record(step, values)
         return stop is not None and stop(rows)
 
