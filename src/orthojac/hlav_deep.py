@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--depth", type=int, default=200, help="hidden layers L")
     tr.add_argument("--width", type=int, default=400, help="width n of every hidden layer")
     tr.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="optimizer (momentum: SGD, 0.9)")
-    tr.add_argument("--lr", type=float, default=1e-2, help="learning rate")
+    tr.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     tr.add_argument("--epochs", type=int, default=10, help="training epochs")
     tr.add_argument("--batch-size", type=int, default=128, help="mini-batch size")
     tr.add_argument("--train-size", type=int, default=0, help="training images (0: all but validation)")
