@@ -75,8 +75,9 @@ def run_snakemake(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> 
 
 
 def fixture_config(mirror: Path, files: dict) -> dict:
-    """Two tiny runs (fold, plain ReLU) and a tiny H1 (RNN) on the generated IDX data, every stage
-    of the pipeline; H2 (LSTM) whose downloads find no source."""
+    """Two tiny runs (fold, plain ReLU), a tiny H1 (RNN), H3 (deep linear) and H5 (deep tanh/ReLU)
+    on the generated IDX data, every stage of the pipeline; H2 (LSTM) whose downloads find no
+    source."""
     return {
         "data": {"fixture": {"urls": ["http://nonexistent.invalid/"], "mirrors": [str(mirror)], "files": files}},
         "experiments": [{
@@ -127,6 +128,25 @@ def fixture_config(mirror: Path, files: dict) -> dict:
                 ("test_size", 10), ("corpus_seed", 0), ("epochs", 1), ("lr", 0.01), ("gain", 1.1))},
             "lambdas": {"grid": [0.01], "choice": "test"},
             "variants": {"grid": ["eq11"], "choice": "test"},
+            "seeds": {"grid": [0], "choice": "test"},
+        },
+        "hlav_linear": {
+            "description": "H3 pipeline test on generated IDX data",
+            **{k: {"value": v, "choice": "test"} for k, v in {
+                "dataset": "fixture", "width": 16, "sigma_w2": 1.0, "optimizer": "sgd", "lr": 0.5,
+                "lr_scaling": "inverse_depth", "target": 0.5, "epochs": 2, "batch_size": 50, "eval_every": 2,
+                "train_size": 200, "val_size": 100}.items()},
+            "depths": {"grid": [1, 4], "choice": "test"},
+            "weights": {"grid": ["orthogonal", "gaussian"], "choice": "test"},
+            "seeds": {"grid": [0], "choice": "test"},
+        },
+        "hlav_deep": {
+            "description": "H5 pipeline test on generated IDX data",
+            **{k: {"value": v, "choice": "test"} for k, v in {
+                "dataset": "fixture", "depth": 4, "width": 16, "optimizer": "momentum", "lr": 0.05, "epochs": 1,
+                "batch_size": 50, "train_size": 200, "val_size": 100, "test_size": 100}.items()},
+            "networks": {"grid": ["tanh:1.05", "relu:2"], "choice": "test"},
+            "weights": {"grid": ["orthogonal", "gaussian"], "choice": "test"},
             "seeds": {"grid": [0], "choice": "test"},
         },
     }

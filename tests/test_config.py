@@ -37,7 +37,7 @@ def labelled(config: dict):
             yield f"experiments[{exp['name']}].settings.{key}", setting
         if "spectra" in exp:
             yield f"experiments[{exp['name']}].spectra", exp["spectra"]
-    for section in ("h4", "hlav_rnn", "hlav_lstm"):
+    for section in ("h4", "hlav_rnn", "hlav_lstm", "hlav_linear", "hlav_deep"):
         for key, setting in config.get(section, {}).items():
             if key != "description":
                 yield f"{section}.{key}", setting

@@ -105,7 +105,7 @@ def test_bad_arguments_name_the_flag(sequences, tmp_path):
 
 def test_hlav_section_page_shows_h1_figures_and_verdicts(tiny_pipeline):
     page = parse_page(tiny_pipeline / "results/report/hlav.html")
-    assert len(page.images) == 4  # H1's two, and H2's two saying its data was unavailable
+    assert len(page.images) == 6  # H1's two, H3's, H5's, and H2's two saying its data was unavailable
     for src in page.images:
         assert base64.b64decode(src.partition(",")[2]).startswith(PNG_SIGNATURE)
     text = (tiny_pipeline / "results/report/hlav.html").read_text()

@@ -47,6 +47,10 @@ H2_MIN_SEEDS = 2  # … with ≥ 2 seeds: the seed-to-seed spread is part of the
 H2_CHANCE = 0.5  # a diverged H2 run scores chance accuracy (2 classes)
 H_C4_TOL = 0.03  # "no clear difference": spread of configurations ≤ 3 points or the seed spread (choice:
 # ≈ the range of 9–11 means of 3 seeds each at the binomial noise of 533 sentences, √(.8·.2/533) ≈ 1.7 points)
+H_C5_FLAT = 2.0  # orthogonal: slowest depth's steps to target ≤ 2 × the fastest's ("flat": choice)
+H_C5_GROWTH = 4.0  # Gaussian: deepest ≥ 4 × the shallowest, or never reaches the target ("grows": choice)
+H_C5_MIN_DEPTHS = 3  # at least 3 depths in common … (choice)
+H_C5_MIN_RANGE = 16  # … spanning a factor ≥ 16 (Hlav §3: Gaussian time "scales linearly with depth")
 
 
 @dataclass
@@ -422,6 +426,55 @@ def judge_h_c4(runs, metrics, spectra, hlav_lstm: pd.DataFrame | None = None) ->
         return _verdict("H-C4", f"{numbers} ({why})", tol, INCONCLUSIVE)
     ok = spread <= max(H_C4_TOL, seed_spread)
     return _verdict("H-C4", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+def h3_learning_times(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per H3 run (weights, depth, seed; orthojac.hlav_linear's table): `status` (reached,
+    not reached, diverged), `steps` and `epochs` to the target (NaN unless reached), `target`."""
+    keys = ["weights", "depth", "seed"]
+    times = table[table["metric"] == "steps_to_target"][keys + ["value", "epoch", "target"]]
+    times = times.rename(columns={"value": "steps", "epoch": "epochs"})
+    diverged = table[table["metric"] == "diverged"][keys].assign(diverged=True)
+    times = times.merge(diverged, on=keys, how="left")
+    times["status"] = "not reached"
+    times.loc[times["diverged"].eq(True), "status"] = "diverged"
+    times.loc[times["steps"].notna(), "status"] = "reached"
+    times.loc[times["status"] != "reached", "epochs"] = float("nan")
+    return times.drop(columns="diverged").sort_values(keys).reset_index(drop=True)
+
+
+def judge_h_c5(runs, metrics, spectra, hlav_linear: pd.DataFrame | None = None) -> Verdict:
+    """H3: per (weights, depth) the median over seeds of the SGD steps to the target validation
+    accuracy, a run that did not reach it (or diverged) counting as ∞. Reproduced when the
+    orthogonal times stay within a factor H_C5_FLAT of each other over all depths and the Gaussian
+    time at the largest depth is ≥ H_C5_GROWTH × its time at the smallest (∞ included)."""
+    tol = (f"orthogonal: max/min steps to target over depths ≤ {H_C5_FLAT:g}; Gaussian: deepest/shallowest "
+           f"≥ {H_C5_GROWTH:g} or not reached; ≥ {H_C5_MIN_DEPTHS} depths spanning ×{H_C5_MIN_RANGE}")
+    if hlav_linear is None or hlav_linear.empty:
+        return _verdict("H-C5", "H3 was not run in this configuration", tol, INCONCLUSIVE)
+    times = h3_learning_times(hlav_linear)
+    steps = times.assign(steps=times["steps"].fillna(float("inf")))
+    median = steps.groupby(["weights", "depth"])["steps"].median().unstack("weights")
+    if not {"orthogonal", "gaussian"} <= set(median.columns):
+        return _verdict("H-C5", "the H3 table lacks orthogonal or Gaussian runs", tol, INCONCLUSIVE)
+    median = median[["orthogonal", "gaussian"]].dropna()
+    target = times["target"].iloc[0]
+    numbers = f"median steps to val accuracy {target:g}: " + "; ".join(
+        f"{w} " + ", ".join(f"L={d}: {t:g}" if t < float("inf") else f"L={d}: not reached"
+                            for d, t in median[w].items()) for w in median.columns)
+    diverged = (times["status"] == "diverged").sum()
+    numbers += f" ({diverged} of {len(times)} runs diverged)" if diverged else ""
+    depths = median.index
+    if len(depths) < H_C5_MIN_DEPTHS or depths.max() < H_C5_MIN_RANGE * depths.min():
+        why = f"{len(depths)} depths from {depths.min()} to {depths.max()}: too few or too close"
+        return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
+    first = median.loc[depths.min()]
+    if not (first < float("inf")).all() or (median <= 0).any().any():
+        why = "the target is not reached at the smallest depth, or already at initialisation"
+        return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
+    flat = median["orthogonal"].max() / median["orthogonal"].min()
+    growth = median.loc[depths.max(), "gaussian"] / first["gaussian"]
+    numbers += f"; orthogonal max/min {flat:.3g}, Gaussian L={depths.max()}/L={depths.min()} {growth:.3g}"
+    ok = flat <= H_C5_FLAT and growth >= H_C5_GROWTH
+    return _verdict("H-C5", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
 
 
 def _not_run(claim: str) -> callable:
@@ -435,18 +488,21 @@ def _not_run(claim: str) -> callable:
 
 JUDGES = {"P1": judge_p1, "P2": judge_p2, "P3": judge_p3, "P4": judge_p4, "P5": judge_p5, "P6": judge_p6,
           "P7": judge_p7, "H-C1": judge_h_c1, "H-C2": judge_h_c2, "H-C3": judge_h_c3, "H-C4": judge_h_c4,
-          "H-C6": judge_h_c6}
+          "H-C5": judge_h_c5, "H-C6": judge_h_c6}
 JUDGES = {c: JUDGES.get(c, _not_run(c)) for c in CLAIMS}
 
 
 def ledger(runs: pd.DataFrame, metrics: pd.DataFrame, spectra: pd.DataFrame,
            h4: pd.DataFrame | None = None, hlav: pd.DataFrame | None = None,
-           layers: pd.DataFrame | None = None, hlav_lstm: pd.DataFrame | None = None) -> pd.DataFrame:
+           layers: pd.DataFrame | None = None, hlav_lstm: pd.DataFrame | None = None,
+           hlav_linear: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim of REPLICATION.md §4, in order. `h4`: the theory table of orthojac.h4
     (no training runs behind it), passed to the H-C6 judge only; `hlav`: the H1 table of
     orthojac.hlav, passed to the H-C1..H-C3 judges; `layers`: the per-layer table of the spectrum
     stage, passed to the P5 and P7 judges; `hlav_lstm`: the H2 table of orthojac.hlav_lstm, passed
-    to the H-C4 judge."""
+    to the H-C4 judge; `hlav_linear`: the H3 table of orthojac.hlav_linear, passed to the H-C5
+    judge."""
     extra = {"H-C6": {"h4": h4}, "H-C1": {"hlav": hlav}, "H-C2": {"hlav": hlav}, "H-C3": {"hlav": hlav},
-             "P5": {"layers": layers}, "P7": {"layers": layers}, "H-C4": {"hlav_lstm": hlav_lstm}}
+             "P5": {"layers": layers}, "P7": {"layers": layers}, "H-C4": {"hlav_lstm": hlav_lstm},
+             "H-C5": {"hlav_linear": hlav_linear}}
     return pd.DataFrame([JUDGES[c](runs, metrics, spectra, **extra.get(c, {})).as_row() for c in CLAIMS])

@@ -19,7 +19,7 @@ from .config import RunConfig
 SECTIONS = {
     "paper": ("Massucco, Murari, Schönlieb: fold, orthoff and their baselines",
               ("P1", "P2", "P3", "P4", "P5", "P6", "P7")),
-    "hlav": ("Hlav (2019): orthogonal recurrent networks", ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5")),
+    "hlav": ("Hlav (2019): RNNs, LSTMs, deep linear and deep tanh/ReLU networks", ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5")),
     "theory": ("Jacobian spectra at initialisation against theory (H4)", ("H-C6",)),
 }
 
@@ -35,8 +35,9 @@ def section_experiments(config: dict, section: str) -> list[str]:
 def provenance_table(config: dict) -> pd.DataFrame:
     """One row per experiment × setting: its value or grid, `stated` (with where) or `choice`.
 
-    The `h4:`, `hlav_rnn:` and `hlav_lstm:` sections (their own programs, not orthojac-train runs)
-    are listed as experiments of those names; each file of `downloads:` as a row of "downloads".
+    The `h4:`, `hlav_rnn:`, `hlav_lstm:`, `hlav_linear:` and `hlav_deep:` sections (their own
+    programs, not orthojac-train runs) are listed as experiments under their section's name; each
+    file of `downloads:` as a row of "downloads".
     Settings an experiment leaves out take orthojac's defaults (RunConfig) and are listed as
     `choice` with the note "orthojac default", so the table covers every knob of every run.
     """
@@ -50,7 +51,7 @@ def provenance_table(config: dict) -> pd.DataFrame:
             else:
                 rows.append({"experiment": exp["name"], "setting": key, "value": str(default),
                              "provenance": "choice", "where / why": "orthojac default"})
-    for section in ("h4", "hlav_rnn", "hlav_lstm"):
+    for section in ("h4", "hlav_rnn", "hlav_lstm", "hlav_linear", "hlav_deep"):
         for key, s in config.get(section, {}).items():
             if isinstance(s, dict):  # every entry but `description` is a setting with provenance
                 rows.append(_row(section, key, s))

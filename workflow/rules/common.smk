@@ -323,6 +323,64 @@ def hlav_figures():
     return [f"results/figures/{n}.png" for n in names] if "hlav_rnn" in config else []
 
 
+def section_args(section, keys):
+    """A thesis section's settings `keys` as `--flag value…` (flag: the key with '-' for '_')."""
+    return " ".join(
+        f"--{key.replace('_', '-')} "
+        + " ".join(shlex.quote(_format(v)) for v in _values(config[section][key]))
+        for key in keys
+    )
+
+
+def section_data(section):
+    """The IDX files of a thesis section's `dataset`."""
+    dataset = _values(config[section]["dataset"])[0]
+    return [f"results/data/{dataset}/{name}" for name in IDX_FILES]
+
+
+# H3 and H5 (Hlav §3): orthojac.hlav_linear and orthojac.hlav_deep, one job per seed.
+HLAV_LINEAR_KEYS = [
+    "depths",
+    "width",
+    "weights",
+    "sigma_w2",
+    "optimizer",
+    "lr",
+    "lr_scaling",
+]
+HLAV_LINEAR_KEYS += [
+    "target",
+    "epochs",
+    "batch_size",
+    "eval_every",
+    "train_size",
+    "val_size",
+]
+HLAV_DEEP_KEYS = ["networks", "weights", "depth", "width", "optimizer", "lr", "epochs"]
+HLAV_DEEP_KEYS += ["batch_size", "train_size", "val_size", "test_size"]
+HLAV_DEPTH = {
+    "hlav_linear": "linear",
+    "hlav_deep": "deep",
+}  # section → results/hlav/<folder>
+
+
+def hlav_depth_seed_tables(section):
+    if section not in config:
+        return []
+    folder = HLAV_DEPTH[section]
+    return [
+        f"results/hlav/{folder}/seed={s}.csv" for s in _values(config[section]["seeds"])
+    ]
+
+
+def hlav_depth_tables():
+    return [f"results/tables/{s}.csv" for s in HLAV_DEPTH if s in config]
+
+
+def hlav_depth_figures():
+    return [f"results/figures/{s}.png" for s in HLAV_DEPTH if s in config]
+
+
 def all_outputs():
     return [f"results/report/{page}.html" for page in REPORT_PAGES] + [
         "results/report_site"

@@ -147,3 +147,88 @@ rule hlav_lstm_figure:
     shell:
         "python -m orthojac.hlav_lstm_figure --table {input} --spectrum {output.spectrum}"
         " --accuracy {output.accuracy} 2> {log}"
+
+
+# H3 (Hlav §3, Fig. 2): deep linear networks, time to a fixed accuracy against depth.
+rule hlav_linear:
+    input:
+        lambda wildcards: section_data("hlav_linear"),
+    output:
+        "results/hlav/linear/seed={seed}.csv",
+    log:
+        "results/logs/hlav_linear/seed={seed}.log",
+    benchmark:
+        "results/benchmarks/hlav_linear/seed={seed}.tsv"
+    wildcard_constraints:
+        seed="[0-9]+",
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        args=lambda wildcards: section_args("hlav_linear", HLAV_LINEAR_KEYS),
+        data=lambda wildcards, input: Path(input[0]).parent,
+    shell:
+        "python -m orthojac.hlav_linear train --data {params.data} --seed {wildcards.seed}"
+        " {params.args} --threads {threads} --out {output} 2> {log}"
+
+
+# H5 (Hlav §3, Fig. 3): dense tanh/ReLU networks of depth 200, width 400.
+rule hlav_deep:
+    input:
+        lambda wildcards: section_data("hlav_deep"),
+    output:
+        "results/hlav/deep/seed={seed}.csv",
+    log:
+        "results/logs/hlav_deep/seed={seed}.log",
+    benchmark:
+        "results/benchmarks/hlav_deep/seed={seed}.tsv"
+    wildcard_constraints:
+        seed="[0-9]+",
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        args=lambda wildcards: section_args("hlav_deep", HLAV_DEEP_KEYS),
+        data=lambda wildcards, input: Path(input[0]).parent,
+    shell:
+        "python -m orthojac.hlav_deep train --data {params.data} --seed {wildcards.seed}"
+        " {params.args} --threads {threads} --out {output} 2> {log}"
+
+
+rule hlav_depth_table:
+    input:
+        lambda wildcards: hlav_depth_seed_tables(wildcards.section),
+    output:
+        "results/tables/{section}.csv",
+    log:
+        "results/logs/hlav_depth_table/{section}.log",
+    wildcard_constraints:
+        section="hlav_linear|hlav_deep",
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m orthojac.{wildcards.section} collect {input} --out {output} 2> {log}"
+
+
+rule hlav_depth_figure:
+    input:
+        "results/tables/{section}.csv",
+    output:
+        report(
+            "results/figures/{section}.png",
+            category="Figures",
+            labels={"figure": "{section}"},
+        ),
+    log:
+        "results/logs/hlav_depth_figure/{section}.log",
+    wildcard_constraints:
+        section="hlav_linear|hlav_deep",
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m orthojac.hlav_depth_figure {wildcards.section} --table {input}"
+        " --out {output} 2> {log}"

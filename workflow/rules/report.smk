@@ -6,7 +6,8 @@ rule report_index:
         tables=expand("results/tables/{table}.csv", table=TABLES)
         + theory_tables()
         + hlav_tables()
-        + hlav_lstm_tables(),
+        + hlav_lstm_tables()
+        + hlav_depth_tables(),
         configs=run_configs(),
     output:
         ledger=report(
@@ -27,11 +28,13 @@ rule report_section:
         tables=expand("results/tables/{table}.csv", table=TABLES)
         + theory_tables()
         + hlav_tables()
-        + hlav_lstm_tables(),
+        + hlav_lstm_tables()
+        + hlav_depth_tables(),
         figures=expand("results/figures/{name}.png", name=FIGURES)
         + theory_figures()
         + hlav_figures()
-        + hlav_lstm_figures(),
+        + hlav_lstm_figures()
+        + hlav_depth_figures(),
     output:
         provenance=report(
             "results/report/{section}.provenance.csv",

@@ -1,0 +1,111 @@
+"""H5 (Hlav §3, Fig. 3, after Pennington et al. 2017): deep dense tanh and ReLU networks, depth
+200, width 400, orthogonal vs Gaussian weights; the test accuracy during training.
+
+    python -m orthojac.hlav_deep train --data results/data/fashion_mnist --seed 0 \
+        --networks tanh:1.05 tanh:2 relu:2 --depth 200 --width 400 --out results/hlav/deep/seed=0.csv
+    python -m orthojac.hlav_deep collect results/hlav/deep/seed=*.csv --out results/tables/hlav_deep.csv
+
+Hlav Fig. 3 (caption): "networks of depth 200 and width 400 trained on CIFAR-10 with 4 different
+optimizer. Blue is tanh with σ_w² = 1.05, red is tanh with σ_w² = 2, and black is ReLU with
+σ_w² = 2. The solid lines represent orthogonal initialization and dashed lines are Gaussian".
+Hlav §3 reads it as: orthogonal is "consistently better than Gaussian initialization" and "ReLU
+networks are much slower". orthojac trains on Fashion-MNIST (or MNIST), not CIFAR-10, with one
+optimizer a run (the thesis does not name its four). Network: orthojac.hlav_dense.DenseNet, a
+network `activation:σ_w²` with hidden weights of variance σ_w²/fan_in (Gaussian) or σ_w · Haar
+(orthogonal), biases 0. Per epoch (epoch 0: at initialisation): training loss, validation and
+test accuracy and loss; a non-finite loss is recorded as `diverged` (the step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .checkpoint import write_csv_atomic
+from .hlav import load_sequences
+from .hlav_dense import ACTIVATIONS, OPTIMIZERS, WEIGHTS, build, train_curve
+from .hlav_linear import collect
+from .train import select_device
+
+COLUMNS = ["network", "activation", "sigma_w2", "weights", "depth", "width", "optimizer", "lr", "seed",
+           "step", "epoch", "metric", "value"]
+
+
+def parse_network(text: str) -> tuple[str, float]:
+    """`tanh:1.05` → ("tanh", 1.05): an activation and its σ_w²."""
+    activation, _, sigma = text.partition(":")
+    try:
+        sigma_w2 = float(sigma)
+    except ValueError:
+        sigma_w2 = -1.0
+    if activation not in ACTIVATIONS or sigma_w2 <= 0:
+        raise ValueError(f"network {text!r} is not activation:σ_w² with activation in {list(ACTIVATIONS)} "
+                         "and σ_w² > 0 (e.g. tanh:1.05)")
+    return activation, sigma_w2
+
+
+def train_one(network: str, weights: str, data: dict, args: argparse.Namespace) -> list[dict]:
+    activation, sigma_w2 = parse_network(network)
+    model = build(args.depth, args.width, activation, weights, sigma_w2, args.seed)
+    rows = train_curve(model, data, args.optimizer, args.lr, args.epochs, args.batch_size, 0, args.seed,
+                       evaluate=("val", "test"), device=select_device(args.device))
+    base = {"network": network, "activation": activation, "sigma_w2": sigma_w2, "weights": weights,
+            "depth": args.depth, "width": args.width, "optimizer": args.optimizer, "lr": args.lr, "seed": args.seed}
+    last = [r for r in rows if r["metric"] in ("test_accuracy", "diverged")][-1]
+    print(f"{network} {weights}: {last['metric']} {last['value']:.4g} at epoch {last['epoch']:.2f}", file=sys.stderr)
+    return [base | r for r in rows]
+
+
+def _train_main(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if min(args.depth, args.width, args.epochs, args.batch_size) < 1:
+        raise SystemExit(f"--depth, --width, --epochs and --batch-size must be ≥ 1, got {args.depth}, "
+                         f"{args.width}, {args.epochs}, {args.batch_size}")
+    try:
+        for network in args.networks:
+            parse_network(network)
+    except ValueError as error:
+        raise SystemExit(f"--networks: {error}") from None
+    data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
+    rows = [r for n in args.networks for w in args.weights for r in train_one(n, w, data, args)]
+    write_csv_atomic(args.out, rows, COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orthojac-hlav-deep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train every (network, weights) for one seed; write a tidy CSV")
+    tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
+    tr.add_argument("--networks", nargs="+", default=["tanh:1.05", "tanh:2", "relu:2"],
+                    help="activation:σ_w² of each network (Hlav Fig. 3: tanh:1.05 tanh:2 relu:2)")
+    tr.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS), help="initialisations")
+    tr.add_argument("--depth", type=int, default=200, help="hidden layers L")
+    tr.add_argument("--width", type=int, default=400, help="width n of every hidden layer")
+    tr.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="optimizer (momentum: SGD, 0.9)")
+    tr.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    tr.add_argument("--epochs", type=int, default=10, help="training epochs")
+    tr.add_argument("--batch-size", type=int, default=128, help="mini-batch size")
+    tr.add_argument("--train-size", type=int, default=0, help="training images (0: all but validation)")
+    tr.add_argument("--val-size", type=int, default=10000, help="validation images (the last of the training split)")
+    tr.add_argument("--test-size", type=int, default=0, help="test images (0: all)")
+    tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    tr.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
+    tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
+    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
+    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
+    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        _train_main(args)
+    else:
+        collect(args.tables, args.out, COLUMNS)
+
+
+if __name__ == "__main__":
+    main()

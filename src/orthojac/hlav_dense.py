@@ -1,0 +1,145 @@
+"""Dense networks of Hlav §3 (H3: deep linear nets after Saxe et al. 2013; H5: deep tanh/ReLU
+nets after Pennington et al. 2017), their initialisations and one training loop for both.
+
+Network (Hlav §3): x₀ = the flattened image ∈ R⁷⁸⁴, then L hidden layers of width n,
+    h_ℓ = W_ℓ x_{ℓ−1} + b_ℓ,  x_ℓ = φ(h_ℓ),  ℓ = 1 … L,
+and a linear read-out W_{L+1} x_L + b_{L+1} ∈ R¹⁰ (cross-entropy). φ(x) = x for the deep linear
+network (Hlav §3: "we have φ(x) = x"), tanh or ReLU for H5. Biases start at 0 (Hlav §3: the
+linear network's only critical point is (σ_w, σ_b) = (1, 0) "for a non-bias network").
+
+Weights (Hlav §3: "random orthogonal matrices" vs "random Gaussian matrices"), both with
+E[W Wᵀ] = σ_w² I on the smaller side:
+- `gaussian`:   W_ij ~ N(0, σ_w² / fan_in)
+- `orthogonal`: W = σ_w Q, Q with orthonormal rows (fan_out ≤ fan_in) or columns, Haar (QR of a
+  Gaussian, Mezzadri 2007), so W Wᵀ = σ_w² I for every square hidden layer.
+The read-out uses the same scheme with σ_w² = 1 (orthojac's choice).
+
+A non-finite training loss stops the run and is recorded (metric `diverged` = the step); it is a
+result, not a crash.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .hlav import accuracy
+from .orthogonal import orthogonal_matrix
+
+ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
+WEIGHTS = ("orthogonal", "gaussian")
+OPTIMIZERS = {"sgd": lambda p, lr: torch.optim.SGD(p, lr=lr),
+              "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
+              "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
+              "adam": lambda p, lr: torch.optim.Adam(p, lr=lr)}
+INPUTS, CLASSES = 28 * 28, 10
+
+
+def init_weight_(w: torch.Tensor, weights: str, sigma_w2: float, gen: torch.Generator) -> None:
+    """Fill a (fan_out, fan_in) weight in place: N(0, σ_w²/fan_in) entries or σ_w · Haar rows."""
+    fan_out, fan_in = w.shape
+    if weights == "gaussian":
+        w.copy_(torch.randn(w.shape, generator=gen) * math.sqrt(sigma_w2 / fan_in))
+    elif weights == "orthogonal":
+        w.copy_(math.sqrt(sigma_w2) * orthogonal_matrix(fan_out, fan_in, "haar", gen).float())
+    else:
+        raise ValueError(f"unknown weights {weights!r}; have {list(WEIGHTS)}")
+
+
+class DenseNet(nn.Module):
+    """L hidden layers of width n with activation φ, and a linear read-out (module docstring)."""
+
+    def __init__(self, depth: int, width: int, activation: str = "linear"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; have {list(ACTIVATIONS)}")
+        if depth < 1 or width < 1:
+            raise ValueError(f"depth and width must be ≥ 1, got {depth}, {width}")
+        sizes = [INPUTS] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.phi = ACTIVATIONS[activation]()
+        self.readout = nn.Linear(width, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = self.phi(layer(x))
+        return self.readout(x)
+
+
+def build(depth: int, width: int, activation: str, weights: str, sigma_w2: float, seed: int) -> DenseNet:
+    """A DenseNet initialised from `seed`: hidden layers with (weights, σ_w²), read-out σ_w² = 1."""
+    gen = torch.Generator().manual_seed(seed)
+    model = DenseNet(depth, width, activation)
+    with torch.no_grad():
+        for layer in model.hidden:
+            init_weight_(layer.weight, weights, sigma_w2, gen)
+            layer.bias.zero_()
+        init_weight_(model.readout.weight, weights, 1.0, gen)
+        model.readout.bias.zero_()
+    return model
+
+
+@torch.no_grad()
+def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
+    total = sum(nn.functional.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction="sum").item()
+                for i in range(0, len(x), batch))
+    return total / len(x)
+
+
+def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs: int, batch_size: int,
+                eval_every: int, seed: int, evaluate: tuple[str, ...] = ("val",),
+                stop=None, device: torch.device = torch.device("cpu")) -> list[dict]:
+    """Mini-batch training; every `eval_every` steps (0: at the end of each epoch) and at step 0,
+    rows {step, epoch, metric, value}: train_loss (mean since the last evaluation) and the accuracy
+    and loss of each split in `evaluate`. `stop(rows)` → True ends training after an evaluation.
+    A non-finite loss ends it with a `diverged` row (value: the step). Model and data move to
+    `device` (the data sets are small)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; have {list(OPTIMIZERS)}")
+    torch.manual_seed(seed)
+    model.to(device)
+    data = {k: (x.to(device), y.to(device)) for k, (x, y) in data.items()}
+    opt = OPTIMIZERS[optimizer](model.parameters(), lr)
+    x, y = data["train"]
+    per_epoch = math.ceil(len(x) / batch_size)
+    every = eval_every or per_epoch
+    order = torch.Generator().manual_seed(seed)
+    rows: list[dict] = []
+
+    def record(step: int, values: dict) -> None:
+        rows.extend({"step": step, "epoch": step / per_epoch, "metric": m, "value": v} for m, v in values.items())
+
+    def evaluation(step: int, train_loss: float | None) -> bool:
+        values = {} if train_loss is None else {"train_loss": train_loss}
+        for split in evaluate:
+            values |= {f"{split}_accuracy": accuracy(model, *data[split]),
+                       f"{split}_loss": mean_loss(model, *data[split])}
+        record(step, values)
+        return stop is not None and stop(rows)
+
+    if evaluation(0, None):
+        return rows
+    step, total, count = 0, 0.0, 0
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=order)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size].to(device)
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            step += 1
+            if not torch.isfinite(loss):
+                record(step, {"diverged": float(step)})
+                return rows
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, count = total + loss.item(), count + 1
+            if step % every == 0:
+                if evaluation(step, total / count):
+                    return rows
+                total, count = 0.0, 0
+    if count:  # steps since the last evaluation
+        evaluation(step, total / count)
+    return rows

@@ -1,0 +1,141 @@
+"""H3 (Hlav §3, Fig. 2, after Saxe et al. 2013): the time a deep linear network needs to reach a
+fixed accuracy, against depth, for orthogonal and Gaussian weights.
+
+    python -m orthojac.hlav_linear train --data results/data/fashion_mnist --seed 0 \
+        --depths 2 4 8 16 32 64 128 --width 128 --target 0.8 --out results/hlav/linear/seed=0.csv
+    python -m orthojac.hlav_linear collect results/hlav/linear/seed=*.csv --out results/tables/hlav_linear.csv
+
+Hlav §3: "For a deep linear network, they obtain a training time (number of epochs required to
+achieve a certain degree of accuracy) that is independent of depth, unlike Gaussian initialization
+that scales linearly with depth." Network: orthojac.hlav_dense.DenseNet with φ(x) = x (L hidden
+layers of width n, linear read-out), σ_w² = 1 (Hlav §3: the linear network's critical point),
+biases 0, SGD (REPLICATION.md §3) with learning rate η_L = η / L (`inverse_depth`: each of the L layers adds one
+gradient step to the end-to-end map, so η / L keeps its step size independent of depth; orthojac's
+choice, the thesis states none) or η (`constant`).
+
+Time to accuracy: the first evaluation step at which the validation accuracy is ≥ the target;
+training stops there. A run that never reaches it is `not reached` (steps_to_target NaN); one
+whose loss stops being finite is `diverged` (metric `diverged` = the step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .checkpoint import write_csv_atomic
+from .hlav import load_sequences
+from .hlav_dense import OPTIMIZERS, WEIGHTS, build, train_curve
+from .train import select_device
+
+COLUMNS = ["weights", "depth", "width", "seed", "lr", "target", "step", "epoch", "metric", "value"]
+REACHED, NOT_REACHED, DIVERGED = "reached", "not reached", "diverged"
+LR_SCALINGS = ("inverse_depth", "constant")
+
+
+def time_to_accuracy(curve: pd.DataFrame, target: float) -> tuple[str, float]:
+    """(status, step) of one run's curve (columns step, metric, value): `reached` at the first
+    step whose val_accuracy ≥ target; else `diverged` at the step of its `diverged` row; else
+    `not reached` (step NaN). A run that reached the target before diverging counts as reached."""
+    acc = curve[(curve["metric"] == "val_accuracy") & (curve["value"] >= target)]
+    if not acc.empty:
+        return REACHED, float(acc["step"].min())
+    diverged = curve[curve["metric"] == "diverged"]
+    if not diverged.empty:
+        return DIVERGED, float(diverged["step"].min())
+    return NOT_REACHED, math.nan
+
+
+def learning_rate(lr: float, depth: int, scaling: str) -> float:
+    """η_L = η / L (`inverse_depth`) or η (`constant`)."""
+    if scaling not in LR_SCALINGS:
+        raise ValueError(f"unknown learning-rate scaling {scaling!r}; have {list(LR_SCALINGS)}")
+    return lr / depth if scaling == "inverse_depth" else lr
+
+
+def train_one(weights: str, depth: int, data: dict, args: argparse.Namespace) -> list[dict]:
+    """One run's curve and its summary row (metric steps_to_target: the step, NaN if not reached)."""
+    lr = learning_rate(args.lr, depth, args.lr_scaling)
+    model = build(depth, args.width, "linear", weights, args.sigma_w2, args.seed)
+
+    def reached(rows: list[dict]) -> bool:
+        return any(r["metric"] == "val_accuracy" and r["value"] >= args.target for r in rows)
+
+    rows = train_curve(model, data, args.optimizer, lr, args.epochs, args.batch_size, args.eval_every, args.seed,
+                       stop=reached, device=select_device(args.device))
+    curve = pd.DataFrame(rows)
+    status, step = time_to_accuracy(curve, args.target)
+    per_epoch = math.ceil(len(data["train"][0]) / args.batch_size)
+    rows.append({"step": step, "epoch": step / per_epoch, "metric": "steps_to_target",
+                 "value": step if status == REACHED else math.nan})
+    base = {"weights": weights, "depth": depth, "width": args.width, "seed": args.seed, "lr": lr,
+            "target": args.target}
+    print(f"{weights} L={depth}: {status} at step {step}", file=sys.stderr)
+    return [base | r for r in rows]
+
+
+def _train_main(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if min(args.depths) < 1 or min(args.width, args.epochs, args.batch_size, args.eval_every) < 1:
+        raise SystemExit(f"--depths, --width, --epochs, --batch-size and --eval-every must be ≥ 1, got "
+                         f"{args.depths}, {args.width}, {args.epochs}, {args.batch_size}, {args.eval_every}")
+    if args.sigma_w2 <= 0:
+        raise SystemExit(f"--sigma-w2 must be > 0, got {args.sigma_w2}")
+    if not 0 < args.target <= 1:
+        raise SystemExit(f"--target must be an accuracy in (0, 1], got {args.target}")
+    data = load_sequences(args.data, args.train_size, args.val_size, 1)
+    rows = [r for w in args.weights for d in args.depths for r in train_one(w, d, data, args)]
+    write_csv_atomic(args.out, rows, COLUMNS)
+
+
+def collect(tables: list[Path], out: Path, columns: list[str]) -> None:
+    """Concatenate per-seed CSVs with exactly `columns` into `out` (named file on a mismatch)."""
+    frames = [pd.read_csv(p) for p in tables]
+    for path, frame in zip(tables, frames):
+        if list(frame.columns) != columns:
+            raise SystemExit(f"{path}: columns {list(frame.columns)}, expected {columns}")
+    write_csv_atomic(out, pd.concat(frames, ignore_index=True).to_dict("records"), columns)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orthojac-hlav-linear", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train every (weights, depth) for one seed; write a tidy CSV")
+    tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
+    tr.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64, 128], help="hidden layers L")
+    tr.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS), help="initialisations")
+    tr.add_argument("--width", type=int, default=128, help="width n of every hidden layer")
+    tr.add_argument("--sigma-w2", type=float, default=1.0, help="σ_w² of the hidden weights (Hlav §3: 1)")
+    tr.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="optimizer (momentum: SGD, 0.9)")
+    tr.add_argument("--epochs", type=int, default=10, help="most epochs a run may take to reach the target")
+    tr.add_argument("--batch-size", type=int, default=128, help="mini-batch size")
+    tr.add_argument("--lr", type=float, default=1.0, help="SGD learning rate η (scaled by --lr-scaling)")
+    tr.add_argument("--lr-scaling", choices=LR_SCALINGS, default="inverse_depth",
+                    help="inverse_depth: η_L = η / L; constant: η_L = η")
+    tr.add_argument("--target", type=float, default=0.8, help="validation accuracy that ends a run")
+    tr.add_argument("--eval-every", type=int, default=50, help="steps between validation evaluations")
+    tr.add_argument("--train-size", type=int, default=0, help="training images (0: all but validation)")
+    tr.add_argument("--val-size", type=int, default=10000, help="validation images (the last of the training split)")
+    tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    tr.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
+    tr.add_argument("--out", type=Path, required=True, help="tidy CSV of curves and times to accuracy")
+    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
+    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
+    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        _train_main(args)
+    else:
+        collect(args.tables, args.out, COLUMNS)
+
+
+if __name__ == "__main__":
+    main()
