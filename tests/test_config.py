@@ -26,7 +26,11 @@ def merged(name: str) -> dict:
     top-level section of <name> replacing config.yaml's whole (workflow/rules/common.smk)."""
     config = yaml.safe_load(BASE.read_text())
     if name != BASE.name:
-        config.update(yaml.safe_load((REPO / "config" / name).read_text()))
+        for key, value in yaml.safe_load((REPO / "config" / name).read_text()).items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
     return config
 
 
@@ -113,3 +117,11 @@ def test_a_configfile_section_replaces_the_full_one_whole(venv_env, tmp_path):
     path.write_text(yaml.safe_dump(override))
     out = run_snakemake(["results/tables/hlav_rnn.csv", "-n", "--configfile", str(path)], REPO, venv_env)
     assert "seed=7" in out and "seed=0" not in out
+
+
+def test_a_null_section_leaves_that_experiment_out(venv_env):
+    """verify.yaml sets `hlav_lstm: null`: no H2 job is planned, H1 still is."""
+    assert "hlav_lstm" not in merged("verify.yaml") and "hlav_lstm" in merged("config.yaml")
+    out = run_snakemake(["-n", "--quiet", "rules", "--configfile", "config/verify.yaml"], REPO, venv_env)
+    planned = {line.split()[0] for line in out.splitlines() if line.strip()}
+    assert "hlav_rnn" in planned and not planned & {"hlav_lstm", "fetch_download"}

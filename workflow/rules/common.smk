@@ -51,10 +51,14 @@ def replace_sections_whole(config, configfiles, overrides):
 
     Snakemake merges config files key by key, so a quick `h4:` laid over the full one would keep
     the full file's keys it does not name, and a setting could end up both `stated` and `choice`.
+    A section set to null (`hlav_lstm: null`) is removed: that configuration does not run it.
     `--config key=value` overrides still apply last."""
     for path in configfiles:
         for key, value in (load_configfile(str(path)) or {}).items():
-            config[key] = copy.deepcopy(value)
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = copy.deepcopy(value)
     update_config(config, dict(overrides))
 
 
