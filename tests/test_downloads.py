@@ -60,7 +60,7 @@ def test_corrupted_copy_is_refused_naming_file_and_both_digests(archive, tmp_pat
 
 def test_unpinned_file_is_refused_and_its_digest_given(archive, tmp_path):
     mirror, size, digest = archive
-    with pytest.raises(DataError, match=f"no sha256 pinned.*{digest}"):
+    with pytest.raises(DataError, match=f"no sha256 or md5 pinned.*{digest}"):
         _fetch(tmp_path / "out", [mirror], None, None)
 
 
@@ -81,3 +81,20 @@ def test_command_line_fails_naming_every_source(tmp_path):
     assert DEAD_URL in str(err.value.code)
     with pytest.raises(SystemExit):
         downloads.main(["--file", "x.zip", "--key", "k", "--sha256", "abc", "--out-dir", str(tmp_path)])
+
+
+def test_an_md5_pin_alone_accepts_the_file_and_refuses_another(tmp_path, archive, capsys):
+    """Some files are published with an md5 only (glove.6B.zip): pinned alone, it decides."""
+    mirror, size, digest = archive
+    md5 = hashlib.md5((mirror / sentiment.TEXT_FILE).read_bytes()).hexdigest()
+    receipt = downloads.fetch(sentiment.TEXT_FILE, "sentence_polarity", size, None, [DEAD_URL], [mirror],
+                              tmp_path / "ok", optional=False, md5=md5)
+    assert receipt["status"] == "verified" and receipt["md5"] == md5 and receipt["sha256"] == digest
+    wrong = "0" * 32
+    with pytest.raises(DataError, match=f"expected {size} B md5 {wrong}, got {size} B sha256 {digest} md5 {md5}"):
+        downloads.fetch(sentiment.TEXT_FILE, "sentence_polarity", size, None, [DEAD_URL], [mirror],
+                        tmp_path / "bad", optional=False, md5=wrong)
+    assert not (tmp_path / "bad" / sentiment.TEXT_FILE).exists()
+    with pytest.raises(SystemExit):
+        downloads.main(["--file", "x", "--key", "k", "--md5", "abc", "--out-dir", str(tmp_path)])
+    assert "--md5 'abc': want 32 hex digits or null" in capsys.readouterr().err

@@ -1,19 +1,20 @@
-"""Single-file downloads (an archive such as glove.6B.zip) verified by sha256, with a receipt.
+"""Single-file downloads (an archive such as glove.6B.zip) verified by sha256 or md5, with a receipt.
 
-    python -m orthojac.downloads --file glove.6B.zip --size 862182613 --sha256 <64 hex> \
+    python -m orthojac.downloads --file glove.6B.zip --size 862182613 --md5 <32 hex> \
         --url https://nlp.stanford.edu/data/glove.6B.zip --mirror /data/glove \
         --out-dir results/data/glove_6b [--optional]
 
 Sources in order: each URL, then `MIRROR/FILE` for each mirror folder. A copy is accepted only when
-its size and sha256 are those pinned in the config; the first accepted copy is streamed to a
-temporary file beside its destination, hashed as it is written, and renamed into place
-(`OUT_DIR/FILE`). Then the receipt `OUT_DIR/status.json` is written atomically: {"status":
-"verified", "file", "size", "sha256", "source", "tried"}.
+its size (when pinned) and every digest pinned in the config (sha256, md5: some publishers and
+data-set libraries record only one) match; the first accepted copy is streamed to a temporary file
+beside its destination, hashed as it is written, and renamed into place (`OUT_DIR/FILE`). Then the
+receipt `OUT_DIR/status.json` is written atomically: {"status": "verified", "file", "size",
+"sha256", "md5", "source", "tried"}.
 
-Unpinned files. Where the true digest of an official file cannot be known offline, the config
-says `sha256: null`. Such a file is never used: every copy found is refused, and the refusal gives
-its size and sha256, so that a person who has checked the copy (against the publisher, or a
-second download) can pin it in the config. Nothing unverified is ever read by the pipeline.
+Unpinned files. Where no digest of an official file is known, the config says `sha256: null` (and no
+md5). Such a file is never used: every copy found is refused, and the refusal gives its size, sha256
+and md5, so that a person who has checked the copy (against the publisher, or a second download)
+can pin it in the config. Nothing unverified is ever read by the pipeline.
 
 When no source gives an accepted copy: by default the program fails naming every source tried and
 what each gave, and writes nothing (as orthojac.data does). With `--optional` (the consumer can
@@ -43,42 +44,46 @@ STATUS = "status.json"
 def how_to(file: str, key: str, receipt: Path) -> str:
     """What a person does to provide `file` (config key `downloads.KEY`, receipt `receipt`)."""
     return (f"Download {file} from one of the URLs above on a machine with internet access, check it "
-            f"(size and sha256), put it in a folder listed under `downloads.{key}.mirrors` in the config "
+            f"(size and digest), put it in a folder listed under `downloads.{key}.mirrors` in the config "
             f"(or add the folder there), and pin its size and sha256 in `downloads.{key}` if they are "
             f"null (a refused copy's digest is listed above); then delete {receipt} and rerun.")
 
 
-def _stream_copy(reader, out_dir: Path, file: str) -> tuple[Path, int, str]:
-    """Copy `reader` to a temporary file in `out_dir`; (its path, size, sha256)."""
+def _stream_copy(reader, out_dir: Path, file: str) -> tuple[Path, int, dict[str, str]]:
+    """Copy `reader` to a temporary file in `out_dir`; (its path, size, {"sha256": …, "md5": …})."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{file}.", suffix=".tmp")
-    digest, size = hashlib.sha256(), 0
+    digests, size = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}, 0
     try:
         with os.fdopen(fd, "wb") as fh:
             while chunk := reader.read(CHUNK):
                 fh.write(chunk)
-                digest.update(chunk)
+                for digest in digests.values():
+                    digest.update(chunk)
                 size += len(chunk)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return Path(tmp), size, digest.hexdigest()
+    return Path(tmp), size, {name: d.hexdigest() for name, d in digests.items()}
 
 
-def _refusal(size: int, digest: str, want_size: int | None, want_sha256: str | None) -> str | None:
-    """Why a copy of `size` B and sha256 `digest` is refused, or None when it is the pinned file."""
-    got = f"got {size} B sha256 {digest}"
-    if want_sha256 is None:
-        return f"refused: no sha256 pinned in the config, {got} (pin it once this copy is checked)"
-    if digest != want_sha256 or (want_size is not None and size != want_size):
-        return f"expected {want_size if want_size is not None else '?'} B sha256 {want_sha256}, {got}"
+def _refusal(size: int, got: dict[str, str], want_size: int | None, want: dict[str, str | None]) -> str | None:
+    """Why a copy of `size` B with digests `got` is refused, or None when it is the pinned file
+    (`want`: the pinned digests by algorithm, None where not pinned)."""
+    pinned = {name: value for name, value in want.items() if value is not None}
+    seen = f"got {size} B sha256 {got['sha256']} md5 {got['md5']}"
+    if not pinned:
+        return f"refused: no sha256 or md5 pinned in the config, {seen} (pin them once this copy is checked)"
+    if any(got[name] != value for name, value in pinned.items()) or (want_size is not None and size != want_size):
+        expected = " ".join(f"{name} {value}" for name, value in pinned.items())
+        return f"expected {want_size if want_size is not None else '?'} B {expected}, {seen}"
     return None
 
 
 def fetch_file(file: str, size: int | None, sha256: str | None, urls: list[str], mirrors: list[Path],
-               out_dir: Path, timeout: float = 30.0) -> tuple[dict | None, list[str]]:
+               out_dir: Path, timeout: float = 30.0, md5: str | None = None) -> tuple[dict | None, list[str]]:
     """The receipt of the first accepted copy of `file` (now at out_dir/file), or None; and what
     every source tried gave."""
     tried: list[str] = []
@@ -87,7 +92,7 @@ def fetch_file(file: str, size: int | None, sha256: str | None, urls: list[str],
     for name, opener in sources:
         try:
             with opener() as reader:
-                tmp, got_size, digest = _stream_copy(reader, out_dir, file)
+                tmp, got_size, got = _stream_copy(reader, out_dir, file)
         except urllib.error.HTTPError as err:
             tried.append(f"{name}: HTTP {err.code}")
             continue
@@ -97,26 +102,27 @@ def fetch_file(file: str, size: int | None, sha256: str | None, urls: list[str],
         except (urllib.error.URLError, OSError) as err:
             tried.append(f"{name}: unreachable or unreadable ({getattr(err, 'reason', err)})")
             continue
-        why = _refusal(got_size, digest, size, sha256)
+        why = _refusal(got_size, got, size, {"sha256": sha256, "md5": md5})
         if why:
             tmp.unlink()
             tried.append(f"{name}: {why}")
             continue
         os.replace(tmp, out_dir / file)
-        return {"status": "verified", "file": file, "size": got_size, "sha256": digest, "source": name,
+        return {"status": "verified", "file": file, "size": got_size, **got, "source": name,
                 "tried": tried}, tried
     return None, tried
 
 
 def fetch(file: str, key: str, size: int | None, sha256: str | None, urls: list[str], mirrors: list[Path],
-          out_dir: Path, optional: bool, timeout: float = 30.0) -> dict:
+          out_dir: Path, optional: bool, timeout: float = 30.0, md5: str | None = None) -> dict:
     """Fetch `file` (config `downloads.KEY`) into `out_dir` and write its receipt; see the module."""
     out_dir = Path(out_dir)
-    receipt, tried = fetch_file(file, size, sha256, urls, mirrors, out_dir, timeout)
+    receipt, tried = fetch_file(file, size, sha256, urls, mirrors, out_dir, timeout, md5=md5)
     if receipt is None:
         lines = tried or ["(no URL and no mirror configured)"]
-        message = (f"no verified copy of {file} (want {size if size is not None else '?'} B, sha256 "
-                   f"{sha256 or 'not pinned'}).\nSources tried, in order:\n  " + "\n  ".join(lines))
+        wanted = f"sha256 {sha256 or 'not pinned'}" + (f", md5 {md5}" if md5 else "")
+        message = (f"no verified copy of {file} (want {size if size is not None else '?'} B, {wanted})."
+                   "\nSources tried, in order:\n  " + "\n  ".join(lines))
         if not optional:
             raise DataError(message + "\nNothing was written. " + how_to(file, key, out_dir / STATUS))
         print(f"DATA UNAVAILABLE: {message}\nWriting only the receipt {out_dir / STATUS}: its consumer "
@@ -134,12 +140,14 @@ def _size(text: str) -> int | None:
     return None if text == "null" else int(text)
 
 
-def _sha256(text: str) -> str | None:
-    if text == "null":
-        return None
-    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text.lower()):
-        raise argparse.ArgumentTypeError(f"--sha256 {text!r}: want 64 hex digits or null")
-    return text.lower()
+def _hex(flag: str, digits: int):
+    def parse(text: str) -> str | None:
+        if text == "null":
+            return None
+        if len(text) != digits or any(c not in "0123456789abcdef" for c in text.lower()):
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: want {digits} hex digits or null")
+        return text.lower()
+    return parse
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,7 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", required=True, help="file name (the official archive's)")
     parser.add_argument("--key", required=True, help="its key under `downloads:` in the config (for messages)")
     parser.add_argument("--size", type=_size, default=None, help="pinned size in bytes, or null")
-    parser.add_argument("--sha256", type=_sha256, default=None, help="pinned sha256, or null (then refused)")
+    parser.add_argument("--sha256", type=_hex("--sha256", 64), default=None, help="pinned sha256, or null")
+    parser.add_argument("--md5", type=_hex("--md5", 32), default=None,
+                        help="pinned md5, or null (with neither digest pinned every copy is refused)")
     parser.add_argument("--url", action="append", default=[], help="full URL to try (repeatable, in order)")
     parser.add_argument("--mirror", type=Path, action="append", default=[],
                         help="local folder holding FILE, tried after the URLs (repeatable)")
@@ -159,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         fetch(args.file, args.key, args.size, args.sha256, args.url, args.mirror, args.out_dir,
-              args.optional, args.timeout)
+              args.optional, args.timeout, md5=args.md5)
     except DataError as err:
         sys.exit(f"orthojac-download: {err}")
 

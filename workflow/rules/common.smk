@@ -420,7 +420,10 @@ def download_args(wildcards):
     args = [f"--file {shlex.quote(spec['file'])} --key {wildcards.download}"]
     args += [f"--url {shlex.quote(u)}" for u in spec["urls"]]
     args += [f"--mirror {shlex.quote(m)}" for m in spec["mirrors"]]
-    args += [f"--size {spec['size'] or 'null'} --sha256 {spec['sha256'] or 'null'}"]
+    args += [
+        f"--size {spec['size'] or 'null'} --sha256 {spec['sha256'] or 'null'}"
+        f" --md5 {spec.get('md5') or 'null'}"
+    ]
     if config.get("hlav_lstm", {}).get("data", {}).get("value") == "optional":
         args.append("--optional")
     return " ".join(args)
