@@ -9,7 +9,7 @@ the epochs its --save-epochs named). --out-timing records the seconds the spectr
 process (model built to rows ready; not Python's start-up), for benchmarks/spectra.py.
 
 The body's input→output Jacobian ∂body(h)/∂h at fixed test inputs h = lift(image), two ways:
-- `exact`: the Jacobian a chunk of rows at a time (one batched vector-Jacobian product per chunk:
+- `exact`: the Jacobian a chunk of rows at a time (one vmapped vector-Jacobian product per chunk:
   memory grows with the chunk, not with the dimension) and `torch.linalg.svdvals`: every σ_i;
 - `lanczos`: matrix-free (orthojac.spectra_free): σ_max and σ_min only, written as the rows of
   index 0 and dim − 1;
@@ -49,22 +49,24 @@ METHODS = ("exact", "lanczos", "auto")
 def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
     """The dim×dim Jacobian J of f at a single input x (any shape), rows chunked.
 
-    Rows i … i+k of J are Jᵀe_i … for k copies of x pushed through f as one batch and pulled back
-    with the unit cotangents e_i: f acts on each sample of a batch alone (the network is in eval
-    mode), so copy j's input gradient is row i+j of J. Memory grows with the chunk, not with the
-    dimension. (Plain autograd, not `torch.func.jacrev`: the latter's first call imports
-    torch._dynamo, seconds of start-up a spectrum job of a small network would mostly spend.)"""
+    One forward pass of x; then, a chunk of k rows at a time, one vectorised backward pass of the
+    k unit cotangents e_i (`torch.autograd.grad(..., is_grads_batched=True)`, vmap over the
+    backward), whose results are the rows Jᵀe_i. Memory grows with the chunk, not with the
+    dimension. (This is what `torch.func.jacrev(chunk_size=k)` computes, without jacrev's first
+    call importing torch._dynamo: seconds of start-up that a spectrum job of a small network would
+    mostly spend.)"""
     dim = x.numel()
     chunk = min(chunk_size or dim, dim)
     rows = []
     with torch.enable_grad():
+        inp = x.detach().unsqueeze(0).requires_grad_(True)
+        out = f(inp).reshape(dim)
         for start in range(0, dim, chunk):
             k = min(chunk, dim - start)
-            batch = x.detach().unsqueeze(0).repeat(k, *([1] * x.dim())).requires_grad_(True)
-            out = f(batch).reshape(k, dim)
             cotangents = torch.zeros(k, dim, dtype=out.dtype, device=out.device)
             cotangents[torch.arange(k), torch.arange(start, start + k)] = 1
-            (grad,) = torch.autograd.grad(out, batch, cotangents)
+            (grad,) = torch.autograd.grad(out, inp, cotangents, retain_graph=start + k < dim,
+                                          is_grads_batched=True)
             rows.append(grad.reshape(k, dim))
     return torch.cat(rows)
 
