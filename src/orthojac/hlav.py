@@ -195,13 +195,15 @@ def _train_main(args: argparse.Namespace) -> None:
     write_csv_atomic(args.out, rows, COLUMNS)
 
 
-def _collect_main(args: argparse.Namespace) -> None:
-    frames = [pd.read_csv(p) for p in args.tables]
-    for path, frame in zip(args.tables, frames):
-        if list(frame.columns) != COLUMNS:
-            raise SystemExit(f"{path}: columns {list(frame.columns)}, expected {COLUMNS}")
-    table = pd.concat(frames, ignore_index=True)
-    write_csv_atomic(args.out, table.to_dict("records"), COLUMNS)
+def collect(tables: list[Path], out: Path, columns: list[str]) -> None:
+    """Concatenate per-seed CSVs with exactly `columns` into `out` (names the file on a mismatch).
+    Only empty cells are missing values: labels such as "none" or "NA" stay text. Shared by the
+    `collect` commands of H1, H2, H3 and H5."""
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in tables]
+    for path, frame in zip(tables, frames):
+        if list(frame.columns) != columns:
+            raise SystemExit(f"{path}: columns {list(frame.columns)}, expected {columns}")
+    write_csv_atomic(out, pd.concat(frames, ignore_index=True).to_dict("records"), columns)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,7 +230,10 @@ def main(argv: list[str] | None = None) -> None:
     co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
     co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
     args = parser.parse_args(argv)
-    (_train_main if args.command == "train" else _collect_main)(args)
+    if args.command == "train":
+        _train_main(args)
+    else:
+        collect(args.tables, args.out, COLUMNS)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import write_csv_atomic
-from .hlav import load_sequences
+from .hlav import collect, load_sequences
 from .hlav_dense import ACTIVATIONS, OPTIMIZERS, WEIGHTS, build, train_curve
-from .hlav_linear import collect
 from .train import select_device
 
 COLUMNS = ["network", "activation", "sigma_w2", "weights", "depth", "width", "optimizer", "lr", "seed",

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from .checkpoint import write_csv_atomic
-from .hlav import load_sequences
+from .hlav import collect, load_sequences
 from .hlav_dense import OPTIMIZERS, WEIGHTS, build, train_curve
 from .train import select_device
 
@@ -92,15 +92,6 @@ def _train_main(args: argparse.Namespace) -> None:
     data = load_sequences(args.data, args.train_size, args.val_size, 1)
     rows = [r for w in args.weights for d in args.depths for r in train_one(w, d, data, args)]
     write_csv_atomic(args.out, rows, COLUMNS)
-
-
-def collect(tables: list[Path], out: Path, columns: list[str]) -> None:
-    """Concatenate per-seed CSVs with exactly `columns` into `out` (named file on a mismatch)."""
-    frames = [pd.read_csv(p) for p in tables]
-    for path, frame in zip(tables, frames):
-        if list(frame.columns) != columns:
-            raise SystemExit(f"{path}: columns {list(frame.columns)}, expected {columns}")
-    write_csv_atomic(out, pd.concat(frames, ignore_index=True).to_dict("records"), columns)
 
 
 def main(argv: list[str] | None = None) -> None:

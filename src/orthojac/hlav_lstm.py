@@ -40,7 +40,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
@@ -48,7 +47,7 @@ from . import sentiment
 from .checkpoint import write_csv_atomic
 from .data import DataError
 from .hlav import COLUMNS as H1_COLUMNS
-from .hlav import CONFIGURATIONS, VARIANTS, _glorot_uniform_, runs, spectrum_rows
+from .hlav import CONFIGURATIONS, VARIANTS, _glorot_uniform_, collect, runs, spectrum_rows
 from .orthogonal import orthogonal_matrix
 from .regularisers import dense_defect, listing_defect
 
@@ -192,15 +191,6 @@ def _train_main(args: argparse.Namespace) -> None:
     write_csv_atomic(args.out, rows, COLUMNS)
 
 
-def _collect_main(args: argparse.Namespace) -> None:
-    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in args.tables]
-    for path, frame in zip(args.tables, frames):
-        if list(frame.columns) != COLUMNS:
-            raise SystemExit(f"{path}: columns {list(frame.columns)}, expected {COLUMNS}")
-    table = pd.concat(frames, ignore_index=True)
-    write_csv_atomic(args.out, table.to_dict("records"), COLUMNS)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac-hlav-lstm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -229,7 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
     co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
     args = parser.parse_args(argv)
-    (_train_main if args.command == "train" else _collect_main)(args)
+    if args.command == "train":
+        _train_main(args)
+    else:
+        collect(args.tables, args.out, COLUMNS)
 
 
 if __name__ == "__main__":
