@@ -206,6 +206,20 @@ def collect(tables: list[Path], out: Path, columns: list[str]) -> None:
     write_csv_atomic(out, pd.concat(frames, ignore_index=True).to_dict("records"), columns)
 
 
+def run_command(parser: argparse.ArgumentParser, sub, argv: list[str] | None, train_main,
+                columns: list[str]) -> None:
+    """Add the `collect` subcommand (shared by H1, H2, H3 and H5) to `sub`, parse `argv`, and run
+    `train_main(args)` or `collect`."""
+    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
+    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
+    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        train_main(args)
+    else:
+        collect(args.tables, args.out, columns)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac-hlav", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,14 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--test-size", type=int, default=0, help="test images (0: all)")
     tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
-    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
-    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
-    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        _train_main(args)
-    else:
-        collect(args.tables, args.out, COLUMNS)
+    run_command(parser, sub, argv, _train_main, COLUMNS)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from .checkpoint import write_csv_atomic
-from .hlav import collect, load_sequences
+from .hlav import load_sequences, run_command
 from .hlav_dense import OPTIMIZERS, WEIGHTS, build, train_curve
 from .train import select_device
 
@@ -118,14 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     tr.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
     tr.add_argument("--out", type=Path, required=True, help="tidy CSV of curves and times to accuracy")
-    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
-    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
-    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        _train_main(args)
-    else:
-        collect(args.tables, args.out, COLUMNS)
+    run_command(parser, sub, argv, _train_main, COLUMNS)
 
 
 if __name__ == "__main__":

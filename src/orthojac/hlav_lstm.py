@@ -47,7 +47,7 @@ from . import sentiment
 from .checkpoint import write_csv_atomic
 from .data import DataError
 from .hlav import COLUMNS as H1_COLUMNS
-from .hlav import CONFIGURATIONS, VARIANTS, _glorot_uniform_, collect, runs, spectrum_rows
+from .hlav import CONFIGURATIONS, VARIANTS, _glorot_uniform_, run_command, runs, spectrum_rows
 from .orthogonal import orthogonal_matrix
 from .regularisers import dense_defect, listing_defect
 
@@ -215,14 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--test-size", type=int, default=533, help="test sentences")
     tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
-    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
-    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
-    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        _train_main(args)
-    else:
-        collect(args.tables, args.out, COLUMNS)
+    run_command(parser, sub, argv, _train_main, COLUMNS)
 
 
 if __name__ == "__main__":
