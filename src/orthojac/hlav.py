@@ -148,23 +148,32 @@ def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_
     """Train one configuration with Adam; the tidy rows of its per-epoch record."""
     torch.manual_seed(seed)
     model = build(run["configuration"], run["gain"], hidden, seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    return fit(model, run, data, seed, epochs, batch_size, lr, nn.functional.cross_entropy, accuracy)
+
+
+def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_size: int, lr: float,
+        loss_fn, accuracy_fn, penalty_fn=penalty, extra: dict | None = None) -> list[dict]:
+    """Adam on `loss_fn` plus the run's `penalty_fn` (H1 and H2 alike); the tidy rows: per epoch
+    (0 = at initialisation) the recurrent kernel's singular values, the training loss and the
+    validation accuracy, then the test accuracy; `extra` columns on every row. A non-finite
+    objective stops the run with metric `diverged` = the epoch (a result, not a crash)."""
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     x, y = data["train"]
     order = torch.Generator().manual_seed(seed)
     base = {k: run[k] for k in ("configuration", "label", "variant", "gain", "lam")} | {"seed": seed, "train_size": len(x)}
     rows = []
 
     def record(epoch: int, values: dict) -> None:
-        rows.extend(base | {"epoch": epoch, "metric": m, "value": v} for m, v in values.items())
+        rows.extend(base | {"epoch": epoch, "metric": m, "value": v} | (extra or {}) for m, v in values.items())
 
-    record(0, spectrum_rows(model) | {"val_accuracy": accuracy(model, *data["val"])})
+    record(0, spectrum_rows(model) | {"val_accuracy": accuracy_fn(model, *data["val"])})
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(len(x), generator=order)
         total, count = 0.0, 0
         for i in range(0, len(x), batch_size):
             idx = perm[i:i + batch_size]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            reg = penalty(model, run)
+            loss = loss_fn(model(x[idx]), y[idx])
+            reg = penalty_fn(model, run)
             objective = loss if reg is None else loss + reg
             if not torch.isfinite(objective):
                 record(epoch, {"diverged": float(epoch)})
@@ -174,8 +183,8 @@ def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_
             opt.step()
             total, count = total + loss.item() * len(idx), count + len(idx)
         record(epoch, spectrum_rows(model) | {"train_loss": total / count,
-                                              "val_accuracy": accuracy(model, *data["val"])})
-    record(epochs, {"test_accuracy": accuracy(model, *data["test"])})
+                                              "val_accuracy": accuracy_fn(model, *data["val"])})
+    record(epochs, {"test_accuracy": accuracy_fn(model, *data["test"])})
     return rows
 
 

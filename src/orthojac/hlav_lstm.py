@@ -47,7 +47,7 @@ from . import sentiment
 from .checkpoint import write_csv_atomic
 from .data import DataError
 from .hlav import COLUMNS as H1_COLUMNS
-from .hlav import CONFIGURATIONS, VARIANTS, _glorot_uniform_, run_command, runs, spectrum_rows
+from .hlav import CONFIGURATIONS, VARIANTS, _glorot_uniform_, fit, run_command, runs
 from .orthogonal import orthogonal_matrix
 from .regularisers import dense_defect, listing_defect
 
@@ -116,41 +116,12 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
 
 def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_size: int, lr: float,
               status: str = TRAINED) -> list[dict]:
-    """Train one configuration with Adam on binary cross-entropy; its per-epoch tidy rows. A
-    non-finite objective stops it with metric `diverged` = the epoch."""
+    """Train one configuration with Adam on binary cross-entropy; its per-epoch tidy rows
+    (orthojac.hlav.fit: a non-finite objective stops it with metric `diverged` = the epoch)."""
     torch.manual_seed(seed)
     model = build(run["configuration"], run["gain"], data["table"], hidden, seed)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    x, y = data["train"]
-    order = torch.Generator().manual_seed(seed)
-    base = {k: run[k] for k in ("configuration", "label", "variant", "gain", "lam")} | {
-        "seed": seed, "train_size": len(x)}
-    rows = []
-
-    def record(epoch: int, values: dict) -> None:
-        rows.extend(base | {"epoch": epoch, "metric": m, "value": v, "status": status, "note": ""}
-                    for m, v in values.items())
-
-    record(0, spectrum_rows(model) | {"val_accuracy": accuracy(model, *data["val"])})
-    for epoch in range(1, epochs + 1):
-        perm = torch.randperm(len(x), generator=order)
-        total, count = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
-            loss = nn.functional.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
-            reg = penalty(model, run)
-            objective = loss if reg is None else loss + reg
-            if not torch.isfinite(objective):
-                record(epoch, {"diverged": float(epoch)})
-                return rows
-            opt.zero_grad()
-            objective.backward()
-            opt.step()
-            total, count = total + loss.item() * len(idx), count + len(idx)
-        record(epoch, spectrum_rows(model) | {"train_loss": total / count,
-                                              "val_accuracy": accuracy(model, *data["val"])})
-    record(epochs, {"test_accuracy": accuracy(model, *data["test"])})
-    return rows
+    return fit(model, run, data, seed, epochs, batch_size, lr, nn.functional.binary_cross_entropy_with_logits,
+               accuracy, penalty, extra={"status": status, "note": ""})
 
 
 def unavailable_rows(receipts: list[dict], seed: int) -> list[dict]:
