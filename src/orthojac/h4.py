@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .checkpoint import write_csv_atomic
-from .orthogonal import haar
+from .orthogonal import random_weight
 
 ACTIVATIONS = ("relu", "tanh", "hardtanh")
 WEIGHTS = ("gaussian", "orthogonal")
@@ -103,11 +103,7 @@ def empirical(activation: str, weights: str, width: int, depths: list[int], seed
     jac = torch.eye(width, dtype=torch.float64)
     out = {}
     for ell in range(1, max(depths) + 1):
-        if weights == "gaussian":
-            w = torch.randn(width, width, generator=gen, dtype=torch.float64) / math.sqrt(width)
-        else:
-            w = haar(width, gen)
-        w = w * math.sqrt(c["sigma_w2"])
+        w = random_weight(width, width, weights, c["sigma_w2"], gen)
         b = math.sqrt(c["sigma_b2"]) * torch.randn(width, generator=gen, dtype=torch.float64)
         x, dphi = _phi(activation, w @ x + b)
         jac = dphi[:, None] * (w @ jac)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .hlav import accuracy
-from .orthogonal import orthogonal_matrix
+from .orthogonal import random_weight
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 WEIGHTS = ("orthogonal", "gaussian")
@@ -39,13 +39,7 @@ INPUTS, CLASSES = 28 * 28, 10
 
 def init_weight_(w: torch.Tensor, weights: str, sigma_w2: float, gen: torch.Generator) -> None:
     """Fill a (fan_out, fan_in) weight in place: N(0, σ_w²/fan_in) entries or σ_w · Haar rows."""
-    fan_out, fan_in = w.shape
-    if weights == "gaussian":
-        w.copy_(torch.randn(w.shape, generator=gen) * math.sqrt(sigma_w2 / fan_in))
-    elif weights == "orthogonal":
-        w.copy_(math.sqrt(sigma_w2) * orthogonal_matrix(fan_out, fan_in, "haar", gen).float())
-    else:
-        raise ValueError(f"unknown weights {weights!r}; have {list(WEIGHTS)}")
+    w.copy_(random_weight(*w.shape, weights, sigma_w2, gen, dtype=w.dtype))
 
 
 class DenseNet(nn.Module):

@@ -9,6 +9,8 @@ an orthogonal C×C matrix: the convolution is then an orthogonal operator on zer
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -51,6 +53,18 @@ def orthogonal_matrix(
         raise ValueError(f"unknown orthogonal construction {construction!r}; have {sorted(CONSTRUCTIONS)}")
     q = CONSTRUCTIONS[construction](max(rows, cols), generator)
     return q[:rows, :cols]
+
+
+def random_weight(rows: int, cols: int, weights: str, sigma_w2: float, generator: torch.Generator | None = None,
+                  dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """A random rows×cols weight with E[W Wᵀ] = σ_w² I on its smaller side (Hlav §3: "random
+    Gaussian matrices" vs "random orthogonal matrices"): N(0, σ_w²/cols) entries (`gaussian`), or
+    σ_w times Haar orthonormal rows or columns (`orthogonal`)."""
+    if weights == "gaussian":
+        return torch.randn(rows, cols, generator=generator, dtype=dtype) * math.sqrt(sigma_w2 / cols)
+    if weights == "orthogonal":
+        return math.sqrt(sigma_w2) * orthogonal_matrix(rows, cols, "haar", generator).to(dtype)
+    raise ValueError(f"unknown weights {weights!r}; have ['gaussian', 'orthogonal']")
 
 
 def delta_orthogonal_(
