@@ -111,7 +111,7 @@ def _runs():
 
 def test_grad_norm_figure_says_when_gradients_were_not_measured(tmp_path, monkeypatch):
     said = []
-    monkeypatch.setattr(figures, "_empty", lambda path, message: said.append(message))
+    monkeypatch.setattr(figures, "message_figure", lambda path, message: said.append(message))
     layers = pd.DataFrame([{"experiment": "e", "run": "r", "checkpoint": "init", "point": 0,
                             "layer": 0, "metric": "max_abs_dev", "value": 1e-8}])
     figures.grad_norm(_runs(), layers, tmp_path / "g.png")
@@ -120,7 +120,7 @@ def test_grad_norm_figure_says_when_gradients_were_not_measured(tmp_path, monkey
 
 
 def test_grad_norm_figure_plots_measured_gradients(tmp_path, monkeypatch):
-    monkeypatch.setattr(figures, "_empty", lambda path, message: pytest.fail(message))
+    monkeypatch.setattr(figures, "message_figure", lambda path, message: pytest.fail(message))
     layers = pd.DataFrame([{"experiment": "e", "run": "r", "checkpoint": c, "layer": layer,
                             "metric": "grad_norm", "value": 10.0 ** -layer}
                            for c in ("final", "init") for layer in range(3)])

@@ -38,7 +38,8 @@ def model_label(runs: pd.DataFrame) -> pd.Series:
     return label.where(~diverged, label + ", diverged at step " + step)
 
 
-def _empty(path: Path, message: str) -> None:
+def message_figure(path: Path, message: str) -> None:
+    """A panel that only says `message` (nothing to draw): the report still shows why."""
     fig, ax = plt.subplots(figsize=(7, 1.5))
     ax.text(0.5, 0.5, message, ha="center", va="center")
     ax.set_axis_off()
@@ -74,7 +75,7 @@ def curves(runs, metrics, metric: str, path: Path) -> None:
     data = data.merge(runs.assign(model=model_label(runs), panel=_panel(runs))[
         ["experiment", "run", "model", "panel", "seed"]])
     if data.empty:
-        return _empty(path, f"no {metric} recorded")
+        return message_figure(path, f"no {metric} recorded")
     grid = sns.relplot(data=data, x="epoch", y="value", hue="model", style="split", col="panel",
                        col_wrap=min(3, data["panel"].nunique()), kind="line", units="seed",
                        estimator=None, marker="o", height=3, aspect=1.2,
@@ -88,7 +89,7 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
     acc = final_accuracy(runs, metrics)
     acc["model"] = model_label(acc)
     if acc.empty:
-        return _empty(path, "no runs")
+        return message_figure(path, "no runs")
     grid = sns.relplot(data=acc, x="depth", y="accuracy", hue="model", col="experiment",
                        kind="line", marker="o", height=3, aspect=1.3)
     depths = sorted(acc["depth"].unique())
@@ -102,7 +103,7 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
 
 def singular_values(runs, spectra, path: Path) -> None:
     if spectra.empty:
-        return _empty(path, "no spectra")
+        return message_figure(path, "no spectra")
     data = spectra.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
     grid = sns.displot(data=data, x="sigma", hue="model", col="checkpoint", row="depth",
                        kind="ecdf", height=3, aspect=1.3, col_order=_checkpoints(data))
@@ -117,7 +118,7 @@ def singular_values(runs, spectra, path: Path) -> None:
 def layer_defect(runs, layers, path: Path) -> None:
     data = layers[layers["metric"] == "max_abs_dev"] if not layers.empty else layers
     if data.empty:
-        return _empty(path, "no per-layer spectra")
+        return message_figure(path, "no per-layer spectra")
     data = data.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
     grid = sns.relplot(data=data, x="layer", y="value", hue="model", col="checkpoint", row="depth",
                        kind="line", marker="o", height=3, aspect=1.3, col_order=_checkpoints(data))
@@ -133,7 +134,7 @@ def grad_norm(runs, layers, path: Path) -> None:
     explode with depth (claim P7)."""
     data = layers[layers["metric"] == "grad_norm"] if not layers.empty else layers
     if data.empty:
-        return _empty(path, "per-layer gradient norms: not measured in this configuration")
+        return message_figure(path, "per-layer gradient norms: not measured in this configuration")
     data = data.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
     grid = sns.relplot(data=data, x="layer", y="value", hue="model", col="checkpoint", row="depth",
                        kind="line", marker="o", height=3, aspect=1.3, col_order=_checkpoints(data),
@@ -158,7 +159,7 @@ def init_study(study: pd.DataFrame, path: Path) -> None:
     """Final test accuracy of every initialisation of the depth-200 study, one panel per family,
     one colour per learning rate; a diverged run is drawn at 0 and marked ×."""
     if study.empty:
-        return _empty(path, "init study: not run in this configuration")
+        return message_figure(path, "init study: not run in this configuration")
     data = study.assign(init=_init_label(study), accuracy=study["final_accuracy"].fillna(0.0),
                         lr=study["lr"].map(lambda v: f"{v:g}"))
     grid = sns.catplot(data=data, x="init", y="accuracy", hue="lr", col="family", kind="point",

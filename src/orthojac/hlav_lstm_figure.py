@@ -14,23 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .hlav_figure import accuracy_figure, spectrum_figure  # noqa: E402
-from .hlav_lstm import UNAVAILABLE  # noqa: E402
-
-
-def unavailable_figure(path: Path, what: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 1.6))
-    ax.axis("off")
-    ax.text(0.5, 0.5, f"H2 {what}: data unavailable, nothing trained\n(the report lists the sources tried)",
-            ha="center", va="center", fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+from .figures import message_figure
+from .hlav_figure import accuracy_figure, spectrum_figure
+from .hlav_lstm import UNAVAILABLE
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,8 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     if table.empty:
         raise SystemExit(f"{args.table}: the H2 table is empty")
     if (table["status"] == UNAVAILABLE).any():
-        unavailable_figure(args.spectrum, "recurrent spectrum")
-        unavailable_figure(args.accuracy, "validation accuracy")
+        for path, what in ((args.spectrum, "recurrent spectrum"), (args.accuracy, "validation accuracy")):
+            message_figure(path, f"H2 {what}: data unavailable, nothing trained\n"
+                           "(the report lists the sources tried)")
         return
     spectrum_figure(table, args.spectrum)
     accuracy_figure(table, args.accuracy)
