@@ -52,6 +52,17 @@ def idx_dataset(tmp_path) -> tuple[Path, dict]:
     return folder, make_idx_dataset(folder)
 
 
+@pytest.fixture
+def idx_folder(idx_dataset, tmp_path) -> Path:
+    """The generated IDX data set, decompressed as the fetch rule leaves it."""
+    mirror, files = idx_dataset
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_bytes(gzip.decompress((mirror / f"{name}.gz").read_bytes()))
+    return folder
+
+
 def _venv_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")

@@ -1,7 +1,6 @@
 """H1 (orthojac.hlav): configurations, regulariser forms, the per-epoch record, the report page."""
 
 import base64
-import gzip
 
 import pandas as pd
 import pytest
@@ -12,17 +11,6 @@ from orthojac.regularisers import dense_defect, listing_defect
 from orthojac.reportcheck import PNG_SIGNATURE, parse_page
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture
-def sequences(idx_dataset, tmp_path):
-    """The generated IDX data set, decompressed as the fetch rule leaves it."""
-    mirror, files = idx_dataset
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for name in files:
-        (folder / name).write_bytes(gzip.decompress((mirror / f"{name}.gz").read_bytes()))
-    return folder
 
 
 @pytest.mark.parametrize("configuration, gain", [("Orthogonal_NoReg", 1.0), ("Orthogonal_GainA_NoReg", 1.1),
@@ -62,8 +50,8 @@ def test_runs_label_a_and_b_and_train_unregularised_once():
     assert {r["configuration"] for r in runs} == set(hlav.CONFIGURATIONS)
 
 
-def test_train_writes_the_per_epoch_record(sequences, tmp_path):
-    folder = sequences
+def test_train_writes_the_per_epoch_record(idx_folder, tmp_path):
+    folder = idx_folder
     out = tmp_path / "seed=0.csv"
     hlav.main(["train", "--data", str(folder), "--epochs", "2", "--hidden", "16", "--batch-size", "50",
                "--train-size", "300", "--val-size", "100", "--lambdas", "0.01", "--variants", "eq11",
@@ -82,8 +70,8 @@ def test_train_writes_the_per_epoch_record(sequences, tmp_path):
     assert len(pd.read_csv(combined)) == 2 * len(table)
 
 
-def test_divergence_is_recorded_not_raised(sequences):
-    folder = sequences
+def test_divergence_is_recorded_not_raised(idx_folder):
+    folder = idx_folder
     data = hlav.load_sequences(folder, 100, 100, 100)
     run = {"configuration": "Orthogonal_GainA_adj_RegB", "label": "x", "variant": "eq11", "gain": 1.1,
            "lam": float("inf")}
@@ -91,8 +79,8 @@ def test_divergence_is_recorded_not_raised(sequences):
     assert rows[rows["metric"] == "diverged"]["value"].tolist() == [1.0]
 
 
-def test_bad_arguments_name_the_flag(sequences, tmp_path):
-    folder = sequences
+def test_bad_arguments_name_the_flag(idx_folder, tmp_path):
+    folder = idx_folder
     with pytest.raises(SystemExit, match="--lambdas"):
         hlav.main(["train", "--data", str(folder), "--lambdas", "0", "--out", str(tmp_path / "x.csv")])
     with pytest.raises(ValueError, match="--val-size"):

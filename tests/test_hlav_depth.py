@@ -10,7 +10,6 @@ import torch
 from conftest import REPO, run_snakemake
 from orthojac import hlav_deep, hlav_dense, hlav_depth_figure, hlav_linear
 from orthojac.reportcheck import PNG_SIGNATURE
-from test_hlav import sequences  # noqa: F401  (the generated IDX data set, decompressed)
 
 torch.set_num_threads(1)
 
@@ -73,8 +72,8 @@ def test_learning_rate_scales_with_inverse_depth():
         hlav_linear.learning_rate(0.3, 30, "sqrt")
 
 
-def test_divergence_is_recorded_not_raised(sequences):  # noqa: F811
-    data = hlav_linear.load_sequences(sequences, 200, 100, 1)
+def test_divergence_is_recorded_not_raised(idx_folder):
+    data = hlav_linear.load_sequences(idx_folder, 200, 100, 1)
     model = hlav_dense.build(8, 16, "linear", "gaussian", 1.0, seed=0)
     rows = pd.DataFrame(hlav_dense.train_curve(model, data, "sgd", 1e6, 2, 50, 2, seed=0))
     diverged = rows[rows["metric"] == "diverged"]
@@ -88,9 +87,9 @@ def test_parse_network_names_the_bad_value():
             hlav_deep.parse_network(bad)
 
 
-def test_linear_train_collect_and_figure_end_to_end(sequences, tmp_path):  # noqa: F811
+def test_linear_train_collect_and_figure_end_to_end(idx_folder, tmp_path):
     out = tmp_path / "seed=0.csv"
-    hlav_linear.main(["train", "--data", str(sequences), "--depths", "1", "4", "--width", "16", "--epochs", "3",
+    hlav_linear.main(["train", "--data", str(idx_folder), "--depths", "1", "4", "--width", "16", "--epochs", "3",
                       "--batch-size", "50", "--train-size", "300", "--val-size", "100", "--lr", "0.5",
                       "--target", "0.5", "--eval-every", "2", "--threads", "1", "--device", "cpu", "--out", str(out)])
     table = pd.read_csv(out)
@@ -109,9 +108,9 @@ def test_linear_train_collect_and_figure_end_to_end(sequences, tmp_path):  # noq
     assert png.read_bytes().startswith(PNG_SIGNATURE)
 
 
-def test_deep_train_and_figure_end_to_end(sequences, tmp_path):  # noqa: F811
+def test_deep_train_and_figure_end_to_end(idx_folder, tmp_path):
     out = tmp_path / "seed=0.csv"
-    hlav_deep.main(["train", "--data", str(sequences), "--networks", "tanh:1.05", "relu:2", "--depth", "4",
+    hlav_deep.main(["train", "--data", str(idx_folder), "--networks", "tanh:1.05", "relu:2", "--depth", "4",
                     "--width", "16", "--epochs", "2", "--batch-size", "50", "--train-size", "200", "--val-size",
                     "100", "--test-size", "100", "--optimizer", "momentum", "--lr", "0.05", "--threads", "1",
                     "--device", "cpu", "--out", str(out)])
@@ -126,7 +125,7 @@ def test_deep_train_and_figure_end_to_end(sequences, tmp_path):  # noqa: F811
     hlav_depth_figure.main(["hlav_deep", "--table", str(out), "--out", str(png)])
     assert png.read_bytes().startswith(PNG_SIGNATURE)
     with pytest.raises(SystemExit, match="--networks"):
-        hlav_deep.main(["train", "--data", str(sequences), "--networks", "tanh", "--out", str(tmp_path / "x.csv")])
+        hlav_deep.main(["train", "--data", str(idx_folder), "--networks", "tanh", "--out", str(tmp_path / "x.csv")])
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/quick.yaml", "config/verify.yaml"])

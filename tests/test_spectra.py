@@ -92,13 +92,8 @@ def test_gradient_norms_match_autograd_at_every_layer_input():
     assert abs(rows[-1]["value"] - gl.norm().item()) < 1e-12
 
 
-def test_cli_exact_and_lanczos_write_consistent_tables(tmp_path, idx_dataset):
-    mirror, _ = idx_dataset
-    import gzip
-    data = tmp_path / "data"
-    data.mkdir()
-    for gz in mirror.glob("*.gz"):
-        (data / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
+def test_cli_exact_and_lanczos_write_consistent_tables(tmp_path, idx_folder):
+    data = idx_folder
     cfg = RunConfig(arch="conv", family="fold", channels=1, depth=2, bias_init=0.0)
     weights = tmp_path / "init.pt"
     atomic_save({"model": build_model(cfg).state_dict(), "config": cfg.to_dict(),
