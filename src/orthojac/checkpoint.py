@@ -9,9 +9,11 @@ objects is ever executed.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -64,3 +66,22 @@ def atomic_save(obj: dict, path: Path) -> None:
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 over the orthojac package's version and the bytes of every module of it (sorted by
+    path): a checkpoint is resumed only by the code that wrote it. Any edit to `src/orthojac/`
+    changes it, and a run whose checkpoint carries another fingerprint starts afresh."""
+    try:
+        from importlib.metadata import version
+
+        __version__ = version("orthojac")
+    except Exception:  # not installed (a source tree on PYTHONPATH): the module bytes still count
+        __version__ = "unknown"
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(f"orthojac {__version__}\n".encode())
+    for module in sorted(package.rglob("*.py")):
+        digest.update(str(module.relative_to(package)).encode() + b"\0")
+        digest.update(module.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -44,7 +44,8 @@ from .regularisers import dense_defect, listing_defect
 CONFIGURATIONS = ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB", "Orthogonal_GainA_NoReg",
                   "Orthogonal_NoReg", "NoOrthogonal")
 VARIANTS = {"eq11": dense_defect, "listing": listing_defect}
-COLUMNS = ["configuration", "label", "variant", "gain", "lam", "seed", "train_size", "epoch", "metric", "value"]
+COLUMNS = ["configuration", "label", "variant", "gain", "lam", "seed", "dataset", "train_size", "epoch",
+           "metric", "value"]
 STEPS = 28  # rows of a 28×28 image, one a time step (Hlav §5)
 
 
@@ -201,7 +202,10 @@ def _train_main(args: argparse.Namespace) -> None:
     for run in runs(args.gain, args.lambdas, args.variants):
         rows += train_one(run, data, args.seed, args.epochs, args.hidden, args.batch_size, args.lr)
         print(f"{run['label']} ({run['variant']}): done", file=sys.stderr)
-    write_csv_atomic(args.out, rows, COLUMNS)
+    # Which data set the sequences came from (H-C1..H-C3 are about MNIST): the data folder is
+    # named after its data set (results/data/DATASET) unless --dataset says otherwise.
+    dataset = args.dataset or Path(args.data).name
+    write_csv_atomic(args.out, [row | {"dataset": dataset} for row in rows], COLUMNS)
 
 
 def collect(tables: list[Path], out: Path, columns: list[str]) -> None:
@@ -235,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train every configuration for one seed; write a tidy CSV")
     tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
+    tr.add_argument("--dataset", default="", help="data set name recorded in the table (default: the --data folder's name)")
     tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
     tr.add_argument("--epochs", type=int, default=20, help="training epochs")
     tr.add_argument("--hidden", type=int, default=64, help="hidden units of the RNN")

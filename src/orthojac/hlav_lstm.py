@@ -144,9 +144,11 @@ def _train_main(args: argparse.Namespace) -> None:
         raise SystemExit(f"--lambdas must be > 0 (the unregularised configurations are always run), got {args.lambdas}")
     try:
         receipts = [sentiment.read_receipt(args.text), sentiment.read_receipt(args.embeddings)]
+        dataset = args.text.parent.name  # results/data/DOWNLOAD/status.json: the text's download
         if any(r["status"] == "unavailable" for r in receipts):
             print("H2: DATA UNAVAILABLE, nothing trained; the table says so", file=sys.stderr)
-            write_csv_atomic(args.out, unavailable_rows(receipts, args.seed), COLUMNS)
+            write_csv_atomic(args.out, [r | {"dataset": dataset} for r in unavailable_rows(receipts, args.seed)],
+                             COLUMNS)
             return
         data = sentiment.load(receipts[0]["path"], receipts[1]["path"], args.member, args.seq_len,
                               (args.train_size, args.val_size, args.test_size), args.corpus_seed)
@@ -159,7 +161,7 @@ def _train_main(args: argparse.Namespace) -> None:
     for run in runs(args.gain, args.lambdas, args.variants):
         rows += train_one(run, data, args.seed, args.epochs, args.hidden, args.batch_size, args.lr, status)
         print(f"{run['label']} ({run['variant']}): done", file=sys.stderr)
-    write_csv_atomic(args.out, rows, COLUMNS)
+    write_csv_atomic(args.out, [r | {"dataset": dataset} for r in rows], COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from . import config as run_config
 from . import fastpath
-from .checkpoint import (atomic_save, load_checkpoint, remove_stale_temporaries, write_csv_atomic,
-                         write_text_atomic)
+from .checkpoint import (atomic_save, code_fingerprint, load_checkpoint, remove_stale_temporaries,
+                         write_csv_atomic, write_text_atomic)
 from .data import load_split
 from .fastpath import FastPath
 from .models import build_model
@@ -167,9 +167,17 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
         "epoch": 0, "step_in_epoch": 0, "global_step": 0, "metrics": [], "status": "running",
         "diverged_step": None, "seconds": 0.0, "init_model": _weights(model), "epoch_models": {},
     }
+    code = code_fingerprint()
     if ckpt_path.exists():
+        # A checkpoint finishes an interrupted run of this config by this code, nothing else: one
+        # of a finished run (status not running), of another config or of other code is set aside.
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt["config"] == cfg.to_dict():
+        why = ("its config differs" if ckpt["config"] != cfg.to_dict()
+               else f"it was written by other code (fingerprint {str(ckpt.get('code'))[:12]} ≠ {code[:12]})"
+               if ckpt.get("code") != code
+               else f"its run already ended ({ckpt['state']['status']})"
+               if ckpt["state"]["status"] != "running" else None)
+        if why is None:
             model.load_state_dict(ckpt["model"])
             optimiser.load_state_dict(ckpt["optimizer"])
             torch.set_rng_state(ckpt["torch_rng"])
@@ -177,12 +185,13 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
             print(f"resuming from {ckpt_path}: epoch {state['epoch']}, step {state['global_step']}",
                   file=sys.stderr)
         else:
-            print(f"{ckpt_path} belongs to another config; starting afresh", file=sys.stderr)
+            print(f"{ckpt_path} not resumed: {why}; starting afresh", file=sys.stderr)
+            ckpt_path.unlink()
 
     def save_checkpoint():
         atomic_save({
             "model": model.state_dict(), "optimizer": optimiser.state_dict(),
-            "torch_rng": torch.get_rng_state(), "config": cfg.to_dict(), "state": state,
+            "torch_rng": torch.get_rng_state(), "config": cfg.to_dict(), "state": state, "code": code,
         }, ckpt_path)
 
     def record(split: str, metric: str, value: float):
@@ -257,7 +266,9 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
     atomic_save({"models": state.get("epoch_models", {}), **common}, out_dir / "epochs.pt")
     write_csv_atomic(out_dir / "metrics.csv", state["metrics"], METRIC_COLUMNS)
     write_text_atomic(out_dir / "config.json", json.dumps(summary, indent=2) + "\n")
-    save_checkpoint()
+    # The outputs are written: the run is over, and a rerun (forced, or after its outputs were
+    # deleted) must start from the beginning, not resume a finished run.
+    ckpt_path.unlink(missing_ok=True)
     return summary
 
 
