@@ -379,7 +379,101 @@ def test_stale_temporaries_of_a_killed_write_are_removed_on_restart(tmp_path, fi
     stale = tmp_path / ".checkpoint.pt.abc123.tmp"
     stale.write_bytes(b"half a checkpoi")
     train.train(small_config(epochs=1), fixture_data[2], tmp_path, torch.device("cpu"), 0)
-    assert not stale.exists() and (tmp_path / "checkpoint.pt").exists()
+    assert not stale.exists() and (tmp_path / "metrics.csv").exists()
+    assert not (tmp_path / "checkpoint.pt").exists()  # a finished run keeps no resume point
+
+
+def test_forced_rerun_under_snakemake_starts_clean_and_gives_the_same_numbers(
+        tmp_path, fixture_data, reference, venv_env):
+    """Snakemake reruns a finished job (--forcerun, deleted outputs, changed code or params): the
+    run starts from the beginning, not from a finished run's checkpoint, and gives the same
+    numbers."""
+    mirror, files, _ = fixture_data
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(config_for(mirror, files, SETTINGS)))
+    target = "results/runs/tiny/default/final.pt"
+    run_dir = work / "results/runs/tiny/default"
+    for extra in ([], ["--forcerun", target]):
+        done = subprocess.run(SNAKEMAKE + extra + ["--until", target, target], cwd=work, env=venv_env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert not (run_dir / "checkpoint.pt").exists()
+        assert without_timing(run_dir / "metrics.csv") == without_timing(reference / "metrics.csv")
+        assert same_weights(run_dir / "final.pt", reference / "final.pt")
+    log = (work / "results/logs/train/tiny/default.log").read_text()
+    assert "resuming" not in log and "diverged" not in log, log
+    (run_dir / "metrics.csv").unlink()  # outputs deleted by hand: the rerun starts clean too
+    again = subprocess.run(SNAKEMAKE + [target], cwd=work, env=venv_env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert without_timing(run_dir / "metrics.csv") == without_timing(reference / "metrics.csv")
+
+
+def test_a_checkpoint_of_a_finished_run_is_not_resumed(tmp_path, fixture_data, capsys):
+    cfg = small_config()
+    train.train(cfg, fixture_data[2], tmp_path / "ref", torch.device("cpu"), 0)
+    out = tmp_path / "run"
+    out.mkdir()
+    finished = {"model": {}, "optimizer": {}, "torch_rng": torch.get_rng_state(), "config": cfg.to_dict(),
+                "code": checkpoint.code_fingerprint(),
+                "state": {"epoch": 2, "step_in_epoch": 0, "global_step": 10, "metrics": [],
+                          "status": "completed", "diverged_step": None, "seconds": 1.0}}
+    atomic_save(finished, out / "checkpoint.pt")
+    train.train(cfg, fixture_data[2], out, torch.device("cpu"), 0)
+    assert "not resumed: its run already ended (completed); starting afresh" in capsys.readouterr().err
+    assert without_timing(out / "metrics.csv") == without_timing(tmp_path / "ref" / "metrics.csv")
+
+
+def test_a_checkpoint_written_by_other_code_starts_the_run_afresh(tmp_path, fixture_data, capsys,
+                                                                 monkeypatch):
+    cfg = small_config(epochs=2)
+    train.train(cfg, fixture_data[2], tmp_path / "ref", torch.device("cpu"), 0)
+    # An interrupted run: SIGTERM-like stop after 3 steps leaves a running checkpoint.
+    out = tmp_path / "run"
+    monkeypatch.setattr(train.Stop, "requested", False)
+    real_step = train.training_step
+    calls = {"n": 0}
+
+    def stop_after_three(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            train.Stop.requested = True
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "training_step", stop_after_three)
+    with pytest.raises(SystemExit):
+        train.train(cfg, fixture_data[2], out, torch.device("cpu"), 0)
+    monkeypatch.setattr(train, "training_step", real_step)
+    monkeypatch.setattr(train.Stop, "requested", False)
+    saved = load_checkpoint(out / "checkpoint.pt")
+    assert saved["state"]["status"] == "running" and saved["code"] == checkpoint.code_fingerprint()
+    # The same checkpoint, as another version of orthojac would have written it.
+    atomic_save({**saved, "code": "0" * 64}, out / "checkpoint.pt")
+    capsys.readouterr()
+    train.train(cfg, fixture_data[2], out, torch.device("cpu"), 0)
+    err = capsys.readouterr().err
+    assert "not resumed: it was written by other code (fingerprint 000000000000" in err, err
+    assert "resuming" not in err
+    assert without_timing(out / "metrics.csv") == without_timing(tmp_path / "ref" / "metrics.csv")
+
+
+def test_the_code_fingerprint_changes_with_any_module(tmp_path, monkeypatch):
+    import shutil
+
+    package = tmp_path / "orthojac"
+    shutil.copytree(Path(checkpoint.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = checkpoint.code_fingerprint()
+    fake = package / "checkpoint.py"
+    monkeypatch.setattr(checkpoint, "__file__", str(fake))
+    checkpoint.code_fingerprint.cache_clear()
+    try:
+        assert checkpoint.code_fingerprint() == before  # same bytes, same fingerprint
+        (package / "layers.py").write_text((package / "layers.py").read_text() + "\n# edited\n")
+        checkpoint.code_fingerprint.cache_clear()
+        assert checkpoint.code_fingerprint() != before
+    finally:
+        checkpoint.code_fingerprint.cache_clear()
 
 
 class Payload:
