@@ -69,6 +69,24 @@ def assert_ran_through_slurm(log: str, work: Path, rules: set) -> None:
     assert (work / "results/report/index.html").stat().st_size > 10_000
 
 
+def test_cluster_starts_without_a_system_munge_key(tmp_path):
+    """The test cluster makes its own munge key: it starts where /etc/munge/munge.key does not
+    exist (hidden here by an empty folder mounted over /etc/munge, in a mount namespace of the
+    test's own; the machine's /etc is left as it is)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from slurm_cluster import SlurmCluster\n"
+              "import os; assert not os.path.exists('/etc/munge/munge.key')\n"
+              "with SlurmCluster(partition='keyless', gpu_type='fake') as cluster:\n"
+              "    print(cluster.run('sinfo', '-h', '-o', '%P %T').stdout)")
+    hide = f"mount --bind {empty} /etc/munge && " if Path("/etc/munge").is_dir() else ""
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           hide + 'exec "$0" -c "$1" "$2"', sys.executable, script, str(REPO / "tests")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split() == ["keyless*", "idle"], proc.stdout
+
+
 def test_quick_configuration_through_slurm_profile(slurm_cluster, tmp_path, venv_env, capsys):
     work = tmp_path / "work"
     work.mkdir()
