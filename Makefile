@@ -10,7 +10,7 @@ MIRROR := /usr/share/datasets/fashion-mnist
 TEST_PACKAGES := chromium:chromium slurm-wlm:sbatch slurm-wlm:slurmctld slurm-wlm:slurmd munge:munged munge:mungekey
 SBIN := /usr/sbin:/sbin
 # The rules' `python -m orthojac…` commands must find the project's environment first (the
-# Snakefile also puts it first for a `.venv/bin/snakemake` typed in a plain shell).
+# workflow also puts it first, workflow/rules/common.smk, for `.venv/bin/snakemake` in a plain shell).
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: quick full verify test test-packages lint mirror

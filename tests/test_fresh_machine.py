@@ -148,3 +148,78 @@ def test_ci_runs_only_the_readme_test_command():
     assert commands[-1] == "exec make test", commands
     assert not any("apt-get" in c for c in commands), commands
     assert "make test" in (REPO / "README.md").read_text()
+
+
+# -- `.venv/bin/snakemake` typed in a plain shell ---------------------------------------------------
+VENV_BIN = Path(sys.executable).parent
+
+
+def plain_shell_env(stub_bin: Path) -> dict:
+    """The environment of a shell where the project's virtualenv is not active: its bin/ is not on
+    PATH, and the first `python` on PATH is a stand-in for the system's, which fails and says so."""
+    write_stub(stub_bin / "python", f'echo "system python $*" >> {stub_bin / "calls.log"}; exit 1\n')
+    path = [str(stub_bin)] + [d for d in os.environ.get("PATH", "").split(os.pathsep)
+                              if d and Path(d) != VENV_BIN and not (Path(d) / "activate").exists()]
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = os.pathsep.join(path)
+    return env
+
+
+@pytest.fixture
+def data_only_workdir(tmp_path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    from conftest import fixture_config
+
+    files = make_idx_dataset(tmp_path / "mirror")
+    (work / "config.yaml").write_text(yaml.safe_dump(fixture_config(tmp_path / "mirror", files)))
+    return work
+
+
+def test_venv_snakemake_in_a_plain_shell_runs_jobs_with_the_projects_python(tmp_path, data_only_workdir):
+    stub_bin = tmp_path / "bin"
+    stub_bin.mkdir()
+    env = plain_shell_env(stub_bin)
+    target = "results/data/fixture/train-images-idx3-ubyte"
+    proc = subprocess.run([str(VENV_BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
+                           "--configfile", "config.yaml", "--cores", "1", target],
+                          cwd=data_only_workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (data_only_workdir / target).stat().st_size > 0
+    assert not (stub_bin / "calls.log").exists(), (stub_bin / "calls.log").read_text()
+
+
+def test_snakemake_that_cannot_import_orthojac_stops_when_the_snakefile_loads(tmp_path, data_only_workdir):
+    """A Snakemake whose interpreter lacks orthojac (a system-wide one, say) stops before any job,
+    naming the fix."""
+    env = plain_shell_env(tmp_path)
+    without_orthojac = ("import sys; sys.modules['orthojac'] = None; from snakemake.cli import main; "
+                        "sys.argv[0] = 'snakemake'; sys.exit(main())")
+    proc = subprocess.run([sys.executable, "-c", without_orthojac, "--snakefile", str(REPO / "Snakefile"),
+                           "--configfile", "config.yaml", "--cores", "1"],
+                          cwd=data_only_workdir, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log
+    assert "cannot import orthojac" in log and "make .venv/.installed" in log and ".venv/bin/snakemake" in log, log
+    assert "Building DAG" not in log and not (data_only_workdir / "results").exists(), log
+
+
+def test_interpreter_without_python_beside_it_stops_when_the_snakefile_loads(tmp_path, data_only_workdir):
+    """An interpreter that imports orthojac but has no `python` in its folder (the rules' command)
+    stops at load too: here a virtualenv of the test's own, seeing the project's packages through a
+    .pth file, with bin/python removed (bin/python3 left)."""
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    purelib = Path(subprocess.run([str(venv / "bin/python3"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    (purelib / "project.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    (venv / "bin/python").unlink()
+    proc = subprocess.run([str(venv / "bin/python3"), "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                           "--configfile", "config.yaml", "--cores", "1", "-n"],
+                          cwd=data_only_workdir, env=plain_shell_env(tmp_path), capture_output=True, text=True,
+                          timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log
+    assert f"{venv / 'bin'} has none beside" in log and ".venv/bin/snakemake" in log, log
