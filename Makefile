@@ -3,10 +3,17 @@
 PY := .venv/bin/python
 SNAKEMAKE := .venv/bin/snakemake
 MIRROR := /usr/share/datasets/fashion-mnist
-# The rules' `python -m orthojac…` commands must find the project's environment first.
+# What the test suite needs from Debian beyond .venv, as PACKAGE:COMMAND, one pair per command
+# whose absence asks for the package: chromium for tests/test_report_browser.py, slurm-wlm and
+# munge for the one-node cluster of tests/test_slurm.py. SBIN: where Debian puts the daemons (a
+# non-login root shell may not have it on PATH).
+TEST_PACKAGES := chromium:chromium slurm-wlm:sbatch slurm-wlm:slurmctld slurm-wlm:slurmd munge:munged munge:mungekey
+SBIN := /usr/sbin:/sbin
+# The rules' `python -m orthojac…` commands must find the project's environment first (the
+# workflow also puts it first, workflow/rules/common.smk, for `.venv/bin/snakemake` in a plain shell).
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: quick full verify reference test lint mirror mnist
+.PHONY: quick full verify reference test test-packages lint mirror mnist
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
@@ -31,7 +38,7 @@ reference: .venv/.installed mirror mnist
 	@if [ "$(SNAPSHOT)" != results/reference/cpu ]; then \
 		$(PY) -m orthojac.compare $(SNAPSHOT) results/reference/cpu; fi
 
-test: .venv/.installed mirror
+test: test-packages .venv/.installed mirror
 	$(PY) -m pytest
 
 lint: .venv/.installed
@@ -45,6 +52,26 @@ lint: .venv/.installed
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+# The test suite's Debian packages, checked before anything else runs: the missing ones are
+# installed where apt-get can (root; with dataset-fashion-mnist if the mirror is missing too, in one
+# apt-get call), quietly and only once; elsewhere `make test` stops here, naming the command.
+test-packages:
+	@PATH="$$PATH:$(SBIN)"; missing=""; \
+	for pair in $(TEST_PACKAGES); do \
+		command -v "$${pair#*:}" >/dev/null && continue; \
+		case " $$missing " in *" $${pair%%:*} "*) ;; *) missing="$$missing $${pair%%:*}";; esac; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		[ -d $(MIRROR) ] || missing="$$missing dataset-fashion-mnist"; \
+		echo "make test: installing Debian's$$missing (apt-get)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq$$missing >/dev/null; \
+	else \
+		echo "make test: the tests need Debian's$$missing, not installed; as root run: apt-get install -y$$missing" >&2; \
+		exit 1; \
+	fi
 
 # Debian's offline copy of Fashion-MNIST, one of the data rule's mirrors. Installed only where
 # apt-get can (root); elsewhere the data rule tries the official URLs and the configured mirrors.

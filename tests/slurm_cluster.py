@@ -1,11 +1,12 @@
 """A real one-node SLURM cluster (Debian's slurm-wlm + munge) started by hand, without systemd,
 with all its state in one temporary folder, and stopped by PID.
 
-The set-up follows /work/shared/spec/SLURM-LOCAL.md: munged runs as the munge user with an
-o+x socket folder (E9), slurmd is named `localhost` (E10), the GPUs are GRES on character devices
-(E11: `File=` must be a device; /dev/null and /dev/zero stand in for two cards), MinJobAge=600 so
-that `squeue` still sees finished jobs (E7), and an `srun` wrapper puts SLURM_CONF back inside
-jobs, because the jobstep plugin strips it before its nested srun (E6).
+munged runs as the munge user with an o+x socket folder and a key of its own, made by `mungekey`
+in that folder (no /etc/munge/munge.key needed); slurmd is named `localhost` (the hostname may be
+anything); the GPUs are GRES on character devices (`File=` must be a device; /dev/null and
+/dev/zero stand in for two cards); MinJobAge=600 so that `squeue` still sees finished jobs (there
+is no slurmdbd for sacct); and an `srun` wrapper puts SLURM_CONF back inside jobs, because the
+jobstep plugin strips it before its nested srun.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ class SlurmCluster:
         self._write_config()
         self.munge.mkdir(mode=0o755)
         key = self.munge / "munge.key"
-        shutil.copyfile("/etc/munge/munge.key", key)
+        subprocess.run(["mungekey", "--create", f"--keyfile={key}"], env=self.env(os.environ), check=True,
+                       capture_output=True, text=True, timeout=30)
         key.chmod(0o400)
         shutil.chown(key, "munge", "munge")
         shutil.chown(self.munge, "munge", "munge")

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import REPO
+from conftest import REPO, fixture_config, make_idx_dataset
 from slurm_cluster import SlurmCluster
 
 PARTITION = "orthojac"
@@ -26,7 +27,8 @@ def slurm_cluster():
         yield cluster
 
 
-def run_through_slurm(cluster: SlurmCluster, work: Path, configfiles: list, base_env: dict) -> str:
+def run_through_slurm(cluster: SlurmCluster, work: Path, configfiles: list, base_env: dict,
+                      snakemake: tuple = (sys.executable, "-m", "snakemake"), targets: tuple = ()) -> str:
     """`snakemake --profile profiles/slurm` in `work` with the site placeholders of the profile
     set for the test cluster; returns the log. Status checks start after 2 s instead of 40;
     --verbose logs every sbatch call."""
@@ -36,9 +38,10 @@ def run_through_slurm(cluster: SlurmCluster, work: Path, configfiles: list, base
         ORTHOJAC_SLURM_ACCOUNT="orthojac",
         ORTHOJAC_SLURM_GPU_MODEL=GPU_MODEL,
     )
-    args = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+    args = [*snakemake, "--snakefile", str(REPO / "Snakefile"),
             "--profile", str(REPO / "profiles/slurm"), "--configfile", *map(str, configfiles),
-            "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs", "--verbose"]
+            "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs", "--verbose",
+            *targets]
     proc = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=SNAKEMAKE_TIMEOUT)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:] + "\n" + cluster.logs()
@@ -67,6 +70,44 @@ def assert_ran_through_slurm(log: str, work: Path, rules: set) -> None:
     logged_ids = {p.stem for p in slurm_logs.glob("rule_*/**/*.log")}
     assert set(job_ids) <= logged_ids, (job_ids, logged_ids)
     assert (work / "results/report/index.html").stat().st_size > 10_000
+
+
+def test_cluster_starts_without_a_system_munge_key(tmp_path):
+    """The test cluster makes its own munge key: it starts where /etc/munge/munge.key does not
+    exist (hidden here by an empty folder mounted over /etc/munge, in a mount namespace of the
+    test's own; the machine's /etc is left as it is)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from slurm_cluster import SlurmCluster\n"
+              "import os; assert not os.path.exists('/etc/munge/munge.key')\n"
+              "with SlurmCluster(partition='keyless', gpu_type='fake') as cluster:\n"
+              "    print(cluster.run('sinfo', '-h', '-o', '%P %T').stdout)")
+    hide = f"mount --bind {empty} /etc/munge && " if Path("/etc/munge").is_dir() else ""
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           hide + 'exec "$0" -c "$1" "$2"', sys.executable, script, str(REPO / "tests")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split() == ["keyless*", "idle"], proc.stdout
+
+
+def test_venv_snakemake_in_a_plain_shell_runs_slurm_jobs_with_the_projects_python(slurm_cluster, tmp_path):
+    """The README's SLURM command, `.venv/bin/snakemake --profile profiles/slurm`, typed in a shell
+    where the virtualenv is not active: the SLURM job (the data rule on generated IDX files) finds
+    the project's python, not the `python` first on the shell's PATH."""
+    from test_fresh_machine import plain_shell_env
+
+    stub_bin = tmp_path / "bin"
+    stub_bin.mkdir()
+    files = make_idx_dataset(tmp_path / "mirror")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(fixture_config(tmp_path / "mirror", files)))
+    target = "results/data/fixture/train-images-idx3-ubyte"
+    log = run_through_slurm(slurm_cluster, work, [work / "config.yaml"], plain_shell_env(stub_bin),
+                            snakemake=(str(Path(sys.executable).parent / "snakemake"),), targets=(target,))
+    assert len(re.findall(r"has been submitted with SLURM jobid (\d+)", log)) == 1, log[-4000:]
+    assert (work / target).stat().st_size > 0
+    assert not (stub_bin / "calls.log").exists(), (stub_bin / "calls.log").read_text()
 
 
 def test_quick_configuration_through_slurm_profile(slurm_cluster, tmp_path, venv_env, capsys):

@@ -2,11 +2,42 @@
 import copy
 import itertools
 import json
+import os
 import shlex
+import sys
 from pathlib import Path
 
 import jsonschema
 import yaml
+from snakemake.exceptions import WorkflowError
+
+
+# The rules run `python -m orthojac…` (and the notebooks `jupyter-nbconvert`) from PATH. A local job's
+# shell gets this process's os.environ; a SLURM job is submitted with `sbatch --export=ALL` (and
+# PATH, declared below, is exported in its command) and runs `<this interpreter> -m snakemake`, which
+# loads this file again. So the folder of the interpreter running Snakemake, which must import
+# orthojac anyway, goes first on PATH: `.venv/bin/snakemake` typed in a shell where .venv is not
+# active runs every job with the project's python.
+envvars:
+    "PATH",
+
+
+_FIX = "create the project's environment with `make .venv/.installed`, then run `.venv/bin/snakemake …` (or `source .venv/bin/activate` first)"
+try:
+    import orthojac
+except ImportError as error:
+    raise WorkflowError(
+        f"{sys.executable} (running Snakemake) cannot import orthojac ({error}): {_FIX}"
+    )
+_BIN = Path(sys.executable).parent
+if not (_BIN / "python").exists():
+    raise WorkflowError(
+        f"the rules run `python`, and {_BIN} has none beside {sys.executable}: {_FIX}"
+    )
+_PATH = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+if _PATH[:1] != [str(_BIN)]:
+    os.environ["PATH"] = os.pathsep.join([str(_BIN), *_PATH])
+
 from orthojac.config import RunConfig
 from snakemake.common.configfile import load_configfile
 from snakemake.utils import update_config, validate
