@@ -116,8 +116,9 @@ def test_a_stated_label_citing_a_source_text_is_accepted(label):
 
 
 @pytest.mark.parametrize("label", [
-    "spec §5: −2 trains at depth 200",                          # not a source text
-    "REPLICATION.md §3, H1: gain A = 1.1",
+    "spec, §5: −2 trains at depth 200",                        # not a source text
+    "REPLICATION §3, H1: gain A = 1.1",
+    "docs/replication.md §5: −2 trains at depth 200",          # orthojac's own doc: a choice
     "summary, Method: ReLU_k for the ResNet form, k = 1",       # the summary has no section "Method"
     "summary: Fashion MNIST",                                    # no section
     "abstract v3: persistent subspace orthogonality",

@@ -1,4 +1,4 @@
-"""Spec §5's depth-200 initialisation study: the A = B option, its table and its figure."""
+"""The depth-200 initialisation study of docs/replication.md §5: the A = B option, its table and its figure."""
 
 import pandas as pd
 import torch
@@ -11,7 +11,7 @@ from orthojac.tables import init_study
 
 def test_orthoff_with_a_equal_b_and_breakpoint_t_is_fold_with_bias_minus_t():
     """Aᵀσ_1(Bx) with A = B, σ_1(z) = z − 2ReLU(z − 2): x − 2BᵀReLU(Bx − 2), fold with b₀ = −2
-    (spec §5); with A independent of B it is not."""
+    (docs/replication.md §5); with A independent of B it is not."""
     torch.set_num_threads(1)
     common = dict(arch="dense", width=6, depth=1, seed=3, init="cayley")
     fold = build_model(RunConfig(family="fold", activation="relu", bias_init=-2.0, **common)).body

@@ -7,7 +7,7 @@ Writes accuracy.png and loss.png (against epoch), accuracy_vs_depth.png, singula
 orthogonal Jacobian, Theorem 2.6), layer_defect.png (max |σ − 1| of each layer's Jacobian against
 its position, with P1's tolerance) and grad_norm.png (per-layer gradient norms, `grad_norm` rows
 of the layers table; a "not measured" panel when the configuration records none) and
-init_study.png (spec §5's depth-200 initialisation study: final test accuracy of each
+init_study.png (the depth-200 initialisation study of docs/replication.md §5: final test accuracy of each
 initialisation, per learning rate and family, from init_study.csv).
 """
 
