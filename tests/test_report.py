@@ -14,7 +14,7 @@ from conftest import REPO, run_snakemake
 from orthojac import figures
 from orthojac.claims import CLAIMS
 from orthojac.figures import FIGURES
-from orthojac.report import SECTIONS, section_experiments
+from orthojac.report import SECTIONS, SPECTRUM_SETTINGS, provenance_table, section_experiments
 from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
 
 matplotlib.use("Agg")
@@ -120,6 +120,27 @@ def test_ledger_rows_are_read_only_from_the_ledger_table(tmp_path):
         '<table class="x claims-ledger"><thead><tr><th>claim</th></tr></thead>'
         "<tbody><tr><td> P1 </td><td>ok</td></tr><tr><td>P2</td><td>no</td></tr></tbody></table>")
     assert parse_page(tmp_path / "p.html").ledger_rows == [["P1", "ok"], ["P2", "no"]]
+
+
+def test_provenance_table_lists_each_experiments_spectrum_settings():
+    config = {"experiments": [{"name": "e", "description": "d", "settings": {"depth": {"value": 4, "choice": "toy"}},
+                               "spectra": {"checkpoints": ["init", "final"], "points": 2, "method": "lanczos",
+                                           "dtype": "float32", "layers": True, "choice": "why these"}}]}
+    table = provenance_table(config).set_index("setting")
+    spectra = table.loc[[f"spectra.{k}" for k in SPECTRUM_SETTINGS]]
+    assert {"spectra.method", "spectra.dtype", "spectra.points", "spectra.checkpoints"} <= set(spectra.index)
+    assert spectra.loc["spectra.checkpoints", "value"] == "init, final"
+    assert (spectra.loc["spectra.method", "value"], spectra.loc["spectra.dtype", "value"]) == ("lanczos", "float32")
+    assert spectra.loc["spectra.points", "value"] == "2" and spectra.loc["spectra.layers", "value"] == "True"
+    assert spectra.loc["spectra.grad_batch", "value"] == "schema default"  # left out, not yet validated
+    assert set(spectra["provenance"]) == {"choice"} and set(spectra["where / why"]) == {"why these"}
+
+
+def test_section_provenance_tables_show_the_spectrum_settings_the_runs_used(tiny_pipeline):
+    provenance = pd.read_csv(tiny_pipeline / "results/report/paper.provenance.csv")
+    tiny = provenance[provenance["experiment"] == "tiny"].set_index("setting")["value"]
+    assert tiny["spectra.checkpoints"] == "init, epoch1, final" and tiny["spectra.points"] == "1"
+    assert tiny["spectra.method"] == "auto" and tiny["spectra.dtype"] == "float64"  # the schema's defaults, filled in
 
 
 def test_experiments_belong_to_the_sections_of_their_claims():
