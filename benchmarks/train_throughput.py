@@ -11,7 +11,7 @@ Gaussian pixels, random labels): throughput does not depend on the pixels. With
 --accuracy-data-dir the first family is also trained for --accuracy-epochs on real data, fp32
 against the fast path on the same seed, and the test accuracies compared (issue 7: within 1 point).
 
-GPU (spec §5 sizes):
+GPU (the sizes of docs/replication.md §5):
     python benchmarks/train_throughput.py --device cuda --depth 200 --channels 32 --steps 60 \
         --pack 8 --json benchmarks/train_throughput_cuda.json
 CPU (small sizes):
@@ -43,7 +43,7 @@ from orthojac.fastpath import FastPath, PackedModels
 from orthojac.models import build_model
 
 NAIVE_BATCH = 128
-FAMILY_SETTINGS = {  # spec §5: fold and orthoff near the identity at the start; plain He-initialised
+FAMILY_SETTINGS = {  # docs/replication.md §5: fold and orthoff near the identity at the start; plain He-initialised
     "fold": {"bias_init": -2.0},
     "orthoff": {"activation": "abs", "bias_init": 0.0},
     "plain": {"init_scheme": "he"},
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     parser.add_argument("--families", nargs="+", default=list(FAMILY_SETTINGS), choices=list(FAMILY_SETTINGS),
                         help="layer families to measure")
-    parser.add_argument("--depth", type=int, default=200, help="body depth L (spec §5: 200)")
-    parser.add_argument("--channels", type=int, default=32, help="channels C (spec §5: 32)")
+    parser.add_argument("--depth", type=int, default=200, help="body depth L (docs/replication.md §5: 200)")
+    parser.add_argument("--channels", type=int, default=32, help="channels C (docs/replication.md §5: 32)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024],
                         help="batch sizes of the pipeline path (the naive loop always uses 128)")
     parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement")

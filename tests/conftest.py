@@ -87,8 +87,8 @@ def run_snakemake(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> 
 
 def fixture_config(mirror: Path, files: dict) -> dict:
     """Two tiny runs (fold, plain ReLU), a tiny H1 (RNN), H3 (deep linear) and H5 (deep tanh/ReLU)
-    on the generated IDX data, every stage of the pipeline; H2 (LSTM) whose downloads find no
-    source."""
+    on the generated IDX data, a tiny H4 (spectra at initialisation, no data), every stage of the
+    pipeline; H2 (LSTM) whose downloads find no source."""
     return {
         "data": {"fixture": {"urls": ["http://nonexistent.invalid/"], "mirrors": [str(mirror)], "files": files}},
         "experiments": [{
@@ -108,6 +108,15 @@ def fixture_config(mirror: Path, files: dict) -> dict:
                 "batch_size": {"value": 50, "choice": "test"},
             },
         }],
+        "h4": {
+            "description": "H4 pipeline test: tiny dense networks at initialisation",
+            "activations": {"grid": ["relu", "tanh"], "choice": "test"},
+            "weights": {"grid": ["gaussian", "orthogonal"], "choice": "test"},
+            "width": {"value": 16, "choice": "test"},
+            "depths": {"grid": [2, 4], "choice": "test"},
+            "seeds": {"grid": [0], "choice": "test"},
+            "q_star": {"value": 0.015625, "choice": "test"},
+        },
         "hlav_rnn": {
             "description": "H1 pipeline test on generated IDX data",
             "dataset": {"value": "fixture", "choice": "test"},

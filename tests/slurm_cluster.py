@@ -1,12 +1,15 @@
 """A real one-node SLURM cluster (Debian's slurm-wlm + munge) started by hand, without systemd,
 with all its state in one temporary folder, and stopped by PID.
 
-munged runs as the munge user with an o+x socket folder and a key of its own, made by `mungekey`
-in that folder (no /etc/munge/munge.key needed); slurmd is named `localhost` (the hostname may be
-anything); the GPUs are GRES on character devices (`File=` must be a device; /dev/null and
-/dev/zero stand in for two cards); MinJobAge=600 so that `squeue` still sees finished jobs (there
-is no slurmdbd for sacct); and an `srun` wrapper puts SLURM_CONF back inside jobs, because the
-jobstep plugin strips it before its nested srun.
+What the set-up needs (found on Debian 12: slurm-wlm 22.05.8, munge 0.5.15): munged runs as the
+munge user with an o+x socket folder (munged refuses a socket folder others cannot enter) and a
+key of its own, made by `mungekey` in that folder (no /etc/munge/munge.key needed), slurmd
+is named `localhost` (`-N localhost`: the host name is not in slurm.conf), the GPUs are GRES on
+character devices (`File=` must be a device: /dev/null and /dev/zero stand in for two cards; with
+no `File=` slurmd reports 0 GPUs and the node drains), MinJobAge=600 so that `squeue` still sees
+finished jobs (there is no slurmdbd, so no `sacct`), and an `srun` wrapper puts SLURM_CONF back
+inside jobs, because the executor's jobstep plugin strips every other SLURM_* variable before its
+nested srun.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""relu_k, sigma_k, abs: the formulas of spec §1, slopes, breakpoints."""
+"""relu_k, sigma_k, abs: the formulas of docs/replication.md §1, slopes, breakpoints."""
 
 import pytest
 import torch

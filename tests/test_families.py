@@ -1,4 +1,4 @@
-"""Every family of the zoo, dense and convolutional, with exact float64 Jacobians (spec §1):
+"""Every family of the zoo, dense and convolutional, with exact float64 Jacobians (docs/replication.md §1):
 orthogonal a.e. where it should be, partial isometries, the limit layer's ε bound, PSO subspaces."""
 
 import dataclasses

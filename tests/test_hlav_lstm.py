@@ -132,6 +132,12 @@ def test_report_says_h2_data_unavailable_and_renders_the_rest(tiny_pipeline):
     assert {"hlav_rnn", "hlav_lstm", "downloads"} <= set(provenance["experiment"])
 
 
+def test_h2_section_states_this_configurations_sizes_not_the_thesis_split(tiny_pipeline):
+    """The sizes come from the config with their provenance (the tiny one: 20/10/10, `choice`)."""
+    text = (tiny_pipeline / "results/report/hlav.html").read_text()
+    assert "training, validation and test sentences 20 (" in text and "4264/533/533" not in text
+
+
 def test_required_data_fails_the_workflow_naming_the_sources(tmp_path, venv_env):
     """`hlav_lstm.data: required`: the fetch rule fails as every other data rule does."""
     config = fixture_config(tmp_path / "mirror", {})

@@ -1,5 +1,5 @@
 """Soft regularisers: zero exactly on orthogonal weights, positive otherwise, gradients, the exact
-convolution defect against the unrolled operator, and Hlav's listing variant (spec §2–3)."""
+convolution defect against the unrolled operator, and Hlav's listing variant (docs/replication.md §2–3)."""
 
 import pytest
 import torch

@@ -14,17 +14,50 @@ from conftest import REPO, run_snakemake
 from orthojac import figures
 from orthojac.claims import CLAIMS
 from orthojac.figures import FIGURES
-from orthojac.report import SECTIONS, section_experiments
+from orthojac.report import SECTIONS, SPECTRUM_SETTINGS, provenance_table, section_experiments
 from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
 
 matplotlib.use("Agg")
-SECTION_PAGES = ["paper", "hlav"]  # REPORT_SECTIONS of workflow/rules/common.smk
+SECTION_PAGES = list(SECTIONS)  # the one list of sections (workflow/rules/common.smk reads it too)
 
 
 def test_every_image_and_link_of_the_fixture_report_resolves(tiny_pipeline):
     folder = tiny_pipeline / "results/report"
     assert check_report(folder) == []
     assert sorted(p.name for p in folder.glob("*.html")) == sorted(["index.html"] + [f"{s}.html" for s in SECTION_PAGES])
+
+
+def test_every_section_has_a_notebook_and_the_workflow_plans_its_page(venv_env):
+    """The workflow renders one page per key of orthojac.report.SECTIONS, from its notebook."""
+    for section in SECTION_PAGES:
+        assert (REPO / f"notebooks/{section}.py.ipynb").is_file(), section
+    out = run_snakemake(["-n", "--quiet", "rules", "--configfile", "config/quick.yaml"], REPO, venv_env)
+    planned = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert planned["report_section"] == len(SECTION_PAGES)
+    assert planned["render_page"] == len(SECTION_PAGES) + 1  # and the index
+
+
+def test_every_section_of_the_list_has_a_rendered_page(tiny_pipeline):
+    folder = tiny_pipeline / "results/report"
+    for section in SECTION_PAGES:
+        page = parse_page(folder / f"{section}.html")
+        assert "index.html" in page.links, section
+        assert (folder / f"{section}.provenance.csv").is_file(), section
+
+
+def test_theory_page_shows_h_c6_its_figure_and_the_h4_provenance(tiny_pipeline):
+    folder = tiny_pipeline / "results/report"
+    page = parse_page(folder / "theory.html")
+    text = (folder / "theory.html").read_text()
+    ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv").set_index("claim")
+    assert "H-C6" in text and ledger.loc["H-C6", "verdict"] in text
+    assert len(page.images) == 1  # h4_spectra
+    provenance = pd.read_csv(folder / "theory.provenance.csv")
+    assert set(provenance["experiment"]) == {"h4"}
+    assert {"activations", "weights", "width", "depths", "seeds", "q_star"} <= set(provenance["setting"])
+    h4 = pd.read_csv(tiny_pipeline / "results/tables/h4.csv")
+    assert set(h4["activation"]) == {"relu", "tanh"} and set(h4["depth"]) == {2, 4}
 
 
 def test_index_has_one_ledger_row_per_claim_and_links_every_section(tiny_pipeline):
@@ -53,7 +86,7 @@ def test_snakemake_report_zip_contains_the_figures(tiny_pipeline, tmp_path, venv
     # The pages sit side by side in one folder of the zip, so the index's links to them resolve.
     archive.extractall(tmp_path / "unzipped")
     (index,) = (tmp_path / "unzipped").rglob("index.html")
-    assert {p.name for p in index.parent.glob("*.html")} == {"index.html", "paper.html", "hlav.html"}
+    assert {p.name for p in index.parent.glob("*.html")} == {"index.html"} | {f"{s}.html" for s in SECTION_PAGES}
     assert check_report(index.parent) == []
     assert 'href="paper.html"' in index.read_text()
 
@@ -87,6 +120,27 @@ def test_ledger_rows_are_read_only_from_the_ledger_table(tmp_path):
         '<table class="x claims-ledger"><thead><tr><th>claim</th></tr></thead>'
         "<tbody><tr><td> P1 </td><td>ok</td></tr><tr><td>P2</td><td>no</td></tr></tbody></table>")
     assert parse_page(tmp_path / "p.html").ledger_rows == [["P1", "ok"], ["P2", "no"]]
+
+
+def test_provenance_table_lists_each_experiments_spectrum_settings():
+    config = {"experiments": [{"name": "e", "description": "d", "settings": {"depth": {"value": 4, "choice": "toy"}},
+                               "spectra": {"checkpoints": ["init", "final"], "points": 2, "method": "lanczos",
+                                           "dtype": "float32", "layers": True, "choice": "why these"}}]}
+    table = provenance_table(config).set_index("setting")
+    spectra = table.loc[[f"spectra.{k}" for k in SPECTRUM_SETTINGS]]
+    assert {"spectra.method", "spectra.dtype", "spectra.points", "spectra.checkpoints"} <= set(spectra.index)
+    assert spectra.loc["spectra.checkpoints", "value"] == "init, final"
+    assert (spectra.loc["spectra.method", "value"], spectra.loc["spectra.dtype", "value"]) == ("lanczos", "float32")
+    assert spectra.loc["spectra.points", "value"] == "2" and spectra.loc["spectra.layers", "value"] == "True"
+    assert spectra.loc["spectra.grad_batch", "value"] == "schema default"  # left out, not yet validated
+    assert set(spectra["provenance"]) == {"choice"} and set(spectra["where / why"]) == {"why these"}
+
+
+def test_section_provenance_tables_show_the_spectrum_settings_the_runs_used(tiny_pipeline):
+    provenance = pd.read_csv(tiny_pipeline / "results/report/paper.provenance.csv")
+    tiny = provenance[provenance["experiment"] == "tiny"].set_index("setting")["value"]
+    assert tiny["spectra.checkpoints"] == "init, epoch1, final" and tiny["spectra.points"] == "1"
+    assert tiny["spectra.method"] == "auto" and tiny["spectra.dtype"] == "float64"  # the schema's defaults, filled in
 
 
 def test_experiments_belong_to_the_sections_of_their_claims():

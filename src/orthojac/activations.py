@@ -1,12 +1,13 @@
-"""Activations, by the names the paper uses (REPLICATION.md §1).
+"""Activations, by the names the paper uses (docs/replication.md §1).
 
 - `relu`, `tanh`, `hardtanh`: the usual ones (baselines; Hlav §3 for tanh/hard-tanh).
 - `relu_k`: ReLU_k(z) = Σ_{j=0}^{k−1} (−1)^j ReLU(z − t_j), breakpoints t_0 < … < t_{k−1}; slopes
-  alternate 0, 1, 0, 1, … so ρ' ∈ {0, 1} a.e. (summary, Method; definition: spec §1, our reading).
-- `sigma_k`: σ_k(z) = z − 2 ReLU_k(z); slopes alternate +1, −1, … so σ' ∈ {±1} a.e. (spec §1).
+  alternate 0, 1, 0, 1, … so ρ' ∈ {0, 1} a.e. (named in summary, Mechanism 2 and Critical path;
+  the definition is orthojac's reading, docs/replication.md §1).
+- `sigma_k`: σ_k(z) = z − 2 ReLU_k(z); slopes alternate +1, −1, … so σ' ∈ {±1} a.e. (docs/replication.md §1).
 - `abs`: |z| (summary: "activations like σ(x) = |x|").
 
-Breakpoints (`choice`, spec §1): `linspace(−1, 1, k)` for k ≥ 2 and t_0 = 0 for k = 1, so that
+Breakpoints (`choice`, docs/replication.md §1): `linspace(−1, 1, k)` for k ≥ 2 and t_0 = 0 for k = 1, so that
 ReLU_1 = ReLU and σ_1 = −|z| exactly. They are fixed, or learnable per channel; learnable ones are
 sorted in the forward pass, because unsorted breakpoints would give slopes outside {0, 1}.
 """
@@ -25,7 +26,7 @@ def default_breakpoints(k: int) -> list[float]:
 
 
 class ReLUk(nn.Module):
-    """ReLU_k(z) = Σ_{j=0}^{k−1} (−1)^j ReLU(z − t_j) (spec §1).
+    """ReLU_k(z) = Σ_{j=0}^{k−1} (−1)^j ReLU(z − t_j) (docs/replication.md §1).
 
     `channels` > 0 with `learnable` gives each channel its own breakpoints (a (C, k) parameter);
     `channel_dims` is the number of trailing dimensions after the channel axis (2 for images).
@@ -57,7 +58,7 @@ class ReLUk(nn.Module):
 
 
 class SigmaK(nn.Module):
-    """σ_k(z) = z − 2 ReLU_k(z) (spec §1): slopes +1, −1, …; σ_1 = −|z|."""
+    """σ_k(z) = z − 2 ReLU_k(z) (docs/replication.md §1): slopes +1, −1, …; σ_1 = −|z|."""
 
     def __init__(self, **relu_k):
         super().__init__()

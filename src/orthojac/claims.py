@@ -1,4 +1,4 @@
-"""The claims ledger: each claim of REPLICATION.md §4 judged from the tidy tables.
+"""The claims ledger: each claim of docs/replication.md §4 judged from the tidy tables.
 
 A verdict is computed, never typed: `reproduced`, `not reproduced` or `inconclusive`, with the
 numbers it was computed from and the tolerance. A claim whose experiment was not run in this
@@ -14,7 +14,7 @@ import pandas as pd
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
-P1_TOL = 1e-6  # max |σ_i − 1| in float64 (REPLICATION.md §4, P1)
+P1_TOL = 1e-6  # max |σ_i − 1| in float64 (docs/replication.md §4, P1)
 P2_TOL = 0.02  # fold/orthoff within 2 points of the residual baseline ("comparable": choice)
 P3_MARGIN = 0.10  # plain ReLU at least 10 points below fold ("much worse": choice)
 P2_DEPTH = 200  # "train stably up to 200 layers" (summary, Key Results)
@@ -31,7 +31,7 @@ P6_MARGIN = 0.05  # best orthoff (abs/σ_k) ≥ plain ReLU + 5 points ("trains b
 P6_ACTIVATIONS = ("abs", "sigma_k")
 P7_MIN_DEPTH = 100  # gradient survival is judged on deep networks only (choice, as P3)
 P7_FACTOR = 10.0  # survives: ‖∂L/∂x_0‖ / ‖∂L/∂x_L‖ within a factor 10 of 1 (choice)
-H_C6_WIDTH = 400  # width of the H4 networks (REPLICATION.md §3, H4: choice)
+H_C6_WIDTH = 400  # width of the H4 networks (docs/replication.md §3, H4: choice)
 H_C6_TOL = 0.25  # |empirical − theory| / (theory + 1) for the mean and variance of λ = σ² (choice)
 H_C6_DEPTH_RATIO = 0.1  # wide-limit theory judged where L/n ≤ 0.1 (choice: finite-width corrections grow with L/n)
 H1_MIN_EPOCHS = 5  # H-C1..H-C3 judged only after ≥ 5 epochs (choice: the thesis trains 20)
@@ -496,7 +496,7 @@ def ledger(runs: pd.DataFrame, metrics: pd.DataFrame, spectra: pd.DataFrame,
            h4: pd.DataFrame | None = None, hlav: pd.DataFrame | None = None,
            layers: pd.DataFrame | None = None, hlav_lstm: pd.DataFrame | None = None,
            hlav_linear: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per claim of REPLICATION.md §4, in order. `h4`: the theory table of orthojac.h4
+    """One row per claim of docs/replication.md §4, in order. `h4`: the theory table of orthojac.h4
     (no training runs behind it), passed to the H-C6 judge only; `hlav`: the H1 table of
     orthojac.hlav, passed to the H-C1..H-C3 judges; `layers`: the per-layer table of the spectrum
     stage, passed to the P5 and P7 judges; `hlav_lstm`: the H2 table of orthojac.hlav_lstm, passed

@@ -32,7 +32,7 @@ class RunConfig:
     breakpoints: str = _f("", "breakpoints t_0<…<t_{k−1} of relu_k / sigma_k, comma-separated ('': linspace(−1,1,k); 0 for k=1)")
     breakpoint_mode: str = _f("fixed", "relu_k / sigma_k breakpoints fixed or learnable per channel", ["fixed", "learnable"])
     width_mid: int = _f(0, "rows m of B (dense) or channels C_mid (conv) of fold/partial/limit: B has orthonormal rows, m ≤ n (0: square)")
-    ab_init: str = _f("independent", "orthoff: A drawn independently of B, or A = B at initialisation (equal: with σ_1 and its breakpoint above the pre-activations the layer starts as the identity, spec §5)", ["independent", "equal"])
+    ab_init: str = _f("independent", "orthoff: A drawn independently of B, or A = B at initialisation (equal: with σ_1 and its breakpoint above the pre-activations the layer starts as the identity, docs/replication.md §5)", ["independent", "equal"])
     delta: float = _f(0.1, "modulation strength δ of the limit layer, s(x) = 1 + δ tanh(Mx)")
     pso_strategy: str = _f("bias", "persistent isometric subspace: large-bias units (bias) or identity channels (block)", ["bias", "block"])
     pso_d: int = _f(4, "dimension d of the persistent isometric subspace (pso family)")

@@ -2,7 +2,7 @@
 
 A file is accepted only when its *decompressed* payload has the expected size and sha256: Debian's
 offline copy of Fashion-MNIST is re-gzipped, so the .gz digests differ from the official ones while
-the payload is byte-identical (REPLICATION.md §7). Sources are tried in order (official URLs first,
+the payload is byte-identical (docs/replication.md §7). Sources are tried in order (official URLs first,
 then local mirror folders). Nothing is written unless every file verified (then each atomically);
 otherwise the error names each missing file, every source tried and what it gave (expected and
 actual size and sha256).

@@ -1,9 +1,9 @@
-"""The training fast path's levers (issue 7; REPLICATION.md §5): precision, memory layout,
+"""The training fast path's levers (docs/replication.md §5): precision, memory layout,
 `torch.compile` (optionally with CUDA graphs), the fused Adam, and packing K runs of the same shape
 into one process.
 
 Why: a depth-200, C = 32 network at batch 128 is bound by kernel launches (≈ 800 kernels a step),
-not arithmetic (spec §5). The data set is already resident on the device (orthojac.train
+not arithmetic (docs/replication.md §5). The data set is already resident on the device (orthojac.train
 `prepare_data`). Each lever is a runtime setting, not experiment data: it changes the numbers only
 by rounding, and `FastPath` is recorded in each run's config.json. Every lever defaults to on for
 CUDA and off for CPU, where the reference path (eager fp32) stays bit-identical and resumable.

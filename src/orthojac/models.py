@@ -1,7 +1,7 @@
 """Networks: lift → L body layers → head, and the model zoo (name → body-layer constructor).
 
 Convolutional: lift conv 1→C (3×3), L body layers on C×28×28, global mean-pool, linear head
-(spec §5). Dense: flatten 784 → lift linear 784→n, L body layers on R^n, linear head. The body is
+(docs/replication.md §5). Dense: flatten 784 → lift linear 784→n, L body layers on R^n, linear head. The body is
 what the Jacobian spectrum is measured on.
 """
 
@@ -89,7 +89,7 @@ def fold_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
 def orthoff_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
     """Aᵀσ(Bx + b), A and B orthogonal from `init`: independent, or A = B at initialisation
     (`ab_init` equal; trained apart). With A = B, σ_1(z) = z − 2ReLU(z − t) and b = 0 the layer is
-    x − 2BᵀReLU(Bx − t): the `fold` layer with bias −t, the identity where Bx < t (spec §5)."""
+    x − 2BᵀReLU(Bx − t): the `fold` layer with bias −t, the identity where Bx < t (docs/replication.md §5)."""
     if cfg.width_mid:
         raise ValueError("orthoff needs square A, B: width_mid must be 0")
     n = _n(cfg)
@@ -135,7 +135,7 @@ def _set_matrix_(op: nn.Module, matrix: torch.Tensor) -> None:
 
 
 def pso_layer(cfg: RunConfig, gen: torch.Generator) -> nn.Module:
-    """A `partial` layer with a persistent isometric subspace V of dimension d = pso_d (spec §1.3).
+    """A `partial` layer with a persistent isometric subspace V of dimension d = pso_d (docs/replication.md §1.3).
 
     `bias`: B = blockdiag(I_d, Q_B) P and A = blockdiag(I_d, Q_A) P (Q_A, Q_B: (n−d)×(n−d)
     orthogonal from `init`; P orthogonal, shared by all layers), so A and B share their first d

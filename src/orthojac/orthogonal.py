@@ -1,6 +1,6 @@
 """Orthogonal matrices and delta-orthogonal convolution kernels.
 
-Constructions (REPLICATION.md §2): the summary names "Cayley transform or identity"
+Constructions (docs/replication.md §2): the summary names "Cayley transform or identity"
 (`cayley`, `identity`: stated, summary "Architecture Onboarding"); `haar` (QR of a Gaussian with
 the sign correction of Mezzadri 2007) and `expm` (exponential of a skew-symmetric matrix) are
 `choice`. A delta-orthogonal kernel (Xiao et al. 2018) is zero except for its centre tap, which is

@@ -1,8 +1,8 @@
-"""Soft orthogonality regularisers (REPLICATION.md §2–3) and the `regularisation(model)` hook.
+"""Soft orthogonality regularisers (docs/replication.md §2–3) and the `regularisation(model)` hook.
 
-- `soft` (summary, Method; α ∈ {0, 0.001} stated): α ‖BBᵀ − I‖²_F.
+- `soft` (summary, Critical path; α ∈ {0, 0.001}: summary, First 3 experiments): α ‖BBᵀ − I‖²_F.
 - `soft_gain` (Hlav eq. 11): λ ‖BBᵀ/g² − I‖²_F; g = 1 is `soft`.
-- `soft_gain_listing` (Hlav's code listing, spec §3): λ · mean((WWᵀ/g² − 1)²). Keras kernels are
+- `soft_gain_listing` (Hlav's code listing, docs/replication.md §3): λ · mean((WWᵀ/g² − 1)²). Keras kernels are
   (in, out), so the listing's KᵀK is WWᵀ for a PyTorch weight W (out, in). It subtracts 1 from
   every entry (the all-ones matrix, not I) and averages instead of summing; on an orthogonal n×n
   W it is (n − 1)/n, not 0.
@@ -30,7 +30,7 @@ def dense_defect(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
 
 
 def listing_defect(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-    """mean((WWᵀ/g² − 1)²): Hlav's code listing `K.mean(K.square(KᵀK/g² − 1))` (spec §3)."""
+    """mean((WWᵀ/g² − 1)²): Hlav's code listing `K.mean(K.square(KᵀK/g² − 1))` (docs/replication.md §3)."""
     w = weight.reshape(weight.shape[0], -1)
     return (w @ w.T / gain**2 - 1).square().mean()
 

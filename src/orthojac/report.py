@@ -22,6 +22,10 @@ SECTIONS = {
     "hlav": ("Hlav (2019): RNNs, LSTMs, deep linear and deep tanh/ReLU networks", ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5")),
     "theory": ("Jacobian spectra at initialisation against theory (H4)", ("H-C6",)),
 }
+# What the spectrum stage measures for each run of an experiment (its `spectra:` block): one
+# provenance row each, so a table shows how every number of the spectra was obtained.
+SPECTRUM_SETTINGS = ("checkpoints", "points", "method", "dtype", "layers", "grad_batch", "exact_max_dim",
+                     "chunk_size")
 
 
 def section_experiments(config: dict, section: str) -> list[str]:
@@ -39,7 +43,10 @@ def provenance_table(config: dict) -> pd.DataFrame:
     programs, not orthojac-train runs) are listed as experiments under their section's name; each
     file of `downloads:` as a row of "downloads".
     Settings an experiment leaves out take orthojac's defaults (RunConfig) and are listed as
-    `choice` with the note "orthojac default", so the table covers every knob of every run.
+    `choice` with the note "orthojac default", so the table covers every knob of every run. The
+    spectrum settings follow as `spectra.<key>` (SPECTRUM_SETTINGS), `choice` with the note of the
+    experiment's `spectra:` block; a key the block leaves out (in a config not yet validated, which
+    fills them in) reads "schema default".
     """
     rows = []
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
@@ -51,6 +58,13 @@ def provenance_table(config: dict) -> pd.DataFrame:
             else:
                 rows.append({"experiment": exp["name"], "setting": key, "value": str(default),
                              "provenance": "choice", "where / why": "orthojac default"})
+        spectra = exp.get("spectra") or {}
+        why = spectra.get("choice", "orthojac's measurement settings")
+        for key in SPECTRUM_SETTINGS:
+            value = spectra.get(key, "schema default")
+            value = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            rows.append({"experiment": exp["name"], "setting": f"spectra.{key}", "value": value,
+                         "provenance": "choice", "where / why": why})
     for section in ("h4", "hlav_rnn", "hlav_lstm", "hlav_linear", "hlav_deep"):
         for key, s in config.get(section, {}).items():
             if isinstance(s, dict):  # every entry but `description` is a setting with provenance

@@ -6,7 +6,7 @@
 Paths name their run: results/runs/EXPERIMENT/RUN/metrics.csv (with config.json beside it) and
 results/spectra/EXPERIMENT/RUN/CHECKPOINT.{body,layers}.csv. Output: runs.csv (one row per run:
 settings, status), metrics.csv, spectra.csv and layers.csv (one row per run × … × metric), and
-init_study.csv (spec §5's depth-200 initialisation study: one row per run of the experiments
+init_study.csv (the depth-200 initialisation study of docs/replication.md §5: one row per run of the experiments
 named init_study*, its initialisation knobs and its test accuracy after the first and last epoch).
 """
 

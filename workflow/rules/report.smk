@@ -1,6 +1,7 @@
 # Each report page is a notebook executed by Snakemake (its injected cell carries `snakemake.input`,
 # `snakemake.config`); the executed copy is its log, rendered to HTML without that cell. The index
-# holds the claims ledger and links to one page per section (REPORT_SECTIONS in common.smk).
+# holds the claims ledger and links to one page per section (orthojac.report.SECTIONS, read by
+# common.smk as REPORT_SECTIONS).
 rule report_index:
     input:
         tables=expand("results/tables/{table}.csv", table=TABLES)
