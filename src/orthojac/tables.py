@@ -37,6 +37,7 @@ def collect_runs(metrics_files: list[Path], claims: dict[str, list[str]]) -> tup
         runs.append({"experiment": experiment, "run": run, "status": summary["status"],
                      "diverged_step": summary["diverged_step"], "steps": summary["steps"],
                      "train_seconds": summary["train_seconds"],
+                     "device": summary.get("environment", {}).get("device", ""),
                      "claims": ";".join(claims.get(experiment, [])), **summary["config"]})
         frame = pd.read_csv(path)
         frame.insert(0, "run", run)

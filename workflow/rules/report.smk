@@ -20,6 +20,8 @@ rule report_index:
         "../../envs/report.yaml"
     params:
         sections=REPORT_SECTIONS,
+        # the committed CPU reference's ledger, shown beside this run's (read if present)
+        reference_ledger="results/reference/cpu/report/ledger.csv",
     notebook:
         "../../notebooks/index.py.ipynb"
 
