@@ -6,7 +6,7 @@ MIRROR := /usr/share/datasets/fashion-mnist
 # The rules' `python -m orthojac…` commands must find the project's environment first.
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: quick full verify test lint mirror
+.PHONY: quick full verify test lint mirror progress
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
@@ -19,6 +19,11 @@ verify: .venv/.installed mirror
 
 test: .venv/.installed mirror
 	$(PY) -m pytest
+
+# One table of every training and thesis job: done, running (epoch k of n, ETA) or waiting, and the
+# time left; `make progress CONFIGFILE=config/quick.yaml` for a run of another configuration.
+progress: .venv/.installed
+	$(PY) -m orthojac.progress results $(if $(CONFIGFILE),--configfile $(CONFIGFILE))
 
 lint: .venv/.installed
 	$(SNAKEMAKE) --lint

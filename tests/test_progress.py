@@ -1,9 +1,10 @@
 """Progress a researcher can watch (orthojac.progress): the per-epoch lines every training and
 thesis job writes to its log while it runs, divergence said at its step, the terminal bar, logging
-that leaves every result bit for bit as it was."""
+that leaves every result bit for bit as it was, and the view of a results folder."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -17,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
+from conftest import REPO
 from orthojac import h4, hlav, hlav_dense, progress, train
 from orthojac.checkpoint import load_checkpoint
 from orthojac.config import RunConfig
@@ -274,3 +277,120 @@ def test_a_run_that_ends_early_leaves_no_steps_to_wait_for():
     p.ended(5, "target reached")
     p.run("second", 2, 10)
     assert p.eta() == pytest.approx(20 * 2.0)  # the second run's 20 steps; none of the first's
+
+
+# -- the view of a results folder ---------------------------------------------------------------
+def extract_common_smk(*names):
+    """Functions of workflow/rules/common.smk (plain Python), to compare the view's expansion with."""
+    tree = ast.parse((REPO / "workflow/rules/common.smk").read_text())
+    body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    scope = {"itertools": __import__("itertools")}
+    exec(compile(ast.Module(body=body, type_ignores=[]), "common.smk", "exec"), scope)
+    return scope
+
+
+@pytest.mark.parametrize("configfile", ["config.yaml", "quick.yaml", "verify.yaml"])
+def test_the_view_names_the_runs_as_the_workflow_does(configfile):
+    workflow = extract_common_smk("_format", "expand_experiment")
+    config = yaml.safe_load((REPO / "config" / configfile).read_text())
+    for experiment in config["experiments"]:
+        assert progress.expand_experiment(experiment) == workflow["expand_experiment"](experiment)
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="nothere.yaml: no such config file"):
+        progress.load_config([tmp_path / "nothere.yaml"], REPO / "config/config.yaml")
+
+
+def view_config() -> dict:
+    settings = {"dataset": "fixture", "family": "fold", "depth": 2, "channels": 1, "bias_init": -0.5,
+                "lr": 0.01, "epochs": 2, "val_size": 100, "train_size": 100, "test_size": 50, "batch_size": 20}
+    return {
+        "experiments": [{"name": "tiny", "description": "view test", "settings": {
+            **{k: {"value": v, "choice": "test"} for k, v in settings.items()},
+            "seed": {"grid": [0, 1, 2, 3, 4], "choice": "test"}}}],
+        "hlav_rnn": {"epochs": {"value": 3, "choice": "test"}, "seeds": {"grid": [0, 1], "choice": "test"}},
+        "hlav_linear": {"epochs": {"value": 2, "choice": "test"}, "seeds": {"grid": [0], "choice": "test"}},
+        "hlav_deep": {"epochs": {"value": 1, "choice": "test"}, "seeds": {"grid": [0], "choice": "test"}},
+    }
+
+
+def test_the_view_of_finished_running_and_missing_runs(idx_folder, tmp_path, capsys):
+    """tiny/seed=0 finished (a real run), seed=1 running (its log after one epoch of two, a
+    checkpoint), seed=2 never started, seed=3 failed, seed=4 stopped by SIGTERM; H1 seed 0
+    finished in 30 s, seed 1 waiting; H3 seed 0 finished, its log of code without progress lines
+    (its time from its benchmark file); H5 (left out by the --configfile) not listed."""
+    results = tmp_path / "results"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(view_config()))
+    (tmp_path / "quick.yaml").write_text(yaml.safe_dump({"hlav_deep": None}))
+    config = progress.load_config([tmp_path / "quick.yaml"], tmp_path / "config.yaml")
+    cfg = {k: v["value"] for k, v in config["experiments"][0]["settings"].items() if "value" in v}
+    runs, logs = results / "runs/tiny", results / "logs/train/tiny"
+    logs.mkdir(parents=True)
+    with (logs / "seed=0.log").open("w") as log:
+        sys.stderr, saved = log, sys.stderr
+        try:
+            summary = train.train(RunConfig(**cfg, seed=0), idx_folder, runs / "seed=0", torch.device("cpu"), 0)
+        finally:
+            sys.stderr = saved
+    clock = Clock()
+    with (logs / "seed=1.log").open("w") as log:
+        print("resuming from results/runs/tiny/seed=1/checkpoint.pt: epoch 0, step 2", file=log)
+        p = progress.Progress(10, stream=log, clock_fn=clock)
+        p.run("tiny/seed=1", 2, 5, step=2)
+        for _ in range(3):
+            clock.t += 100.0
+            p.step(0.5, 20)
+        p.epoch_end(1, 0.625)  # 5 steps left at 100 s a step
+    (runs / "seed=1").mkdir(parents=True)
+    (runs / "seed=1/checkpoint.pt").write_bytes(b"")
+    (logs / "seed=3.log").write_text("Traceback (most recent call last):\n  ...\nValueError: bad\n")
+    (runs / "seed=3").mkdir()
+    (runs / "seed=3/checkpoint.pt").write_bytes(b"")
+    (logs / "seed=4.log").write_text("SIGTERM: checkpoint saved at step 7; exiting\n")
+    h1_logs = results / "logs/hlav_rnn"
+    h1_logs.mkdir(parents=True)
+    with (h1_logs / "seed=0.log").open("w") as log:
+        p = progress.Progress(3, stream=log, clock_fn=clock)
+        clock.t += 30.0
+        p.finish()
+    (results / "hlav/rnn").mkdir(parents=True)
+    (results / "hlav/rnn/seed=0.csv").write_text("configuration\n")
+    (results / "logs/hlav_linear").mkdir(parents=True)
+    (results / "logs/hlav_linear/seed=0.log").write_text("orthogonal L=2: reached at step 4.0\n")
+    (results / "hlav/linear").mkdir(parents=True)
+    (results / "hlav/linear/seed=0.csv").write_text("weights\n")
+    (results / "benchmarks/hlav_linear").mkdir(parents=True)
+    (results / "benchmarks/hlav_linear/seed=0.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t100\n")
+
+    jobs = {j.name if j.kind == "train" else f"{j.kind} {j.name}": j for j in progress.jobs(config, results)}
+    assert list(jobs) == [f"tiny/seed={s}" for s in range(5)] + ["H1 hlav_rnn seed=0", "H1 hlav_rnn seed=1",
+                                                                 "H3 hlav_linear seed=0"]
+    done, running, missing = jobs["tiny/seed=0"], jobs["tiny/seed=1"], jobs["tiny/seed=2"]
+    metrics = pd.read_csv(runs / "seed=0/metrics.csv")
+    assert (done.status, done.seconds, done.progress) == ("done", summary["train_seconds"], "10 steps")
+    assert done.val_accuracy == metrics[(metrics.split == "val") & (metrics.metric == "accuracy")]["value"].iloc[-1]
+    assert (running.status, running.progress, running.val_accuracy) == ("running", "epoch 1/2", 0.625)
+    assert 490 <= running.seconds <= 500  # the line's eta (500 s) less the seconds since it was written
+    assert "resumed from epoch 0, step 2" in running.note
+    assert (missing.status, missing.progress, missing.seconds) == ("waiting", "", None)
+    assert jobs["tiny/seed=3"].status == "failed" and "ValueError: bad" in jobs["tiny/seed=3"].note
+    assert "resumes when rerun" in jobs["tiny/seed=3"].note
+    assert jobs["tiny/seed=4"].status == "stopped"
+    assert (jobs["H1 hlav_rnn seed=0"].status, jobs["H1 hlav_rnn seed=0"].seconds) == ("done", 30.0)
+    assert jobs["H1 hlav_rnn seed=1"].status == "waiting"
+    assert (jobs["H3 hlav_linear seed=0"].status, jobs["H3 hlav_linear seed=0"].seconds) == ("done", 12.5)
+
+    left, unknown = progress.estimate(list(jobs.values()))
+    # seeds 2, 3, 4 cost what seed 0 did (same images, epochs and depth); H1 seed 1 what seed 0 did
+    assert unknown == 0
+    assert left == pytest.approx(running.seconds + 3 * summary["train_seconds"] + 30.0)
+
+    progress.main([str(results), "--config", str(tmp_path / "config.yaml"), "--configfile", str(tmp_path / "quick.yaml")])
+    out = capsys.readouterr().out
+    table = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:8]}
+    assert table["tiny/seed=1"][:4] == ["running", "epoch", "1/2", "0.6250"]
+    assert table["tiny/seed=2"][0] == "waiting" and table["tiny/seed=2"][1].startswith("~")
+    assert "3 done, 1 running, 1 stopped, 1 failed, 2 waiting of 8 jobs" in out
+    shown = re.search(r"^time left: (\d+:\d\d:\d\d) of job time, one job at a time$", out, re.M)
+    assert abs(progress.seconds_of(shown[1]) - left) <= 2  # the running job's time left moves on
