@@ -13,7 +13,7 @@ SBIN := /usr/sbin:/sbin
 # workflow also puts it first, workflow/rules/common.smk, for `.venv/bin/snakemake` in a plain shell).
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: quick full verify reference test test-packages lint mirror mnist
+.PHONY: quick full verify reference test test-packages lint mirror mnist progress
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
@@ -40,6 +40,11 @@ reference: .venv/.installed mirror mnist
 
 test: test-packages .venv/.installed mirror
 	$(PY) -m pytest
+
+# One table of every training and thesis job: done, running (epoch k of n, ETA) or waiting, and the
+# time left; `make progress CONFIGFILE=config/quick.yaml` for a run of another configuration.
+progress: .venv/.installed
+	$(PY) -m orthojac.progress results $(if $(CONFIGFILE),--configfile $(CONFIGFILE))
 
 lint: .venv/.installed
 	$(SNAKEMAKE) --lint

@@ -34,6 +34,7 @@ import torch
 
 from .checkpoint import write_csv_atomic
 from .orthogonal import random_weight
+from .progress import Progress
 
 ACTIVATIONS = ("relu", "tanh", "hardtanh")
 WEIGHTS = ("gaussian", "orthogonal")
@@ -114,8 +115,12 @@ def empirical(activation: str, weights: str, width: int, depths: list[int], seed
     return out
 
 
-def h4_table(activations, weights, width: int, depths: list[int], seeds: list[int], q_star: float) -> list[dict]:
+def h4_table(activations, weights, width: int, depths: list[int], seeds: list[int], q_star: float,
+             progress: Progress | None = None) -> list[dict]:
+    """The tidy rows of every (activation, weights, seed) network at every depth; a progress line
+    per network (one point: all its depths)."""
     rows = []
+    progress = progress or Progress(len(activations) * len(weights) * len(seeds), unit="points")
     for activation in activations:
         c = critical_point(activation, q_star)
         for kind in weights:
@@ -126,6 +131,7 @@ def h4_table(activations, weights, width: int, depths: list[int], seeds: list[in
                               "seed": seed, "sigma_w2": c["sigma_w2"], "sigma_b2": c["sigma_b2"],
                               "q_star": q_star, "metric": m, "empirical": v, "theory": th[m]}
                              for m, v in moments.items()]
+                progress.point(f"{activation} {kind} seed {seed} (depths {depths[0]}–{depths[-1]})")
     return rows
 
 
@@ -148,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if min(args.depths) < 1 or args.width < 1:
         raise SystemExit(f"--depths and --width must be ≥ 1, got depths {args.depths}, width {args.width}")
-    rows = h4_table(args.activations, args.weights, args.width, sorted(set(args.depths)), args.seeds, args.q_star)
+    progress = Progress(len(args.activations) * len(args.weights) * len(args.seeds), unit="points")
+    rows = h4_table(args.activations, args.weights, args.width, sorted(set(args.depths)), args.seeds, args.q_star,
+                    progress)
+    progress.finish()
     write_csv_atomic(args.out, rows, COLUMNS)
     print(f"{args.out}: {len(rows)} rows", file=sys.stderr)
 

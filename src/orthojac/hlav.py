@@ -39,6 +39,7 @@ from torch import nn
 from .checkpoint import write_csv_atomic
 from .data import load_split
 from .orthogonal import haar
+from .progress import Progress
 from .regularisers import dense_defect, listing_defect
 
 CONFIGURATIONS = ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB", "Orthogonal_GainA_NoReg",
@@ -145,24 +146,31 @@ def spectrum_rows(model: SequentialRNN) -> dict:
             "sv_min": s.min().item(), "sv_max": s.max().item()}
 
 
-def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_size: int, lr: float) -> list[dict]:
+def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_size: int, lr: float,
+              progress: Progress | None = None) -> list[dict]:
     """Train one configuration with Adam; the tidy rows of its per-epoch record."""
     torch.manual_seed(seed)
     model = build(run["configuration"], run["gain"], hidden, seed)
-    return fit(model, run, data, seed, epochs, batch_size, lr, nn.functional.cross_entropy, accuracy)
+    return fit(model, run, data, seed, epochs, batch_size, lr, nn.functional.cross_entropy, accuracy,
+               progress=progress)
 
 
 def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_size: int, lr: float,
-        loss_fn, accuracy_fn, penalty_fn=penalty, extra: dict | None = None) -> list[dict]:
+        loss_fn, accuracy_fn, penalty_fn=penalty, extra: dict | None = None,
+        progress: Progress | None = None) -> list[dict]:
     """Adam on `loss_fn` plus the run's `penalty_fn` (H1 and H2 alike); the tidy rows: per epoch
     (0 = at initialisation) the recurrent kernel's singular values, the training loss and the
     validation accuracy, then the test accuracy; `extra` columns on every row. A non-finite
-    objective stops the run with metric `diverged` = the epoch (a result, not a crash)."""
+    objective stops the run with metric `diverged` = the epoch (a result, not a crash).
+    `progress`: the job's progress lines (default: lines for this run alone)."""
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     x, y = data["train"]
     order = torch.Generator().manual_seed(seed)
     base = {k: run[k] for k in ("configuration", "label", "variant", "gain", "lam")} | {"seed": seed, "train_size": len(x)}
     rows = []
+    per_epoch = math.ceil(len(x) / batch_size)
+    progress = progress or Progress(epochs * per_epoch)
+    progress.run(f"{run['label']} ({run['variant']})", epochs, per_epoch)
 
     def record(epoch: int, values: dict) -> None:
         rows.extend(base | {"epoch": epoch, "metric": m, "value": v} | (extra or {}) for m, v in values.items())
@@ -178,13 +186,18 @@ def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_s
             objective = loss if reg is None else loss + reg
             if not torch.isfinite(objective):
                 record(epoch, {"diverged": float(epoch)})
+                progress.diverged(progress.run_step + 1, f"the objective is not finite in epoch {epoch}")
                 return rows
             opt.zero_grad()
             objective.backward()
             opt.step()
-            total, count = total + loss.item() * len(idx), count + len(idx)
+            value = loss.item()
+            total, count = total + value * len(idx), count + len(idx)
+            progress.step(value, len(idx))
         record(epoch, spectrum_rows(model) | {"train_loss": total / count,
                                               "val_accuracy": accuracy_fn(model, *data["val"])})
+        progress.epoch_end(epoch, next(r["value"] for r in reversed(rows) if r["metric"] == "val_accuracy"),
+                           train_loss=total / count)
     record(epochs, {"test_accuracy": accuracy_fn(model, *data["test"])})
     return rows
 
@@ -199,9 +212,13 @@ def _train_main(args: argparse.Namespace) -> None:
         raise SystemExit(f"--lambdas must be > 0 (the unregularised configurations are always run), got {args.lambdas}")
     data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
     rows = []
-    for run in runs(args.gain, args.lambdas, args.variants):
-        rows += train_one(run, data, args.seed, args.epochs, args.hidden, args.batch_size, args.lr)
+    configurations = runs(args.gain, args.lambdas, args.variants)
+    per_epoch = math.ceil(len(data["train"][0]) / args.batch_size)
+    progress = Progress(len(configurations) * args.epochs * per_epoch, runs=len(configurations))
+    for run in configurations:
+        rows += train_one(run, data, args.seed, args.epochs, args.hidden, args.batch_size, args.lr, progress)
         print(f"{run['label']} ({run['variant']}): done", file=sys.stderr)
+    progress.finish()
     # Which data set the sequences came from (H-C1..H-C3 are about MNIST): the data folder is
     # named after its data set (results/data/DATASET) unless --dataset says otherwise.
     dataset = args.dataset or Path(args.data).name

@@ -19,6 +19,7 @@ test accuracy and loss; a non-finite loss is recorded as `diverged` (the step).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch
 from .checkpoint import write_csv_atomic
 from .hlav import load_sequences, run_command
 from .hlav_dense import ACTIVATIONS, OPTIMIZERS, WEIGHTS, build, train_curve
+from .progress import Progress
 from .train import select_device
 
 COLUMNS = ["network", "activation", "sigma_w2", "weights", "depth", "width", "optimizer", "lr", "seed",
@@ -46,11 +48,13 @@ def parse_network(text: str) -> tuple[str, float]:
     return activation, sigma_w2
 
 
-def train_one(network: str, weights: str, data: dict, args: argparse.Namespace) -> list[dict]:
+def train_one(network: str, weights: str, data: dict, args: argparse.Namespace,
+              progress: Progress | None = None) -> list[dict]:
     activation, sigma_w2 = parse_network(network)
     model = build(args.depth, args.width, activation, weights, sigma_w2, args.seed)
     rows = train_curve(model, data, args.optimizer, args.lr, args.epochs, args.batch_size, 0, args.seed,
-                       evaluate=("val", "test"), device=select_device(args.device))
+                       evaluate=("val", "test"), device=select_device(args.device), progress=progress,
+                       label=f"{network} {weights}")
     base = {"network": network, "activation": activation, "sigma_w2": sigma_w2, "weights": weights,
             "depth": args.depth, "width": args.width, "optimizer": args.optimizer, "lr": args.lr, "seed": args.seed}
     last = [r for r in rows if r["metric"] in ("test_accuracy", "diverged")][-1]
@@ -70,7 +74,10 @@ def _train_main(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"--networks: {error}") from None
     data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
-    rows = [r for n in args.networks for w in args.weights for r in train_one(n, w, data, args)]
+    n_runs = len(args.networks) * len(args.weights)
+    progress = Progress(n_runs * args.epochs * math.ceil(len(data["train"][0]) / args.batch_size), runs=n_runs)
+    rows = [r for n in args.networks for w in args.weights for r in train_one(n, w, data, args, progress)]
+    progress.finish()
     write_csv_atomic(args.out, rows, COLUMNS)
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from .hlav import accuracy
 from .orthogonal import random_weight
+from .progress import Progress
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 WEIGHTS = ("orthogonal", "gaussian")
@@ -85,12 +86,14 @@ def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2
 
 def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs: int, batch_size: int,
                 eval_every: int, seed: int, evaluate: tuple[str, ...] = ("val",),
-                stop=None, device: torch.device = torch.device("cpu")) -> list[dict]:
+                stop=None, device: torch.device = torch.device("cpu"), progress: Progress | None = None,
+                label: str = "") -> list[dict]:
     """Mini-batch training; every `eval_every` steps (0: at the end of each epoch) and at step 0,
     rows {step, epoch, metric, value}: train_loss (mean since the last evaluation) and the accuracy
     and loss of each split in `evaluate`. `stop(rows)` → True ends training after an evaluation.
     A non-finite loss ends it with a `diverged` row (value: the step). Model and data move to
-    `device` (the data sets are small)."""
+    `device` (the data sets are small). `progress`: the job's progress lines, one an epoch with the
+    last evaluation's validation accuracy (default: lines for this run alone, named `label`)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; have {list(OPTIMIZERS)}")
     torch.manual_seed(seed)
@@ -102,6 +105,9 @@ def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs:
     every = eval_every or per_epoch
     order = torch.Generator().manual_seed(seed)
     rows: list[dict] = []
+    progress = progress or Progress(epochs * per_epoch)
+    progress.run(label, epochs, per_epoch)
+    last = {"val_accuracy": None}
 
     def record(step: int, values: dict) -> None:
         rows.extend({"step": step, "epoch": step / per_epoch, "metric": m, "value": v} for m, v in values.items())
@@ -112,12 +118,17 @@ def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs:
             values |= {f"{split}_accuracy": accuracy(model, *data[split]),
                        f"{split}_loss": mean_loss(model, *data[split])}
         record(step, values)
+        last["val_accuracy"] = values.get("val_accuracy", last["val_accuracy"])
         return stop is not None and stop(rows)
 
-    if evaluation(0, None):
+    def ended(step: int) -> list[dict]:
+        progress.ended(step, f"its stop condition holds (val_accuracy {last['val_accuracy']})")
         return rows
+
+    if evaluation(0, None):
+        return ended(0)
     step, total, count = 0, 0.0, 0
-    for _ in range(epochs):
+    for epoch in range(epochs):
         perm = torch.randperm(len(x), generator=order)
         for i in range(0, len(x), batch_size):
             idx = perm[i:i + batch_size].to(device)
@@ -125,15 +136,22 @@ def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs:
             step += 1
             if not torch.isfinite(loss):
                 record(step, {"diverged": float(step)})
+                progress.diverged(step, "the training loss is not finite")
                 return rows
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total, count = total + loss.item(), count + 1
+            value = loss.item()
+            total, count = total + value, count + 1
+            progress.step(value, len(idx))
             if step % every == 0:
                 if evaluation(step, total / count):
-                    return rows
+                    return ended(step)
                 total, count = 0.0, 0
+        if epoch + 1 < epochs:
+            progress.epoch_end(epoch + 1, last["val_accuracy"])
     if count:  # steps since the last evaluation
         evaluation(step, total / count)
+    if epochs:
+        progress.epoch_end(epochs, last["val_accuracy"])
     return rows

@@ -31,6 +31,7 @@ import torch
 from .checkpoint import write_csv_atomic
 from .hlav import load_sequences, run_command
 from .hlav_dense import OPTIMIZERS, WEIGHTS, build, train_curve
+from .progress import Progress
 from .train import select_device
 
 COLUMNS = ["weights", "depth", "width", "seed", "lr", "target", "step", "epoch", "metric", "value"]
@@ -58,7 +59,8 @@ def learning_rate(lr: float, depth: int, scaling: str) -> float:
     return lr / depth if scaling == "inverse_depth" else lr
 
 
-def train_one(weights: str, depth: int, data: dict, args: argparse.Namespace) -> list[dict]:
+def train_one(weights: str, depth: int, data: dict, args: argparse.Namespace,
+              progress: Progress | None = None) -> list[dict]:
     """One run's curve and its summary row (metric steps_to_target: the step, NaN if not reached)."""
     lr = learning_rate(args.lr, depth, args.lr_scaling)
     model = build(depth, args.width, "linear", weights, args.sigma_w2, args.seed)
@@ -67,7 +69,8 @@ def train_one(weights: str, depth: int, data: dict, args: argparse.Namespace) ->
         return any(r["metric"] == "val_accuracy" and r["value"] >= args.target for r in rows)
 
     rows = train_curve(model, data, args.optimizer, lr, args.epochs, args.batch_size, args.eval_every, args.seed,
-                       stop=reached, device=select_device(args.device))
+                       stop=reached, device=select_device(args.device), progress=progress,
+                       label=f"{weights} L={depth}")
     curve = pd.DataFrame(rows)
     status, step = time_to_accuracy(curve, args.target)
     per_epoch = math.ceil(len(data["train"][0]) / args.batch_size)
@@ -90,7 +93,10 @@ def _train_main(args: argparse.Namespace) -> None:
     if not 0 < args.target <= 1:
         raise SystemExit(f"--target must be an accuracy in (0, 1], got {args.target}")
     data = load_sequences(args.data, args.train_size, args.val_size, 1)
-    rows = [r for w in args.weights for d in args.depths for r in train_one(w, d, data, args)]
+    n_runs = len(args.weights) * len(args.depths)
+    progress = Progress(n_runs * args.epochs * math.ceil(len(data["train"][0]) / args.batch_size), runs=n_runs)
+    rows = [r for w in args.weights for d in args.depths for r in train_one(w, d, data, args, progress)]
+    progress.finish()
     write_csv_atomic(args.out, rows, COLUMNS)
 
 

@@ -37,6 +37,7 @@ from .checkpoint import (atomic_save, code_fingerprint, load_checkpoint, remove_
 from .data import load_split
 from .fastpath import FastPath
 from .models import build_model
+from .progress import Progress
 from .regularisers import regularisation
 
 METRIC_COLUMNS = ["epoch", "step", "split", "metric", "value"]
@@ -210,6 +211,16 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
 
     if state["global_step"] == 0 and not state["metrics"]:
         evaluate_all()  # epoch 0: the network at initialisation
+    # One line per epoch in the log (stderr); logging only, read from `state` and the losses.
+    progress = Progress(total_steps)
+    progress.run(f"{out_dir.parent.name}/{out_dir.name}", cfg.epochs, steps_per_epoch,
+                 epoch=state["epoch"], step=state["global_step"])
+
+    def last_val_accuracy():
+        return next((r["value"] for r in reversed(state["metrics"])
+                     if r["split"] == "val" and r["metric"] == "accuracy" and r["epoch"] == state["epoch"]),
+                    None)
+
     model.train()
     while state["status"] == "running" and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
@@ -221,9 +232,12 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
             idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             for group in optimiser.param_groups:
                 group["lr"] = cosine_lr(cfg, state["global_step"], total_steps)
-            if training_step(forward, model, optimiser, x_train[idx], y_train[idx], cfg, fast) is None:
+            loss = training_step(forward, model, optimiser, x_train[idx], y_train[idx], cfg, fast)
+            if loss is None:
                 state["status"], state["diverged_step"] = "diverged", state["global_step"]
+                progress.diverged(state["global_step"], "the training loss is not finite")
                 break
+            progress.step(loss.detach(), len(idx))
             state["global_step"] += 1
             state["step_in_epoch"] = s + 1
             if Stop.requested or (checkpoint_every and state["global_step"] % checkpoint_every == 0):
@@ -231,6 +245,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
                 started = time.perf_counter()
                 save_checkpoint()
                 if Stop.requested:
+                    progress.clear()
                     print(f"SIGTERM: checkpoint saved at step {state['global_step']}; exiting",
                           file=sys.stderr)
                     sys.exit(143)
@@ -240,6 +255,10 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
             state["step_in_epoch"] = 0
             if not all_finite(model) or not evaluate_all():
                 state["status"], state["diverged_step"] = "diverged", state["global_step"]
+                progress.diverged(state["global_step"], "a parameter or an evaluation loss is not finite "
+                                  f"after epoch {state['epoch']}")
+            else:
+                progress.epoch_end(state["epoch"], last_val_accuracy())
             record("train", "seconds", state["seconds"])
             if state["epoch"] in save_epochs:
                 state.setdefault("epoch_models", {})[str(state["epoch"])] = _weights(model)
@@ -249,7 +268,6 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
         state["status"] = "completed"
     else:
         record("train", "diverged_at_step", float(state["diverged_step"]))
-        print(f"diverged at step {state['diverged_step']}", file=sys.stderr)
 
     summary = {
         "config": cfg.to_dict(), "status": state["status"], "diverged_step": state["diverged_step"],
