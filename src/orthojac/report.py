@@ -9,10 +9,11 @@ belongs to every section one of whose claims it lists under `claims:`.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pandas as pd
 
-from .claims import final_accuracy
+from .claims import final_accuracy, ledger
 from .config import RunConfig
 
 
@@ -90,3 +91,23 @@ def run_summary(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     out = runs[["experiment", "run", "status", "diverged_step", "steps", "train_seconds"]]
     out = out.merge(val.rename(columns={"accuracy": "val_accuracy"}))
     return out.merge(test.rename(columns={"accuracy": "test_accuracy"}))
+
+
+def read_tables(paths) -> dict[str, pd.DataFrame]:
+    """{name: table} of tidy CSVs (an empty file, as a stage with nothing to collect writes, is
+    an empty table), named by their stem: runs, metrics, spectra, layers, h4, hlav_rnn, …"""
+    return {Path(p).stem: pd.read_csv(p) if Path(p).stat().st_size > 1 else pd.DataFrame() for p in paths}
+
+
+def ledger_from_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The claims ledger of orthojac.claims computed from the tidy tables, with the scale each
+    verdict was reached at (orthojac.scale): what the index page writes to ledger.csv, and what a
+    test recomputes from a committed reference's tables."""
+    from .scale import with_scale
+
+    empty = pd.DataFrame()
+    runs = tables.get("runs", empty)
+    claims = ledger(runs, tables.get("metrics", empty), tables.get("spectra", empty), h4=tables.get("h4"),
+                    hlav=tables.get("hlav_rnn"), layers=tables.get("layers"), hlav_lstm=tables.get("hlav_lstm"),
+                    hlav_linear=tables.get("hlav_linear"))
+    return with_scale(claims, runs, tables)
