@@ -75,10 +75,23 @@ def git_state(repo: Path) -> dict:
     return {"commit": commit or "unknown", "dirty": dirty}
 
 
-def manifest(results: Path, command: str, wall_seconds: float | None, log: Path | None) -> dict:
+def merge_rule_times(logs: list[Path]) -> dict[str, dict]:
+    """rule_times over several Snakemake logs (a run finished by a second invocation), summed."""
+    total: dict[str, dict] = {}
+    for log in logs:
+        for rule, t in rule_times(Path(log).read_text()).items():
+            acc = total.setdefault(rule, {"jobs": 0, "seconds": 0.0, "unfinished": 0})
+            for key in acc:
+                acc[key] += t[key]
+    return {rule: total[rule] for rule in sorted(total)}
+
+
+def manifest(results: Path, command: str, wall_seconds: float | None, log: Path | list[Path] | None,
+             notes: list[str] | None = None) -> dict:
     import torch  # the environment's torch, as the runs recorded it
 
-    rules = rule_times(log.read_text()) if log else {}
+    logs = [] if log is None else [log] if isinstance(log, (str, Path)) else list(log)
+    rules = merge_rule_times(logs)
     return {
         **git_state(Path.cwd()),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -90,16 +103,18 @@ def manifest(results: Path, command: str, wall_seconds: float | None, log: Path 
         "platform": platform.platform(),
         "wall_seconds": wall_seconds,
         "rules": rules,
-        "snakemake_log": log.name if log else None,
+        "snakemake_logs": [Path(p).name for p in logs],
+        "notes": notes or [],
     }
 
 
-def snapshot(results: Path, out: Path, command: str, wall_seconds: float | None, log: Path | None) -> dict:
+def snapshot(results: Path, out: Path, command: str, wall_seconds: float | None,
+             log: Path | list[Path] | None, notes: list[str] | None = None) -> dict:
     """Copy results' PARTS into `out` (replacing what was there) and write out/manifest.json."""
     missing = [p for p in PARTS if not (results / p).is_dir()]
     if missing:
         raise SystemExit(f"{results}: no {', '.join(missing)}: run the pipeline first")
-    info = manifest(results, command, wall_seconds, log)
+    info = manifest(results, command, wall_seconds, log, notes)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     for part in PARTS:
@@ -119,9 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     sn.add_argument("--out", type=Path, required=True, help="the snapshot folder (replaced)")
     sn.add_argument("--command", default="", help="the command that produced the results")
     sn.add_argument("--wall-seconds", type=float, default=None, help="wall time of that command")
-    sn.add_argument("--log", type=Path, default=None, help="Snakemake's log of that command (per-rule times)")
+    sn.add_argument("--log", type=Path, nargs="*", default=None,
+                    help="Snakemake's log(s) of that command (per-rule times, summed over the logs)")
+    sn.add_argument("--note", action="append", default=[], help="a line for the manifest's notes (repeatable)")
     args = parser.parse_args(argv)
-    info = snapshot(args.results, args.out, args.command, args.wall_seconds, args.log)
+    info = snapshot(args.results, args.out, args.command, args.wall_seconds, args.log, args.note)
     print(f"{args.out}: snapshot of {args.results} at {info['commit'][:12]}"
           f"{' (uncommitted changes)' if info['dirty'] else ''}", file=sys.stderr)
 
