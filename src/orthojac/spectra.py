@@ -19,7 +19,9 @@ and the orthogonality defect ‖JᵀJ − I‖₂ = max_i |σ_i² − 1|; and th
 the mean cross-entropy L over a fixed batch of test images at every layer input x_ℓ (ℓ = L: the
 body's output), rows of metric `grad_norm` with an empty `point` (they are about the batch).
 A network with non-finite weights (a diverged run) gets NaN rows: a result, not a crash.
-Tables are tidy: body (point, index, sigma) and layers (point, layer, metric, value).
+Tables are tidy: body (point, index, sigma, dtype) and layers (point, layer, metric, value, dtype);
+`dtype` is the precision (--dtype) the Jacobian and its SVD were computed in, so that a judge can
+tell a float64 spectrum from a float32 one.
 """
 
 from __future__ import annotations
@@ -206,8 +208,10 @@ def main(argv: list[str] | None = None) -> None:
         labels = torch.as_tensor(y_test[: args.grad_batch].astype("int64"), device=device)
         layers += gradient_norms(model, test_images(args.grad_batch), labels)
     seconds = time.perf_counter() - started
-    write_csv_atomic(args.out_body, body, ["point", "index", "sigma"])
-    write_csv_atomic(args.out_layers, layers, ["point", "layer", "metric", "value"])
+    body = [row | {"dtype": args.dtype} for row in body]
+    layers = [row | {"dtype": args.dtype} for row in layers]
+    write_csv_atomic(args.out_body, body, ["point", "index", "sigma", "dtype"])
+    write_csv_atomic(args.out_layers, layers, ["point", "layer", "metric", "value", "dtype"])
     if args.out_timing:
         with torch.no_grad():
             dim = model.embed(test_images(1)).numel()

@@ -19,9 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from .checkpoint import write_text_atomic
-from .claims import final_accuracy
+from .claims import INIT_STUDY_PREFIX, final_accuracy
 
-INIT_STUDY_PREFIX = "init_study"
 INIT_KNOBS = ["bias_init", "width_mid", "ab_init", "breakpoints", "lr"]  # what the study varies
 
 
