@@ -97,6 +97,6 @@ def test_hlav_section_page_shows_h1_figures_and_verdicts(tiny_pipeline):
     for src in page.images:
         assert base64.b64decode(src.partition(",")[2]).startswith(PNG_SIGNATURE)
     text = (tiny_pipeline / "results/report/hlav.html").read_text()
-    assert "Orthogonal_Gain1.1_adj_Reg0.01" in text and "toy scale" in text
+    assert "Orthogonal_Gain1.1_adj_Reg0.01" in text and "the claim is about MNIST" in text  # H1 ran on generated data
     ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv").set_index("claim")
     assert ledger.loc["H-C1", "numbers"].startswith("final val accuracy: Glorot")

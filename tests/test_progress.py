@@ -282,7 +282,17 @@ def test_a_run_that_ends_early_leaves_no_steps_to_wait_for():
 # -- the view of a results folder ---------------------------------------------------------------
 def extract_common_smk(*names):
     """Functions of workflow/rules/common.smk (plain Python), to compare the view's expansion with."""
-    tree = ast.parse((REPO / "workflow/rules/common.smk").read_text())
+    # common.smk also holds Snakemake directives (envvars:, …) that are not Python: parse only
+    # its top-level `def` blocks (a def and the indented or blank lines after it).
+    blocks, keep = [], False
+    for line in (REPO / "workflow/rules/common.smk").read_text().splitlines():
+        if line.startswith("def "):
+            keep = True
+        elif line and not line[0].isspace():
+            keep = False
+        if keep:
+            blocks.append(line)
+    tree = ast.parse("\n".join(blocks))
     body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
     scope = {"itertools": __import__("itertools")}
     exec(compile(ast.Module(body=body, type_ignores=[]), "common.smk", "exec"), scope)
