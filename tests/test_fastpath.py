@@ -268,9 +268,10 @@ def test_packing_refuses_what_vmap_cannot_run():
 
 
 def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_dir):
-    """benchmarks/train_throughput.py end to end at the smallest size (1 step each): every path
-    measured, ratios to the naive loop, the accuracy check. The speed itself is the benchmark's
-    business, not a test's."""
+    """benchmarks/train_throughput.py end to end at the smallest size: every path measured, the
+    pipeline as orthojac.train trains (2 epochs of 50 images: a smaller last batch at 16 and 32),
+    ratios to the naive loop, the accuracy check; no cudnn.benchmark. The speed itself is the
+    benchmark's business, not a test's."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import train_throughput
@@ -279,7 +280,9 @@ def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_
     out = tmp_path / "throughput.json"
     train_throughput.main(["--device", "cpu", "--families", "fold", "plain", "--depth", "1",
                            "--channels", "2", "--batch-sizes", "16", "32", "--steps", "1",
-                           "--warmup", "1", "--pack", "2", "--accuracy-data-dir", str(idx_dir),
+                           "--warmup", "1", "--pack", "2", "--data-dir", str(idx_dir),
+                           "--train-size", "50", "--eval-size", "50", "--checkpoint-every", "2",
+                           "--accuracy-data-dir", str(idx_dir),
                            "--accuracy-epochs", "1", "--accuracy-test-size", "50",
                            "--json", str(out)])
     result = json.loads(out.read_text())
@@ -288,6 +291,10 @@ def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_
     assert list(rows["path"]) == ["naive", "pipeline", "pipeline", "packed K=2"] * 2
     assert list(rows["batch_size"]) == [128, 16, 32, 256] * 2
     assert (rows["images_per_s"] > 0).all()
+    piped = rows[rows["path"] == "pipeline"]
+    assert list(piped["last_batch"]) == [2, 18] * 2 and list(piped["steps_per_epoch"]) == [4, 2] * 2
+    assert np.allclose(piped["images_per_s"], 50 / piped["seconds"])
+    assert not torch.backends.cudnn.benchmark
     naive = rows[rows["path"] == "naive"].set_index("family")["images_per_s"]
     expected = rows["images_per_s"] / rows["family"].map(naive)
     assert np.allclose(rows["ratio_to_naive"], expected)
