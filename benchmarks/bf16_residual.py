@@ -43,21 +43,23 @@ FAMILIES = {  # the families whose layers carry a stream x from layer to layer
 
 def body_gradient(cfg: RunConfig, x: torch.Tensor, y: torch.Tensor, bf16: bool,
                   round_weights: bool = False) -> torch.Tensor:
-    model = build_model(cfg)
+    model = build_model(cfg).to(x.device)
     if round_weights:
         with torch.no_grad():
             for p in model.body.parameters():
                 p.copy_(p.to(torch.bfloat16))
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    ctx = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16)
     with ctx:
         logits = model(x).float()
     F.cross_entropy(logits, y).backward()
     return torch.cat([p.grad.flatten() for p in model.body.parameters()])
 
 
-def relative_error(cfg: RunConfig, batch: int = 16, seed: int = 1) -> dict:
+def relative_error(cfg: RunConfig, batch: int = 16, seed: int = 1, device: str = "cpu") -> dict:
+    """The errors on `device` (CUDA: with TF32 off, so that fp32 is fp32)."""
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.randn(batch, 1, 28, 28, generator=gen), torch.randint(0, 10, (batch,), generator=gen)
+    x, y = x.to(device), y.to(device)
     g32 = body_gradient(cfg, x, y, bf16=False)
     g16 = body_gradient(cfg, x, y, bf16=True)
     rounded = body_gradient(cfg, x, y, bf16=False, round_weights=True)
