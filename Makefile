@@ -6,7 +6,7 @@ MIRROR := /usr/share/datasets/fashion-mnist
 # The rules' `python -m orthojac…` commands must find the project's environment first.
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: quick full verify test lint mirror
+.PHONY: quick full verify test lint mirror gpu-bundle
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
@@ -37,3 +37,9 @@ lint: .venv/.installed
 mirror:
 	@if [ ! -d $(MIRROR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
+
+# What benchmarks/gpu_check.sh needs on a GPU machine without a package registry: Python 3.12
+# wheels and the Fashion-MNIST .gz files in the git-ignored .gpu-check/ (≤ 64 MiB with the
+# checkout; see benchmarks/README.md).
+gpu-bundle: .venv/.installed mirror
+	PYTHON=$(PY) bash benchmarks/gpu_bundle.sh .gpu-check

@@ -245,6 +245,19 @@ def main(argv: list[str] | None = None) -> None:
                                            args.eval_size)
 
     rows = []
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": device_name(device),
+        "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "command": " ".join(sys.argv), "fast_path": fast.to_dict(), "steps": args.steps,
+        "warmup": args.warmup, "data_dir": str(args.data_dir) if args.data_dir else "random",
+        "results": rows, "accuracy": None,
+    }
+
+    def write():  # after every measurement: a run stopped midway keeps what it measured
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
+
     for family in args.families:
         base = {"family": family, "depth": args.depth, "channels": args.channels, "lr": 3e-4,
                 **FAMILY_SETTINGS[family]}
@@ -263,9 +276,10 @@ def main(argv: list[str] | None = None) -> None:
             rate = done / row["seconds"]
             naive_rate = naive_rate or rate  # the first measurement is the naive loop's
             rows.append({"family": family, **row, "images_per_s": rate, "ratio_to_naive": rate / naive_rate})
-            extra = (f", first epoch +{row['compile_seconds']:.1f} s" if "compile_seconds" in row else "")
+            extra = (f", first epoch {row['compile_seconds']:+.1f} s" if "compile_seconds" in row else "")
             print(f"{family:8s} {row['path']:12s} batch {row['batch_size']:5d}: {rate:10.1f} images/s "
                   f"({rate / naive_rate:5.2f}× naive{extra})", flush=True)
+            write()
 
     accuracy = None
     if args.accuracy_data_dir:
@@ -279,17 +293,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{accuracy['fp32']['test_accuracy']:.4f}, fast {accuracy['fast']['test_accuracy']:.4f} "
               f"({accuracy['difference_points']:+.2f} points)", flush=True)
 
-    result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": device_name(device),
-        "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-        "command": " ".join(sys.argv), "fast_path": fast.to_dict(), "steps": args.steps,
-        "warmup": args.warmup, "data_dir": str(args.data_dir) if args.data_dir else "random",
-        "results": rows, "accuracy": accuracy,
-    }
+    result["accuracy"] = accuracy
+    write()
     tmp.cleanup()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ What a step does not do on the fast path, so that the host never waits for the G
 epoch: copy constants to the device (ReLU_k's signs are a buffer, the soft penalty's edge masks are
 cached), read the loss back (`DivergenceGuard` keeps the finiteness test on the device; with the
 fused Adam a non-finite loss skips the step there), or compile a second time for the smaller last
-batch of an epoch (the batch dimension is marked dynamic: one compiled graph for every batch size;
-CUDA graphs still record one graph per batch size, two in a run).
+batch of an epoch (the batch dimension is marked dynamic: one compiled graph for every batch size,
+unless a kernel's choice depends on it — on a CPU oneDNN convolutions take batches of 16 and more,
+and dynamo then compiles one graph either side of 16; CUDA graphs record one graph per batch size,
+two in a run; benchmarks/gpu_check.py counts both on the GPU).
 
 Regime `hard` (torch's orthogonal parametrisation, `matrix_exp`) runs without CUDA graphs: on CUDA
 `matrix_exp` reads a norm back to the host to choose its degree, which a CUDA graph cannot
