@@ -1,8 +1,9 @@
 """The Python side of benchmarks/gpu_check.sh (issue 17): the CUDA smoke tests, the shrunk
-configuration of a CPU rehearsal, and the manifest of a verify run.
+configuration of a CPU rehearsal, the data from local mirrors, and the manifest of a verify run.
 
     python benchmarks/gpu_check.py smoke --device cuda --json OUT/smoke.json
     python benchmarks/gpu_check.py rehearse-config --out rehearse.yaml
+    python benchmarks/gpu_check.py data --work . --mirror .gpu-check/fashion-mnist
     python benchmarks/gpu_check.py collect --work . --log OUT/verify.log --out results/reference/gpu-verify
 
 `smoke` (stage a) checks, on the device:
@@ -11,10 +12,10 @@ configuration of a CPU rehearsal, and the manifest of a verify run.
      smaller: each completes; dynamo compiles one graph (the batch dimension is dynamic: no
      recompile for the last batch) and CUDA graphs record at most one forward and one backward
      graph per batch size, none skipped; regime hard runs without CUDA graphs (fast_path.note);
-  2. kill and resume: `python -m orthojac.train` killed (SIGKILL) after its first checkpoint,
-     restarted, resumes and ends where an uninterrupted run ends;
-  3. Jacobian spectra on the device against the CPU, float64 (exact SVD and Lanczos);
-  4. bf16 against fp32 at depth 200: the body-gradient error (benchmarks/bf16_residual.py).
+  2. Jacobian spectra on the device against the CPU, float64 (exact SVD and Lanczos);
+  3. bf16 against fp32 at depth 200: the body-gradient error (benchmarks/bf16_residual.py);
+  4. kill and resume: `python -m orthojac.train` killed (SIGKILL) after its first checkpoint,
+     restarted, resumes and ends where an uninterrupted run ends.
 Each check is a JSON record with `ok`; the command exits 1 when one is not ok.
 """
 
@@ -246,9 +247,9 @@ def smoke(args) -> int:
         data = random_idx(work / "data", 6100, 200)
         steps = [(f"fast_path/{n}", lambda n=n, s=s: check_fast_path(n, s, data, work, device, args.rehearse))
                  for n, s in SMOKE_RUNS.items()]
-        steps += [("kill_and_resume", lambda: check_kill_and_resume(data, work / "resume", device, args.rehearse)),
-                  ("spectra", lambda: check_spectra(device, args.rehearse)),
-                  ("bf16", lambda: check_bf16(device, args.rehearse))]
+        steps += [("spectra", lambda: check_spectra(device, args.rehearse)),
+                  ("bf16", lambda: check_bf16(device, args.rehearse)),  # the slowest last:
+                  ("kill_and_resume", lambda: check_kill_and_resume(data, work / "resume", device, args.rehearse))]
         for name, run in steps:
             started = time.perf_counter()
             try:
@@ -387,6 +388,21 @@ def collect(args) -> int:
     return 0
 
 
+def data(args) -> int:
+    """The data rule's outputs for Fashion-MNIST, from local mirrors only (the GPU machine has no
+    internet: a URL could hang for its timeout), verified against config.yaml's sizes and
+    digests, written where the rule writes them."""
+    import yaml
+
+    from orthojac.data import Expected, fetch
+
+    spec = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["data"]["fashion_mnist"]
+    expected = [Expected(name, f["size"], f["sha256"]) for name, f in spec["files"].items()]
+    fetch(expected, args.work / "results" / "data" / "fashion_mnist", urls=[],
+          mirrors=[m for m in args.mirror if m.is_dir()])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True)
@@ -396,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, required=True)
     p = sub.add_parser("rehearse-config", help="config/verify.yaml at CPU-rehearsal size")
     p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("data", help="Fashion-MNIST for the data rule, from local mirrors only")
+    p.add_argument("--work", type=Path, required=True, help="the folder Snakemake runs in")
+    p.add_argument("--mirror", type=Path, action="append", required=True, help="folders of the .gz files")
     p = sub.add_parser("collect", help="results/reference/gpu-verify: outputs and manifest")
     p.add_argument("--work", type=Path, required=True, help="the folder Snakemake ran in")
     p.add_argument("--log", type=Path, required=True, help="Snakemake's log of the verify run")
@@ -405,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--command", default="")
     args = parser.parse_args(argv)
-    return {"smoke": smoke, "rehearse-config": rehearse_config, "collect": collect}[args.action](args)
+    return {"smoke": smoke, "rehearse-config": rehearse_config, "data": data,
+            "collect": collect}[args.action](args)
 
 
 if __name__ == "__main__":
