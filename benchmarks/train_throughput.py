@@ -1,22 +1,30 @@
-"""Training throughput: the naive loop against the pipeline's own training path, in one run (issue 7).
+"""Training throughput: the naive loop against the pipeline's own training path, in one run (issues 7, 17).
 
 (a) naive: eager fp32 (TF32 off), a `DataLoader` over CPU tensors copied to the device batch by
-    batch, `torch.optim.Adam` with its defaults, batch 128;
-(b) pipeline: orthojac.train's `training_step` on data resident on the device, with the fast
-    path's levers (orthojac.fastpath: the device's defaults, or the flags given here), at each
-    --batch-sizes; and, with --pack K, K seeds of the same network packed into one vmapped model.
+    batch, `torch.optim.Adam` with its defaults, batch 128, --steps timed steps;
+(b) pipeline: `orthojac.train.train` itself — the data set resident on the device as training
+    holds it (IDX files → normalised NCHW fp32), one permutation an epoch, the smaller last batch,
+    the cosine learning rate, the divergence test, checkpoints every --checkpoint-every steps and
+    the evaluation after each epoch — with the fast path's levers (orthojac.fastpath: the device's
+    defaults, or the flags given here), at each --batch-sizes, for --epochs epochs of
+    --train-size images. Its rate is that of the epochs after the first (read from the run's
+    metrics.csv: training seconds, evaluation excluded); the first epoch's excess over them is
+    reported as `compile_seconds` (compilation, CUDA graph recording, warm-up);
+(c) with --pack K, K seeds of the same network packed into one vmapped model (orthojac.fastpath.
+    PackedModels: not what a training run uses; a lever measured for the grids).
 
-Images/s and the ratios to (a) are printed and written to --json. Images are random (normalised
-Gaussian pixels, random labels): throughput does not depend on the pixels. With
---accuracy-data-dir the first family is also trained for --accuracy-epochs on real data, fp32
-against the fast path on the same seed, and the test accuracies compared (issue 7: within 1 point).
+No `cudnn.benchmark`: training does not set it. Images/s and the ratios to (a) are printed and
+written to --json. --data-dir: the IDX folder to train on (Fashion-MNIST; the rate does not depend
+on the pixels); without it, random images in the same files and layout. With --accuracy-data-dir
+the first family is also trained for --accuracy-epochs on real data, fp32 against the fast path
+on the same seed, and the test accuracies compared (issue 7: within 1 point).
 
-GPU (the sizes of docs/replication.md §5):
-    python benchmarks/train_throughput.py --device cuda --depth 200 --channels 32 --steps 60 \
-        --pack 8 --json benchmarks/train_throughput_cuda.json
+GPU (the sizes measured on one H100, depth 200, C = 32):
+    python benchmarks/train_throughput.py --device cuda --depth 200 --channels 32 \
+        --data-dir results/data/fashion_mnist --json benchmarks/train_throughput_cuda.json
 CPU (small sizes):
     python benchmarks/train_throughput.py --device cpu --threads 1 --depth 20 --channels 8 \
-        --batch-sizes 128 --steps 20 --warmup 3 --json benchmarks/train_throughput_cpu.json
+        --batch-sizes 128 --steps 20 --warmup 3 --train-size 2000 --json benchmarks/train_throughput_cpu.json
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -108,30 +117,38 @@ def naive(cfg: RunConfig, x, y, device, n_warmup: int, n_steps: int) -> dict:
             "nonfinite_steps": nonfinite}
 
 
-def pipeline(cfg: RunConfig, x, y, device, fast: FastPath, n_warmup: int, n_steps: int) -> dict:
-    """orthojac.train's step, as its loop runs it: data on the device, a permutation per epoch,
-    the learning rate set each step."""
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An uncompressed IDX file of uint8 `array`, as the data rule leaves Fashion-MNIST's."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def random_idx(folder: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """Random images and labels in the four IDX files training reads."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(folder / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    return folder
+
+
+def pipeline(cfg: RunConfig, data_dir: Path, device, fast: FastPath, checkpoint_every: int) -> dict:
+    """`orthojac.train.train` for cfg.epochs ≥ 2 epochs; the rate of the epochs after the first."""
     fastpath.set_backends(fast)
-    x, y = x.to(device), y.to(device)
-    model = build_model(cfg).to(device)
-    forward = fastpath.prepare_model(model, fast)
-    optimiser = fastpath.make_optimiser(model.parameters(), cfg.lr, fast)
-    per_epoch = len(x) // cfg.batch_size
-    total = n_warmup + n_steps
-    perm = torch.randperm(len(x), device=device)
-    skipped = 0
-
-    def step(i):
-        nonlocal skipped
-        s = i % per_epoch
-        idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-        for group in optimiser.param_groups:
-            group["lr"] = train.cosine_lr(cfg, i, total)
-        skipped += train.training_step(forward, model, optimiser, x[idx], y[idx], cfg, fast) is None
-
-    seconds = timed(step, n_warmup, n_steps, device)
-    return {"path": "pipeline", "batch_size": cfg.batch_size, "seconds": seconds,
-            "nonfinite_steps": skipped}
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train.train(cfg, data_dir, Path(tmp) / "run", device, checkpoint_every, fast)
+        m = pd.read_csv(Path(tmp) / "run" / "metrics.csv")
+    seconds = m.query("split == 'train' and metric == 'seconds'").set_index("epoch")["value"]
+    if summary["status"] != "completed" or len(seconds) < 2:
+        raise RuntimeError(f"pipeline run at batch {cfg.batch_size}: {summary['status']} after "
+                           f"{summary['steps']} steps; the rate needs two completed epochs")
+    later = (seconds.iloc[-1] - seconds.iloc[0]) / (len(seconds) - 1)  # seconds an epoch, steady
+    n = cfg.train_size
+    return {"path": "pipeline", "batch_size": cfg.batch_size, "seconds": later,
+            "images": n, "last_batch": n - (math.ceil(n / cfg.batch_size) - 1) * cfg.batch_size,
+            "steps_per_epoch": math.ceil(n / cfg.batch_size), "epochs": cfg.epochs,
+            "compile_seconds": seconds.iloc[0] - later, "nonfinite_steps": 0}
 
 
 def packed(cfg: RunConfig, k: int, x, y, device, fast: FastPath, n_warmup: int, n_steps: int) -> dict:
@@ -187,9 +204,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=32, help="channels C (docs/replication.md §5: 32)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024],
                         help="batch sizes of the pipeline path (the naive loop always uses 128)")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement")
+    parser.add_argument("--steps", type=int, default=60,
+                        help="timed steps of the naive loop and of the packed model")
     parser.add_argument("--warmup", type=int, default=10,
-                        help="untimed steps first (compilation, CUDA graph capture, cuDNN autotuning)")
+                        help="untimed steps first (naive, packed: compilation, CUDA graph capture)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="IDX folder the pipeline trains on (default: random images, same layout)")
+    parser.add_argument("--train-size", type=int, default=20_000,
+                        help="training images of the pipeline's epochs (not a multiple of a batch "
+                        "size: the last batch is smaller, as in training)")
+    parser.add_argument("--eval-size", type=int, default=1000,
+                        help="validation and test images the pipeline evaluates after each epoch")
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="pipeline epochs (≥ 2: the first holds compilation and warm-up)")
+    parser.add_argument("--checkpoint-every", type=int, default=200,
+                        help="the pipeline's checkpoints, as training's default")
     parser.add_argument("--pack", type=int, default=0,
                         help="also measure K seeds packed into one vmapped model at batch 128 (0: off)")
     parser.add_argument("--accuracy-data-dir", type=Path, default=None,
@@ -207,31 +236,50 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     device = train.select_device(args.device)
     fast = fastpath.resolve(args, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    n_images = max(args.steps + args.warmup, 1) * max(args.batch_sizes + [NAIVE_BATCH * max(args.pack, 1)])
+    if args.epochs < 2:
+        raise ValueError(f"--epochs {args.epochs}: the pipeline's rate needs at least 2 epochs")
+    n_images = max(args.steps + args.warmup, 1) * NAIVE_BATCH * max(args.pack, 1)
     x, y = images(min(n_images, 60_000) if device.type == "cuda" else n_images)
-    if len(x) < max(args.batch_sizes + [NAIVE_BATCH * max(args.pack, 1)]):
-        raise ValueError("the largest batch exceeds the 60,000 images of the data set")
+    tmp = tempfile.TemporaryDirectory()
+    data_dir = args.data_dir or random_idx(Path(tmp.name), args.train_size + args.eval_size,
+                                           args.eval_size)
 
     rows = []
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": device_name(device),
+        "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "command": " ".join(sys.argv), "fast_path": fast.to_dict(), "steps": args.steps,
+        "warmup": args.warmup, "data_dir": str(args.data_dir) if args.data_dir else "random",
+        "results": rows, "accuracy": None,
+    }
+
+    def write():  # after every measurement: a run stopped midway keeps what it measured
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
+
     for family in args.families:
         base = {"family": family, "depth": args.depth, "channels": args.channels, "lr": 3e-4,
                 **FAMILY_SETTINGS[family]}
         cfg = RunConfig(**base, batch_size=NAIVE_BATCH)
         measurements = [lambda: naive(cfg, x, y, device, args.warmup, args.steps)]
-        measurements += [lambda b=b: pipeline(RunConfig(**base, batch_size=b), x, y, device, fast,
-                                              args.warmup, args.steps) for b in args.batch_sizes]
+        measurements += [lambda b=b: pipeline(
+            RunConfig(**base, batch_size=b, epochs=args.epochs, train_size=args.train_size,
+                      val_size=args.eval_size, test_size=args.eval_size),
+            data_dir, device, fast, args.checkpoint_every) for b in args.batch_sizes]
         if args.pack:
             measurements.append(lambda: packed(cfg, args.pack, x, y, device, fast, args.warmup, args.steps))
         naive_rate = None
         for measure in measurements:
             row = measure()
-            rate = row["batch_size"] * args.steps / row["seconds"]
+            done = row.get("images", row["batch_size"] * args.steps)
+            rate = done / row["seconds"]
             naive_rate = naive_rate or rate  # the first measurement is the naive loop's
             rows.append({"family": family, **row, "images_per_s": rate, "ratio_to_naive": rate / naive_rate})
+            extra = (f", first epoch {row['compile_seconds']:+.1f} s" if "compile_seconds" in row else "")
             print(f"{family:8s} {row['path']:12s} batch {row['batch_size']:5d}: {rate:10.1f} images/s "
-                  f"({rate / naive_rate:5.2f}× naive)", flush=True)
+                  f"({rate / naive_rate:5.2f}× naive{extra})", flush=True)
+            write()
 
     accuracy = None
     if args.accuracy_data_dir:
@@ -245,15 +293,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{accuracy['fp32']['test_accuracy']:.4f}, fast {accuracy['fast']['test_accuracy']:.4f} "
               f"({accuracy['difference_points']:+.2f} points)", flush=True)
 
-    result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": device_name(device),
-        "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-        "command": " ".join(sys.argv), "fast_path": fast.to_dict(), "steps": args.steps,
-        "warmup": args.warmup, "images": len(x), "results": rows, "accuracy": accuracy,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
+    result["accuracy"] = accuracy
+    write()
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

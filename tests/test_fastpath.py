@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -48,11 +49,74 @@ def test_levers_default_on_for_cuda_off_for_cpu_and_each_flag_turns_one_off():
         resolve(["--no-compile"], "cuda")
 
 
-def test_tf32_is_on_only_when_asked_for():
-    fastpath.set_backends(FastPath("tf32"))
-    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
-    fastpath.set_backends(FastPath("bf16"))
-    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+def test_regime_hard_runs_without_cuda_graphs_and_says_so():
+    """torch's orthogonal parametrisation (matrix_exp) syncs with the host on CUDA: no CUDA graphs
+    for regime hard, by default, and a clear error when they are asked for."""
+    hard = resolve_for([], "cuda", "hard")
+    assert hard.compile and not hard.cuda_graphs and "matrix_exp" in hard.note
+    assert hard.to_dict()["note"] == hard.note
+    assert resolve_for([], "cuda", "soft").cuda_graphs and not resolve_for([], "cuda", "soft").note
+    assert resolve_for([], "cpu", "hard") == FastPath()
+    with pytest.raises(ValueError, match="regime hard: CUDA graphs off"):
+        resolve_for(["--cuda-graphs"], "cuda", "hard")
+
+
+def test_train_resolves_the_levers_for_the_runs_regime(monkeypatch, idx_dir, tmp_path):
+    seen = []
+    original = fastpath.resolve
+
+    def spy(args, device, regime=None):
+        seen.append(regime)
+        return original(args, device, regime)
+
+    monkeypatch.setattr(fastpath, "resolve", spy)
+    train.main(["--dataset=fixture", "--arch=dense", "--family=fold", "--depth=1", "--width=8",
+                "--regime=hard", "--epochs=0", "--val-size=100", "--device=cpu",
+                f"--data-dir={idx_dir}", f"--out-dir={tmp_path / 'run'}"])
+    assert seen == ["hard"]
+
+
+def resolve_for(flags: list[str], device: str, regime: str) -> FastPath:
+    parser = argparse.ArgumentParser()
+    fastpath.add_arguments(parser)
+    return fastpath.resolve(parser.parse_args(flags), torch.device(device), regime)
+
+
+def test_environment_variable_sets_the_levers_defaults_and_flags_win(monkeypatch):
+    monkeypatch.setenv("ORTHOJAC_FAST_PATH", "--no-compile --no-cuda-graphs --precision fp32")
+    assert resolve([], "cuda") == FastPath("fp32", True, False, False, True)
+    assert resolve(["--precision", "tf32"], "cuda").precision == "tf32"
+    monkeypatch.setenv("ORTHOJAC_FAST_PATH", "--no-compile --epochs 3")
+    with pytest.raises(ValueError, match="ORTHOJAC_FAST_PATH.*not a fast-path flag: --epochs 3"):
+        resolve([], "cuda")
+    monkeypatch.setenv("ORTHOJAC_FAST_PATH", "--precision fp64")
+    with pytest.raises(ValueError, match="ORTHOJAC_FAST_PATH.*fp64"):
+        resolve([], "cuda")
+
+
+@pytest.mark.skipif(fastpath.tf32_api() != "fp32_precision", reason="torch < 2.9: legacy flags only")
+def test_tf32_is_set_through_fp32_precision_only_and_only_when_asked_for():
+    """torch ≥ 2.9: the fp32_precision settings (which inductor reads), never the legacy flags
+    (torch raises when it finds the two mixed; reading a legacy flag would count as mixing)."""
+    b = torch.backends
+    for fast, mode in ((FastPath("tf32"), "tf32"), (FastPath("bf16"), "ieee"), (FastPath(), "ieee")):
+        fastpath.set_backends(fast)
+        assert (b.cuda.matmul.fp32_precision, b.cudnn.fp32_precision, b.cudnn.conv.fp32_precision,
+                b.cudnn.rnn.fp32_precision) == (mode,) * 4
+        assert fast.to_dict()["tf32_api"] == "fp32_precision"
+
+
+def test_tf32_legacy_flags_where_torch_has_no_fp32_precision(venv_env):
+    """torch < 2.9 (simulated in a fresh interpreter, where no new-API setting was made): the
+    legacy allow_tf32 flags alone."""
+    code = ("import torch; from orthojac import fastpath; from orthojac.fastpath import FastPath\n"
+            "fastpath.tf32_api = lambda: 'allow_tf32'\n"
+            "fastpath.set_backends(FastPath('tf32'))\n"
+            "assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32\n"
+            "fastpath.set_backends(FastPath('bf16'))\n"
+            "assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32\n"
+            "assert FastPath().to_dict()['tf32_api'] == 'allow_tf32'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=venv_env)
 
 
 def forward_backward(cfg: RunConfig, fast: FastPath, compiled: bool = False):
@@ -204,9 +268,10 @@ def test_packing_refuses_what_vmap_cannot_run():
 
 
 def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_dir):
-    """benchmarks/train_throughput.py end to end at the smallest size (1 step each): every path
-    measured, ratios to the naive loop, the accuracy check. The speed itself is the benchmark's
-    business, not a test's."""
+    """benchmarks/train_throughput.py end to end at the smallest size: every path measured, the
+    pipeline as orthojac.train trains (2 epochs of 50 images: a smaller last batch at 16 and 32),
+    ratios to the naive loop, the accuracy check; no cudnn.benchmark. The speed itself is the
+    benchmark's business, not a test's."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import train_throughput
@@ -215,7 +280,9 @@ def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_
     out = tmp_path / "throughput.json"
     train_throughput.main(["--device", "cpu", "--families", "fold", "plain", "--depth", "1",
                            "--channels", "2", "--batch-sizes", "16", "32", "--steps", "1",
-                           "--warmup", "1", "--pack", "2", "--accuracy-data-dir", str(idx_dir),
+                           "--warmup", "1", "--pack", "2", "--data-dir", str(idx_dir),
+                           "--train-size", "50", "--eval-size", "50", "--checkpoint-every", "2",
+                           "--accuracy-data-dir", str(idx_dir),
                            "--accuracy-epochs", "1", "--accuracy-test-size", "50",
                            "--json", str(out)])
     result = json.loads(out.read_text())
@@ -224,6 +291,10 @@ def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_
     assert list(rows["path"]) == ["naive", "pipeline", "pipeline", "packed K=2"] * 2
     assert list(rows["batch_size"]) == [128, 16, 32, 256] * 2
     assert (rows["images_per_s"] > 0).all()
+    piped = rows[rows["path"] == "pipeline"]
+    assert list(piped["last_batch"]) == [2, 18] * 2 and list(piped["steps_per_epoch"]) == [4, 2] * 2
+    assert np.allclose(piped["images_per_s"], 50 / piped["seconds"])
+    assert not torch.backends.cudnn.benchmark
     naive = rows[rows["path"] == "naive"].set_index("family")["images_per_s"]
     expected = rows["images_per_s"] / rows["family"].map(naive)
     assert np.allclose(rows["ratio_to_naive"], expected)
@@ -231,3 +302,100 @@ def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_
     assert accuracy["fp32"]["status"] == accuracy["fast"]["status"] == "completed"
     assert accuracy["difference_points"] == pytest.approx(
         100 * (accuracy["fast"]["test_accuracy"] - accuracy["fp32"]["test_accuracy"]))
+
+
+def test_the_stream_between_layers_stays_fp32_under_bf16_autocast():
+    """fold, limit and orthoff pass their stream on in fp32 under autocast (the branch is bf16,
+    the sum fp32), and the lift hands the body fp32: 200 layers do not round x to bf16 200 times.
+    Without autocast nothing changes dtype (float64 spectra stay float64)."""
+    x = torch.randn(2, 1, 28, 28)
+    for family, extra in (("fold", {}), ("limit", {"delta": 0.1}), ("orthoff", {"activation": "abs"})):
+        model = build_model(RunConfig(family=family, depth=2, channels=2, bias_init=-0.5, **extra))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            h = model.embed(x)
+            assert h.dtype == torch.float32, family
+            for layer in model.body:
+                h = layer(h)
+                assert h.dtype == torch.float32, family
+        model = model.double()
+        assert model.body(model.embed(x.double())).dtype == torch.float64
+
+
+def test_no_tensor_is_built_from_python_values_in_a_step(monkeypatch):
+    """ReLU_k's signs are a buffer (not persistent: the state_dict keeps its keys) and the soft
+    penalty's masks are cached: after the first step, neither the forward pass nor the penalty
+    builds a tensor from Python numbers (on a GPU each would be a copy from the host, a sync)."""
+    cfg = RunConfig(family="fold", activation="relu_k", k=3, depth=2, channels=2, regime="soft",
+                    alpha=0.01, bias_init=-0.5)
+    model = build_model(cfg)
+    assert not any(k.endswith("signs") for k in model.state_dict())
+    x = torch.randn(2, 1, 28, 28)
+    expected = (model(x), train.regularisation(model, cfg.regime, cfg.alpha, cfg.gain))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.tensor called within a training step")
+
+    monkeypatch.setattr(torch, "tensor", refuse)
+    assert torch.equal(model(x), expected[0])
+    assert torch.equal(train.regularisation(model, cfg.regime, cfg.alpha, cfg.gain), expected[1])
+
+
+def test_divergence_guard_ends_a_run_at_the_same_step_with_the_same_weights(monkeypatch, idx_dir,
+                                                                            tmp_path):
+    """With the fused Adam the finiteness test stays on the device (DivergenceGuard) and is read
+    every CHECK_EVERY steps: a run whose loss turns non-finite at one step (a NaN pixel in one
+    training image) ends at that step with the weights before it, exactly as the per-step test
+    ends it, and reads the device far less often than once a step."""
+    cfg = RunConfig(dataset="fixture", arch="dense", family="fold", depth=2, width=8, bias_init=-0.5,
+                    lr=0.01, epochs=3, batch_size=20, val_size=100, seed=3)
+    prepare = train.prepare_data
+
+    def poisoned(*args):
+        splits = prepare(*args)
+        perm = torch.randperm(600, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003))
+        splits["train"][0][perm[17 * 20 + 3]] = float("nan")  # in the batch of step 17
+        return splits
+
+    monkeypatch.setattr(train, "prepare_data", poisoned)
+    monkeypatch.setattr(fastpath, "CHECK_EVERY", 4)
+    checks = []
+    check = fastpath.DivergenceGuard.check
+    monkeypatch.setattr(fastpath.DivergenceGuard, "check",
+                        lambda self, step: checks.append(step) or check(self, step))
+    fast = FastPath(fused_adam=True)
+    runs = {}
+    for name in ("guard", "per_step"):
+        if name == "per_step":
+            monkeypatch.setattr(fastpath, "divergence_guard", lambda *args: None)
+        summary = train.train(cfg, idx_dir, tmp_path / name, torch.device("cpu"), 5, fast)
+        runs[name] = (summary, pd.read_csv(tmp_path / name / "metrics.csv"),
+                      torch.load(tmp_path / name / "final.pt", weights_only=False)["model"])
+    (s1, m1, w1), (s2, m2, w2) = runs["per_step"], runs["guard"]
+    assert s1["status"] == s2["status"] == "diverged"
+    assert s1["diverged_step"] == s2["diverged_step"] == 17 == s2["steps"]
+    keep = m1["metric"] != "seconds"
+    pd.testing.assert_frame_equal(m1[keep], m2[keep], check_exact=True)
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert checks == [4, 5, 8, 10, 12, 15, 16, 20]  # found at step 20: step 17
+
+
+def test_the_smaller_last_batch_reuses_the_compiled_graph(monkeypatch):
+    """The batch dimension is marked dynamic: batches of 8, 8, 5 (an epoch's last) and 8 again
+    compile one graph, not one per batch size (dynamo's counters; the aot_eager backend stands in
+    for inductor, whose code generation does not decide what dynamo compiles)."""
+    from torch._dynamo.utils import counters
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: compile_(model, backend="aot_eager"))
+    torch._dynamo.reset()
+    counters.clear()
+    model = build_model(SMALL)
+    fast = FastPath(compile=True)
+    forward = fastpath.prepare_model(model, fast)
+    optimiser = fastpath.make_optimiser(model.parameters(), 1e-3, fast)
+    for n in (8, 8, 5, 8):
+        x, y = torch.randn(n, 1, 28, 28), torch.randint(0, 10, (n,))
+        assert train.training_step(forward, model, optimiser, x, y, SMALL, fast) is not None
+    assert counters["stats"]["unique_graphs"] == 1
+    assert not counters["recompiles"]
+    torch._dynamo.reset()

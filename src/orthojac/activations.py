@@ -47,14 +47,17 @@ class ReLUk(nn.Module):
             self.breakpoints = nn.Parameter(t.repeat(channels, 1))
         else:
             self.register_buffer("breakpoints", t)
+        # The slopes' signs (−1)^j, on the module's device from the start: a tensor built in the
+        # forward pass would be copied to the GPU (a host sync) at every step. Not persistent:
+        # state_dicts and checkpoints keep their keys.
+        self.register_buffer("signs", torch.tensor([(-1.0) ** j for j in range(k)]), persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         t = self.breakpoints
         if t.dim() == 2:  # per channel: (C, k) → broadcast against (N, C, *spatial)
             t = torch.sort(t, dim=1).values
             t = t.reshape(t.shape[0], *([1] * self.channel_dims), self.k)
-        signs = torch.tensor([(-1.0) ** j for j in range(self.k)], dtype=z.dtype, device=z.device)
-        return (torch.relu(z.unsqueeze(-1) - t.to(z.dtype)) * signs).sum(-1)
+        return (torch.relu(z.unsqueeze(-1) - t.to(z.dtype)) * self.signs.to(z.dtype)).sum(-1)
 
 
 class SigmaK(nn.Module):

@@ -7,6 +7,23 @@ not arithmetic (docs/replication.md §5). The data set is already resident on th
 `prepare_data`). Each lever is a runtime setting, not experiment data: it changes the numbers only
 by rounding, and `FastPath` is recorded in each run's config.json. Every lever defaults to on for
 CUDA and off for CPU, where the reference path (eager fp32) stays bit-identical and resumable.
+The environment variable ORTHOJAC_FAST_PATH holds flags that act as the defaults (e.g.
+"--no-compile --no-cuda-graphs --precision fp32" for an eager run under Snakemake); flags given on
+the command line win.
+
+What a step does not do on the fast path, so that the host never waits for the GPU within an
+epoch: copy constants to the device (ReLU_k's signs are a buffer, the soft penalty's edge masks are
+cached), read the loss back (`DivergenceGuard` keeps the finiteness test on the device; with the
+fused Adam a non-finite loss skips the step there), or compile a second time for the smaller last
+batch of an epoch (the batch dimension is marked dynamic: one compiled graph for every batch size,
+unless a kernel's choice depends on it — on a CPU oneDNN convolutions take batches of 16 and more,
+and dynamo then compiles one graph either side of 16; CUDA graphs record one graph per batch size,
+two in a run; benchmarks/gpu_check.py counts both on the GPU).
+
+Regime `hard` (torch's orthogonal parametrisation, `matrix_exp`) runs without CUDA graphs: on CUDA
+`matrix_exp` reads a norm back to the host to choose its degree, which a CUDA graph cannot
+capture. The parametrisation is kept (the CPU results stay what they were); `FastPath.note` says so
+in config.json.
 """
 
 from __future__ import annotations
@@ -14,6 +31,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import os
+import shlex
 from dataclasses import asdict, dataclass
 
 import torch
@@ -21,6 +40,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+ENV = "ORTHOJAC_FAST_PATH"
+CHECK_EVERY = 50  # steps between the reads of `DivergenceGuard` (and at each epoch's end)
+HARD_NO_GRAPHS = ("regime hard: CUDA graphs off (torch's orthogonal parametrisation calls matrix_exp, "
+                  "which on CUDA syncs with the host and cannot be captured)")
 
 
 @dataclass(frozen=True)
@@ -28,20 +51,36 @@ class FastPath:
     """precision: fp32 (TF32 off), tf32 (TF32 matmuls and convolutions on CUDA), bf16 (autocast to
     bfloat16; the soft penalty and the optimiser stay fp32). channels_last: NHWC activations.
     compile: torch.compile the network. cuda_graphs: compile mode "reduce-overhead" (CUDA graphs).
-    fused_adam: Adam's single-kernel implementation."""
+    fused_adam: Adam's single-kernel implementation (and with it the finiteness test on the
+    device, `DivergenceGuard`). note: why a lever is not at its default (e.g. regime hard)."""
 
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
     cuda_graphs: bool = False
     fused_adam: bool = False
+    note: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The levers, and the TF32 API this torch is set through (`tf32_api`)."""
+        return {**asdict(self), "tf32_api": tf32_api()}
+
+
+def tf32_api() -> str:
+    """`fp32_precision` where the running torch has it (2.9 and later; inductor reads it there),
+    else the legacy `allow_tf32` flags. Only one of the two is ever set: torch raises when it finds
+    them mixed."""
+    return "fp32_precision" if hasattr(torch.backends, "fp32_precision") else "allow_tf32"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per lever; None means "the device's default" (see `resolve`)."""
+    """One flag per lever; None means "the device's default" (see `resolve`). Flags in the
+    environment variable ORTHOJAC_FAST_PATH become the defaults."""
+    _add_lever_flags(parser)
+    parser.set_defaults(**environment_defaults())
+
+
+def _add_lever_flags(parser: argparse.ArgumentParser) -> None:
     onoff = argparse.BooleanOptionalAction
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="arithmetic precision (default: bf16 autocast on CUDA, fp32 on CPU: "
@@ -57,29 +96,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Adam's fused implementation (default: on for CUDA)")
 
 
-def resolve(args: argparse.Namespace, device: torch.device) -> FastPath:
+def environment_defaults() -> dict:
+    """The levers that ORTHOJAC_FAST_PATH sets, as argparse defaults; a bad flag there is an
+    error naming the variable."""
+    text = os.environ.get(ENV, "")
+    if not text.strip():
+        return {}
+    inner = argparse.ArgumentParser(prog=ENV, add_help=False, exit_on_error=False)
+    _add_lever_flags(inner)
+    try:
+        values, unknown = inner.parse_known_args(shlex.split(text))
+    except argparse.ArgumentError as err:
+        raise ValueError(f"{ENV}={text!r}: {err}") from err
+    if unknown:
+        raise ValueError(f"{ENV}={text!r}: not a fast-path flag: {' '.join(unknown)}")
+    return {k: v for k, v in vars(values).items() if v is not None}
+
+
+def resolve(args: argparse.Namespace, device: torch.device, regime: str | None = None) -> FastPath:
     """The levers from the flags; those not given take the device's default (all on for CUDA,
-    all off for CPU). CUDA graphs need compile and CUDA."""
+    all off for CPU). CUDA graphs need compile and CUDA. Regime `hard` defaults to no CUDA graphs
+    (see the module docstring) and refuses them when asked for."""
     cuda = device.type == "cuda"
 
     def pick(value, default):
         return default if value is None else value
 
     compile_ = pick(args.compile, cuda)
-    graphs = pick(args.cuda_graphs, cuda)
+    hard = regime == "hard"
+    if hard and args.cuda_graphs:
+        raise ValueError(f"--cuda-graphs: {HARD_NO_GRAPHS}")
+    graphs = pick(args.cuda_graphs, cuda and not hard)
     if graphs and not (compile_ and cuda):
         raise ValueError("--cuda-graphs needs --compile and a CUDA device")
+    note = HARD_NO_GRAPHS if hard and cuda and compile_ else ""
     return FastPath(precision=pick(args.precision, "bf16" if cuda else "fp32"),
                     channels_last=pick(args.channels_last, cuda), compile=compile_,
-                    cuda_graphs=graphs, fused_adam=pick(args.fused_adam, cuda))
+                    cuda_graphs=graphs, fused_adam=pick(args.fused_adam, cuda), note=note)
 
 
 def set_backends(fast: FastPath) -> None:
     """Precision in one place: TF32 only when asked for; plain fp32 otherwise, so that CPU and GPU
-    fp32 runs compare."""
+    fp32 runs compare. Through `fp32_precision` (cuBLAS matmuls, cuDNN convolutions and RNNs, and
+    cuDNN as a whole, which inductor reads) where torch has it, else through the legacy flags
+    (`tf32_api`); never both. The CPU's settings (oneDNN) are left alone."""
     tf32 = fast.precision == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    if tf32_api() == "fp32_precision":
+        mode = "tf32" if tf32 else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+        torch.backends.cudnn.rnn.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
 
 
 def autocast(fast: FastPath, device: torch.device):
@@ -101,7 +171,16 @@ def prepare_model(model: nn.Module, fast: FastPath):
     model.to(memory_format=memory_format(fast, model))
     if not fast.compile:
         return model
-    return torch.compile(model, mode="reduce-overhead" if fast.cuda_graphs else None)
+    compiled = torch.compile(model, mode="reduce-overhead" if fast.cuda_graphs else None)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        # The batch dimension is dynamic from the first call: the smaller last batch of an epoch
+        # reuses the compiled graph instead of compiling a second one (CUDA graphs record one
+        # graph per batch size all the same). "maybe": a batch of one stays allowed.
+        torch._dynamo.maybe_mark_dynamic(x, 0)
+        return compiled(x)
+
+    return forward
 
 
 def to_layout(x: torch.Tensor, fast: FastPath, model: nn.Module) -> torch.Tensor:
@@ -111,6 +190,49 @@ def to_layout(x: torch.Tensor, fast: FastPath, model: nn.Module) -> torch.Tensor
 
 def make_optimiser(params, lr: float, fast: FastPath) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=True if fast.fused_adam else None)
+
+
+class DivergenceGuard:
+    """The finiteness test of the loss, kept on the device: no `.item()` per step.
+
+    orthojac.train ends a run as `diverged` at the first step whose loss is not finite, with that
+    step not taken. Here each step ORs "loss not finite" into a flag on the device and hands the
+    flag to the fused Adam as `found_inf`, which then leaves the parameters, its moments and its
+    step count untouched; the flag is sticky, so no later step moves the weights either, and the
+    steps taken before it are counted on the device. `check()`, called every few steps and before
+    every checkpoint, reads both back in one transfer: the diverged step and the final weights are
+    those of the per-step test, exactly.
+    """
+
+    def __init__(self, optimiser: torch.optim.Optimizer, device: torch.device, start_step: int = 0):
+        if not all(group.get("fused") for group in optimiser.param_groups):
+            raise ValueError("DivergenceGuard needs the fused Adam (its found_inf skips a step)")
+        self.found_inf = torch.zeros((), device=device)
+        self.taken = torch.zeros((), device=device)  # steps taken since `base`
+        self.base = start_step
+        optimiser.found_inf = self.found_inf
+
+    def observe(self, loss: torch.Tensor) -> None:
+        """Before the optimiser step on `loss`."""
+        torch.maximum(self.found_inf, (~torch.isfinite(loss.detach())).float(), out=self.found_inf)
+        self.taken.add_(1 - self.found_inf)
+
+    def check(self, global_step: int) -> int | None:
+        """After `global_step` steps in all: the first step whose loss was not finite, or None.
+        One host sync."""
+        found, taken = torch.stack([self.found_inf, self.taken]).tolist()
+        if found:
+            return self.base + int(taken)
+        self.taken.zero_()
+        self.base = global_step
+        return None
+
+
+def divergence_guard(optimiser: torch.optim.Optimizer, fast: FastPath,
+                     device: torch.device, start_step: int = 0) -> DivergenceGuard | None:
+    """A `DivergenceGuard` with the fused Adam (the CUDA default), None otherwise: the per-step
+    test (one sync a step, free on a CPU) stays the reference path."""
+    return DivergenceGuard(optimiser, device, start_step) if fast.fused_adam else None
 
 
 class PackedModels(nn.Module):

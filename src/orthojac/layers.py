@@ -5,6 +5,10 @@ stride-1 'same' convolution whose adjoint is the transposed convolution with the
 (docs/replication.md §1.1). Notation: u = Bx + b, D = diag(ρ'(u)). Operators that a layer wants
 orthogonal carry `orthogonal = True` (set by `init_orthogonal_`): the soft regularisers
 (orthojac.regularisers) penalise exactly those.
+
+Precision (bf16 autocast, orthojac.fastpath): the stream x that a layer passes on stays in x's dtype
+(fp32) — the branch Bᵀρ(Bx + b) is computed in bf16 and added in fp32 — so that 200 layers do not
+round x to bf16 200 times. Without autocast every cast below is the identity (no copy, no rounding).
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ class Fold(nn.Module):
         self.bias = _bias(op, bias_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x - 2 * self.B.adjoint(self.rho(self.B(x) + self.bias))
+        return x - 2 * self.B.adjoint(self.rho(self.B(x) + self.bias)).to(x.dtype)
 
 
 class OrthFF(nn.Module):
@@ -145,7 +149,9 @@ class OrthFF(nn.Module):
         self.bias = _bias(op_b, bias_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.A.adjoint(self.sigma(self.B(x) + self.bias))
+        # No skip connection: the output is the convolution's, rounded once (to bf16 under
+        # autocast) and passed on in x's dtype.
+        return self.A.adjoint(self.sigma(self.B(x) + self.bias)).to(x.dtype)
 
 
 class Partial(OrthFF):
@@ -186,7 +192,7 @@ class Limit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = 1 + self.delta * torch.tanh(self.M(x))
-        return x - 2 * self.B.adjoint(s * self.rho(self.B(x) + self.bias))
+        return x - 2 * self.B.adjoint(s * self.rho(self.B(x) + self.bias)).to(x.dtype)
 
     def epsilon_bound(self, x: torch.Tensor) -> float:
         """2δ (max |t| D + max |ρ(u)| (1 − t²)) at a single input x (no batch axis)."""

@@ -217,8 +217,9 @@ class Network(nn.Module):
         self.lift, self.body, self.head, self.arch = lift, body, head, arch
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (N, 1, 28, 28) → body input: (N, C, 28, 28) or (N, n)."""
-        return self.lift(images if self.arch == "conv" else images.flatten(1))
+        """Images (N, 1, 28, 28) → body input: (N, C, 28, 28) or (N, n), in the images' dtype (under
+        bf16 autocast the lift's output is cast back to fp32: the body's stream stays fp32)."""
+        return self.lift(images if self.arch == "conv" else images.flatten(1)).to(images.dtype)
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         return self.head(h.mean(dim=(2, 3)) if self.arch == "conv" else h)

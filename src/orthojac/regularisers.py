@@ -16,6 +16,8 @@ C_out × (C_in·k·k) matrix (`choice`: what Keras code would do).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,9 +45,12 @@ def _axis_classes(size: int, r: int) -> list[tuple[int, int]]:
     return [(p, 1) for p in edge] + ([(2 * r, interior)] if interior > 0 else [])
 
 
+@functools.lru_cache(maxsize=64)
 def _axis_masks(size: int, r: int, dtype, device):
     """For each class: count, mask over kernel taps u ∈ [−r, r] (p + u inside), mask over
-    shifts d ∈ [−2r, 2r] (p + d inside)."""
+    shifts d ∈ [−2r, 2r] (p + d inside). Cached: the soft penalty needs them at every step, and
+    building them from Python lists on a GPU would copy them from the host (a sync) each time.
+    Constants, never written to."""
     classes = _axis_classes(size, r)
     taps = torch.arange(-r, r + 1, device=device)
     shifts = torch.arange(-2 * r, 2 * r + 1, device=device)

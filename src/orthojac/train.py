@@ -114,16 +114,20 @@ def all_finite(model) -> bool:
 
 
 def training_step(forward, model, optimiser, x, y, cfg: run_config.RunConfig,
-                  fast: FastPath) -> torch.Tensor | None:
+                  fast: FastPath, guard: fastpath.DivergenceGuard | None = None) -> torch.Tensor | None:
     """One Adam step on the batch (x, y): cross-entropy in the fast path's precision plus the
     soft penalty in fp32 (an orthogonality defect is a small difference of O(1) numbers, which
-    bf16 would round away). Returns the loss, or None (no step taken) when it is not finite."""
+    bf16 would round away). Returns the loss, or None (no step taken) when it is not finite; with
+    a `guard` the test stays on the device (the fused Adam skips the step) and is read by
+    `guard.check`."""
     with fastpath.autocast(fast, x.device):
         loss = F.cross_entropy(forward(fastpath.to_layout(x, fast, model)).float(), y)
     penalty = regularisation(model, cfg.regime, cfg.alpha, cfg.gain)
     if penalty is not None:
         loss = loss + penalty
-    if not torch.isfinite(loss):
+    if guard is not None:
+        guard.observe(loss)
+    elif not torch.isfinite(loss):
         return None
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
@@ -222,6 +226,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
                     None)
 
     model.train()
+    guard = fastpath.divergence_guard(optimiser, fast, device, state["global_step"])
     while state["status"] == "running" and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         started = time.perf_counter()
@@ -232,7 +237,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
             idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             for group in optimiser.param_groups:
                 group["lr"] = cosine_lr(cfg, state["global_step"], total_steps)
-            loss = training_step(forward, model, optimiser, x_train[idx], y_train[idx], cfg, fast)
+            loss = training_step(forward, model, optimiser, x_train[idx], y_train[idx], cfg, fast, guard)
             if loss is None:
                 state["status"], state["diverged_step"] = "diverged", state["global_step"]
                 progress.diverged(state["global_step"], "the training loss is not finite")
@@ -240,7 +245,17 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
             progress.step(loss.detach(), len(idx))
             state["global_step"] += 1
             state["step_in_epoch"] = s + 1
-            if Stop.requested or (checkpoint_every and state["global_step"] % checkpoint_every == 0):
+            save = Stop.requested or (checkpoint_every and state["global_step"] % checkpoint_every == 0)
+            if guard is not None and (save or s + 1 == steps_per_epoch
+                                      or state["global_step"] % fastpath.CHECK_EVERY == 0):
+                bad = guard.check(state["global_step"])
+                if bad is not None:  # as the per-step test would have stopped: at step `bad`
+                    state["status"], state["diverged_step"] = "diverged", bad
+                    progress.diverged(bad, "the training loss is not finite")
+                    state["global_step"] = bad
+                    state["step_in_epoch"] = bad - epoch * steps_per_epoch
+                    break
+            if save:
                 state["seconds"] += time.perf_counter() - started
                 started = time.perf_counter()
                 save_checkpoint()
@@ -315,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     # Precision in one place: the fast path's levers (orthojac.fastpath), all on for CUDA (bf16
     # autocast, channels-last, torch.compile with CUDA graphs, fused Adam) and off for CPU, where
     # plain fp32 with TF32 off is the bit-exact, resumable reference. Each flag turns one off.
-    fast = fastpath.resolve(args, device)
+    fast = fastpath.resolve(args, device, cfg.regime)
     fastpath.set_backends(fast)
     signal.signal(signal.SIGTERM, Stop.handler)
     summary = train(cfg, args.data_dir, args.out_dir, device, args.checkpoint_every, fast,

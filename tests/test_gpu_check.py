@@ -1,0 +1,122 @@
+"""benchmarks/gpu_check.sh rehearsed on the CPU (issue 17): the one command that a GPU machine runs,
+every stage shrunk (--rehearse), so that the GPU minutes are not spent on a typo.
+
+The rehearsal runs the same script, the same Python entry points and the verify DAG's every rule
+(config/verify.yaml with each grid cut to one value and tiny networks) to the report, and writes
+the same ≤ 6 result files. It needs the Fashion-MNIST mirror (Debian's dataset-fashion-mnist, which
+CI installs): verify's data rule checks the real files' digests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+MIRROR = Path("/usr/share/datasets/fashion-mnist")
+pytestmark = pytest.mark.skipif(not (MIRROR / "train-images-idx3-ubyte.gz").is_file(),
+                                reason=f"no Fashion-MNIST mirror at {MIRROR}")
+
+
+def gpu_check(out: Path, *args: str, env: dict, timeout: int = 2400) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), str(out), "--rehearse", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHON"] = sys.executable
+    env.pop("ORTHOJAC_FAST_PATH", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory, env):
+    root = tmp_path_factory.mktemp("gpu_check")
+    proc = gpu_check(root / "out", "--work", str(root / "work"), env=env)
+    return root, proc
+
+
+def test_rehearsal_runs_every_stage_and_writes_at_most_six_files(rehearsal):
+    root, proc = rehearsal
+    log = (root / "out" / "gpu_check.log").read_text()
+    assert proc.returncode == 0, log[-6000:]
+    files = sorted(p.name for p in (root / "out").iterdir())
+    assert files == ["gpu-verify.tar.gz", "gpu_check.log", "manifest.json", "smoke.json",
+                     "throughput.json", "verify.log"]
+    for stage in ("a", "b", "c"):
+        assert f"=== stage {stage}: ok after" in log
+
+
+def test_smoke_checks_each_regime_with_a_smaller_last_batch(rehearsal):
+    root, _ = rehearsal
+    smoke = json.loads((root / "out" / "smoke.json").read_text())
+    checks = {c["check"]: c for c in smoke["checks"]}
+    assert set(checks) == {"fast_path/fold", "fast_path/orthoff", "fast_path/limit", "fast_path/hard",
+                           "fast_path/soft", "kill_and_resume", "spectra_device_vs_cpu",
+                           "bf16_vs_fp32_depth3"}
+    assert all(c["ok"] for c in checks.values()), checks
+    for name in ("fold", "orthoff", "limit", "hard", "soft"):
+        c = checks[f"fast_path/{name}"]
+        assert c["last_batch"] > 0 and c["dynamo_graphs"] == 1 and c["fast_path"]["compile"]
+    assert checks["kill_and_resume"]["resumed"] and checks["kill_and_resume"]["killed_before_the_end"]
+    assert checks["kill_and_resume"]["max_relative_weight_difference"] == 0.0  # CPU: bit-identical
+
+
+def test_throughput_stage_measures_the_training_path(rehearsal):
+    root, _ = rehearsal
+    result = json.loads((root / "out" / "throughput.json").read_text())
+    paths = [(r["path"], r["batch_size"]) for r in result["results"]]
+    assert paths == [("naive", 128), ("pipeline", 16), ("pipeline", 32)]
+    assert result["accuracy"]["fp32"]["status"] == "completed"
+
+
+def test_verify_stage_reaches_the_report_and_its_manifest(rehearsal):
+    root, _ = rehearsal
+    with tarfile.open(root / "out" / "gpu-verify.tar.gz") as tar:
+        names = tar.getnames()
+    assert "gpu-verify/manifest.json" in names and "gpu-verify/report/ledger.csv" in names
+    assert "gpu-verify/report/index.html" in names
+    assert any(n.startswith("gpu-verify/tables/") for n in names)
+    assert any(n.startswith("gpu-verify/figures/") for n in names)
+    manifest = json.loads((root / "out" / "manifest.json").read_text())
+    assert {"commit", "torch", "date", "stages", "rules", "command"} <= set(manifest)
+    assert manifest["stages"]["c"]["status"] == "ok"
+    assert {"train", "spectrum", "report_index"} <= set(manifest["rules"])
+    assert all(r["jobs"] >= 1 and r["seconds"] >= 0 for r in manifest["rules"].values())
+    assert "ORTHOJAC_FAST_PATH='--no-compile --no-cuda-graphs --precision fp32'" in manifest["command"]
+    config = json.loads(next((root / "work" / "results" / "runs").glob("*/*/config.json")).read_text())
+    assert config["environment"]["fast_path"]["compile"] is False
+
+
+def test_a_stage_past_its_timeout_is_recorded_and_the_next_stage_still_runs(tmp_path, env):
+    """Stage a killed by its timeout: its log so far stays in gpu_check.log, the stage is
+    recorded as timed out, stage b runs after it, the exit status says a stage failed."""
+    proc = gpu_check(tmp_path / "out", "--stages", "ab", "--work", str(tmp_path / "work"),
+                     env={**env, "GPU_CHECK_TIMEOUT_A": "8"}, timeout=1200)
+    log = (tmp_path / "out" / "gpu_check.log").read_text()
+    assert proc.returncode == 1
+    assert "=== stage a: timeout after" in log and "=== stage b: ok after" in log
+    assert "a timeout" in log
+
+
+def test_rehearsal_config_keeps_every_experiment_and_section_of_verify():
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "rehearse-config",
+                          "--out", "/dev/stdout"], capture_output=True, text=True, check=True).stdout
+    small, verify = yaml.safe_load(out), yaml.safe_load((REPO / "config" / "verify.yaml").read_text())
+    assert [e["name"] for e in small["experiments"]] == [e["name"] for e in verify["experiments"]]
+    assert [e["claims"] for e in small["experiments"]] == [e["claims"] for e in verify["experiments"]]
+    assert set(small) == set(verify)
+    for exp in small["experiments"]:
+        assert exp["settings"]["depth"]["value"] == 2
+        assert all(len(s.get("grid", [0])) == 1 for s in exp["settings"].values())
