@@ -126,6 +126,7 @@ def test_snapshot_copies_the_report_material_and_writes_a_manifest(tmp_path):
     for part in reference.PARTS:
         (results / part).mkdir(parents=True)
         (results / part / "x.txt").write_text(part)
+    (results / "report/index.ipynb").write_text('{"cells": ["/home/me/results"]}')  # a log: never copied
     (results / "runs").mkdir()
     (results / "runs/checkpoint.pt").write_text("weights")  # never copied
     log = tmp_path / "run.snakemake.log"
@@ -133,6 +134,7 @@ def test_snapshot_copies_the_report_material_and_writes_a_manifest(tmp_path):
     out = tmp_path / "reference/cpu"
     info = reference.snapshot(results, out, "make reference", 4200.0, log)
     assert sorted(p.name for p in out.iterdir()) == sorted([*reference.PARTS, "manifest.json"])
+    assert sorted(p.name for p in (out / "report").iterdir()) == ["x.txt"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest == info and manifest["command"] == "make reference" and manifest["wall_seconds"] == 4200.0
     assert manifest["rules"]["train"]["seconds"] == 120.0 and manifest["torch"] == torch.__version__

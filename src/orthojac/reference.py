@@ -118,7 +118,9 @@ def snapshot(results: Path, out: Path, command: str, wall_seconds: float | None,
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     for part in PARTS:
-        shutil.copytree(results / part, staging / part)
+        # The executed notebooks beside the pages are Snakemake's logs of rendering them: they hold
+        # the injected cell with this machine's absolute paths, and the pages are made from them.
+        shutil.copytree(results / part, staging / part, ignore=shutil.ignore_patterns("*.ipynb"))
     (staging / "manifest.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
