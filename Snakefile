@@ -24,8 +24,7 @@ wildcard_constraints:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/spectra.smk"
-include: "workflow/rules/theory.smk"
-include: "workflow/rules/hlav.smk"
+include: "workflow/rules/thesis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
@@ -33,4 +32,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        all_outputs(),
+        PIPELINE.all_outputs(),

@@ -4,7 +4,6 @@ that leaves every result bit for bit as it was, and the view of a results folder
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import os
@@ -280,33 +279,6 @@ def test_a_run_that_ends_early_leaves_no_steps_to_wait_for():
 
 
 # -- the view of a results folder ---------------------------------------------------------------
-def extract_common_smk(*names):
-    """Functions of workflow/rules/common.smk (plain Python), to compare the view's expansion with."""
-    # common.smk also holds Snakemake directives (envvars:, …) that are not Python: parse only
-    # its top-level `def` blocks (a def and the indented or blank lines after it).
-    blocks, keep = [], False
-    for line in (REPO / "workflow/rules/common.smk").read_text().splitlines():
-        if line.startswith("def "):
-            keep = True
-        elif line and not line[0].isspace():
-            keep = False
-        if keep:
-            blocks.append(line)
-    tree = ast.parse("\n".join(blocks))
-    body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
-    scope = {"itertools": __import__("itertools")}
-    exec(compile(ast.Module(body=body, type_ignores=[]), "common.smk", "exec"), scope)
-    return scope
-
-
-@pytest.mark.parametrize("configfile", ["config.yaml", "quick.yaml", "verify.yaml"])
-def test_the_view_names_the_runs_as_the_workflow_does(configfile):
-    workflow = extract_common_smk("_format", "expand_experiment")
-    config = yaml.safe_load((REPO / "config" / configfile).read_text())
-    for experiment in config["experiments"]:
-        assert progress.expand_experiment(experiment) == workflow["expand_experiment"](experiment)
-
-
 def test_a_missing_config_file_is_named(tmp_path):
     with pytest.raises(SystemExit, match="nothere.yaml: no such config file"):
         progress.load_config([tmp_path / "nothere.yaml"], REPO / "config/config.yaml")

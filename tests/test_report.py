@@ -18,7 +18,7 @@ from orthojac.report import SECTIONS, SPECTRUM_SETTINGS, provenance_table, secti
 from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
 
 matplotlib.use("Agg")
-SECTION_PAGES = list(SECTIONS)  # the one list of sections (workflow/rules/common.smk reads it too)
+SECTION_PAGES = list(SECTIONS)  # the one list of sections (orthojac.workflow and the rules read it too)
 
 
 def test_every_image_and_link_of_the_fixture_report_resolves(tiny_pipeline):

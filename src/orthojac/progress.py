@@ -20,8 +20,7 @@ so a CUDA run gains no per-step synchronisation.
 
 Viewing (`main`): reads only what the runs already write (logs, metrics.csv, config.json,
 checkpoint.pt, the thesis jobs' per-seed CSVs, the benchmarks' wall times) and config/*.yaml for
-which runs exist, expanded as the workflow does (`expand_experiment`, the same as
-workflow/rules/common.smk's). One row per job: done, diverged, running (epoch k of n, the last
+which runs exist, expanded by the workflow's own functions (orthojac.workflow). One row per job: done, diverged, running (epoch k of n, the last
 validation accuracy, time left), stopped, failed or waiting; then the job time left for the whole
 configuration, estimated from the runs already finished.
 """
@@ -29,9 +28,7 @@ configuration, estimated from the runs already finished.
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
-import itertools
 import json
 import math
 import re
@@ -40,7 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+
+from .workflow import SECTIONS, expand_experiment, load_config, values
 
 PREFIX = "[progress]"
 
@@ -270,48 +268,9 @@ def read_log(path: Path) -> LogState:
     return state
 
 
-# -- which runs the configuration has --------------------------------------------------------
-def load_config(configfiles: list[Path], base: Path = Path("config/config.yaml")) -> dict:
-    """config.yaml, then each `--configfile` replacing the top-level sections it names whole (a
-    section set to null is left out): what the Snakefile does (common.smk, replace_sections_whole)."""
-    config = {}
-    for path in [base, *configfiles]:
-        if not path.exists():
-            raise SystemExit(f"{path}: no such config file")
-        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
-            if value is None:
-                config.pop(key, None)
-            else:
-                config[key] = copy.deepcopy(value)
-    return config
-
-
-def _format(value) -> str:
-    return str(value)
-
-
-def expand_experiment(experiment: dict) -> dict:
-    """Every run of an experiment: the product of its `grid:` settings (in the order written),
-    each combined with its `value:` settings; {run name: {setting: value}}. The same names as
-    workflow/rules/common.smk's expand_experiment (tests/test_progress.py checks it)."""
-    settings = experiment["settings"]
-    fixed = {k: s["value"] for k, s in settings.items() if "value" in s}
-    axes = [(k, s["grid"]) for k, s in settings.items() if "grid" in s]
-    runs = {}
-    for combo in itertools.product(*(values for _, values in axes)):
-        point = dict(zip((k for k, _ in axes), combo))
-        name = "+".join(f"{k}={_format(v)}" for k, v in point.items()) or "default"
-        runs[name] = {**fixed, **point}
-    return runs
-
-
-def _values(setting: dict) -> list:
-    return setting["grid"] if "grid" in setting else [setting["value"]]
-
-
-# The thesis jobs, one per seed (H4: one job): section → (name, results/hlav/<folder>, log folder).
-THESIS = {"hlav_rnn": ("H1", "rnn"), "hlav_lstm": ("H2", "lstm"), "hlav_linear": ("H3", "linear"),
-          "hlav_deep": ("H5", "deep")}
+# -- which runs the configuration has: as the workflow has them (orthojac.workflow) -----------
+# The thesis jobs, one per seed (H4: one job): section → (name, results/hlav/<folder>).
+THESIS = {s.name: (s.label, s.folder) for s in SECTIONS.values() if s.folder}
 
 
 @dataclass
@@ -365,8 +324,8 @@ def jobs(config: dict, results: Path) -> list[Job]:
     for section, (kind, folder) in THESIS.items():
         if section not in config:
             continue
-        epochs = int(_values(config[section]["epochs"])[0]) if "epochs" in config[section] else 0
-        for seed in _values(config[section]["seeds"]):
+        epochs = int(values(config[section]["epochs"])[0]) if "epochs" in config[section] else 0
+        for seed in values(config[section]["seeds"]):
             out.append(Job(kind, f"{section} seed={seed}", results / f"logs/{section}/seed={seed}.log",
                            results / f"hlav/{folder}/seed={seed}.csv", epochs, group=(kind,)))
     for job in out:

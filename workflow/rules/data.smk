@@ -6,6 +6,6 @@ rule fetch_data:
     conda:
         "../../envs/data.yaml"
     params:
-        args=fetch_args,
+        args=lambda w: PIPELINE.fetch_args(w.dataset),
     shell:
         "python -m orthojac.data --out-dir results/data/{wildcards.dataset} {params.args} 2> {log}"

@@ -1,16 +1,16 @@
 rule tables:
     input:
-        metrics=metrics_files(),
-        body=spectra_files("body"),
-        layers=spectra_files("layers"),
+        metrics=PIPELINE.run_files("metrics.csv"),
+        body=PIPELINE.spectra_files("body"),
+        layers=PIPELINE.spectra_files("layers"),
     output:
-        expand("results/tables/{table}.csv", table=TABLES),
+        expand("results/tables/{table}.csv", table=PAPER_TABLES),
     log:
         "results/logs/tables.log",
     conda:
         "../../envs/report.yaml"
     params:
-        claims=claims_json(),
+        claims=PIPELINE.claims_json(),
     shell:
         "python -m orthojac.tables --out-dir results/tables --claims {params.claims}"
         " --metrics {input.metrics} --body {input.body} --layers {input.layers} 2> {log}"
@@ -18,16 +18,16 @@ rule tables:
 
 rule figures:
     input:
-        expand("results/tables/{table}.csv", table=TABLES),
+        expand("results/tables/{table}.csv", table=PAPER_TABLES),
     output:
         [
             report(
                 f"results/figures/{name}.png",
                 category="Figures",
-                subcategory=FIGURE_SUBCATEGORY[name],
+                subcategory=subcategory,
                 labels={"figure": name.replace("_", " ")},
             )
-            for name in FIGURES
+            for name, subcategory in PAPER_FIGURES.items()
         ],
     log:
         "results/logs/figures.log",

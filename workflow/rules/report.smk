@@ -1,15 +1,11 @@
 # Each report page is a notebook executed by Snakemake (its injected cell carries `snakemake.input`,
 # `snakemake.config`); the executed copy is its log, rendered to HTML without that cell. The index
-# holds the claims ledger and links to one page per section (orthojac.report.SECTIONS, read by
-# common.smk as REPORT_SECTIONS).
+# holds the claims ledger and links to one page per section (orthojac.report.SECTIONS, the one list
+# of pages: REPORT_PAGES is index + those).
 rule report_index:
     input:
-        tables=expand("results/tables/{table}.csv", table=TABLES)
-        + theory_tables()
-        + hlav_tables()
-        + hlav_lstm_tables()
-        + hlav_depth_tables(),
-        configs=run_configs(),
+        tables=PIPELINE.report_tables(),
+        configs=PIPELINE.run_files("config.json"),
     output:
         ledger=report(
             "results/report/ledger.csv", category="Claims", labels={"table": "ledger"}
@@ -19,7 +15,7 @@ rule report_index:
     conda:
         "../../envs/report.yaml"
     params:
-        sections=REPORT_SECTIONS,
+        sections=REPORT_PAGES[1:],
         # the committed CPU reference's ledger, shown beside this run's (read if present)
         reference_ledger="results/reference/cpu/report/ledger.csv",
     notebook:
@@ -28,16 +24,8 @@ rule report_index:
 
 rule report_section:
     input:
-        tables=expand("results/tables/{table}.csv", table=TABLES)
-        + theory_tables()
-        + hlav_tables()
-        + hlav_lstm_tables()
-        + hlav_depth_tables(),
-        figures=expand("results/figures/{name}.png", name=FIGURES)
-        + theory_figures()
-        + hlav_figures()
-        + hlav_lstm_figures()
-        + hlav_depth_figures(),
+        tables=PIPELINE.report_tables(),
+        figures=PIPELINE.report_figures(),
     output:
         provenance=report(
             "results/report/{section}.provenance.csv",
@@ -47,7 +35,7 @@ rule report_section:
     log:
         notebook="results/report/{section}.ipynb",
     wildcard_constraints:
-        section="|".join(REPORT_SECTIONS),
+        section="|".join(REPORT_PAGES[1:]),
     conda:
         "../../envs/report.yaml"
     notebook:
@@ -56,7 +44,7 @@ rule report_section:
 
 rule render_page:
     input:
-        page_inputs,
+        lambda w: PIPELINE.page_inputs(w.page),
     output:
         "results/report/{page}.html",
     log:

@@ -2,8 +2,8 @@
 # training writes for the epochs the experiment's `spectra: checkpoints:` names).
 rule spectrum:
     input:
-        weights=checkpoint_file,
-        data=dataset_files,
+        weights=lambda w: PIPELINE.checkpoint_file(w.experiment, w.run, w.checkpoint),
+        data=lambda w: PIPELINE.data_files(PIPELINE.run_dataset(w.experiment, w.run)),
     output:
         body="results/spectra/{experiment}/{run}/{checkpoint}.body.csv",
         layers="results/spectra/{experiment}/{run}/{checkpoint}.layers.csv",
@@ -18,9 +18,9 @@ rule spectrum:
     resources:
         gpu=1,
     params:
-        args=spectra_args,
-        epoch=checkpoint_epoch,
-        dataset=run_dataset,
+        args=lambda w: PIPELINE.spectra_args(w.experiment),
+        epoch=lambda w: PIPELINE.checkpoint_epoch(w.checkpoint),
+        dataset=lambda w: PIPELINE.run_dataset(w.experiment, w.run),
     shell:
         "python -m orthojac.spectra --weights {input.weights} --data-dir results/data/{params.dataset}"
         " {params.args} {params.epoch} --threads {threads} --out-body {output.body}"

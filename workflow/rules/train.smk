@@ -2,7 +2,7 @@
 # outputs of a failed job, and a killed run must find its checkpoint to resume from.
 rule train:
     input:
-        dataset_files,
+        lambda w: PIPELINE.data_files(PIPELINE.run_dataset(w.experiment, w.run)),
     output:
         init="results/runs/{experiment}/{run}/init.pt",
         final="results/runs/{experiment}/{run}/final.pt",
@@ -19,9 +19,9 @@ rule train:
     resources:
         gpu=1,
     params:
-        args=train_args,
-        save_epochs=save_epochs,
-        dataset=run_dataset,
+        args=lambda w: PIPELINE.train_args(w.experiment, w.run),
+        save_epochs=lambda w: PIPELINE.save_epochs(w.experiment),
+        dataset=lambda w: PIPELINE.run_dataset(w.experiment, w.run),
     shell:
         "python -m orthojac.train {params.args} --data-dir results/data/{params.dataset}"
         " --out-dir results/runs/{wildcards.experiment}/{wildcards.run} --threads {threads}"

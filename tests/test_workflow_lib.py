@@ -1,0 +1,91 @@
+"""orthojac.workflow, the workflow's logic as a library: the Snakefile plans exactly the jobs and
+files it names, config files combine as documented, and its registry of thesis sections agrees
+with the schema, the report and the programs it runs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+from orthojac import report
+from orthojac.workflow import PAPER_FIGURES
+from orthojac.figures import FIGURES
+from orthojac.workflow import SECTIONS, Pipeline, load_config, replace_sections_whole
+
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def validated(configfile: str | None) -> dict:
+    """A config file as the workflow validates it (the schema fills in the spectra defaults)."""
+    from snakemake.utils import validate
+
+    config = load_config([REPO / "config" / configfile] if configfile else [], base=REPO / "config/config.yaml")
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    return config
+
+
+@pytest.mark.parametrize("configfile", ["quick.yaml", "cpu.yaml"])
+def test_the_snakefile_plans_the_jobs_the_library_names(configfile, venv_env):
+    """Every file of the dry run's jobs is one the library lists, and every listed one is planned:
+    the runs, spectra, per-seed thesis tables, section tables and figures, report pages."""
+    out = run_snakemake(["-n", "-p", "--forceall", "--cores", "1", "--configfile", f"config/{configfile}"],
+                        REPO, venv_env)
+    planned = set(re.findall(r"(results/[^\s,]+\.(?:pt|csv|png|html))", out))
+    pipeline = Pipeline(validated(configfile))
+    named = set(pipeline.run_files("final.pt") + pipeline.run_files("metrics.csv") + pipeline.spectra_files("body")
+                + pipeline.report_tables() + pipeline.report_figures()
+                + [f for s in pipeline.sections if s.folder for f in pipeline.seed_tables(s.name)]
+                + [o for o in pipeline.all_outputs() if o.endswith(".html")])
+    assert named - planned == set()
+    assert {f for f in planned if f.endswith((".png", ".html")) or f.startswith("results/tables/")} <= named
+
+
+def test_a_configfile_section_replaces_the_section_whole_and_null_removes_it():
+    base = {"h4": {"width": {"value": 400}, "depths": {"grid": [1]}}, "hlav_lstm": {"seeds": {"grid": [0]}},
+            "experiments": [{"name": "a"}]}
+    out = replace_sections_whole(base, [{"h4": {"width": {"value": 16}}, "hlav_lstm": None}],
+                                 {"h4": {"width": {"value": 8}}})
+    assert out == {"h4": {"width": {"value": 8}}, "experiments": [{"name": "a"}]}
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="nope.yaml: no such config file"):
+        load_config([tmp_path / "nope.yaml"])
+
+
+def test_every_section_of_the_registry_is_a_config_section_with_its_keys_and_a_report_page():
+    for name, section in SECTIONS.items():
+        properties = SCHEMA["properties"][name]["properties"]
+        assert set(section.keys) <= set(properties), (name, set(section.keys) - set(properties))
+        assert section.page in report.SECTIONS
+    # every key of a section is a flag or the workflow's (inputs, seeds per job, provenance)
+    workflow_keys = {"description", "dataset", "seeds", "data", "text", "embeddings"}
+    for name, section in SECTIONS.items():
+        properties = set(SCHEMA["properties"][name]["properties"])
+        assert properties - set(section.keys) - workflow_keys == set(), name
+
+
+def test_the_paper_figures_are_those_orthojac_figures_draws():
+    assert tuple(PAPER_FIGURES) == FIGURES
+
+
+def test_a_run_of_an_unknown_dataset_or_a_checkpoint_past_the_epochs_is_refused():
+    config = validated("quick.yaml")
+    config["experiments"][0]["settings"]["dataset"] = {"value": "nope", "choice": "test"}
+    with pytest.raises(ValueError, match=r"settings.dataset = 'nope' is not a key of data"):
+        Pipeline(config)
+    config = validated("quick.yaml")
+    config["experiments"][0]["spectra"]["checkpoints"] = ["epoch99"]
+    with pytest.raises(ValueError, match="epoch99 is past the"):
+        Pipeline(config)
+
+
+def test_section_flags_quote_values_and_name_the_lstm_member():
+    config = validated(None)
+    args = Pipeline(config).section_args("hlav_lstm")
+    assert f"--member {config['hlav_lstm']['embeddings_member']['value']}" in args
+    config["hlav_linear"]["lr_scaling"] = {"value": "a b", "choice": "test"}
+    assert "--lr-scaling 'a b'" in Pipeline(config).section_args("hlav_linear")
