@@ -85,91 +85,18 @@ def run_snakemake(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> 
     return proc.stdout + proc.stderr
 
 
+TEST_CONFIG = REPO / ".test" / "config.yaml"
+
+
 def fixture_config(mirror: Path, files: dict) -> dict:
-    """Two tiny runs (fold, plain ReLU), a tiny H1 (RNN), H3 (deep linear) and H5 (deep tanh/ReLU)
-    on the generated IDX data, a tiny H4 (spectra at initialisation, no data), every stage of the
-    pipeline; H2 (LSTM) whose downloads find no source."""
-    return {
-        "data": {"fixture": {"urls": ["http://nonexistent.invalid/"], "mirrors": [str(mirror)], "files": files}},
-        "experiments": [{
-            "name": "tiny",
-            "description": "pipeline test on generated IDX data",
-            "claims": ["P1", "P2", "P3"],
-            "spectra": {"checkpoints": ["init", "epoch1", "final"], "points": 1, "layers": True, "choice": "test"},
-            "settings": {
-                "dataset": {"value": "fixture", "choice": "test"},
-                "family": {"grid": ["fold", "plain"], "choice": "test"},
-                "depth": {"value": 2, "choice": "test"},
-                "channels": {"value": 1, "choice": "test"},
-                "bias_init": {"value": -0.5, "choice": "test"},
-                "lr": {"value": 0.01, "choice": "test"},
-                "epochs": {"value": 2, "choice": "test"},
-                "val_size": {"value": 100, "choice": "test"},
-                "batch_size": {"value": 50, "choice": "test"},
-            },
-        }],
-        "h4": {
-            "description": "H4 pipeline test: tiny dense networks at initialisation",
-            "activations": {"grid": ["relu", "tanh"], "choice": "test"},
-            "weights": {"grid": ["gaussian", "orthogonal"], "choice": "test"},
-            "width": {"value": 16, "choice": "test"},
-            "depths": {"grid": [2, 4], "choice": "test"},
-            "seeds": {"grid": [0], "choice": "test"},
-            "q_star": {"value": 0.015625, "choice": "test"},
-        },
-        "hlav_rnn": {
-            "description": "H1 pipeline test on generated IDX data",
-            "dataset": {"value": "fixture", "choice": "test"},
-            "hidden": {"value": 8, "choice": "test"},
-            "batch_size": {"value": 50, "choice": "test"},
-            "train_size": {"value": 200, "choice": "test"},
-            "val_size": {"value": 100, "choice": "test"},
-            "test_size": {"value": 100, "choice": "test"},
-            "epochs": {"value": 1, "choice": "test"},
-            "lr": {"value": 0.01, "choice": "test"},
-            "gain": {"value": 1.1, "choice": "test"},
-            "lambdas": {"grid": [0.01], "choice": "test"},
-            "variants": {"grid": ["eq11", "listing"], "choice": "test"},
-            "seeds": {"grid": [0, 1], "choice": "test"},
-        },
-        # H2 with no reachable source: the report must say "data unavailable" and render the rest
-        "downloads": {key: {"file": file, "urls": ["http://nonexistent.invalid/" + file],
-                            "mirrors": [str(mirror / "no_such_folder")], "size": None, "sha256": None,
-                            "choice": "test"}
-                      for key, file in (("text", "rt-polaritydata.tar.gz"), ("vectors", "glove.6B.zip"))},
-        "hlav_lstm": {
-            "description": "H2 pipeline test: data unavailable",
-            "data": {"value": "optional", "choice": "test"},
-            "text": {"value": "text", "choice": "test"},
-            "embeddings": {"value": "vectors", "choice": "test"},
-            "embeddings_member": {"value": "glove.6B.300d.txt", "choice": "test"},
-            **{k: {"value": v, "choice": "test"} for k, v in (
-                ("seq_len", 10), ("hidden", 4), ("batch_size", 10), ("train_size", 20), ("val_size", 10),
-                ("test_size", 10), ("corpus_seed", 0), ("epochs", 1), ("lr", 0.01), ("gain", 1.1))},
-            "lambdas": {"grid": [0.01], "choice": "test"},
-            "variants": {"grid": ["eq11"], "choice": "test"},
-            "seeds": {"grid": [0], "choice": "test"},
-        },
-        "hlav_linear": {
-            "description": "H3 pipeline test on generated IDX data",
-            **{k: {"value": v, "choice": "test"} for k, v in {
-                "dataset": "fixture", "width": 16, "sigma_w2": 1.0, "optimizer": "sgd", "lr": 0.5,
-                "lr_scaling": "inverse_depth", "target": 0.5, "epochs": 2, "batch_size": 50, "eval_every": 2,
-                "train_size": 200, "val_size": 100}.items()},
-            "depths": {"grid": [1, 4], "choice": "test"},
-            "weights": {"grid": ["orthogonal", "gaussian"], "choice": "test"},
-            "seeds": {"grid": [0], "choice": "test"},
-        },
-        "hlav_deep": {
-            "description": "H5 pipeline test on generated IDX data",
-            **{k: {"value": v, "choice": "test"} for k, v in {
-                "dataset": "fixture", "depth": 4, "width": 16, "optimizer": "momentum", "lr": 0.05, "epochs": 1,
-                "batch_size": 50, "train_size": 200, "val_size": 100, "test_size": 100}.items()},
-            "networks": {"grid": ["tanh:1.05", "relu:2"], "choice": "test"},
-            "weights": {"grid": ["orthogonal", "gaussian"], "choice": "test"},
-            "seeds": {"grid": [0], "choice": "test"},
-        },
-    }
+    """The tiny pipeline's config (.test/config.yaml: two tiny runs, H1, H3, H4, H5 on generated
+    IDX data; H2 whose downloads find no source) with its data set at `mirror`, holding `files`
+    ({name: {"size", "sha256"}}, as make_idx_dataset returns them)."""
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["data"]["fixture"].update(mirrors=[str(mirror)], files=files)
+    for download in config["downloads"].values():
+        download["mirrors"] = [str(mirror / "no_such_folder")]
+    return config
 
 
 @pytest.fixture(scope="session")
@@ -178,9 +105,10 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     (results/ under it). Run once per session; tests only read it, or write beside results/."""
     root = tmp_path_factory.mktemp("tiny_pipeline")
     files = make_idx_dataset(root / "mirror")
+    assert files == yaml.safe_load(TEST_CONFIG.read_text())["data"]["fixture"]["files"], \
+        "make_idx_dataset no longer writes the files .test/config.yaml names"
     work = root / "work"
     work.mkdir()
-    (work / "config.yaml").write_text(yaml.safe_dump(fixture_config(root / "mirror", files)))
-    run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", "config.yaml", "--cores", "2"],
+    run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TEST_CONFIG), "--cores", "2"],
                   work, _venv_env())
     return work
