@@ -10,7 +10,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, TEST_CONFIG, run_snakemake
 from orthojac import figures
 from orthojac.claims import CLAIMS
 from orthojac.figures import FIGURES
@@ -81,7 +81,7 @@ def test_section_page_shows_every_figure_as_an_embedded_png(tiny_pipeline):
 
 def test_snakemake_report_zip_contains_the_figures(tiny_pipeline, tmp_path, venv_env):
     out = tmp_path / "report.zip"
-    run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", "config.yaml",
+    run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TEST_CONFIG),
                    "--report", str(out)], tiny_pipeline, venv_env, timeout=300)
     archive = zipfile.ZipFile(out)
     names = {n.rsplit("/", 1)[-1] for n in archive.namelist()}
