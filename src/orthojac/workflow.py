@@ -296,9 +296,6 @@ class Pipeline:
     def section_figures(self) -> list[str]:
         return [f"results/figures/{f}.png" for s in self.sections for f in s.figures]
 
-    def section_module(self, section: str) -> str:
-        return SECTIONS[section].module
-
     def lstm_receipts(self) -> dict[str, str]:
         """The receipts (status.json) H2 trains from: of the two downloads, or of the generated
         stand-in when `hlav_lstm.data` is `generated`. Checks that the downloads are configured."""
