@@ -6,7 +6,7 @@ import json
 import pytest
 
 from orthojac import downloads, sentiment
-from orthojac.data import DataError
+from orthojac.files import DataError
 
 DEAD_URL = "http://nonexistent.invalid/rt-polaritydata.tar.gz"
 

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import REPO, fixture_config
 from orthojac import downloads, hlav_lstm, hlav_lstm_figure, sentiment
-from orthojac.data import DataError
+from orthojac.files import DataError
 from orthojac.reportcheck import PNG_SIGNATURE
 
 torch.set_num_threads(1)

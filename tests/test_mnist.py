@@ -8,7 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from orthojac.data import DataError, load_split
+from orthojac.data import load_split
+from orthojac.files import DataError
 from orthojac.mnist import load_mnist_pkl, restricted_loads, write_idx_files
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write_bytes
+from .files import DataError, atomic_write_bytes
 
 IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -30,10 +30,6 @@ IDX_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-
-
-class DataError(RuntimeError):
-    """No source gave a verified copy of a file, or a file on disk is not what it should be."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import write_csv_atomic
+from .files import write_csv_atomic
 from .orthogonal import random_weight
 from .progress import Progress
 

@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .checkpoint import write_csv_atomic
 from .data import load_split
+from .files import write_csv_atomic
 from .orthogonal import haar
 from .progress import Progress
 from .regularisers import dense_defect, listing_defect

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import write_csv_atomic
+from .files import write_csv_atomic
 from .hlav import load_sequences, run_command
 from .hlav_dense import ACTIVATIONS, OPTIMIZERS, WEIGHTS, build, train_curve
 from .progress import Progress

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .checkpoint import atomic_write_bytes  # noqa: E402
+from .files import atomic_write_bytes  # noqa: E402
 from .claims import h3_learning_times  # noqa: E402
 
 STYLE = {"orthogonal": "-", "gaussian": "--"}

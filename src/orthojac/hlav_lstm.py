@@ -44,8 +44,7 @@ import torch
 from torch import nn
 
 from . import sentiment
-from .checkpoint import write_csv_atomic
-from .data import DataError
+from .files import DataError, write_csv_atomic
 from .hlav import COLUMNS as H1_COLUMNS
 from .hlav import CONFIGURATIONS, VARIANTS, _glorot_uniform_, fit, run_command, runs
 from .orthogonal import orthogonal_matrix

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy._core.multiarray import _reconstruct
 
-from .checkpoint import atomic_write_bytes
-from .data import DataError
+from .files import DataError, atomic_write_bytes
 
 MNIST_PKL_MD5 = "98100ca27dc0e07ddd9f822cf9d244db"
 

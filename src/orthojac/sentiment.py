@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_bytes, write_text_atomic
-from .data import DataError
+from .files import DataError, atomic_write_bytes, write_text_atomic
 
 TEXT_FILE = "rt-polaritydata.tar.gz"
 TEXT_MEMBERS = {"rt-polaritydata/rt-polarity.pos": 1, "rt-polaritydata/rt-polarity.neg": 0}
