@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from orthojac import downloads, sentiment
+from orthojac import downloads
+from orthojac.thesis import sentiment
 from orthojac.files import DataError
 
 DEAD_URL = "http://nonexistent.invalid/rt-polaritydata.tar.gz"

@@ -10,7 +10,7 @@ import sys
 
 from conftest import REPO
 
-TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.mnist"]
+TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.thesis.mnist"]
 
 
 def test_the_data_modules_import_without_torch():

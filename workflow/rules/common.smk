@@ -296,7 +296,7 @@ def _values(setting):
 
 
 def h4_args(wildcards):
-    """The `h4:` section as orthojac-h4 flags."""
+    """The `h4:` section as orthojac.thesis.theory flags."""
     h4 = config["h4"]
     return " ".join(
         f"--{flag} " + " ".join(shlex.quote(_format(v)) for v in _values(h4[key]))
@@ -320,7 +320,7 @@ def theory_figures():
 
 
 def hlav_args(wildcards):
-    """The `hlav_rnn:` section as `orthojac.hlav train` flags (the seed comes from the wildcard)."""
+    """The `hlav_rnn:` section as `orthojac.thesis.rnn train` flags (the seed comes from the wildcard)."""
     h1 = config["hlav_rnn"]
     return " ".join(
         f"--{flag} " + " ".join(shlex.quote(_format(v)) for v in _values(h1[key]))
@@ -376,7 +376,7 @@ def section_data(section):
     return [f"results/data/{dataset}/{name}" for name in IDX_FILES]
 
 
-# H3 and H5 (Hlav §3): orthojac.hlav_linear and orthojac.hlav_deep, one job per seed.
+# H3 and H5 (Hlav §3): orthojac.thesis.linear and orthojac.thesis.deep, one job per seed.
 HLAV_LINEAR_KEYS = [
     "depths",
     "width",
@@ -399,7 +399,7 @@ HLAV_DEEP_KEYS += ["batch_size", "train_size", "val_size", "test_size"]
 HLAV_DEPTH = {
     "hlav_linear": "linear",
     "hlav_deep": "deep",
-}  # section → results/hlav/<folder>
+}  # section → results/hlav/<folder>, and its module orthojac.thesis.<folder>
 
 
 def hlav_depth_seed_tables(section):
@@ -464,7 +464,7 @@ def download_args(wildcards):
 
 
 def hlav_lstm_args(wildcards):
-    """The `hlav_lstm:` section as `orthojac.hlav_lstm train` flags (seed from the wildcard)."""
+    """The `hlav_lstm:` section as `orthojac.thesis.lstm train` flags (seed from the wildcard)."""
     h2 = config["hlav_lstm"]
     return (
         " ".join(

@@ -17,7 +17,7 @@ rule hlav_rnn:
         args=hlav_args,
         data=lambda wildcards, input: Path(input[0]).parent,
     shell:
-        "python -m orthojac.hlav train --data {params.data} --seed {wildcards.seed}"
+        "python -m orthojac.thesis.rnn train --data {params.data} --seed {wildcards.seed}"
         " {params.args} --threads {threads} --out {output} 2> {log}"
 
 
@@ -31,7 +31,7 @@ rule hlav_table:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m orthojac.hlav collect {input} --out {output} 2> {log}"
+        "python -m orthojac.thesis.rnn collect {input} --out {output} 2> {log}"
 
 
 rule hlav_figure:
@@ -52,9 +52,11 @@ rule hlav_figure:
         "results/logs/hlav_figure.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        out_dir=lambda wildcards, output: Path(output.spectrum).parent,
     shell:
-        "python -m orthojac.hlav_figure --table {input} --spectrum {output.spectrum}"
-        " --accuracy {output.accuracy} 2> {log}"
+        "python -m orthojac.thesis.figures hlav_rnn --table {input} --out-dir {params.out_dir}"
+        " 2> {log}"
 
 
 # H2, the sentiment LSTM (§5, Figs. 9–10): its two downloads (or a generated stand-in), per-seed
@@ -88,7 +90,7 @@ rule hlav_lstm_stand_in:
         out_dir=lambda wildcards, output: Path(output.text).parent.parent,
         sentences=hlav_lstm_stand_in_sentences(),
     shell:
-        "python -m orthojac.sentiment stand-in --out-dir {params.out_dir}"
+        "python -m orthojac.thesis.sentiment stand-in --out-dir {params.out_dir}"
         " --sentences {params.sentences} 2> {log}"
 
 
@@ -109,7 +111,7 @@ rule hlav_lstm:
     params:
         args=hlav_lstm_args,
     shell:
-        "python -m orthojac.hlav_lstm train --text {input.text} --embeddings {input.embeddings}"
+        "python -m orthojac.thesis.lstm train --text {input.text} --embeddings {input.embeddings}"
         " --seed {wildcards.seed} {params.args} --threads {threads} --out {output} 2> {log}"
 
 
@@ -123,7 +125,7 @@ rule hlav_lstm_table:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m orthojac.hlav_lstm collect {input} --out {output} 2> {log}"
+        "python -m orthojac.thesis.lstm collect {input} --out {output} 2> {log}"
 
 
 rule hlav_lstm_figure:
@@ -144,9 +146,11 @@ rule hlav_lstm_figure:
         "results/logs/hlav_lstm_figure.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        out_dir=lambda wildcards, output: Path(output.spectrum).parent,
     shell:
-        "python -m orthojac.hlav_lstm_figure --table {input} --spectrum {output.spectrum}"
-        " --accuracy {output.accuracy} 2> {log}"
+        "python -m orthojac.thesis.figures hlav_lstm --table {input} --out-dir {params.out_dir}"
+        " 2> {log}"
 
 
 # H3 (Hlav §3, Fig. 2): deep linear networks, time to a fixed accuracy against depth.
@@ -170,7 +174,7 @@ rule hlav_linear:
         args=lambda wildcards: section_args("hlav_linear", HLAV_LINEAR_KEYS),
         data=lambda wildcards, input: Path(input[0]).parent,
     shell:
-        "python -m orthojac.hlav_linear train --data {params.data} --seed {wildcards.seed}"
+        "python -m orthojac.thesis.linear train --data {params.data} --seed {wildcards.seed}"
         " {params.args} --threads {threads} --out {output} 2> {log}"
 
 
@@ -195,7 +199,7 @@ rule hlav_deep:
         args=lambda wildcards: section_args("hlav_deep", HLAV_DEEP_KEYS),
         data=lambda wildcards, input: Path(input[0]).parent,
     shell:
-        "python -m orthojac.hlav_deep train --data {params.data} --seed {wildcards.seed}"
+        "python -m orthojac.thesis.deep train --data {params.data} --seed {wildcards.seed}"
         " {params.args} --threads {threads} --out {output} 2> {log}"
 
 
@@ -210,8 +214,10 @@ rule hlav_depth_table:
         section="hlav_linear|hlav_deep",
     conda:
         "../../envs/train.yaml"
+    params:
+        module=lambda wildcards: HLAV_DEPTH[wildcards.section],
     shell:
-        "python -m orthojac.{wildcards.section} collect {input} --out {output} 2> {log}"
+        "python -m orthojac.thesis.{params.module} collect {input} --out {output} 2> {log}"
 
 
 rule hlav_depth_figure:
@@ -229,6 +235,8 @@ rule hlav_depth_figure:
         section="hlav_linear|hlav_deep",
     conda:
         "../../envs/report.yaml"
+    params:
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:
-        "python -m orthojac.hlav_depth_figure {wildcards.section} --table {input}"
-        " --out {output} 2> {log}"
+        "python -m orthojac.thesis.figures {wildcards.section} --table {input}"
+        " --out-dir {params.out_dir} 2> {log}"

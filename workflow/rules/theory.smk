@@ -12,7 +12,7 @@ rule h4:
     params:
         args=h4_args,
     shell:
-        "python -m orthojac.h4 {params.args} --threads {threads} --out {output} 2> {log}"
+        "python -m orthojac.thesis.theory {params.args} --threads {threads} --out {output} 2> {log}"
 
 
 rule h4_figure:
@@ -28,5 +28,8 @@ rule h4_figure:
         "results/logs/h4_figure.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:
-        "python -m orthojac.h4_figure --table {input} --out {output} 2> {log}"
+        "python -m orthojac.thesis.figures h4 --table {input} --out-dir {params.out_dir}"
+        " 2> {log}"

@@ -25,9 +25,9 @@ import math
 import torch
 from torch import nn
 
-from .hlav import accuracy
-from .orthogonal import random_weight
-from .progress import Progress
+from ..orthogonal import random_weight
+from ..progress import Progress
+from .common import accuracy
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 WEIGHTS = ("orthogonal", "gaussian")
