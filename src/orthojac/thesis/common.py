@@ -1,6 +1,7 @@
 """What the thesis sections share: the IDX images as tensors, accuracy, Keras' Glorot-uniform
-initialisation, the training loop of H1 and H2 (`fit`), the `collect` subcommand, and the `train`
-flags of a section's settings.
+initialisation, the training loop of H1 and H2 (`fit`) and what it shares with that of H3 and H5
+(orthojac.thesis.dense.train_curve): the mini-batch order (`batches`) and the guarded optimiser
+step (`descend`); the `collect` subcommand, and the `train` flags of a section's settings.
 
 Each section module (rnn, lstm, linear, deep, theory) declares its config section's settings as a
 dataclass `Settings` (field names: the config keys; default, help and choices in the fields'
@@ -65,6 +66,25 @@ def spectrum_rows(model: nn.Module) -> dict:
             "sv_min": s.min().item(), "sv_max": s.max().item()}
 
 
+def batches(n: int, batch_size: int, order: torch.Generator):
+    """One epoch's mini-batches (the H1–H3 and H5 loops alike): index tensors of a permutation of
+    range(n) drawn from `order` when the epoch starts, `batch_size` each (the last one shorter)."""
+    perm = torch.randperm(n, generator=order)
+    for i in range(0, n, batch_size):
+        yield perm[i:i + batch_size]
+
+
+def descend(opt: torch.optim.Optimizer, objective: torch.Tensor) -> bool:
+    """One optimiser step on `objective`; False, and no step, when it is not finite (the caller
+    records the divergence: a result, not a crash)."""
+    if not torch.isfinite(objective):
+        return False
+    opt.zero_grad()
+    objective.backward()
+    opt.step()
+    return True
+
+
 def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_size: int, lr: float,
         loss_fn, accuracy_fn, penalty_fn, extra: dict | None = None,
         progress: Progress | None = None) -> list[dict]:
@@ -87,20 +107,14 @@ def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_s
 
     record(0, spectrum_rows(model) | {"val_accuracy": accuracy_fn(model, *data["val"])})
     for epoch in range(1, epochs + 1):
-        perm = torch.randperm(len(x), generator=order)
         total, count = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
+        for idx in batches(len(x), batch_size, order):
             loss = loss_fn(model(x[idx]), y[idx])
             reg = penalty_fn(model, run)
-            objective = loss if reg is None else loss + reg
-            if not torch.isfinite(objective):
+            if not descend(opt, loss if reg is None else loss + reg):
                 record(epoch, {"diverged": float(epoch)})
                 progress.diverged(progress.run_step + 1, f"the objective is not finite in epoch {epoch}")
                 return rows
-            opt.zero_grad()
-            objective.backward()
-            opt.step()
             value = loss.item()
             total, count = total + value * len(idx), count + len(idx)
             progress.step(value, len(idx))
