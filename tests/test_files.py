@@ -1,6 +1,6 @@
 """The data rules' modules need no torch: orthojac.files holds DataError and the atomic writers,
 and orthojac.data, orthojac.downloads and the MNIST pickle reader import nothing that imports torch
-(envs/data.yaml installs none)."""
+(envs/data.yaml installs none). Nor do the figure modules, which draw from tables only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 
 from conftest import REPO
 
-TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.thesis.mnist"]
+TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.thesis.mnist",
+              "orthojac.figures", "orthojac.thesis.figures"]
 
 
 def test_the_data_modules_import_without_torch():
