@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from conftest import REPO, make_idx_dataset
-from orthojac import checkpoint, figures, files, train
+from orthojac import checkpoint, figures, train
 from orthojac.checkpoint import atomic_save, load_checkpoint
 from orthojac.config import RunConfig
 from orthojac.data import Expected, fetch
@@ -347,7 +347,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monk
     def broken(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(files.os, fail.split(".")[1], broken)
+    monkeypatch.setattr(f"orthojac.files.{fail}", broken)  # the atomic writer under atomic_save
     with pytest.raises(OSError, match="simulated"):
         atomic_save({"model": {"w": torch.zeros(4)}, "state": {"global_step": 8}}, path)
     monkeypatch.undo()
