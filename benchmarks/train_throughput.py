@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from orthojac import fastpath, train
-from orthojac.checkpoint import write_text_atomic
+from orthojac.files import write_text_atomic
 from orthojac.config import RunConfig
 from orthojac.fastpath import FastPath, PackedModels
 from orthojac.models import build_model

@@ -1,4 +1,4 @@
-"""H-C4 verdicts from hand-made H2 tables (orthojac.hlav_lstm's tidy format)."""
+"""H-C4 verdicts from hand-made H2 tables (orthojac.thesis.lstm's tidy format)."""
 
 import numpy as np
 import pandas as pd
@@ -8,7 +8,7 @@ from orthojac.claims import (
     H2_MIN_EPOCHS, H2_MIN_TRAIN, H_C4_ALPHA, INCONCLUSIVE, JUDGES, NOT_REPRODUCED, REPRODUCED, configurations_differ,
     no_difference_test,
 )
-from orthojac.hlav_lstm import COLUMNS, STAND_IN, TRAINED, UNAVAILABLE
+from orthojac.thesis.lstm import COLUMNS, STAND_IN, TRAINED, UNAVAILABLE
 
 CONFIGS = ["NoOrthogonal", "Orthogonal_NoReg", "Orthogonal_GainA_NoReg", "Orthogonal_GainA_adj_RegB",
            "Orthogonal_GainA_RegB"]

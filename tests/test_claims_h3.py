@@ -1,4 +1,4 @@
-"""H-C5 verdicts from hand-made H3 tables (orthojac.hlav_linear's tidy format)."""
+"""H-C5 verdicts from hand-made H3 tables (orthojac.thesis.linear's tidy format)."""
 
 import math
 

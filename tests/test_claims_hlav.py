@@ -1,4 +1,4 @@
-"""H-C1..H-C3 verdicts from hand-made H1 tables (orthojac.hlav's tidy format)."""
+"""H-C1..H-C3 verdicts from hand-made H1 tables (orthojac.thesis.rnn's tidy format)."""
 
 import pandas as pd
 import pytest

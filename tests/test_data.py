@@ -4,7 +4,8 @@ import gzip
 
 import pytest
 
-from orthojac.data import DataError, Expected, fetch, load_split, read_idx
+from orthojac.data import Expected, fetch, load_split, read_idx
+from orthojac.files import DataError
 
 
 def _expected(files):

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from orthojac import downloads, sentiment
-from orthojac.data import DataError
+from orthojac import downloads
+from orthojac.thesis import sentiment
+from orthojac.files import DataError
 
 DEAD_URL = "http://nonexistent.invalid/rt-polaritydata.tar.gz"
 

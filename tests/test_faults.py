@@ -347,7 +347,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monk
     def broken(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(checkpoint.os, fail.split(".")[1], broken)
+    monkeypatch.setattr(f"orthojac.files.{fail}", broken)  # the atomic writer under atomic_save
     with pytest.raises(OSError, match="simulated"):
         atomic_save({"model": {"w": torch.zeros(4)}, "state": {"global_step": 8}}, path)
     monkeypatch.undo()

@@ -5,19 +5,19 @@ import math
 import pandas as pd
 import pytest
 
-from orthojac import h4
+from orthojac.thesis import theory
 
 
 def test_relu_formulas_are_hlavs():
     p = 0.5
-    assert h4.theory("relu", "gaussian", 10, 1 / 64)["variance"] == pytest.approx(10 / p)
-    assert h4.theory("relu", "orthogonal", 10, 1 / 64)["variance"] == pytest.approx((1 - p) * 10 / p)
-    assert h4.theory("relu", "gaussian", 10, 1 / 64)["max"] == pytest.approx(math.e * 10 / p)
+    assert theory.theory("relu", "gaussian", 10, 1 / 64)["variance"] == pytest.approx(10 / p)
+    assert theory.theory("relu", "orthogonal", 10, 1 / 64)["variance"] == pytest.approx((1 - p) * 10 / p)
+    assert theory.theory("relu", "gaussian", 10, 1 / 64)["max"] == pytest.approx(math.e * 10 / p)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "hardtanh"])
 def test_critical_point_has_chi_one(activation):
-    c = h4.critical_point(activation, 0.25)
+    c = theory.critical_point(activation, 0.25)
     assert c["sigma_b2"] > 0 and c["m1"] == 1.0 and c["m2"] > 1.0
     if activation == "hardtanh":
         assert c["sigma_w2"] * math.erf(2 / math.sqrt(2)) == pytest.approx(1.0)
@@ -25,7 +25,7 @@ def test_critical_point_has_chi_one(activation):
 
 def test_empirical_moments_follow_theory_at_small_depth(tmp_path):
     out = tmp_path / "h4.csv"
-    h4.main(["--depths", "2", "4", "--width", "96", "--seeds", "0", "1", "2", "3", "--activations", "relu", "tanh",
+    theory.main(["--depths", "2", "4", "--width", "96", "--seeds", "0", "1", "2", "3", "--activations", "relu", "tanh",
              "--out", str(out)])
     table = pd.read_csv(out)
     assert len(table) == 2 * 2 * 2 * 4 * 3
@@ -40,6 +40,6 @@ def test_empirical_moments_follow_theory_at_small_depth(tmp_path):
 
 def test_bad_input_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="--depths"):
-        h4.main(["--depths", "0", "--out", str(tmp_path / "x.csv")])
+        theory.main(["--depths", "0", "--out", str(tmp_path / "x.csv")])
     with pytest.raises(ValueError, match="weights"):
-        h4.empirical("relu", "uniform", 8, [2], 0, 1 / 64)
+        theory.empirical("relu", "uniform", 8, [2], 0, 1 / 64)

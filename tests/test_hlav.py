@@ -1,4 +1,4 @@
-"""H1 (orthojac.hlav): configurations, regulariser forms, the per-epoch record, the report page."""
+"""H1 (orthojac.thesis.rnn): configurations, regulariser forms, the per-epoch record, the report page."""
 
 import base64
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from orthojac import hlav
+from orthojac.thesis import rnn
 from orthojac.regularisers import dense_defect, listing_defect
 from orthojac.reportcheck import PNG_SIGNATURE, parse_page
 
@@ -16,48 +16,48 @@ torch.set_num_threads(1)
 @pytest.mark.parametrize("configuration, gain", [("Orthogonal_NoReg", 1.0), ("Orthogonal_GainA_NoReg", 1.1),
                                                  ("Orthogonal_GainA_adj_RegB", 1.1)])
 def test_orthogonal_configurations_start_at_their_gain(configuration, gain):
-    sv = torch.linalg.svdvals(hlav.build(configuration, 1.1, 16, seed=0).recurrent.detach().double())
+    sv = torch.linalg.svdvals(rnn.build(configuration, 1.1, 16, seed=0).recurrent.detach().double())
     assert torch.allclose(sv, torch.full_like(sv, gain), atol=1e-5)
 
 
 def test_glorot_spectrum_is_wide():
-    sv = torch.linalg.svdvals(hlav.build("NoOrthogonal", 1.1, 64, seed=0).recurrent.detach())
+    sv = torch.linalg.svdvals(rnn.build("NoOrthogonal", 1.1, 64, seed=0).recurrent.detach())
     assert sv.max() - sv.min() > 1.0
 
 
 def test_penalty_forms_and_adjustment():
-    model = hlav.build("Orthogonal_GainA_adj_RegB", 1.1, 8, seed=0)
+    model = rnn.build("Orthogonal_GainA_adj_RegB", 1.1, 8, seed=0)
     w = model.recurrent
     base = {"gain": 1.1, "lam": 0.5}
-    adj_eq11 = hlav.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "eq11"})
-    unadj_eq11 = hlav.penalty(model, base | {"configuration": "Orthogonal_GainA_RegB", "variant": "eq11"})
-    adj_listing = hlav.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "listing"})
+    adj_eq11 = rnn.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "eq11"})
+    unadj_eq11 = rnn.penalty(model, base | {"configuration": "Orthogonal_GainA_RegB", "variant": "eq11"})
+    adj_listing = rnn.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "listing"})
     assert adj_eq11.item() == pytest.approx(0.0, abs=1e-8)  # W = g·Q: WWᵀ/g² = I
     assert unadj_eq11.item() == pytest.approx(0.5 * dense_defect(w, 1.0).item())
     assert unadj_eq11.item() == pytest.approx(0.5 * 8 * (1.1 ** 2 - 1) ** 2, rel=1e-4)
     # The listing subtracts the all-ones matrix: on g·Q it is (n − 1)/n, not 0.
     assert adj_listing.item() == pytest.approx(0.5 * listing_defect(w, 1.1).item())
     assert adj_listing.item() == pytest.approx(0.5 * 7 / 8, rel=1e-4)
-    assert hlav.penalty(model, base | {"configuration": "Orthogonal_GainA_NoReg", "variant": "none"}) is None
+    assert rnn.penalty(model, base | {"configuration": "Orthogonal_GainA_NoReg", "variant": "none"}) is None
 
 
 def test_runs_label_a_and_b_and_train_unregularised_once():
-    runs = hlav.runs(1.1, [0.001, 0.01], ["eq11", "listing"])
+    runs = rnn.runs(1.1, [0.001, 0.01], ["eq11", "listing"])
     assert len(runs) == 3 + 2 * 2 * 2
     labels = {(r["label"], r["variant"]) for r in runs}
     assert ("Orthogonal_Gain1.1_adj_Reg0.001", "listing") in labels
     assert ("NoOrthogonal", "none") in labels
-    assert {r["configuration"] for r in runs} == set(hlav.CONFIGURATIONS)
+    assert {r["configuration"] for r in runs} == set(rnn.CONFIGURATIONS)
 
 
 def test_train_writes_the_per_epoch_record(idx_folder, tmp_path):
     folder = idx_folder
     out = tmp_path / "seed=0.csv"
-    hlav.main(["train", "--data", str(folder), "--epochs", "2", "--hidden", "16", "--batch-size", "50",
+    rnn.main(["train", "--data", str(folder), "--epochs", "2", "--hidden", "16", "--batch-size", "50",
                "--train-size", "300", "--val-size", "100", "--lambdas", "0.01", "--variants", "eq11",
                "--lr", "0.01", "--threads", "1", "--out", str(out)])
     table = pd.read_csv(out)
-    assert list(table.columns) == hlav.COLUMNS
+    assert list(table.columns) == rnn.COLUMNS
     assert table["label"].nunique() == 5 and set(table["train_size"]) == {300}
     sv = table[table["metric"].isin(["sv_mean", "sv_std", "sv_min", "sv_max"])]
     assert sorted(sv["epoch"].unique()) == [0, 1, 2]
@@ -66,29 +66,29 @@ def test_train_writes_the_per_epoch_record(idx_folder, tmp_path):
     init = table[(table["epoch"] == 0) & (table["label"] == "Orthogonal_Gain1.1_NoReg")]
     assert init.set_index("metric").loc["sv_max", "value"] == pytest.approx(1.1, abs=1e-5)
     combined = tmp_path / "h1.csv"
-    hlav.main(["collect", str(out), str(out), "--out", str(combined)])
+    rnn.main(["collect", str(out), str(out), "--out", str(combined)])
     assert len(pd.read_csv(combined)) == 2 * len(table)
 
 
 def test_divergence_is_recorded_not_raised(idx_folder):
     folder = idx_folder
-    data = hlav.load_sequences(folder, 100, 100, 100)
+    data = rnn.load_sequences(folder, 100, 100, 100)
     run = {"configuration": "Orthogonal_GainA_adj_RegB", "label": "x", "variant": "eq11", "gain": 1.1,
            "lam": float("inf")}
-    rows = pd.DataFrame(hlav.train_one(run, data, 0, 2, 8, 50, 1e-3))
+    rows = pd.DataFrame(rnn.train_one(run, data, 0, 2, 8, 50, 1e-3))
     assert rows[rows["metric"] == "diverged"]["value"].tolist() == [1.0]
 
 
 def test_bad_arguments_name_the_flag(idx_folder, tmp_path):
     folder = idx_folder
     with pytest.raises(SystemExit, match="--lambdas"):
-        hlav.main(["train", "--data", str(folder), "--lambdas", "0", "--out", str(tmp_path / "x.csv")])
+        rnn.main(["train", "--data", str(folder), "--lambdas", "0", "--out", str(tmp_path / "x.csv")])
     with pytest.raises(ValueError, match="--val-size"):
-        hlav.load_sequences(folder, 0, 10_000, 0)
+        rnn.load_sequences(folder, 0, 10_000, 0)
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(SystemExit, match="bad.csv"):
-        hlav.main(["collect", str(bad), "--out", str(tmp_path / "y.csv")])
+        rnn.main(["collect", str(bad), "--out", str(tmp_path / "y.csv")])
 
 
 def test_hlav_section_page_shows_h1_figures_and_verdicts(tiny_pipeline):

@@ -1,4 +1,4 @@
-"""H3 and H5 (orthojac.hlav_dense, hlav_linear, hlav_deep): initialisations, linearity, time to
+"""H3 and H5 (orthojac.thesis.dense, linear, deep): initialisations, linearity, time to
 accuracy, divergence, the train/collect entry points, the figures and the planned jobs."""
 
 import math
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO, run_snakemake
-from orthojac import hlav_deep, hlav_dense, hlav_depth_figure, hlav_linear
+from orthojac.thesis import deep, dense, figures, linear
 from orthojac.reportcheck import PNG_SIGNATURE
 
 torch.set_num_threads(1)
@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 
 @pytest.mark.parametrize("sigma_w2", [1.0, 1.05, 2.0])
 def test_orthogonal_weights_have_w_wt_equal_sigma_w2_identity(sigma_w2):
-    model = hlav_dense.build(3, 32, "tanh", "orthogonal", sigma_w2, seed=0)
+    model = dense.build(3, 32, "tanh", "orthogonal", sigma_w2, seed=0)
     for layer in model.hidden:  # the first is 32 × 784: orthonormal rows, also W Wᵀ = σ_w² I
         w = layer.weight.detach().double()
         assert torch.allclose(w @ w.T, sigma_w2 * torch.eye(32, dtype=torch.float64), atol=1e-5)
@@ -26,7 +26,7 @@ def test_orthogonal_weights_have_w_wt_equal_sigma_w2_identity(sigma_w2):
 
 @pytest.mark.parametrize("sigma_w2", [1.0, 2.0])
 def test_gaussian_weights_have_variance_sigma_w2_over_fan_in(sigma_w2):
-    model = hlav_dense.build(2, 256, "relu", "gaussian", sigma_w2, seed=0)
+    model = dense.build(2, 256, "relu", "gaussian", sigma_w2, seed=0)
     for layer in model.hidden:
         w = layer.weight.detach().double()
         fan_in = w.shape[1]
@@ -38,11 +38,11 @@ def test_deep_linear_network_is_linear_and_tanh_is_not():
     gen = torch.Generator().manual_seed(1)
     x, y = torch.rand(4, 28, 28, generator=gen), torch.rand(4, 28, 28, generator=gen)
     a, b = 0.7, -1.3
-    for weights in hlav_dense.WEIGHTS:
-        f = hlav_dense.build(16, 32, "linear", weights, 1.0, seed=0).double()
+    for weights in dense.WEIGHTS:
+        f = dense.build(16, 32, "linear", weights, 1.0, seed=0).double()
         lhs, rhs = f(a * x.double() + b * y.double()), a * f(x.double()) + b * f(y.double())
         assert torch.allclose(lhs, rhs, atol=1e-10)
-    g = hlav_dense.build(4, 32, "tanh", "orthogonal", 2.0, seed=0).double()
+    g = dense.build(4, 32, "tanh", "orthogonal", 2.0, seed=0).double()
     assert not torch.allclose(g(a * x.double() + b * y.double()), a * g(x.double()) + b * g(y.double()), atol=1e-3)
 
 
@@ -61,40 +61,40 @@ def _curve(accuracies, diverged_at=None, every=10):
     ([0.1, 0.85], 13, ("reached", 10.0)),  # reached before diverging
 ])
 def test_time_to_accuracy(accuracies, diverged_at, expected):
-    status, step = hlav_linear.time_to_accuracy(_curve(accuracies, diverged_at), 0.8)
+    status, step = linear.time_to_accuracy(_curve(accuracies, diverged_at), 0.8)
     assert status == expected[0]
     assert (math.isnan(step) and math.isnan(expected[1])) or step == expected[1]
 
 
 def test_learning_rate_scales_with_inverse_depth():
-    assert hlav_linear.learning_rate(0.3, 30, "inverse_depth") == pytest.approx(0.01)
-    assert hlav_linear.learning_rate(0.3, 30, "constant") == 0.3
+    assert linear.learning_rate(0.3, 30, "inverse_depth") == pytest.approx(0.01)
+    assert linear.learning_rate(0.3, 30, "constant") == 0.3
     with pytest.raises(ValueError, match="sqrt"):
-        hlav_linear.learning_rate(0.3, 30, "sqrt")
+        linear.learning_rate(0.3, 30, "sqrt")
 
 
 def test_divergence_is_recorded_not_raised(idx_folder):
-    data = hlav_linear.load_sequences(idx_folder, 200, 100, 1)
-    model = hlav_dense.build(8, 16, "linear", "gaussian", 1.0, seed=0)
-    rows = pd.DataFrame(hlav_dense.train_curve(model, data, "sgd", 1e6, 2, 50, 2, seed=0))
+    data = linear.load_sequences(idx_folder, 200, 100, 1)
+    model = dense.build(8, 16, "linear", "gaussian", 1.0, seed=0)
+    rows = pd.DataFrame(dense.train_curve(model, data, "sgd", 1e6, 2, 50, 2, seed=0))
     diverged = rows[rows["metric"] == "diverged"]
     assert len(diverged) == 1 and rows["step"].max() == diverged["step"].iloc[0] <= 8
 
 
 def test_parse_network_names_the_bad_value():
-    assert hlav_deep.parse_network("tanh:1.05") == ("tanh", 1.05)
+    assert deep.parse_network("tanh:1.05") == ("tanh", 1.05)
     for bad in ("tanh", "sigmoid:2", "relu:-1", "relu:x"):
         with pytest.raises(ValueError, match=bad):
-            hlav_deep.parse_network(bad)
+            deep.parse_network(bad)
 
 
 def test_linear_train_collect_and_figure_end_to_end(idx_folder, tmp_path):
     out = tmp_path / "seed=0.csv"
-    hlav_linear.main(["train", "--data", str(idx_folder), "--depths", "1", "4", "--width", "16", "--epochs", "3",
+    linear.main(["train", "--data", str(idx_folder), "--depths", "1", "4", "--width", "16", "--epochs", "3",
                       "--batch-size", "50", "--train-size", "300", "--val-size", "100", "--lr", "0.5",
                       "--target", "0.5", "--eval-every", "2", "--threads", "1", "--device", "cpu", "--out", str(out)])
     table = pd.read_csv(out)
-    assert list(table.columns) == hlav_linear.COLUMNS
+    assert list(table.columns) == linear.COLUMNS
     times = table[table["metric"] == "steps_to_target"].set_index(["weights", "depth"])
     assert len(times) == 4
     # the fixture's classes are one bright row each: an orthogonal linear network learns it quickly
@@ -102,31 +102,31 @@ def test_linear_train_collect_and_figure_end_to_end(idx_folder, tmp_path):
     lrs = table.groupby("depth")["lr"].first()
     assert lrs[4] == pytest.approx(lrs[1] / 4)
     combined = tmp_path / "hlav_linear.csv"
-    hlav_linear.main(["collect", str(out), str(out), "--out", str(combined)])
+    linear.main(["collect", str(out), str(out), "--out", str(combined)])
     assert len(pd.read_csv(combined)) == 2 * len(table)
-    png = tmp_path / "h3.png"
-    hlav_depth_figure.main(["hlav_linear", "--table", str(combined), "--out", str(png)])
+    png = tmp_path / "hlav_linear.png"
+    figures.main(["hlav_linear", "--table", str(combined), "--out-dir", str(tmp_path)])
     assert png.read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_deep_train_and_figure_end_to_end(idx_folder, tmp_path):
     out = tmp_path / "seed=0.csv"
-    hlav_deep.main(["train", "--data", str(idx_folder), "--networks", "tanh:1.05", "relu:2", "--depth", "4",
+    deep.main(["train", "--data", str(idx_folder), "--networks", "tanh:1.05", "relu:2", "--depth", "4",
                     "--width", "16", "--epochs", "2", "--batch-size", "50", "--train-size", "200", "--val-size",
                     "100", "--test-size", "100", "--optimizer", "momentum", "--lr", "0.05", "--threads", "1",
                     "--device", "cpu", "--out", str(out)])
     table = pd.read_csv(out)
-    assert list(table.columns) == hlav_deep.COLUMNS
+    assert list(table.columns) == deep.COLUMNS
     test = table[table["metric"] == "test_accuracy"]
     assert sorted(test["epoch"].unique()) == [0.0, 1.0, 2.0]
     assert set(zip(test["network"], test["weights"])) == {(n, w) for n in ("tanh:1.05", "relu:2")
                                                          for w in ("orthogonal", "gaussian")}
     assert {"train_loss", "val_accuracy", "val_loss", "test_loss"} <= set(table["metric"])
-    png = tmp_path / "h5.png"
-    hlav_depth_figure.main(["hlav_deep", "--table", str(out), "--out", str(png)])
+    png = tmp_path / "hlav_deep.png"
+    figures.main(["hlav_deep", "--table", str(out), "--out-dir", str(tmp_path)])
     assert png.read_bytes().startswith(PNG_SIGNATURE)
     with pytest.raises(SystemExit, match="--networks"):
-        hlav_deep.main(["train", "--data", str(idx_folder), "--networks", "tanh", "--out", str(tmp_path / "x.csv")])
+        deep.main(["train", "--data", str(idx_folder), "--networks", "tanh", "--out", str(tmp_path / "x.csv")])
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/quick.yaml", "config/verify.yaml"])

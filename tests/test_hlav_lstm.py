@@ -1,4 +1,4 @@
-"""H2 (orthojac.hlav_lstm, orthojac.sentiment): the LSTM's configurations and regulariser forms,
+"""H2 (orthojac.thesis.lstm, orthojac.thesis.sentiment): the LSTM's configurations and regulariser forms,
 training end to end on the generated stand-in, and the data-unavailable path."""
 
 import json
@@ -11,8 +11,9 @@ import torch
 import yaml
 
 from conftest import REPO, fixture_config
-from orthojac import downloads, hlav_lstm, hlav_lstm_figure, sentiment
-from orthojac.data import DataError
+from orthojac import downloads
+from orthojac.thesis import figures, lstm, sentiment
+from orthojac.files import DataError
 from orthojac.reportcheck import PNG_SIGNATURE
 
 torch.set_num_threads(1)
@@ -29,14 +30,14 @@ def stand_in(tmp_path_factory):
 @pytest.mark.parametrize("configuration, gain", [("Orthogonal_NoReg", 1.0), ("Orthogonal_GainA_NoReg", 1.1),
                                                  ("Orthogonal_GainA_RegB", 1.1)])
 def test_orthogonal_recurrent_kernel_starts_at_its_gain(configuration, gain):
-    w = hlav_lstm.build(configuration, 1.1, TABLE, 8, seed=0).recurrent.detach().double()
+    w = lstm.build(configuration, 1.1, TABLE, 8, seed=0).recurrent.detach().double()
     assert w.shape == (32, 8)  # the four gates' kernels stacked: Keras' (n, 4n) recurrent_kernel, transposed
     sv = torch.linalg.svdvals(w)
     assert torch.allclose(sv, torch.full_like(sv, gain), atol=1e-5)
 
 
 def test_glorot_kernel_and_keras_biases():
-    model = hlav_lstm.build("NoOrthogonal", 1.1, TABLE, 16, seed=0)
+    model = lstm.build("NoOrthogonal", 1.1, TABLE, 16, seed=0)
     sv = torch.linalg.svdvals(model.recurrent.detach())
     assert sv.max() - sv.min() > 0.5
     assert model.lstm.bias_ih_l0[16:32].eq(1).all() and model.lstm.bias_ih_l0[:16].eq(0).all()
@@ -44,11 +45,11 @@ def test_glorot_kernel_and_keras_biases():
 
 
 def test_penalty_forms_on_the_rectangular_kernel():
-    model = hlav_lstm.build("Orthogonal_GainA_adj_RegB", 1.1, TABLE, 8, seed=0)
+    model = lstm.build("Orthogonal_GainA_adj_RegB", 1.1, TABLE, 8, seed=0)
     base = {"gain": 1.1, "lam": 0.5}
-    adj = hlav_lstm.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "eq11"})
-    unadj = hlav_lstm.penalty(model, base | {"configuration": "Orthogonal_GainA_RegB", "variant": "eq11"})
-    listing = hlav_lstm.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "listing"})
+    adj = lstm.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "eq11"})
+    unadj = lstm.penalty(model, base | {"configuration": "Orthogonal_GainA_RegB", "variant": "eq11"})
+    listing = lstm.penalty(model, base | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "listing"})
     assert adj.item() == pytest.approx(0.0, abs=1e-8)  # WᵀW/g² = I_n at W = g·Q
     assert unadj.item() == pytest.approx(0.5 * 8 * (1.1 ** 2 - 1) ** 2, rel=1e-4)
     # the listing: P = WWᵀ/g² (32 × 32, Keras' KᵀK) is a rank-8 projector: ‖P‖²_F = 8, so
@@ -57,7 +58,7 @@ def test_penalty_forms_on_the_rectangular_kernel():
     ones = torch.ones(32, dtype=torch.float64)
     p_sum = (ones @ (w @ w.T / 1.1 ** 2) @ ones).item()
     assert listing.item() == pytest.approx(0.5 * (32 ** 2 - 2 * p_sum + 8) / 32 ** 2, rel=1e-4)
-    assert hlav_lstm.penalty(model, base | {"configuration": "Orthogonal_NoReg", "variant": "none"}) is None
+    assert lstm.penalty(model, base | {"configuration": "Orthogonal_NoReg", "variant": "none"}) is None
 
 
 def test_encoding_pads_and_truncates_at_the_front():
@@ -69,22 +70,21 @@ def test_encoding_pads_and_truncates_at_the_front():
 
 def test_train_on_the_stand_in_end_to_end(stand_in, tmp_path):
     out = tmp_path / "seed=0.csv"
-    hlav_lstm.main(["train", "--text", str(stand_in / "text/status.json"), "--embeddings",
+    lstm.main(["train", "--text", str(stand_in / "text/status.json"), "--embeddings",
                     str(stand_in / "embeddings/status.json"), "--epochs", "3", "--hidden", "8",
                     "--batch-size", "32", "--train-size", "240", "--val-size", "80", "--test-size", "80",
                     "--lambdas", "0.01", "--variants", "eq11", "--lr", "0.02", "--threads", "1", "--out", str(out)])
     table = pd.read_csv(out)
-    assert list(table.columns) == hlav_lstm.COLUMNS
-    assert set(table["status"]) == {hlav_lstm.STAND_IN} and table["label"].nunique() == 5
+    assert list(table.columns) == lstm.COLUMNS
+    assert set(table["status"]) == {lstm.STAND_IN} and table["label"].nunique() == 5
     assert sorted(table[table["metric"] == "sv_mean"]["epoch"].unique()) == [0, 1, 2, 3]
     val = table[table["metric"] == "val_accuracy"].pivot_table(index="label", columns="epoch", values="value")
     assert (val[3] > 0.7).all()  # the stand-in's polarity words are learnable
     combined = tmp_path / "h2.csv"
-    hlav_lstm.main(["collect", str(out), str(out), "--out", str(combined)])
+    lstm.main(["collect", str(out), str(out), "--out", str(combined)])
     assert len(pd.read_csv(combined)) == 2 * len(table)
-    hlav_lstm_figure.main(["--table", str(combined), "--spectrum", str(tmp_path / "s.png"),
-                           "--accuracy", str(tmp_path / "a.png")])
-    assert (tmp_path / "s.png").read_bytes().startswith(PNG_SIGNATURE)
+    figures.main(["hlav_lstm", "--table", str(combined), "--out-dir", str(tmp_path / "figures")])
+    assert (tmp_path / "figures/hlav_lstm_spectrum.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_unavailable_data_gives_a_table_that_says_so(tmp_path):
@@ -94,16 +94,15 @@ def test_unavailable_data_gives_a_table_that_says_so(tmp_path):
     text = tmp_path / "text.json"
     text.write_text(json.dumps({"status": "verified", "file": "missing.tar.gz"}))
     out = tmp_path / "seed=1.csv"
-    hlav_lstm.main(["train", "--text", str(text), "--embeddings", str(tmp_path / "g/status.json"),
+    lstm.main(["train", "--text", str(text), "--embeddings", str(tmp_path / "g/status.json"),
                     "--seed", "1", "--out", str(out)])
     table = pd.read_csv(out)
-    assert table["status"].tolist() == [hlav_lstm.UNAVAILABLE] and table["seed"].tolist() == [1]
+    assert table["status"].tolist() == [lstm.UNAVAILABLE] and table["seed"].tolist() == [1]
     assert str(tmp_path / "none" / "glove.6B.zip") in table["note"][0]
     assert "downloads.glove_6b.mirrors" in table["note"][0]
-    hlav_lstm.main(["collect", str(out), "--out", str(tmp_path / "h2.csv")])
-    hlav_lstm_figure.main(["--table", str(tmp_path / "h2.csv"), "--spectrum", str(tmp_path / "s.png"),
-                           "--accuracy", str(tmp_path / "a.png")])
-    assert (tmp_path / "a.png").read_bytes().startswith(PNG_SIGNATURE)
+    lstm.main(["collect", str(out), "--out", str(tmp_path / "h2.csv")])
+    figures.main(["hlav_lstm", "--table", str(tmp_path / "h2.csv"), "--out-dir", str(tmp_path / "figures")])
+    assert (tmp_path / "figures/hlav_lstm_accuracy.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_bad_inputs_name_the_file_or_flag(stand_in, tmp_path):
@@ -115,10 +114,10 @@ def test_bad_inputs_name_the_file_or_flag(stand_in, tmp_path):
     with pytest.raises(DataError, match="no member 'glove.840B.300d.txt'"):
         sentiment.read_vectors(stand_in / "embeddings" / sentiment.EMBEDDINGS_FILE, "glove.840B.300d.txt", set())
     with pytest.raises(SystemExit, match="no_receipt.json"):
-        hlav_lstm.main(["train", "--text", str(tmp_path / "no_receipt.json"), "--embeddings", "y",
+        lstm.main(["train", "--text", str(tmp_path / "no_receipt.json"), "--embeddings", "y",
                         "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="--lambdas"):
-        hlav_lstm.main(["train", "--text", "x", "--embeddings", "y", "--lambdas", "0", "--out", str(tmp_path / "o")])
+        lstm.main(["train", "--text", "x", "--embeddings", "y", "--lambdas", "0", "--out", str(tmp_path / "o")])
 
 
 def test_report_says_h2_data_unavailable_and_renders_the_rest(tiny_pipeline):

@@ -81,7 +81,7 @@ def test_init_study_figure_draws_the_residual_baseline_at_its_depth_not_a_typed_
     assert residual_baseline(runs, metrics, 100) is None and residual_baseline(runs.iloc[:3], metrics, 200) is None
 
     grids = []
-    monkeypatch.setattr(figures, "_save", lambda grid, path: grids.append(grid))
+    monkeypatch.setattr(figures, "save_figure", lambda grid, path: grids.append(grid))
     init_study_figure(init_study(*_tables()), tmp_path / "study.png", (mean, n))
     init_study_figure(init_study(*_tables()), tmp_path / "none.png")
     assert _dotted(grids[0]) == [[mean]]
@@ -97,7 +97,7 @@ def test_layer_defect_panels_draw_the_tolerance_of_their_own_claims(tmp_path, mo
                            for e in runs["experiment"] for layer in range(3)])
     assert figures.defect_tolerances(runs) == {"orth": {"P1": P1_TOL}, "lim": {"P5": P5_EPS}, "pso": {}}
     grids = []
-    monkeypatch.setattr(figures, "_save", lambda grid, path: grids.append(grid))
+    monkeypatch.setattr(figures, "save_figure", lambda grid, path: grids.append(grid))
     figures.layer_defect(runs, layers, tmp_path / "d.png")
     (grid,) = grids
     dotted = {row: lines for (row, _), lines in zip(grid.axes_dict, _dotted(grid))}

@@ -20,9 +20,10 @@ import torch
 import yaml
 
 from conftest import REPO
-from orthojac import h4, hlav, hlav_dense, progress, train
+from orthojac import progress, train
 from orthojac.checkpoint import load_checkpoint
 from orthojac.config import RunConfig
+from orthojac.thesis import common, dense, rnn, theory
 
 torch.set_num_threads(1)
 
@@ -149,10 +150,10 @@ def test_a_diverging_training_run_says_so_at_its_step(idx_folder, tmp_path, caps
 
 
 def test_thesis_loops_log_each_epoch_and_say_divergence_at_its_step(idx_folder, capsys):
-    data = hlav.load_sequences(idx_folder, 100, 100, 100)
+    data = rnn.load_sequences(idx_folder, 100, 100, 100)
     run = {"configuration": "Orthogonal_NoReg", "label": "Orthogonal_NoReg", "variant": "none",
            "gain": 1.0, "lam": 0.0}
-    rows = pd.DataFrame(hlav.train_one(run, data, 0, 2, 8, 50, 1e-3))  # H1 (and H2: the same fit)
+    rows = pd.DataFrame(rnn.train_one(run, data, 0, 2, 8, 50, 1e-3))  # H1 (and H2: the same fit)
     lines = epoch_lines(capsys.readouterr().err)
     assert [(m["label"], int(m["epoch"]), int(m["step"])) for m in lines] == [
         ("Orthogonal_NoReg (none)", 1, 2), ("Orthogonal_NoReg (none)", 2, 4)]
@@ -161,22 +162,22 @@ def test_thesis_loops_log_each_epoch_and_say_divergence_at_its_step(idx_folder, 
         (float(f"{r.train_loss:.4g}"), float(f"{r.val_accuracy:.4g}")) for r in recorded.itertuples()]
 
     bad = run | {"configuration": "Orthogonal_GainA_adj_RegB", "variant": "eq11", "lam": float("inf")}
-    hlav.train_one(bad, data, 0, 2, 8, 50, 1e-3)
+    rnn.train_one(bad, data, 0, 2, 8, 50, 1e-3)
     assert "diverged at step 1 (epoch 1/2): the objective is not finite in epoch 1" in capsys.readouterr().err
 
-    model = hlav_dense.build(2, 16, "tanh", "orthogonal", 1.05, seed=0)  # H5 (and H3: the same loop)
-    hlav_dense.train_curve(model, data, "sgd", 0.1, 2, 50, 0, seed=0, label="tanh:1.05 orthogonal")
+    model = dense.build(2, 16, "tanh", "orthogonal", 1.05, seed=0)  # H5 (and H3: the same loop)
+    dense.train_curve(model, data, "sgd", 0.1, 2, 50, 0, seed=0, label="tanh:1.05 orthogonal")
     lines = epoch_lines(capsys.readouterr().err)
     assert [(m["label"], int(m["epoch"]), int(m["step"])) for m in lines] == [
         ("tanh:1.05 orthogonal", 1, 2), ("tanh:1.05 orthogonal", 2, 4)]
-    model = hlav_dense.build(8, 16, "linear", "gaussian", 1.0, seed=0)
-    rows = pd.DataFrame(hlav_dense.train_curve(model, data, "sgd", 1e6, 2, 50, 2, seed=0, label="gaussian L=8"))
+    model = dense.build(8, 16, "linear", "gaussian", 1.0, seed=0)
+    rows = pd.DataFrame(dense.train_curve(model, data, "sgd", 1e6, 2, 50, 2, seed=0, label="gaussian L=8"))
     step = int(rows.loc[rows.metric == "diverged", "step"].iloc[0])
     assert f"[progress] gaussian L=8 diverged at step {step} (epoch " in capsys.readouterr().err
 
 
 def test_h4_logs_a_line_per_point(tmp_path, capsys):
-    h4.main(["--activations", "relu", "tanh", "--weights", "gaussian", "--depths", "2", "4", "--width", "8",
+    theory.main(["--activations", "relu", "tanh", "--weights", "gaussian", "--depths", "2", "4", "--width", "8",
              "--seeds", "0", "1", "--out", str(tmp_path / "h4.csv")])
     err = capsys.readouterr().err
     points = re.findall(r"^\[progress\] (\w+) gaussian seed (\d) \(depths 2–4\) point (\d)/4 ", err, re.M)
@@ -203,16 +204,16 @@ def test_progress_reporting_leaves_every_result_bit_for_bit(idx_folder, tmp_path
         train.train(small_config(seed=3, regime="soft"), idx_folder, out, torch.device("cpu"), 7, save_epochs=(1,))
         metrics = [line for line in (out / "metrics.csv").read_text().splitlines() if ",seconds," not in line]
         weights = {f: load_checkpoint(out / f) for f in ("init.pt", "final.pt", "epochs.pt")}
-        data = hlav.load_sequences(idx_folder, 100, 100, 100)
+        data = rnn.load_sequences(idx_folder, 100, 100, 100)
         run = {"configuration": "Orthogonal_GainA_adj_RegB", "label": "x", "variant": "listing", "gain": 1.1,
                "lam": 0.01}
-        h1 = hlav.train_one(run, data, 0, 2, 8, 50, 1e-3)
-        model = hlav_dense.build(3, 16, "linear", "orthogonal", 1.0, seed=0)
-        h3 = hlav_dense.train_curve(model, data, "sgd", 0.3, 2, 30, 3, seed=0, stop=lambda rows: len(rows) > 12)
+        h1 = rnn.train_one(run, data, 0, 2, 8, 50, 1e-3)
+        model = dense.build(3, 16, "linear", "orthogonal", 1.0, seed=0)
+        h3 = dense.train_curve(model, data, "sgd", 0.3, 2, 30, 3, seed=0, stop=lambda rows: len(rows) > 12)
         return metrics, weights, h1, h3
 
     reported = outputs("reported")
-    for module in (train, hlav, hlav_dense):
+    for module in (train, common, dense):
         monkeypatch.setattr(module, "Progress", Silent)
     silent = outputs("silent")
     assert reported[0] == silent[0]

@@ -4,7 +4,9 @@ with the schema, the report and the programs it runs."""
 
 from __future__ import annotations
 
+import argparse
 import re
+import shlex
 
 import pytest
 import yaml
@@ -13,7 +15,8 @@ from conftest import REPO, run_snakemake
 from orthojac import report
 from orthojac.workflow import PAPER_FIGURES
 from orthojac.figures import FIGURES
-from orthojac.workflow import SECTIONS, Pipeline, load_config, replace_sections_whole
+from orthojac.config import add_arguments
+from orthojac.workflow import SECTIONS, Pipeline, load_config, replace_sections_whole, values
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
@@ -59,13 +62,13 @@ def test_a_missing_config_file_is_named(tmp_path):
 def test_every_section_of_the_registry_is_a_config_section_with_its_keys_and_a_report_page():
     for name, section in SECTIONS.items():
         properties = SCHEMA["properties"][name]["properties"]
-        assert set(section.keys) <= set(properties), (name, set(section.keys) - set(properties))
+        assert set(section.flags) <= set(properties), (name, set(section.flags) - set(properties))
         assert section.page in report.SECTIONS
     # every key of a section is a flag or the workflow's (inputs, seeds per job, provenance)
     workflow_keys = {"description", "dataset", "seeds", "data", "text", "embeddings"}
     for name, section in SECTIONS.items():
         properties = set(SCHEMA["properties"][name]["properties"])
-        assert properties - set(section.keys) - workflow_keys == set(), name
+        assert properties - set(section.flags) - workflow_keys == set(), name
 
 
 def test_the_paper_figures_are_those_orthojac_figures_draws():
@@ -89,3 +92,18 @@ def test_section_flags_quote_values_and_name_the_lstm_member():
     assert f"--member {config['hlav_lstm']['embeddings_member']['value']}" in args
     config["hlav_linear"]["lr_scaling"] = {"value": "a b", "choice": "test"}
     assert "--lr-scaling 'a b'" in Pipeline(config).section_args("hlav_linear")
+
+
+@pytest.mark.parametrize("configfile", [None, "quick.yaml", "cpu.yaml", "verify.yaml"])
+def test_the_section_flags_parse_back_to_the_config_values(configfile):
+    """What a thesis job is given (Pipeline.section_args) is what its program reads: the flags
+    generated from the section's Settings parse to the config's values, key by key."""
+    config = validated(configfile)
+    for section in Pipeline(config).sections:
+        parser = argparse.ArgumentParser(exit_on_error=False)
+        add_arguments(parser, section.settings, defaults_in_help=False)
+        parsed = vars(parser.parse_args(shlex.split(Pipeline(config).section_args(section.name))))
+        for key in section.flags:
+            if key in config[section.name]:
+                got = parsed[key] if isinstance(parsed[key], list) else [parsed[key]]
+                assert got == values(config[section.name][key]), (section.name, key)

@@ -583,7 +583,7 @@ def judge_p7(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verd
 def judge_h_c6(runs, metrics, spectra, h4: pd.DataFrame | None = None) -> Verdict:
     """H4: at every (activation, weights, depth) with L/n ≤ H_C6_DEPTH_RATIO, the seed mean of the
     mean and of the variance of λ = σ²(J) within the finite-width fluctuation of the wide-limit
-    theory (orthojac.h4): H_C6_Z seed-to-seed standard deviations (one network's fluctuation,
+    theory (orthojac.thesis.theory): H_C6_Z seed-to-seed standard deviations (one network's fluctuation,
     measured) plus H_C6_REL·|theory|/√(n·seeds) (a finite-width offset the seeds share)."""
     tol = (f"|seed mean − theory| ≤ {H_C6_Z:g} × seed-to-seed sd + {H_C6_REL:g}·|theory|/√(width·seeds) + "
            f"{H_C6_FLOOR:g}·max(1, |theory|), for the "
@@ -842,7 +842,7 @@ def judge_h_c4(runs, metrics, spectra, hlav_lstm: pd.DataFrame | None = None) ->
 
 
 def h3_learning_times(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per H3 run (weights, depth, seed; orthojac.hlav_linear's table): `status` (reached,
+    """One row per H3 run (weights, depth, seed; orthojac.thesis.linear's table): `status` (reached,
     not reached, diverged), `steps` and `epochs` to the target (NaN unless reached), `target`."""
     keys = ["weights", "depth", "seed"]
     times = table[table["metric"] == "steps_to_target"][keys + ["value", "epoch", "target"]]
@@ -911,12 +911,12 @@ def ledger(runs: pd.DataFrame, metrics: pd.DataFrame, spectra: pd.DataFrame,
            h4: pd.DataFrame | None = None, hlav: pd.DataFrame | None = None,
            layers: pd.DataFrame | None = None, hlav_lstm: pd.DataFrame | None = None,
            hlav_linear: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per claim of CLAIMS, in order (columns: those of Verdict). `h4`: the theory table of orthojac.h4
-    (no training runs behind it), passed to the H-C6 judge only; `hlav`: the H1 table of
-    orthojac.hlav, passed to the H-C1..H-C3 judges; `layers`: the per-layer table of the spectrum
-    stage, passed to the P5 and P7 judges; `hlav_lstm`: the H2 table of orthojac.hlav_lstm, passed
-    to the H-C4 judge; `hlav_linear`: the H3 table of orthojac.hlav_linear, passed to the H-C5
-    judge."""
+    """One row per claim of CLAIMS, in order (columns: those of Verdict). `h4`: the theory table
+    of orthojac.thesis.theory (no training runs behind it), passed to the H-C6 judge only; `hlav`:
+    the H1 table of orthojac.thesis.rnn, passed to the H-C1..H-C3 judges; `layers`: the per-layer
+    table of the spectrum stage, passed to the P5 and P7 judges; `hlav_lstm`: the H2 table of
+    orthojac.thesis.lstm, passed to the H-C4 judge; `hlav_linear`: the H3 table of
+    orthojac.thesis.linear, passed to the H-C5 judge."""
     extra = {"H-C6": {"h4": h4}, "H-C1": {"hlav": hlav}, "H-C2": {"hlav": hlav}, "H-C3": {"hlav": hlav},
              "P5": {"layers": layers}, "P7": {"layers": layers}, "H-C4": {"hlav_lstm": hlav_lstm},
              "H-C5": {"hlav_linear": hlav_linear}}

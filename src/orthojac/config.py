@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 
 
-def _f(default, help: str, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
+def setting(default, help: str, choices=None, flag: str | None = None):
+    """A settings field: its default (a list: a fresh copy per instance; dataclasses.MISSING: a
+    required flag), help text and choices, and the flag when it is not `--name-with-dashes`."""
+    metadata = {"help": help, "choices": choices, "flag": flag}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+_f = setting
 
 
 @dataclass
@@ -58,22 +67,43 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One `--flag` per RunConfig field, with its help text and default."""
-    for f in dataclasses.fields(RunConfig):
-        kind = {"int": int, "float": float, "str": str}[f.type]
-        parser.add_argument(
-            "--" + f.name.replace("_", "-"),
-            dest=f.name,
-            type=kind,
-            default=f.default,
-            choices=f.metadata.get("choices"),
-            help=f"{f.metadata['help']} (default: {f.default})",
-        )
+_TYPES = {"int": int, "float": float, "str": str}
 
 
-def from_namespace(ns: argparse.Namespace) -> RunConfig:
-    return RunConfig(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(RunConfig)})
+def _kind(annotation) -> tuple[type, bool]:
+    """(element type, is a list) of a field's annotation (`int`, `list[float]`, or its string)."""
+    if not isinstance(annotation, str):
+        annotation = getattr(annotation, "__name__", None) if typing.get_origin(annotation) is None \
+            else f"list[{typing.get_args(annotation)[0].__name__}]"
+    if annotation.startswith("list[") and annotation.endswith("]"):
+        return _TYPES[annotation[len("list["):-1]], True
+    return _TYPES[annotation], False
+
+
+def add_arguments(parser: argparse.ArgumentParser, settings=RunConfig, defaults_in_help: bool = True) -> None:
+    """One `--flag` per field of the dataclass `settings` (RunConfig, or a thesis section's
+    Settings), with its type, default, choices and help text; a list field takes one or more
+    values (nargs="+"), a field without a default is a required flag. `defaults_in_help`: append
+    "(default: …)" to each help text."""
+    for f in dataclasses.fields(settings):
+        kind, many = _kind(f.type)
+        options = {"dest": f.name, "type": kind, "choices": f.metadata.get("choices"), "help": f.metadata["help"]}
+        if many:
+            options["nargs"] = "+"
+        if f.default is not dataclasses.MISSING:
+            options["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            options["default"] = f.default_factory()
+        else:
+            options["required"] = True
+        if defaults_in_help and "default" in options:
+            options["help"] += f" (default: {options['default']})"
+        parser.add_argument(f.metadata.get("flag") or "--" + f.name.replace("_", "-"), **options)
+
+
+def from_namespace(ns: argparse.Namespace, settings=RunConfig):
+    """The `settings` dataclass (default RunConfig) of parsed arguments."""
+    return settings(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(settings)})
 
 
 def field_names() -> list[str]:

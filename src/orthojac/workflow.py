@@ -16,25 +16,25 @@ Two kinds of jobs:
 from __future__ import annotations
 
 import copy
+import importlib
 import itertools
 import json
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
 
 from .config import RunConfig
+from .data import IDX_FILES
 
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte")
 # What the paper's stages write: orthojac.tables' tables, orthojac.figures' figures.
 PAPER_TABLES = ("runs", "metrics", "spectra", "layers", "init_study")
 PAPER_FIGURES = {"accuracy": "Training", "loss": "Training", "accuracy_vs_depth": "Training",
                  "singular_values": "Jacobian spectra", "layer_defect": "Jacobian spectra",
                  "grad_norm": "Gradients", "init_study": "Training"}  # figure → report subcategory
-STAND_IN = "results/data/hlav_lstm_stand_in"
+STAND_IN_DIR = "results/data/hlav_lstm_stand_in"  # H2's generated stand-in data
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,12 @@ class Section:
     """A thesis section of the config: a program of its own, not `orthojac.train` runs.
 
     name: the config's top-level key. label: the thesis' experiment (H1…H5). module: run as
-    `python -m <module>`. keys: the config keys passed to it as `--flags`.
+    `python -m <module>`; its `Settings` dataclass names the config keys passed to it as flags.
     inputs: what a job reads ("idx": the IDX files of the section's `dataset`; "receipts": H2's
-    two downloads; "": nothing). folder: per-seed CSVs go to results/hlav/<folder>/ (""
-    for a section of one job, H4). figures: the figures its table is drawn as. page: the report
-    page (a key of orthojac.report.SECTIONS). gpu: whether its jobs take the `gpu` resource."""
+    two downloads; "": nothing). folder: per-seed CSVs go to results/hlav/<folder>/ ("" for a
+    section of one job, H4). figures: the figures (results/figures/<name>.png) orthojac.thesis.figures
+    draws from its table. page: the report page (a key of orthojac.report.SECTIONS). gpu: whether
+    its jobs take the `gpu` resource."""
 
     name: str
     label: str
@@ -55,26 +56,27 @@ class Section:
     folder: str
     figures: tuple[str, ...]
     page: str
-    keys: tuple[str, ...]
     gpu: bool = False
 
+    @property
+    def settings(self) -> type:
+        """The module's `Settings` dataclass (imported when first asked for: the module imports torch)."""
+        return importlib.import_module(self.module).Settings
 
-_H1 = ("hidden", "batch_size", "train_size", "val_size", "test_size", "epochs", "lr", "gain", "lambdas", "variants")
+    @property
+    def flags(self) -> dict[str, str]:
+        """{config key: its flag} for every field of the section's `Settings`."""
+        return {f.name: f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in fields(self.settings)}
+
+
 SECTIONS = {s.name: s for s in (
-    Section("h4", "H4", "orthojac.h4", "", "", ("h4_spectra",), "theory",
-            ("activations", "weights", "width", "depths", "seeds", "q_star")),
-    Section("hlav_rnn", "H1", "orthojac.hlav", "idx", "rnn", ("hlav_spectrum", "hlav_accuracy"), "hlav", _H1),
-    Section("hlav_lstm", "H2", "orthojac.hlav_lstm", "receipts", "lstm", ("hlav_lstm_spectrum", "hlav_lstm_accuracy"),
-            "hlav", ("seq_len", *_H1[:5], "corpus_seed", *_H1[5:], "embeddings_member")),
-    Section("hlav_linear", "H3", "orthojac.hlav_linear", "idx", "linear", ("hlav_linear",), "hlav",
-            ("depths", "width", "weights", "sigma_w2", "optimizer", "lr", "lr_scaling", "target", "epochs",
-             "batch_size", "eval_every", "train_size", "val_size"), gpu=True),
-    Section("hlav_deep", "H5", "orthojac.hlav_deep", "idx", "deep", ("hlav_deep",), "hlav",
-            ("networks", "weights", "depth", "width", "optimizer", "lr", "epochs", "batch_size", "train_size",
-             "val_size", "test_size"), gpu=True),
+    Section("h4", "H4", "orthojac.thesis.theory", "", "", ("h4_spectra",), "theory"),
+    Section("hlav_rnn", "H1", "orthojac.thesis.rnn", "idx", "rnn", ("hlav_spectrum", "hlav_accuracy"), "hlav"),
+    Section("hlav_lstm", "H2", "orthojac.thesis.lstm", "receipts", "lstm",
+            ("hlav_lstm_spectrum", "hlav_lstm_accuracy"), "hlav"),
+    Section("hlav_linear", "H3", "orthojac.thesis.linear", "idx", "linear", ("hlav_linear",), "hlav", gpu=True),
+    Section("hlav_deep", "H5", "orthojac.thesis.deep", "idx", "deep", ("hlav_deep",), "hlav", gpu=True),
 )}
-FLAG = {"embeddings_member": "member"}  # config key → flag, where not the key with '-' for '_'
-FIGURE_SECTION = {figure: s.name for s in SECTIONS.values() for figure in s.figures}
 
 
 # -- the config files ----------------------------------------------------------------------
@@ -171,7 +173,7 @@ def epoch_of(checkpoint: str) -> int | None:
 
 def _flags(pairs) -> str:
     """`--flag v1 v2 …` for each (flag, values); values shell-quoted."""
-    return " ".join(f"--{flag} " + " ".join(shlex.quote(str(v)) for v in vals) for flag, vals in pairs)
+    return " ".join(f"{flag} " + " ".join(shlex.quote(str(v)) for v in vals) for flag, vals in pairs)
 
 
 class Pipeline:
@@ -278,10 +280,9 @@ class Pipeline:
         return ""
 
     def section_args(self, section: str) -> str:
-        """The section's settings as `--flag value…` of its program (flag: the key, '-' for '_')."""
+        """The section's settings as `--flag value…` of its program: each key of its `Settings`."""
         cfg = self.config[section]
-        return _flags((FLAG.get(key, key.replace("_", "-")), values(cfg[key]))
-                      for key in SECTIONS[section].keys if key in cfg)
+        return _flags((flag, values(cfg[key])) for key, flag in SECTIONS[section].flags.items() if key in cfg)
 
     def seeds(self, section: str) -> list[int]:
         return values(self.config[section]["seeds"])
@@ -301,7 +302,7 @@ class Pipeline:
         stand-in when `hlav_lstm.data` is `generated`. Checks that the downloads are configured."""
         h2 = self.config["hlav_lstm"]
         if h2["data"]["value"] == "generated":
-            return {p: f"{STAND_IN}/{p}/status.json" for p in ("text", "embeddings")}
+            return {p: f"{STAND_IN_DIR}/{p}/status.json" for p in ("text", "embeddings")}
         out = {}
         for part in ("text", "embeddings"):
             key = h2[part]["value"]

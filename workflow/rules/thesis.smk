@@ -81,8 +81,8 @@ rule fetch_download:
 
 rule hlav_lstm_stand_in:
     output:
-        text=f"{STAND_IN}/text/status.json",
-        embeddings=f"{STAND_IN}/embeddings/status.json",
+        text=f"{STAND_IN_DIR}/text/status.json",
+        embeddings=f"{STAND_IN_DIR}/embeddings/status.json",
     log:
         "results/logs/hlav_lstm_stand_in.log",
     conda:
@@ -91,88 +91,35 @@ rule hlav_lstm_stand_in:
         out_dir=lambda wildcards, output: Path(output.text).parent.parent,
         sentences=PIPELINE.stand_in_sentences(),
     shell:
-        "python -m orthojac.sentiment stand-in --out-dir {params.out_dir}"
+        "python -m orthojac.thesis.sentiment stand-in --out-dir {params.out_dir}"
         " --sentences {params.sentences} 2> {log}"
 
 
-rule hlav_figure:
-    input:
-        "results/tables/hlav_rnn.csv",
-    output:
-        spectrum=report(
-            "results/figures/hlav_spectrum.png",
-            category="Figures",
-            labels={"figure": "hlav_spectrum"},
-        ),
-        accuracy=report(
-            "results/figures/hlav_accuracy.png",
-            category="Figures",
-            labels={"figure": "hlav_accuracy"},
-        ),
-    log:
-        "results/logs/hlav_figure.log",
-    conda:
-        "../../envs/report.yaml"
-    shell:
-        "python -m orthojac.hlav_figure --table {input} --spectrum {output.spectrum}"
-        " --accuracy {output.accuracy} 2> {log}"
+# Each section's figures, drawn from its table (orthojac.thesis.figures; one rule per section of
+# the registry, since the sections draw different numbers of figures).
+for _section in SECTIONS.values():
 
-
-rule hlav_lstm_figure:
-    input:
-        "results/tables/hlav_lstm.csv",
-    output:
-        spectrum=report(
-            "results/figures/hlav_lstm_spectrum.png",
-            category="Figures",
-            labels={"figure": "hlav_lstm_spectrum"},
-        ),
-        accuracy=report(
-            "results/figures/hlav_lstm_accuracy.png",
-            category="Figures",
-            labels={"figure": "hlav_lstm_accuracy"},
-        ),
-    log:
-        "results/logs/hlav_lstm_figure.log",
-    conda:
-        "../../envs/report.yaml"
-    shell:
-        "python -m orthojac.hlav_lstm_figure --table {input} --spectrum {output.spectrum}"
-        " --accuracy {output.accuracy} 2> {log}"
-
-
-rule hlav_depth_figure:
-    input:
-        "results/tables/{section}.csv",
-    output:
-        report(
-            "results/figures/{section}.png",
-            category="Figures",
-            labels={"figure": "{section}"},
-        ),
-    log:
-        "results/logs/hlav_depth_figure/{section}.log",
-    wildcard_constraints:
-        section="hlav_linear|hlav_deep",
-    conda:
-        "../../envs/report.yaml"
-    shell:
-        "python -m orthojac.hlav_depth_figure {wildcards.section} --table {input}"
-        " --out {output} 2> {log}"
-
-
-rule h4_figure:
-    input:
-        "results/tables/h4.csv",
-    output:
-        report(
-            "results/figures/h4_spectra.png",
-            category="Figures",
-            labels={"figure": "h4_spectra"},
-        ),
-    log:
-        "results/logs/h4_figure.log",
-    conda:
-        "../../envs/report.yaml"
-    shell:
-        "python -m orthojac.h4_figure --table {input} --out {output} 2> {log}"
+    rule:
+        name:
+            f"{_section.name}_figures"
+        input:
+            f"results/tables/{_section.name}.csv",
+        output:
+            [
+                report(
+                    f"results/figures/{figure}.png",
+                    category="Figures",
+                    labels={"figure": figure},
+                )
+                for figure in _section.figures
+            ],
+        log:
+            f"results/logs/thesis_figures/{_section.name}.log",
+        conda:
+            "../../envs/report.yaml"
+        params:
+            section=_section.name,
+            out_dir=lambda wildcards, output: Path(output[0]).parent,
+        shell:
+            "python -m orthojac.thesis.figures {params.section} --table {input}"
+            " --out-dir {params.out_dir} 2> {log}"

@@ -1,16 +1,16 @@
 """H5 (Hlav §3, Fig. 3, after Pennington et al. 2017): deep dense tanh and ReLU networks, depth
 200, width 400, orthogonal vs Gaussian weights; the test accuracy during training.
 
-    python -m orthojac.hlav_deep train --data results/data/fashion_mnist --seed 0 \
+    python -m orthojac.thesis.deep train --data results/data/fashion_mnist --seed 0 \
         --networks tanh:1.05 tanh:2 relu:2 --depth 200 --width 400 --out results/hlav/deep/seed=0.csv
-    python -m orthojac.hlav_deep collect results/hlav/deep/seed=*.csv --out results/tables/hlav_deep.csv
+    python -m orthojac.thesis.deep collect results/hlav/deep/seed=*.csv --out results/tables/hlav_deep.csv
 
 Hlav Fig. 3 (caption): "networks of depth 200 and width 400 trained on CIFAR-10 with 4 different
 optimizer. Blue is tanh with σ_w² = 1.05, red is tanh with σ_w² = 2, and black is ReLU with
 σ_w² = 2. The solid lines represent orthogonal initialization and dashed lines are Gaussian".
 Hlav §3 reads it as: orthogonal is "consistently better than Gaussian initialization" and "ReLU
 networks are much slower". orthojac trains on Fashion-MNIST (or MNIST), not CIFAR-10, with one
-optimizer a run (the thesis does not name its four). Network: orthojac.hlav_dense.DenseNet, a
+optimizer a run (the thesis does not name its four). Network: orthojac.thesis.dense.DenseNet, a
 network `activation:σ_w²` with hidden weights of variance σ_w²/fan_in (Gaussian) or σ_w · Haar
 (orthogonal), biases 0. Per epoch (epoch 0: at initialisation): training loss, validation and
 test accuracy and loss; a non-finite loss is recorded as `diverged` (the step).
@@ -21,18 +21,38 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .checkpoint import write_csv_atomic
-from .hlav import load_sequences, run_command
-from .hlav_dense import ACTIVATIONS, OPTIMIZERS, WEIGHTS, build, train_curve
-from .progress import Progress
-from .train import select_device
+from ..config import setting
+from ..files import write_csv_atomic
+from ..progress import Progress
+from ..train import select_device
+from .common import add_settings, load_sequences, run_command
+from .dense import ACTIVATIONS, OPTIMIZERS, WEIGHTS, build, train_curve
 
 COLUMNS = ["network", "activation", "sigma_w2", "weights", "depth", "width", "optimizer", "lr", "seed",
            "step", "epoch", "metric", "value"]
+
+
+@dataclass
+class Settings:
+    """The `hlav_deep:` config section's settings, one `train` flag each."""
+
+    networks: list[str] = setting(["tanh:1.05", "tanh:2", "relu:2"],
+                                  "activation:σ_w² of each network (Hlav Fig. 3: tanh:1.05 tanh:2 relu:2)")
+    weights: list[str] = setting(list(WEIGHTS), "initialisations", choices=WEIGHTS)
+    depth: int = setting(200, "hidden layers L")
+    width: int = setting(400, "width n of every hidden layer")
+    optimizer: str = setting("sgd", "optimizer (momentum: SGD, 0.9)", choices=sorted(OPTIMIZERS))
+    lr: float = setting(1e-3, "learning rate")
+    epochs: int = setting(10, "training epochs")
+    batch_size: int = setting(128, "mini-batch size")
+    train_size: int = setting(0, "training images (0: all but validation)")
+    val_size: int = setting(10000, "validation images (the last of the training split)")
+    test_size: int = setting(0, "test images (0: all)")
 
 
 def parse_network(text: str) -> tuple[str, float]:
@@ -88,18 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     tr = sub.add_parser("train", help="train every (network, weights) for one seed; write a tidy CSV")
     tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
     tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
-    tr.add_argument("--networks", nargs="+", default=["tanh:1.05", "tanh:2", "relu:2"],
-                    help="activation:σ_w² of each network (Hlav Fig. 3: tanh:1.05 tanh:2 relu:2)")
-    tr.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS), help="initialisations")
-    tr.add_argument("--depth", type=int, default=200, help="hidden layers L")
-    tr.add_argument("--width", type=int, default=400, help="width n of every hidden layer")
-    tr.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="optimizer (momentum: SGD, 0.9)")
-    tr.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    tr.add_argument("--epochs", type=int, default=10, help="training epochs")
-    tr.add_argument("--batch-size", type=int, default=128, help="mini-batch size")
-    tr.add_argument("--train-size", type=int, default=0, help="training images (0: all but validation)")
-    tr.add_argument("--val-size", type=int, default=10000, help="validation images (the last of the training split)")
-    tr.add_argument("--test-size", type=int, default=0, help="test images (0: all)")
+    add_settings(tr, Settings)
     tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     tr.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
     tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")

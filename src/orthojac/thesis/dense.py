@@ -25,9 +25,9 @@ import math
 import torch
 from torch import nn
 
-from .hlav import accuracy
-from .orthogonal import random_weight
-from .progress import Progress
+from ..orthogonal import random_weight
+from ..progress import Progress
+from .common import accuracy, batches, descend
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 WEIGHTS = ("orthogonal", "gaussian")
@@ -129,18 +129,14 @@ def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs:
         return ended(0)
     step, total, count = 0, 0.0, 0
     for epoch in range(epochs):
-        perm = torch.randperm(len(x), generator=order)
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size].to(device)
+        for idx in batches(len(x), batch_size, order):
+            idx = idx.to(device)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             step += 1
-            if not torch.isfinite(loss):
+            if not descend(opt, loss):
                 record(step, {"diverged": float(step)})
                 progress.diverged(step, "the training loss is not finite")
                 return rows
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
             value = loss.item()
             total, count = total + value, count + 1
             progress.step(value, len(idx))

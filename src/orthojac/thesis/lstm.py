@@ -1,13 +1,13 @@
 """H2 (Hlav §5, Figs. 9–10): a many-to-one LSTM sentiment classifier on GloVe vectors.
 
-    python -m orthojac.hlav_lstm train --text results/data/sentence_polarity/status.json \
+    python -m orthojac.thesis.lstm train --text results/data/sentence_polarity/status.json \
         --embeddings results/data/glove_6b/status.json --seed 0 --out results/hlav/lstm/seed=0.csv
-    python -m orthojac.hlav_lstm collect results/hlav/lstm/seed=*.csv --out results/tables/hlav_lstm.csv
+    python -m orthojac.thesis.lstm collect results/hlav/lstm/seed=*.csv --out results/tables/hlav_lstm.csv
 
 Stated (Hlav §5): GloVe 300-d vectors of every token, sequences padded to length 50, a many-to-one
 LSTM with hidden size 128, binary cross-entropy, batch 128, tensors (4264 | 533 | 533, 50, 300),
-the same five configurations as H1 (orthojac.hlav: CONFIGURATIONS, `runs`, both regulariser forms).
-The data (orthojac.sentiment) and everything below are `choice`.
+the same five configurations as H1 (orthojac.thesis.rnn: CONFIGURATIONS, `runs`, both regulariser forms).
+The data (orthojac.thesis.sentiment) and everything below are `choice`.
 
 Model: h_t, c_t = LSTM(x_t, h_{t−1}, c_{t−1}) with gates i, f, g, o = σ/tanh(W_ih x_t + W_hh h_{t−1}
 + b); a linear read-out of h_50 gives the logit; the GloVe vectors are fixed inputs (the thesis
@@ -38,21 +38,43 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import sentiment
-from .checkpoint import write_csv_atomic
-from .data import DataError
-from .hlav import COLUMNS as H1_COLUMNS
-from .hlav import CONFIGURATIONS, VARIANTS, _glorot_uniform_, fit, run_command, runs
-from .orthogonal import orthogonal_matrix
-from .regularisers import dense_defect, listing_defect
+from ..config import setting
+from ..files import DataError, write_csv_atomic
+from ..orthogonal import orthogonal_matrix
+from ..regularisers import dense_defect, listing_defect
+from . import STAND_IN, TRAINED, UNAVAILABLE, sentiment
+from .common import add_settings, fit, glorot_uniform_, run_command
+from .rnn import COLUMNS as H1_COLUMNS
+from .rnn import CONFIGURATIONS, VARIANTS, runs
 
 COLUMNS = H1_COLUMNS + ["status", "note"]
-TRAINED, STAND_IN, UNAVAILABLE = "trained", "generated stand-in", "data unavailable"
+
+
+@dataclass
+class Settings:
+    """The `hlav_lstm:` config section's settings, one `train` flag each."""
+
+    seq_len: int = setting(50, "tokens a sentence (padded/truncated at the front)")
+    hidden: int = setting(128, "hidden units of the LSTM")
+    batch_size: int = setting(128, "mini-batch size")
+    train_size: int = setting(4264, "training sentences")
+    val_size: int = setting(533, "validation sentences")
+    test_size: int = setting(533, "test sentences")
+    corpus_seed: int = setting(0, "seed of the choice and split of the sentences")
+    epochs: int = setting(20, "training epochs")
+    lr: float = setting(1e-3, "Adam learning rate")
+    gain: float = setting(1.1, "gain A of the GainA configurations")
+    lambdas: list[float] = setting([0.001, 0.01], "penalties λ = B")
+    variants: list[str] = setting(sorted(VARIANTS), "regulariser forms: eq11 (‖WᵀW/g² − I‖²_F) and/or listing "
+                                  "(mean((WWᵀ/g² − 1)²))", choices=sorted(VARIANTS))
+    embeddings_member: str = setting(sentiment.EMBEDDINGS_MEMBER, "the GloVe text file inside the zip",
+                                     flag="--member")
 
 
 class SentimentLSTM(nn.Module):
@@ -81,14 +103,14 @@ def build(configuration: str, gain: float, table: torch.Tensor, hidden: int, see
     gen = torch.Generator().manual_seed(seed)
     model = SentimentLSTM(table, hidden)
     with torch.no_grad():
-        _glorot_uniform_(model.lstm.weight_ih_l0, gen)
+        glorot_uniform_(model.lstm.weight_ih_l0, gen)
         model.lstm.bias_ih_l0.zero_()
         model.lstm.bias_ih_l0[hidden:2 * hidden] = 1.0  # forget gate (torch's gate order i, f, g, o)
         model.lstm.bias_hh_l0.zero_()
-        _glorot_uniform_(model.readout.weight, gen)
+        glorot_uniform_(model.readout.weight, gen)
         model.readout.bias.zero_()
         if configuration == "NoOrthogonal":
-            _glorot_uniform_(model.recurrent, gen)
+            glorot_uniform_(model.recurrent, gen)
         else:
             g = 1.0 if configuration == "Orthogonal_NoReg" else gain
             model.recurrent.copy_(g * orthogonal_matrix(4 * hidden, hidden, "haar", gen).float())
@@ -117,7 +139,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
 def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_size: int, lr: float,
               status: str = TRAINED) -> list[dict]:
     """Train one configuration with Adam on binary cross-entropy; its per-epoch tidy rows
-    (orthojac.hlav.fit: a non-finite objective stops it with metric `diverged` = the epoch)."""
+    (orthojac.thesis.common.fit: a non-finite objective stops it with metric `diverged` = the epoch)."""
     torch.manual_seed(seed)
     model = build(run["configuration"], run["gain"], data["table"], hidden, seed)
     return fit(model, run, data, seed, epochs, batch_size, lr, nn.functional.binary_cross_entropy_with_logits,
@@ -150,7 +172,7 @@ def _train_main(args: argparse.Namespace) -> None:
             write_csv_atomic(args.out, [r | {"dataset": dataset} for r in unavailable_rows(receipts, args.seed)],
                              COLUMNS)
             return
-        data = sentiment.load(receipts[0]["path"], receipts[1]["path"], args.member, args.seq_len,
+        data = sentiment.load(receipts[0]["path"], receipts[1]["path"], args.embeddings_member, args.seq_len,
                               (args.train_size, args.val_size, args.test_size), args.corpus_seed)
     except DataError as err:
         raise SystemExit(f"orthojac-hlav-lstm: {err}") from err
@@ -171,21 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     tr = sub.add_parser("train", help="train every configuration for one seed; write a tidy CSV")
     tr.add_argument("--text", type=Path, required=True, help="receipt (status.json) of the sentence archive")
     tr.add_argument("--embeddings", type=Path, required=True, help="receipt (status.json) of the GloVe zip")
-    tr.add_argument("--member", default=sentiment.EMBEDDINGS_MEMBER, help="the GloVe text file inside the zip")
     tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
-    tr.add_argument("--corpus-seed", type=int, default=0, help="seed of the choice and split of the sentences")
-    tr.add_argument("--epochs", type=int, default=20, help="training epochs")
-    tr.add_argument("--hidden", type=int, default=128, help="hidden units of the LSTM")
-    tr.add_argument("--seq-len", type=int, default=50, help="tokens a sentence (padded/truncated at the front)")
-    tr.add_argument("--batch-size", type=int, default=128, help="mini-batch size")
-    tr.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    tr.add_argument("--gain", type=float, default=1.1, help="gain A of the GainA configurations")
-    tr.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.01], help="penalties λ = B")
-    tr.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS),
-                    help="regulariser forms: eq11 (‖WᵀW/g² − I‖²_F) and/or listing (mean((WWᵀ/g² − 1)²))")
-    tr.add_argument("--train-size", type=int, default=4264, help="training sentences")
-    tr.add_argument("--val-size", type=int, default=533, help="validation sentences")
-    tr.add_argument("--test-size", type=int, default=533, help="test sentences")
+    add_settings(tr, Settings)
     tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
     run_command(parser, sub, argv, _train_main, COLUMNS)

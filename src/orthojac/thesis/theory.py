@@ -1,7 +1,7 @@
 """H4 (Hlav §3, after Pennington, Schoenholz & Ganguli 2017): Jacobian spectra of dense networks
 at initialisation, against free-probability theory. Nothing is trained.
 
-    python -m orthojac.h4 --activations relu tanh hardtanh --depths 2 8 32 128 200 \
+    python -m orthojac.thesis.theory --activations relu tanh hardtanh --depths 2 8 32 128 200 \
         --width 400 --seeds 0 1 2 --q-star 0.015625 --out results/tables/h4.csv
 
 Network: h_ℓ = W_ℓ x_{ℓ−1} + b_ℓ, x_ℓ = φ(h_ℓ), ℓ = 1 … L, width n, with W_ℓ Gaussian
@@ -25,22 +25,38 @@ Hlav §3 (from Pennington et al. 2017) at χ = 1: e L / p + O(1) (Gaussian, O(1)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import write_csv_atomic
-from .orthogonal import random_weight
-from .progress import Progress
+from ..config import setting
+from ..files import write_csv_atomic
+from ..orthogonal import random_weight
+from ..progress import Progress
+from .common import add_settings
 
 ACTIVATIONS = ("relu", "tanh", "hardtanh")
 WEIGHTS = ("gaussian", "orthogonal")
 S1 = {"gaussian": -1.0, "orthogonal": 0.0}  # first coefficient of the S-transform of WWᵀ
 COLUMNS = ["activation", "weights", "width", "depth", "seed", "sigma_w2", "sigma_b2", "q_star",
            "metric", "empirical", "theory"]
+
+
+@dataclass(kw_only=True)
+class Settings:
+    """The `h4:` config section's settings, one flag each (H4 has no subcommands)."""
+
+    activations: list[str] = setting(list(ACTIVATIONS), "activations φ", choices=ACTIVATIONS)
+    weights: list[str] = setting(list(WEIGHTS), "weight distributions", choices=WEIGHTS)
+    width: int = setting(400, "width n of every layer")
+    depths: list[int] = setting(dataclasses.MISSING, "depths L to record")
+    seeds: list[int] = setting([0], "one random network per seed")
+    q_star: float = setting(1 / 64, "pre-activation variance q* at which tanh/hard-tanh are made critical")
 
 _Z, _W = np.polynomial.hermite_e.hermegauss(201)
 _W = _W / _W.sum()  # Gauss–Hermite rule for E over z ~ N(0, 1)
@@ -138,15 +154,7 @@ def h4_table(activations, weights, width: int, depths: list[int], seeds: list[in
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac-h4", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--activations", nargs="+", choices=ACTIVATIONS, default=list(ACTIVATIONS),
-                        help="activations φ")
-    parser.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS),
-                        help="weight distributions")
-    parser.add_argument("--width", type=int, default=400, help="width n of every layer")
-    parser.add_argument("--depths", type=int, nargs="+", required=True, help="depths L to record")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one random network per seed")
-    parser.add_argument("--q-star", type=float, default=1 / 64,
-                        help="pre-activation variance q* at which tanh/hard-tanh are made critical")
+    add_settings(parser, Settings)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     parser.add_argument("--out", type=Path, required=True, help="tidy CSV of empirical and theoretical moments")
     args = parser.parse_args(argv)

@@ -1,13 +1,13 @@
 """H3 (Hlav §3, Fig. 2, after Saxe et al. 2013): the time a deep linear network needs to reach a
 fixed accuracy, against depth, for orthogonal and Gaussian weights.
 
-    python -m orthojac.hlav_linear train --data results/data/fashion_mnist --seed 0 \
+    python -m orthojac.thesis.linear train --data results/data/fashion_mnist --seed 0 \
         --depths 2 4 8 16 32 64 128 --width 128 --target 0.8 --out results/hlav/linear/seed=0.csv
-    python -m orthojac.hlav_linear collect results/hlav/linear/seed=*.csv --out results/tables/hlav_linear.csv
+    python -m orthojac.thesis.linear collect results/hlav/linear/seed=*.csv --out results/tables/hlav_linear.csv
 
 Hlav §3: "For a deep linear network, they obtain a training time (number of epochs required to
 achieve a certain degree of accuracy) that is independent of depth, unlike Gaussian initialization
-that scales linearly with depth." Network: orthojac.hlav_dense.DenseNet with φ(x) = x (L hidden
+that scales linearly with depth." Network: orthojac.thesis.dense.DenseNet with φ(x) = x (L hidden
 layers of width n, linear read-out), σ_w² = 1 (Hlav §3: the linear network's critical point),
 biases 0, SGD (docs/replication.md §3) with learning rate η_L = η / L (`inverse_depth`: each of the L layers adds one
 gradient step to the end-to-end map, so η / L keeps its step size independent of depth; orthojac's
@@ -23,20 +23,41 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from .checkpoint import write_csv_atomic
-from .hlav import load_sequences, run_command
-from .hlav_dense import OPTIMIZERS, WEIGHTS, build, train_curve
-from .progress import Progress
-from .train import select_device
+from ..config import setting
+from ..files import write_csv_atomic
+from ..progress import Progress
+from ..train import select_device
+from .common import add_settings, load_sequences, run_command
+from .dense import OPTIMIZERS, WEIGHTS, build, train_curve
 
 COLUMNS = ["weights", "depth", "width", "seed", "lr", "target", "step", "epoch", "metric", "value"]
 REACHED, NOT_REACHED, DIVERGED = "reached", "not reached", "diverged"
 LR_SCALINGS = ("inverse_depth", "constant")
+
+
+@dataclass
+class Settings:
+    """The `hlav_linear:` config section's settings, one `train` flag each."""
+
+    depths: list[int] = setting([2, 4, 8, 16, 32, 64, 128], "hidden layers L")
+    weights: list[str] = setting(list(WEIGHTS), "initialisations", choices=WEIGHTS)
+    width: int = setting(128, "width n of every hidden layer")
+    sigma_w2: float = setting(1.0, "σ_w² of the hidden weights (Hlav §3: 1)")
+    optimizer: str = setting("sgd", "optimizer (momentum: SGD, 0.9)", choices=sorted(OPTIMIZERS))
+    epochs: int = setting(10, "most epochs a run may take to reach the target")
+    batch_size: int = setting(128, "mini-batch size")
+    lr: float = setting(1.0, "SGD learning rate η (scaled by --lr-scaling)")
+    lr_scaling: str = setting("inverse_depth", "inverse_depth: η_L = η / L; constant: η_L = η", choices=LR_SCALINGS)
+    target: float = setting(0.8, "validation accuracy that ends a run")
+    eval_every: int = setting(50, "steps between validation evaluations")
+    train_size: int = setting(0, "training images (0: all but validation)")
+    val_size: int = setting(10000, "validation images (the last of the training split)")
 
 
 def time_to_accuracy(curve: pd.DataFrame, target: float) -> tuple[str, float]:
@@ -107,20 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     tr = sub.add_parser("train", help="train every (weights, depth) for one seed; write a tidy CSV")
     tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
     tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
-    tr.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64, 128], help="hidden layers L")
-    tr.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS), help="initialisations")
-    tr.add_argument("--width", type=int, default=128, help="width n of every hidden layer")
-    tr.add_argument("--sigma-w2", type=float, default=1.0, help="σ_w² of the hidden weights (Hlav §3: 1)")
-    tr.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="optimizer (momentum: SGD, 0.9)")
-    tr.add_argument("--epochs", type=int, default=10, help="most epochs a run may take to reach the target")
-    tr.add_argument("--batch-size", type=int, default=128, help="mini-batch size")
-    tr.add_argument("--lr", type=float, default=1.0, help="SGD learning rate η (scaled by --lr-scaling)")
-    tr.add_argument("--lr-scaling", choices=LR_SCALINGS, default="inverse_depth",
-                    help="inverse_depth: η_L = η / L; constant: η_L = η")
-    tr.add_argument("--target", type=float, default=0.8, help="validation accuracy that ends a run")
-    tr.add_argument("--eval-every", type=int, default=50, help="steps between validation evaluations")
-    tr.add_argument("--train-size", type=int, default=0, help="training images (0: all but validation)")
-    tr.add_argument("--val-size", type=int, default=10000, help="validation images (the last of the training split)")
+    add_settings(tr, Settings)
     tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     tr.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
     tr.add_argument("--out", type=Path, required=True, help="tidy CSV of curves and times to accuracy")

@@ -15,7 +15,7 @@ sequences are padded with zero vectors, or truncated, at the front to `seq_len` 
 `pad_sequences`: padding and truncating "pre"). Index 0 of the embedding table is that zero
 vector.
 
-    python -m orthojac.sentiment stand-in --out-dir results/data/hlav_lstm_stand_in
+    python -m orthojac.thesis.sentiment stand-in --out-dir results/data/hlav_lstm_stand_in
 writes a generated corpus and embedding file in these formats (not the thesis data), each with a
 receipt `status.json` whose status is "generated": for the tests and the quick run.
 """
@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_bytes, write_text_atomic
-from .data import DataError
+from ..files import DataError, atomic_write_bytes, write_text_atomic
 
 TEXT_FILE = "rt-polaritydata.tar.gz"
 TEXT_MEMBERS = {"rt-polaritydata/rt-polarity.pos": 1, "rt-polaritydata/rt-polarity.neg": 0}
@@ -175,7 +174,7 @@ def write_stand_in(out_dir: Path, sentences: int = 1000, dim: int = 300, seed: i
         atomic_write_bytes(out_dir / sub / name, blob)
         digests[name] = hashlib.sha256(blob).hexdigest()
         receipt = {"status": "generated", "file": name, "size": len(blob), "sha256": digests[name],
-                   "source": f"orthojac.sentiment stand-in (seed {seed}): generated, not the thesis data"}
+                   "source": f"orthojac.thesis.sentiment stand-in (seed {seed}): generated, not the thesis data"}
         write_text_atomic(out_dir / sub / "status.json", json.dumps(receipt, indent=1) + "\n")
     return digests
 

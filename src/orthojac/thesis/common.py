@@ -1,0 +1,151 @@
+"""What the thesis sections share: the IDX images as tensors, accuracy, Keras' Glorot-uniform
+initialisation, the training loop of H1 and H2 (`fit`) and what it shares with that of H3 and H5
+(orthojac.thesis.dense.train_curve): the mini-batch order (`batches`) and the guarded optimiser
+step (`descend`); the `collect` subcommand, and the `train` flags of a section's settings.
+
+Each section module (rnn, lstm, linear, deep, theory) declares its config section's settings as a
+dataclass `Settings` (field names: the config keys; default, help and choices in the fields'
+metadata); `add_settings` turns it into the `train` parser's flags (orthojac.config.add_arguments,
+which does the same for RunConfig).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..config import add_arguments
+from ..data import load_split
+from ..files import write_csv_atomic
+from ..progress import Progress
+
+
+def add_settings(parser: argparse.ArgumentParser, settings) -> None:
+    """One flag per field of the section's `settings` dataclass, its help text as written."""
+    add_arguments(parser, settings, defaults_in_help=False)
+
+
+def glorot_uniform_(w: torch.Tensor, gen: torch.Generator) -> None:
+    """U(−a, a), a = √(6 / (fan_in + fan_out)) (Keras' glorot_uniform)."""
+    a = math.sqrt(6.0 / sum(w.shape))
+    w.copy_((torch.rand(w.shape, generator=gen) * 2 - 1) * a)
+
+
+def load_sequences(data_dir: Path, train_size: int, val_size: int, test_size: int) -> dict:
+    """Images as (N, 28 steps, 28) float tensors in [0, 1], labels int64. Validation: the last
+    `val_size` of the official training split; training: the first `train_size` of the rest
+    (Hlav §5: 48000/12000/10000); test: the first `test_size` of t10k (0: all)."""
+    x_all, y_all = load_split(data_dir, "train")
+    x_test, y_test = load_split(data_dir, "t10k")
+    if val_size >= len(x_all):
+        raise ValueError(f"--val-size {val_size} leaves no training images out of {len(x_all)} in {data_dir}")
+    n = len(x_all) - val_size
+    parts = {"train": (x_all[:n][: train_size or None], y_all[:n][: train_size or None]),
+             "val": (x_all[n:], y_all[n:]),
+             "test": (x_test[: test_size or None], y_test[: test_size or None])}
+    return {k: (torch.as_tensor(x.copy(), dtype=torch.float32) / 255.0,
+                torch.as_tensor(y.astype("int64"))) for k, (x, y) in parts.items()}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
+    """Share of images whose largest logit is the label's."""
+    hits = sum((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item() for i in range(0, len(x), batch))
+    return hits / len(x)
+
+
+def spectrum_rows(model: nn.Module) -> dict:
+    """mean, std, min, max of the singular values of the model's recurrent kernel (Hlav Figs. 7, 9)."""
+    s = torch.linalg.svdvals(model.recurrent.detach().double())
+    return {"sv_mean": s.mean().item(), "sv_std": s.std(unbiased=False).item(),
+            "sv_min": s.min().item(), "sv_max": s.max().item()}
+
+
+def batches(n: int, batch_size: int, order: torch.Generator):
+    """One epoch's mini-batches (the H1–H3 and H5 loops alike): index tensors of a permutation of
+    range(n) drawn from `order` when the epoch starts, `batch_size` each (the last one shorter)."""
+    perm = torch.randperm(n, generator=order)
+    for i in range(0, n, batch_size):
+        yield perm[i:i + batch_size]
+
+
+def descend(opt: torch.optim.Optimizer, objective: torch.Tensor) -> bool:
+    """One optimiser step on `objective`; False, and no step, when it is not finite (the caller
+    records the divergence: a result, not a crash)."""
+    if not torch.isfinite(objective):
+        return False
+    opt.zero_grad()
+    objective.backward()
+    opt.step()
+    return True
+
+
+def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_size: int, lr: float,
+        loss_fn, accuracy_fn, penalty_fn, extra: dict | None = None,
+        progress: Progress | None = None) -> list[dict]:
+    """Adam on `loss_fn` plus the run's `penalty_fn(model, run)` (H1 and H2 alike); the tidy rows:
+    per epoch (0 = at initialisation) the recurrent kernel's singular values, the training loss and
+    the validation accuracy, then the test accuracy; `extra` columns on every row. A non-finite
+    objective stops the run with metric `diverged` = the epoch (a result, not a crash).
+    `progress`: the job's progress lines (default: lines for this run alone)."""
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    x, y = data["train"]
+    order = torch.Generator().manual_seed(seed)
+    base = {k: run[k] for k in ("configuration", "label", "variant", "gain", "lam")} | {"seed": seed, "train_size": len(x)}
+    rows = []
+    per_epoch = math.ceil(len(x) / batch_size)
+    progress = progress or Progress(epochs * per_epoch)
+    progress.run(f"{run['label']} ({run['variant']})", epochs, per_epoch)
+
+    def record(epoch: int, values: dict) -> None:
+        rows.extend(base | {"epoch": epoch, "metric": m, "value": v} | (extra or {}) for m, v in values.items())
+
+    record(0, spectrum_rows(model) | {"val_accuracy": accuracy_fn(model, *data["val"])})
+    for epoch in range(1, epochs + 1):
+        total, count = 0.0, 0
+        for idx in batches(len(x), batch_size, order):
+            loss = loss_fn(model(x[idx]), y[idx])
+            reg = penalty_fn(model, run)
+            if not descend(opt, loss if reg is None else loss + reg):
+                record(epoch, {"diverged": float(epoch)})
+                progress.diverged(progress.run_step + 1, f"the objective is not finite in epoch {epoch}")
+                return rows
+            value = loss.item()
+            total, count = total + value * len(idx), count + len(idx)
+            progress.step(value, len(idx))
+        record(epoch, spectrum_rows(model) | {"train_loss": total / count,
+                                              "val_accuracy": accuracy_fn(model, *data["val"])})
+        progress.epoch_end(epoch, next(r["value"] for r in reversed(rows) if r["metric"] == "val_accuracy"),
+                           train_loss=total / count)
+    record(epochs, {"test_accuracy": accuracy_fn(model, *data["test"])})
+    return rows
+
+
+def collect(tables: list[Path], out: Path, columns: list[str]) -> None:
+    """Concatenate per-seed CSVs with exactly `columns` into `out` (names the file on a mismatch).
+    Only empty cells are missing values: labels such as "none" or "NA" stay text. Shared by the
+    `collect` commands of H1, H2, H3 and H5."""
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in tables]
+    for path, frame in zip(tables, frames):
+        if list(frame.columns) != columns:
+            raise SystemExit(f"{path}: columns {list(frame.columns)}, expected {columns}")
+    write_csv_atomic(out, pd.concat(frames, ignore_index=True).to_dict("records"), columns)
+
+
+def run_command(parser: argparse.ArgumentParser, sub, argv: list[str] | None, train_main,
+                columns: list[str]) -> None:
+    """Add the `collect` subcommand (shared by H1, H2, H3 and H5) to `sub`, parse `argv`, and run
+    `train_main(args)` or `collect`."""
+    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
+    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
+    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        train_main(args)
+    else:
+        collect(args.tables, args.out, columns)

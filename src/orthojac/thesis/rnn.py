@@ -1,0 +1,179 @@
+"""H1 (Hlav §5, Figs. 7–8): a vanilla RNN on sequential MNIST (rows), five configurations.
+
+    python -m orthojac.thesis.rnn train --data results/data/mnist --seed 0 --epochs 20 \
+        --gain 1.1 --lambdas 0.001 0.01 --variants eq11 listing --out results/hlav/rnn/seed=0.csv
+    python -m orthojac.thesis.rnn collect results/hlav/rnn/seed=*.csv --out results/tables/hlav_rnn.csv
+
+Model (Hlav §5): many-to-one RNN, h_t = tanh(W h_{t−1} + U x_t + b), t = 1 … 28 (one image row
+x_t ∈ R²⁸ a step), hidden 64, a linear read-out of h_28, cross-entropy, batch 256. The five
+configurations (Hlav §5, list under Figs. 7–8), with gain A and penalty λ = B:
+
+- Orthogonal_GainA_adj_RegB: W = A·Q (Q Haar-orthogonal) + λ R(W, g = A)   (gain-adjusted)
+- Orthogonal_GainA_RegB:     W = A·Q + λ R(W, g = 1)                        (not adjusted)
+- Orthogonal_GainA_NoReg:    W = A·Q
+- Orthogonal_NoReg:          W = Q
+- NoOrthogonal:              W Glorot-uniform (Keras' `glorot_uniform`)
+
+R is eq. (11), ‖WWᵀ/g² − I‖²_F (variant `eq11`), or the thesis' code listing,
+mean((WWᵀ/g² − 1)²) (variant `listing`); both from orthojac.regularisers. The unregularised
+configurations do not depend on the variant and are trained once (variant `none`).
+Input kernel U: Glorot-uniform, bias 0 (Keras' SimpleRNN defaults: choice).
+
+Tracked per epoch (epoch 0 = at initialisation): the singular values of the recurrent kernel W
+(mean, std, min, max: Fig. 7) and the validation accuracy (Fig. 8); also the training loss, and the
+test accuracy after the last epoch. A non-finite loss stops that configuration (metric `diverged`
+= the epoch) instead of crashing the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import setting
+from ..files import write_csv_atomic
+from ..orthogonal import haar
+from ..progress import Progress
+from ..regularisers import dense_defect, listing_defect
+from .common import accuracy, add_settings, fit, glorot_uniform_, load_sequences, run_command
+
+CONFIGURATIONS = ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB", "Orthogonal_GainA_NoReg",
+                  "Orthogonal_NoReg", "NoOrthogonal")
+VARIANTS = {"eq11": dense_defect, "listing": listing_defect}
+COLUMNS = ["configuration", "label", "variant", "gain", "lam", "seed", "dataset", "train_size", "epoch",
+           "metric", "value"]
+STEPS = 28  # rows of a 28×28 image, one a time step (Hlav §5)
+
+
+@dataclass
+class Settings:
+    """The `hlav_rnn:` config section's settings, one `train` flag each."""
+
+    hidden: int = setting(64, "hidden units of the RNN")
+    batch_size: int = setting(256, "mini-batch size")
+    train_size: int = setting(48000, "training images (0: all but validation)")
+    val_size: int = setting(12000, "validation images (the last of the training split)")
+    test_size: int = setting(0, "test images (0: all)")
+    epochs: int = setting(20, "training epochs")
+    lr: float = setting(1e-3, "Adam learning rate")
+    gain: float = setting(1.1, "gain A of the GainA configurations")
+    lambdas: list[float] = setting([0.001, 0.01], "penalties λ = B")
+    variants: list[str] = setting(sorted(VARIANTS), "regulariser forms: eq11 (‖WWᵀ/g² − I‖²_F) and/or listing "
+                                  "(mean((WWᵀ/g² − 1)²))", choices=sorted(VARIANTS))
+
+
+class SequentialRNN(nn.Module):
+    """Many-to-one tanh RNN over the rows of an image, read out from the last hidden state."""
+
+    def __init__(self, hidden: int = 64, inputs: int = 28, classes: int = 10):
+        super().__init__()
+        self.rnn = nn.RNN(inputs, hidden, nonlinearity="tanh", batch_first=True)
+        self.readout = nn.Linear(hidden, classes)
+
+    @property
+    def recurrent(self) -> torch.Tensor:
+        """The recurrent kernel W (hidden × hidden) of h_t = tanh(W h_{t−1} + U x_t + b)."""
+        return self.rnn.weight_hh_l0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.readout(out[:, -1])
+
+
+def build(configuration: str, gain: float, hidden: int, seed: int) -> SequentialRNN:
+    """The RNN of `configuration` (module docstring), initialised from `seed`."""
+    if configuration not in CONFIGURATIONS:
+        raise ValueError(f"unknown configuration {configuration!r}; have {list(CONFIGURATIONS)}")
+    gen = torch.Generator().manual_seed(seed)
+    model = SequentialRNN(hidden)
+    with torch.no_grad():
+        glorot_uniform_(model.rnn.weight_ih_l0, gen)
+        model.rnn.bias_ih_l0.zero_()
+        model.rnn.bias_hh_l0.zero_()
+        glorot_uniform_(model.readout.weight, gen)
+        model.readout.bias.zero_()
+        if configuration == "NoOrthogonal":
+            glorot_uniform_(model.recurrent, gen)
+        else:
+            g = 1.0 if configuration == "Orthogonal_NoReg" else gain
+            model.recurrent.copy_(g * haar(hidden, gen).float())
+    return model
+
+
+def runs(gain: float, lambdas: list[float], variants: list[str]) -> list[dict]:
+    """Every (configuration, variant, gain, λ) to train, with its label (A and B filled in)."""
+    out = [{"configuration": "NoOrthogonal", "variant": "none", "gain": 1.0, "lam": 0.0},
+           {"configuration": "Orthogonal_NoReg", "variant": "none", "gain": 1.0, "lam": 0.0},
+           {"configuration": "Orthogonal_GainA_NoReg", "variant": "none", "gain": gain, "lam": 0.0}]
+    for variant in variants:
+        for lam in lambdas:
+            out += [{"configuration": c, "variant": variant, "gain": gain, "lam": lam}
+                    for c in ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB")]
+    for r in out:
+        r["label"] = (r["configuration"].replace("GainA", f"Gain{r['gain']:g}")
+                      .replace("RegB", f"Reg{r['lam']:g}"))
+    return out
+
+
+def penalty(model: SequentialRNN, run: dict) -> torch.Tensor | None:
+    """λ R(W, g): g = the gain for `adj`, 1 for the unadjusted configuration; None unregularised."""
+    if run["lam"] == 0.0 or run["variant"] == "none":
+        return None
+    g = run["gain"] if "_adj_" in run["configuration"] else 1.0
+    return run["lam"] * VARIANTS[run["variant"]](model.recurrent, g)
+
+
+def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_size: int, lr: float,
+              progress: Progress | None = None) -> list[dict]:
+    """Train one configuration with Adam; the tidy rows of its per-epoch record."""
+    torch.manual_seed(seed)
+    model = build(run["configuration"], run["gain"], hidden, seed)
+    return fit(model, run, data, seed, epochs, batch_size, lr, nn.functional.cross_entropy, accuracy, penalty,
+               progress=progress)
+
+
+def _train_main(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.epochs < 1 or args.hidden < 1 or args.batch_size < 1:
+        raise SystemExit(f"--epochs, --hidden and --batch-size must be ≥ 1, got {args.epochs}, "
+                         f"{args.hidden}, {args.batch_size}")
+    if any(lam <= 0 for lam in args.lambdas):
+        raise SystemExit(f"--lambdas must be > 0 (the unregularised configurations are always run), got {args.lambdas}")
+    data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
+    rows = []
+    configurations = runs(args.gain, args.lambdas, args.variants)
+    per_epoch = math.ceil(len(data["train"][0]) / args.batch_size)
+    progress = Progress(len(configurations) * args.epochs * per_epoch, runs=len(configurations))
+    for run in configurations:
+        rows += train_one(run, data, args.seed, args.epochs, args.hidden, args.batch_size, args.lr, progress)
+        print(f"{run['label']} ({run['variant']}): done", file=sys.stderr)
+    progress.finish()
+    # Which data set the sequences came from (H-C1..H-C3 are about MNIST): the data folder is
+    # named after its data set (results/data/DATASET) unless --dataset says otherwise.
+    dataset = args.dataset or Path(args.data).name
+    write_csv_atomic(args.out, [row | {"dataset": dataset} for row in rows], COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orthojac-hlav", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train every configuration for one seed; write a tidy CSV")
+    tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
+    tr.add_argument("--dataset", default="", help="data set name recorded in the table (default: the --data folder's name)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
+    add_settings(tr, Settings)
+    tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
+    run_command(parser, sub, argv, _train_main, COLUMNS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Each thesis section's `Settings` (orthojac.thesis.<module>) names keys of its config section, and
+its `train` flags are generated from it (orthojac.config.add_arguments): one flag a field, the
+field's default, a list field taking one or more values, a field without a default required."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+
+import pytest
+import yaml
+
+from conftest import REPO
+from orthojac.config import add_arguments
+from orthojac.thesis import lstm, theory
+from orthojac.workflow import SECTIONS as REGISTRY
+
+SECTIONS = {name: importlib.import_module(section.module) for name, section in REGISTRY.items()}
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_settings_fields_are_keys_of_the_config_section(section):
+    keys = set(yaml.safe_load((REPO / "config/config.yaml").read_text())[section])
+    assert {f.name for f in dataclasses.fields(SECTIONS[section].Settings)} <= keys
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_the_flags_carry_the_settings_defaults(section):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, SECTIONS[section].Settings, defaults_in_help=False)
+    required = ["--depths", "2"] if section == "h4" else []
+    args = vars(parser.parse_args(required))
+    settings = SECTIONS[section].Settings(**({"depths": [2]} if section == "h4" else {}))
+    assert args == dataclasses.asdict(settings)
+
+
+def test_lists_take_several_values_and_a_field_without_default_is_required():
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser, theory.Settings, defaults_in_help=False)
+    args = parser.parse_args(["--depths", "2", "8", "--q-star", "0.25", "--weights", "gaussian"])
+    assert args.depths == [2, 8] and args.q_star == 0.25 and args.weights == ["gaussian"]
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        parser.parse_args([])  # --depths is required
+    member = argparse.ArgumentParser()
+    add_arguments(member, lstm.Settings, defaults_in_help=False)
+    assert member.parse_args(["--member", "glove.6B.50d.txt"]).embeddings_member == "glove.6B.50d.txt"
