@@ -1,7 +1,6 @@
 """Verdicts computed from hand-made tables: each verdict is reachable, only on its numbers, and
 missing evidence is `inconclusive`, never a pass."""
 
-import itertools
 import re
 
 import numpy as np
@@ -497,15 +496,13 @@ def _p1_of_config(name: str):
     from test_config import merged
 
     from orthojac.config import RunConfig
+    from orthojac.workflow import expand_experiment
     runs, spectra = [], []
     for exp in merged(name)["experiments"]:
         if "P1" not in exp.get("claims", []):
             continue
-        settings = exp["settings"]
-        axes = [(k, s["grid"]) for k, s in settings.items() if "grid" in s]
-        fixed = {k: s["value"] for k, s in settings.items() if "value" in s}
-        for i, combo in enumerate(itertools.product(*(g for _, g in axes))):
-            cfg = RunConfig(**{**fixed, **dict(zip((k for k, _ in axes), combo))}).to_dict()
+        for i, settings in enumerate(expand_experiment(exp).values()):
+            cfg = RunConfig(**settings).to_dict()
             runs.append({"experiment": exp["name"], "run": f"r{i}", "status": "completed", "claims": "P1", **cfg})
             spec = exp.get("spectra", {})
             if "init" in spec.get("checkpoints", []):
