@@ -1,6 +1,7 @@
 """The data rules' modules need no torch: orthojac.files holds DataError and the atomic writers,
 and orthojac.data, orthojac.downloads and the MNIST pickle reader import nothing that imports torch
-(envs/data.yaml installs none). Nor do the figure modules, which draw from tables only."""
+(envs/data.yaml installs none). Nor do the figure modules, which draw from tables only, nor the
+workflow's logic (orthojac.workflow and the sections' settings): Snakemake plans without torch."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ import sys
 from conftest import REPO
 
 TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.thesis.mnist",
-              "orthojac.figures", "orthojac.thesis.figures"]
+              "orthojac.figures", "orthojac.thesis.figures", "orthojac.workflow", "orthojac.thesis.settings"]
 
 
 def test_the_data_modules_import_without_torch():
     code = ("import sys\nsys.modules['torch'] = None  # `import torch` raises ImportError\n"
             + "".join(f"import {m}\n" for m in TORCH_FREE)
             + "from orthojac.data import main\nfrom orthojac.files import DataError\n"
+            # the workflow plans every job's flags without torch (Snakemake's interpreter needs none)
+            + "from orthojac.workflow import Pipeline, load_config\n"
+            + f"p = Pipeline(load_config(base={str(REPO / 'config/config.yaml')!r}))\n"
+            + "assert all(p.section_args(s.name) for s in p.sections)\n"
             + "assert 'torch' not in [m for m, v in sys.modules.items() if v is not None]\n"
             + "print('ok')\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))

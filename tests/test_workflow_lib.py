@@ -107,3 +107,15 @@ def test_the_section_flags_parse_back_to_the_config_values(configfile):
             if key in config[section.name]:
                 got = parsed[key] if isinstance(parsed[key], list) else [parsed[key]]
                 assert got == values(config[section.name][key]), (section.name, key)
+
+
+def test_every_section_is_drawn_and_its_flags_need_no_module_import():
+    """orthojac.thesis.figures draws every section of the registry; each section's settings class is
+    the one its program parses (the module's `Settings`)."""
+    import importlib
+
+    from orthojac.thesis.figures import DRAW
+
+    assert set(DRAW) == set(SECTIONS)
+    for section in SECTIONS.values():
+        assert importlib.import_module(section.module).Settings is section.settings

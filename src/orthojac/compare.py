@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .workflow import SECTIONS
+
 IDENTICAL, CLOSE, DIFFERS, MISSING = "identical", "close", "differs", "missing"
 TIMING = {"seconds", "train_seconds", "spectra_seconds"}
-THESIS_TABLES = ("hlav_rnn", "hlav_linear", "hlav_deep", "h4", "hlav_lstm")
+THESIS_TABLES = tuple(SECTIONS)  # orthojac.workflow.SECTIONS: each writes results/tables/<name>.csv
 SPECTRA_TABLES = ("spectra", "layers")
 
 

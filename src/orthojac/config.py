@@ -80,6 +80,11 @@ def _kind(annotation) -> tuple[type, bool]:
     return _TYPES[annotation], False
 
 
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of a settings field: `--name-with-dashes`, unless its metadata names one."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
 def add_arguments(parser: argparse.ArgumentParser, settings=RunConfig, defaults_in_help: bool = True) -> None:
     """One `--flag` per field of the dataclass `settings` (RunConfig, or a thesis section's
     Settings), with its type, default, choices and help text; a list field takes one or more
@@ -98,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser, settings=RunConfig, defaults_
             options["required"] = True
         if defaults_in_help and "default" in options:
             options["help"] += f" (default: {options['default']})"
-        parser.add_argument(f.metadata.get("flag") or "--" + f.name.replace("_", "-"), **options)
+        parser.add_argument(flag_of(f), **options)
 
 
 def from_namespace(ns: argparse.Namespace, settings=RunConfig):

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from .workflow import SECTIONS, expand_experiment, load_config, values
+from .workflow import IDX_FILES, SECTIONS, expand_experiment, load_config, values
 
 PREFIX = "[progress]"
 
@@ -269,8 +269,9 @@ def read_log(path: Path) -> LogState:
 
 
 # -- which runs the configuration has: as the workflow has them (orthojac.workflow) -----------
-# The thesis jobs, one per seed (H4: one job): section → (name, results/hlav/<folder>).
-THESIS = {s.name: (s.label, s.folder) for s in SECTIONS.values() if s.folder}
+def _under(results: Path, path: str) -> Path:
+    """A workflow path (results/…) under the results folder being viewed."""
+    return results / Path(path).relative_to("results")
 
 
 @dataclass
@@ -288,6 +289,7 @@ class Job:
     seconds: float | None = None  # done: the job's time; running: its time left (eta)
     note: str = ""
     extra: dict = field(default_factory=dict)
+    benchmark: Path | None = None  # a thesis job's benchmark file (its wall time)
 
 
 def _train_images(results: Path, settings: dict) -> int:
@@ -298,7 +300,7 @@ def _train_images(results: Path, settings: dict) -> int:
     if settings.get("train_size", RunConfig.train_size):
         return int(settings["train_size"])
     n = 60000
-    header = results / "data" / settings.get("dataset", RunConfig.dataset) / "train-images-idx3-ubyte"
+    header = results / "data" / settings.get("dataset", RunConfig.dataset) / IDX_FILES[0]
     if header.exists():
         with header.open("rb") as f:
             n = int.from_bytes(f.read(8)[4:8], "big")
@@ -319,15 +321,19 @@ def jobs(config: dict, results: Path) -> list[Job]:
             out.append(Job("train", name, results / "logs/train" / f"{name}.log",
                            results / "runs" / name, epochs, cost,
                            (experiment["name"], settings.get("family", RunConfig.family))))
-    if "h4" in config:
-        out.append(Job("H4", "h4", results / "logs/h4.log", results / "tables/h4.csv"))
-    for section, (kind, folder) in THESIS.items():
-        if section not in config:
+    for section in SECTIONS.values():  # the thesis jobs, one per seed (H4: one job)
+        if section.name not in config:
             continue
-        epochs = int(values(config[section]["epochs"])[0]) if "epochs" in config[section] else 0
-        for seed in values(config[section]["seeds"]):
-            out.append(Job(kind, f"{section} seed={seed}", results / f"logs/{section}/seed={seed}.log",
-                           results / f"hlav/{folder}/seed={seed}.csv", epochs, group=(kind,)))
+        if not section.folder:
+            out.append(Job(section.label, section.name, _under(results, section.log()), _under(results, section.table),
+                           benchmark=_under(results, section.benchmark())))
+            continue
+        cfg = config[section.name]
+        epochs = int(values(cfg["epochs"])[0]) if "epochs" in cfg else 0
+        for seed in values(cfg["seeds"]):
+            out.append(Job(section.label, f"{section.name} seed={seed}", _under(results, section.log(seed)),
+                           _under(results, section.seed_table(seed)), epochs, group=(section.label,),
+                           benchmark=_under(results, section.benchmark(seed))))
     for job in out:
         _inspect(job, results)
     return out
@@ -345,11 +351,10 @@ def _last_val_accuracy(metrics_csv: Path) -> float | None:
 def _benchmark_seconds(results: Path, job: Job) -> float | None:
     """Wall seconds of a finished thesis job from its benchmark file (logs of older code have no
     `finished` line)."""
-    section = job.name.split(" ")[0]
-    seed = job.name.split("seed=")[-1] if "seed=" in job.name else ""
-    path = results / "benchmarks" / (f"{section}/seed={seed}.tsv" if seed else f"{job.name}.tsv")
+    if job.benchmark is None:
+        return None
     try:
-        rows = list(csv.DictReader(path.read_text().splitlines(), delimiter="\t"))
+        rows = list(csv.DictReader(job.benchmark.read_text().splitlines(), delimiter="\t"))
         return float(rows[-1]["s"])
     except (OSError, KeyError, IndexError, ValueError):
         return None

@@ -15,18 +15,21 @@ import pandas as pd
 
 from .claims import final_accuracy, ledger
 from .config import RunConfig
+from .workflow import PAGES
+from .workflow import SECTIONS as THESIS
 
 
-SECTIONS = {
-    "paper": ("Massucco, Murari, Schönlieb: fold, orthoff and their baselines",
-              ("P1", "P2", "P3", "P4", "P5", "P6", "P7")),
-    "hlav": ("Hlav (2019): RNNs, LSTMs, deep linear and deep tanh/ReLU networks", ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5")),
-    "theory": ("Jacobian spectra at initialisation against theory (H4)", ("H-C6",)),
-}
+# The report's pages besides the index (orthojac.workflow.PAGES: title, claims), the one list of them.
+SECTIONS = PAGES
 # What the spectrum stage measures for each run of an experiment (its `spectra:` block): one
 # provenance row each, so a table shows how every number of the spectra was obtained.
 SPECTRUM_SETTINGS = ("checkpoints", "points", "method", "dtype", "layers", "grad_batch", "exact_max_dim",
                      "chunk_size")
+
+
+def page_sections(page: str) -> list[str]:
+    """The thesis sections (config keys, orthojac.workflow.SECTIONS) shown on report page `page`."""
+    return [name for name, section in THESIS.items() if section.page == page]
 
 
 def section_experiments(config: dict, section: str) -> list[str]:
@@ -66,7 +69,7 @@ def provenance_table(config: dict) -> pd.DataFrame:
             value = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
             rows.append({"experiment": exp["name"], "setting": f"spectra.{key}", "value": value,
                          "provenance": "choice", "where / why": why})
-    for section in ("h4", "hlav_rnn", "hlav_lstm", "hlav_linear", "hlav_deep"):
+    for section in THESIS:
         for key, s in config.get(section, {}).items():
             if isinstance(s, dict):  # every entry but `description` is a setting with provenance
                 rows.append(_row(section, key, s))

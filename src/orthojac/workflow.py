@@ -16,7 +16,6 @@ Two kinds of jobs:
 from __future__ import annotations
 
 import copy
-import importlib
 import itertools
 import json
 import shlex
@@ -26,8 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from .config import RunConfig
+from .config import RunConfig, flag_of
 from .data import IDX_FILES
+from .thesis import settings as thesis_settings
 
 # What the paper's stages write: orthojac.tables' tables, orthojac.figures' figures.
 PAPER_TABLES = ("runs", "metrics", "spectra", "layers", "init_study")
@@ -41,17 +41,19 @@ STAND_IN_DIR = "results/data/hlav_lstm_stand_in"  # H2's generated stand-in data
 class Section:
     """A thesis section of the config: a program of its own, not `orthojac.train` runs.
 
-    name: the config's top-level key. label: the thesis' experiment (H1…H5). module: run as
-    `python -m <module>`; its `Settings` dataclass names the config keys passed to it as flags.
-    inputs: what a job reads ("idx": the IDX files of the section's `dataset`; "receipts": H2's
-    two downloads; "": nothing). folder: per-seed CSVs go to results/hlav/<folder>/ ("" for a
-    section of one job, H4). figures: the figures (results/figures/<name>.png) orthojac.thesis.figures
-    draws from its table. page: the report page (a key of orthojac.report.SECTIONS). gpu: whether
-    its jobs take the `gpu` resource."""
+    name: the config's top-level key, and the name of its rule (its table's `<name>_table`, its
+    figures' `<name>_figure`). label: the thesis' experiment (H1…H5). module: run as
+    `python -m <module>`. settings: its dataclass (orthojac.thesis.settings), whose fields are the
+    config keys passed to it as flags. inputs: what a job reads ("idx": the IDX files of the
+    section's `dataset`; "receipts": H2's two downloads; "": nothing). folder: per-seed CSVs go to
+    results/hlav/<folder>/ ("": one job writes the table, H4). figures: the figures
+    (results/figures/<name>.png) orthojac.thesis.figures draws from its table. page: the report
+    page (a key of PAGES). gpu: whether its jobs take the `gpu` resource."""
 
     name: str
     label: str
     module: str
+    settings: type
     inputs: str
     folder: str
     figures: tuple[str, ...]
@@ -59,24 +61,47 @@ class Section:
     gpu: bool = False
 
     @property
-    def settings(self) -> type:
-        """The module's `Settings` dataclass (imported when first asked for: the module imports torch)."""
-        return importlib.import_module(self.module).Settings
+    def flags(self) -> dict[str, str]:
+        """{config key: its flag} for every field of the section's settings."""
+        return {f.name: flag_of(f) for f in fields(self.settings)}
 
     @property
-    def flags(self) -> dict[str, str]:
-        """{config key: its flag} for every field of the section's `Settings`."""
-        return {f.name: f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in fields(self.settings)}
+    def table(self) -> str:
+        return f"results/tables/{self.name}.csv"
+
+    def seed_table(self, seed) -> str:
+        """A seed's CSV (a pattern with seed="{seed}")."""
+        return f"results/hlav/{self.folder}/seed={seed}.csv"
+
+    def log(self, seed=None) -> str:
+        """The log of a seed's job, or of the section's one job (H4)."""
+        return f"results/logs/{self.name}.log" if seed is None else f"results/logs/{self.name}/seed={seed}.log"
+
+    def benchmark(self, seed=None) -> str:
+        return f"results/benchmarks/{self.name}.tsv" if seed is None else f"results/benchmarks/{self.name}/seed={seed}.tsv"
 
 
 SECTIONS = {s.name: s for s in (
-    Section("h4", "H4", "orthojac.thesis.theory", "", "", ("h4_spectra",), "theory"),
-    Section("hlav_rnn", "H1", "orthojac.thesis.rnn", "idx", "rnn", ("hlav_spectrum", "hlav_accuracy"), "hlav"),
-    Section("hlav_lstm", "H2", "orthojac.thesis.lstm", "receipts", "lstm",
+    Section("h4", "H4", "orthojac.thesis.theory", thesis_settings.Theory, "", "", ("h4_spectra",), "theory"),
+    Section("hlav_rnn", "H1", "orthojac.thesis.rnn", thesis_settings.RNN, "idx", "rnn",
+            ("hlav_spectrum", "hlav_accuracy"), "hlav"),
+    Section("hlav_lstm", "H2", "orthojac.thesis.lstm", thesis_settings.LSTM, "receipts", "lstm",
             ("hlav_lstm_spectrum", "hlav_lstm_accuracy"), "hlav"),
-    Section("hlav_linear", "H3", "orthojac.thesis.linear", "idx", "linear", ("hlav_linear",), "hlav", gpu=True),
-    Section("hlav_deep", "H5", "orthojac.thesis.deep", "idx", "deep", ("hlav_deep",), "hlav", gpu=True),
+    Section("hlav_linear", "H3", "orthojac.thesis.linear", thesis_settings.Linear, "idx", "linear", ("hlav_linear",),
+            "hlav", gpu=True),
+    Section("hlav_deep", "H5", "orthojac.thesis.deep", thesis_settings.Deep, "idx", "deep", ("hlav_deep",), "hlav",
+            gpu=True),
 )}
+
+
+# The report's pages besides the index, each with its title and the claims it judges (a thesis
+# section's page: Section.page); orthojac.report.SECTIONS is this dict.
+PAGES = {
+    "paper": ("Massucco, Murari, Schönlieb: fold, orthoff and their baselines",
+              ("P1", "P2", "P3", "P4", "P5", "P6", "P7")),
+    "hlav": ("Hlav (2019): RNNs, LSTMs, deep linear and deep tanh/ReLU networks", ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5")),
+    "theory": ("Jacobian spectra at initialisation against theory (H4)", ("H-C6",)),
+}
 
 
 # -- the config files ----------------------------------------------------------------------
@@ -222,8 +247,13 @@ class Pipeline:
     def train_args(self, experiment: str, run: str) -> str:
         """The run's settings as orthojac-train flags; `--flag=value` so that a value starting with
         '-' (breakpoints such as -1,0,1) is not read as a flag."""
-        return " ".join(f"--{key.replace('_', '-')}={shlex.quote(str(value))}"
-                        for key, value in self.runs[(experiment, run)].items())
+        flags = {f.name: flag_of(f) for f in fields(RunConfig)}
+        settings = self.runs[(experiment, run)]
+        unknown = sorted(set(settings) - set(flags))
+        if unknown:
+            raise ValueError(f"config: experiments[{experiment}].settings: {unknown} are not settings of a run "
+                             "(orthojac.config.RunConfig)")
+        return " ".join(f"{flags[key]}={shlex.quote(str(value))}" for key, value in settings.items())
 
     def checkpoints(self, experiment: str) -> list[str]:
         return self.experiments[experiment]["spectra"]["checkpoints"]
@@ -288,11 +318,10 @@ class Pipeline:
         return values(self.config[section]["seeds"])
 
     def seed_tables(self, section: str) -> list[str]:
-        s = SECTIONS[section]
-        return [f"results/hlav/{s.folder}/seed={seed}.csv" for seed in self.seeds(section)]
+        return [SECTIONS[section].seed_table(seed) for seed in self.seeds(section)]
 
     def section_tables(self) -> list[str]:
-        return [f"results/tables/{s.name}.csv" for s in self.sections]
+        return [s.table for s in self.sections]
 
     def section_figures(self) -> list[str]:
         return [f"results/figures/{f}.png" for s in self.sections for f in s.figures]
@@ -337,8 +366,6 @@ class Pipeline:
 
     @staticmethod
     def pages() -> list[str]:
-        from .report import SECTIONS as PAGES
-
         return ["index", *PAGES]
 
     def page_inputs(self, page: str) -> list[str]:

@@ -1,14 +1,9 @@
-# Helpers shared by every workflow module (config validation, the grid of runs, arguments).
-import copy
-import itertools
-import json
+# The Snakemake glue every rule module shares: the project's interpreter first on PATH, the config
+# merged and validated, and PIPELINE, the jobs and files of this config (orthojac.workflow).
 import os
-import shlex
 import sys
 from pathlib import Path
 
-import jsonschema
-import yaml
 from snakemake.exceptions import WorkflowError
 
 

@@ -1,64 +1,97 @@
-# The thesis sections (Hlav 2019; orthojac.workflow.SECTIONS): each runs its own program. H1 (RNN),
-# H2 (LSTM), H3 (deep linear), H5 (deep tanh/ReLU): one job per seed, collected into one table;
-# H4 (networks at initialisation, no training): one job. Then each section's figures.
-rule thesis_seed:
-    input:
-        lambda w: PIPELINE.section_data(f"hlav_{w.folder}"),
-    output:
-        "results/hlav/{folder}/seed={seed}.csv",
-    log:
-        "results/logs/hlav_{folder}/seed={seed}.log",
-    benchmark:
-        "results/benchmarks/hlav_{folder}/seed={seed}.tsv"
-    wildcard_constraints:
-        folder="|".join(s.folder for s in SECTIONS.values() if s.folder),
-        seed="[0-9]+",
-    conda:
-        "../../envs/train.yaml"
-    threads: 1
-    resources:
-        gpu=lambda w: int(SECTIONS[f"hlav_{w.folder}"].gpu),
-    params:
-        module=lambda w: SECTIONS[f"hlav_{w.folder}"].module,
-        inputs=lambda w: PIPELINE.section_input_args(f"hlav_{w.folder}"),
-        args=lambda w: PIPELINE.section_args(f"hlav_{w.folder}"),
-    shell:
-        "python -m {params.module} train {params.inputs} --seed {wildcards.seed}"
-        " {params.args} --threads {threads} --out {output} 2> {log}"
+# The thesis sections (Hlav 2019) this config runs, entries of orthojac.workflow.SECTIONS, all built
+# by this one loop: rule <section> runs the section's program (H1 RNN, H2 LSTM, H3 deep linear, H5 deep
+# tanh/ReLU: one job per seed, collected by <section>_table; H4, networks at initialisation: one
+# job), <section>_figure draws its figures from its table (orthojac.thesis.figures). Rule names are
+# the sections' so that profiles (profiles/slurm) and the reference's per-rule times address each.
+for _s in PIPELINE.sections:
+    if _s.folder:
 
+        rule:
+            name:
+                _s.name
+            input:
+                PIPELINE.section_data(_s.name),
+            output:
+                _s.seed_table("{seed}"),
+            log:
+                _s.log("{seed}"),
+            benchmark:
+                _s.benchmark("{seed}")
+            wildcard_constraints:
+                seed="[0-9]+",
+            conda:
+                "../../envs/train.yaml"
+            threads: 1
+            resources:
+                gpu=int(_s.gpu),
+            params:
+                module=_s.module,
+                inputs=PIPELINE.section_input_args(_s.name),
+                args=PIPELINE.section_args(_s.name),
+            shell:
+                "python -m {params.module} train {params.inputs} --seed {wildcards.seed}"
+                " {params.args} --threads {threads} --out {output} 2> {log}"
 
-rule thesis_table:
-    input:
-        lambda w: PIPELINE.seed_tables(w.section),
-    output:
-        "results/tables/{section}.csv",
-    log:
-        "results/logs/thesis_table/{section}.log",
-    wildcard_constraints:
-        section="|".join(s.name for s in SECTIONS.values() if s.folder),
-    conda:
-        "../../envs/train.yaml"
-    params:
-        module=lambda w: SECTIONS[w.section].module,
-    shell:
-        "python -m {params.module} collect {input} --out {output} 2> {log}"
+        rule:
+            name:
+                f"{_s.name}_table"
+            input:
+                PIPELINE.seed_tables(_s.name),
+            output:
+                _s.table,
+            log:
+                f"results/logs/{_s.name}_table.log",
+            conda:
+                "../../envs/train.yaml"
+            params:
+                module=_s.module,
+            shell:
+                "python -m {params.module} collect {input} --out {output} 2> {log}"
 
+    else:
 
-rule h4:
-    output:
-        "results/tables/h4.csv",
-    log:
-        "results/logs/h4.log",
-    benchmark:
-        "results/benchmarks/h4.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: 1
-    params:
-        module=SECTIONS["h4"].module,
-        args=lambda w: PIPELINE.section_args("h4"),
-    shell:
-        "python -m {params.module} {params.args} --threads {threads} --out {output} 2> {log}"
+        rule:
+            name:
+                _s.name
+            output:
+                _s.table,
+            log:
+                _s.log(),
+            benchmark:
+                _s.benchmark()
+            conda:
+                "../../envs/train.yaml"
+            threads: 1
+            params:
+                module=_s.module,
+                args=PIPELINE.section_args(_s.name),
+            shell:
+                "python -m {params.module} {params.args} --threads {threads} --out {output} 2> {log}"
+
+    rule:
+        name:
+            f"{_s.name}_figure"
+        input:
+            _s.table,
+        output:
+            [
+                report(
+                    f"results/figures/{figure}.png",
+                    category="Figures",
+                    labels={"figure": figure},
+                )
+                for figure in _s.figures
+            ],
+        log:
+            f"results/logs/{_s.name}_figure.log",
+        conda:
+            "../../envs/report.yaml"
+        params:
+            section=_s.name,
+            out_dir=lambda wildcards, output: Path(output[0]).parent,
+        shell:
+            "python -m orthojac.thesis.figures {params.section} --table {input}"
+            " --out-dir {params.out_dir} 2> {log}"
 
 
 # H2's two downloads (or a generated stand-in). With `hlav_lstm.data: optional` a download that
@@ -93,33 +126,3 @@ rule hlav_lstm_stand_in:
     shell:
         "python -m orthojac.thesis.sentiment stand-in --out-dir {params.out_dir}"
         " --sentences {params.sentences} 2> {log}"
-
-
-# Each section's figures, drawn from its table (orthojac.thesis.figures; one rule per section of
-# the registry, since the sections draw different numbers of figures).
-for _section in SECTIONS.values():
-
-    rule:
-        name:
-            f"{_section.name}_figures"
-        input:
-            f"results/tables/{_section.name}.csv",
-        output:
-            [
-                report(
-                    f"results/figures/{figure}.png",
-                    category="Figures",
-                    labels={"figure": figure},
-                )
-                for figure in _section.figures
-            ],
-        log:
-            f"results/logs/thesis_figures/{_section.name}.log",
-        conda:
-            "../../envs/report.yaml"
-        params:
-            section=_section.name,
-            out_dir=lambda wildcards, output: Path(output[0]).parent,
-        shell:
-            "python -m orthojac.thesis.figures {params.section} --table {input}"
-            " --out-dir {params.out_dir} 2> {log}"

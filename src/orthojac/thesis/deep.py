@@ -21,38 +21,20 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..config import setting
 from ..files import write_csv_atomic
 from ..progress import Progress
 from ..train import select_device
 from .common import add_settings, load_sequences, run_command
-from .dense import ACTIVATIONS, OPTIMIZERS, WEIGHTS, build, train_curve
+from .dense import ACTIVATIONS, build, train_curve
+from .settings import Deep as Settings
 
 COLUMNS = ["network", "activation", "sigma_w2", "weights", "depth", "width", "optimizer", "lr", "seed",
            "step", "epoch", "metric", "value"]
 
-
-@dataclass
-class Settings:
-    """The `hlav_deep:` config section's settings, one `train` flag each."""
-
-    networks: list[str] = setting(["tanh:1.05", "tanh:2", "relu:2"],
-                                  "activation:σ_w² of each network (Hlav Fig. 3: tanh:1.05 tanh:2 relu:2)")
-    weights: list[str] = setting(list(WEIGHTS), "initialisations", choices=WEIGHTS)
-    depth: int = setting(200, "hidden layers L")
-    width: int = setting(400, "width n of every hidden layer")
-    optimizer: str = setting("sgd", "optimizer (momentum: SGD, 0.9)", choices=sorted(OPTIMIZERS))
-    lr: float = setting(1e-3, "learning rate")
-    epochs: int = setting(10, "training epochs")
-    batch_size: int = setting(128, "mini-batch size")
-    train_size: int = setting(0, "training images (0: all but validation)")
-    val_size: int = setting(10000, "validation images (the last of the training split)")
-    test_size: int = setting(0, "test images (0: all)")
 
 
 def parse_network(text: str) -> tuple[str, float]:

@@ -28,9 +28,9 @@ from torch import nn
 from ..orthogonal import random_weight
 from ..progress import Progress
 from .common import accuracy, batches, descend
+from .settings import DENSE_WEIGHTS as WEIGHTS
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
-WEIGHTS = ("orthogonal", "gaussian")
 OPTIMIZERS = {"sgd": lambda p, lr: torch.optim.SGD(p, lr=lr),
               "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
               "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),

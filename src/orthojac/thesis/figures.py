@@ -44,7 +44,6 @@ from ..figures import message_figure, save_figure  # noqa: E402
 from ..workflow import SECTIONS  # noqa: E402
 from . import UNAVAILABLE  # noqa: E402
 
-# section → the files it writes into --out-dir (the workflow's figure names)
 # section → the files it draws, as the workflow's registry of sections names them
 FIGURES = {name: [f"{figure}.png" for figure in section.figures] for name, section in SECTIONS.items()}
 KEYS = ["label", "variant", "gain", "epoch"]

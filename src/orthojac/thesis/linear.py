@@ -23,41 +23,22 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from ..config import setting
 from ..files import write_csv_atomic
 from ..progress import Progress
 from ..train import select_device
 from .common import add_settings, load_sequences, run_command
-from .dense import OPTIMIZERS, WEIGHTS, build, train_curve
+from .dense import build, train_curve
+from .settings import LR_SCALINGS
+from .settings import Linear as Settings
 
 COLUMNS = ["weights", "depth", "width", "seed", "lr", "target", "step", "epoch", "metric", "value"]
 REACHED, NOT_REACHED, DIVERGED = "reached", "not reached", "diverged"
-LR_SCALINGS = ("inverse_depth", "constant")
 
-
-@dataclass
-class Settings:
-    """The `hlav_linear:` config section's settings, one `train` flag each."""
-
-    depths: list[int] = setting([2, 4, 8, 16, 32, 64, 128], "hidden layers L")
-    weights: list[str] = setting(list(WEIGHTS), "initialisations", choices=WEIGHTS)
-    width: int = setting(128, "width n of every hidden layer")
-    sigma_w2: float = setting(1.0, "σ_w² of the hidden weights (Hlav §3: 1)")
-    optimizer: str = setting("sgd", "optimizer (momentum: SGD, 0.9)", choices=sorted(OPTIMIZERS))
-    epochs: int = setting(10, "most epochs a run may take to reach the target")
-    batch_size: int = setting(128, "mini-batch size")
-    lr: float = setting(1.0, "SGD learning rate η (scaled by --lr-scaling)")
-    lr_scaling: str = setting("inverse_depth", "inverse_depth: η_L = η / L; constant: η_L = η", choices=LR_SCALINGS)
-    target: float = setting(0.8, "validation accuracy that ends a run")
-    eval_every: int = setting(50, "steps between validation evaluations")
-    train_size: int = setting(0, "training images (0: all but validation)")
-    val_size: int = setting(10000, "validation images (the last of the training split)")
 
 
 def time_to_accuracy(curve: pd.DataFrame, target: float) -> tuple[str, float]:

@@ -38,43 +38,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..config import setting
 from ..files import DataError, write_csv_atomic
 from ..orthogonal import orthogonal_matrix
 from ..regularisers import dense_defect, listing_defect
 from . import STAND_IN, TRAINED, UNAVAILABLE, sentiment
+from .settings import LSTM as Settings
 from .common import add_settings, fit, glorot_uniform_, run_command
 from .rnn import COLUMNS as H1_COLUMNS
 from .rnn import CONFIGURATIONS, VARIANTS, runs
 
 COLUMNS = H1_COLUMNS + ["status", "note"]
 
-
-@dataclass
-class Settings:
-    """The `hlav_lstm:` config section's settings, one `train` flag each."""
-
-    seq_len: int = setting(50, "tokens a sentence (padded/truncated at the front)")
-    hidden: int = setting(128, "hidden units of the LSTM")
-    batch_size: int = setting(128, "mini-batch size")
-    train_size: int = setting(4264, "training sentences")
-    val_size: int = setting(533, "validation sentences")
-    test_size: int = setting(533, "test sentences")
-    corpus_seed: int = setting(0, "seed of the choice and split of the sentences")
-    epochs: int = setting(20, "training epochs")
-    lr: float = setting(1e-3, "Adam learning rate")
-    gain: float = setting(1.1, "gain A of the GainA configurations")
-    lambdas: list[float] = setting([0.001, 0.01], "penalties λ = B")
-    variants: list[str] = setting(sorted(VARIANTS), "regulariser forms: eq11 (‖WᵀW/g² − I‖²_F) and/or listing "
-                                  "(mean((WWᵀ/g² − 1)²))", choices=sorted(VARIANTS))
-    embeddings_member: str = setting(sentiment.EMBEDDINGS_MEMBER, "the GloVe text file inside the zip",
-                                     flag="--member")
 
 
 class SentimentLSTM(nn.Module):

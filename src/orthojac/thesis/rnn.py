@@ -30,42 +30,26 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..config import setting
 from ..files import write_csv_atomic
 from ..orthogonal import haar
 from ..progress import Progress
 from ..regularisers import dense_defect, listing_defect
+from . import settings
+from .settings import RNN as Settings
 from .common import accuracy, add_settings, fit, glorot_uniform_, load_sequences, run_command
 
 CONFIGURATIONS = ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB", "Orthogonal_GainA_NoReg",
                   "Orthogonal_NoReg", "NoOrthogonal")
-VARIANTS = {"eq11": dense_defect, "listing": listing_defect}
+VARIANTS = dict(zip(settings.VARIANTS, (dense_defect, listing_defect)))  # form → its defect
 COLUMNS = ["configuration", "label", "variant", "gain", "lam", "seed", "dataset", "train_size", "epoch",
            "metric", "value"]
 STEPS = 28  # rows of a 28×28 image, one a time step (Hlav §5)
 
-
-@dataclass
-class Settings:
-    """The `hlav_rnn:` config section's settings, one `train` flag each."""
-
-    hidden: int = setting(64, "hidden units of the RNN")
-    batch_size: int = setting(256, "mini-batch size")
-    train_size: int = setting(48000, "training images (0: all but validation)")
-    val_size: int = setting(12000, "validation images (the last of the training split)")
-    test_size: int = setting(0, "test images (0: all)")
-    epochs: int = setting(20, "training epochs")
-    lr: float = setting(1e-3, "Adam learning rate")
-    gain: float = setting(1.1, "gain A of the GainA configurations")
-    lambdas: list[float] = setting([0.001, 0.01], "penalties λ = B")
-    variants: list[str] = setting(sorted(VARIANTS), "regulariser forms: eq11 (‖WWᵀ/g² − I‖²_F) and/or listing "
-                                  "(mean((WWᵀ/g² − 1)²))", choices=sorted(VARIANTS))
 
 
 class SequentialRNN(nn.Module):

@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 from ..files import DataError, atomic_write_bytes, write_text_atomic
+from .settings import EMBEDDINGS_MEMBER
 
 TEXT_FILE = "rt-polaritydata.tar.gz"
 TEXT_MEMBERS = {"rt-polaritydata/rt-polarity.pos": 1, "rt-polaritydata/rt-polarity.neg": 0}
 EMBEDDINGS_FILE = "glove.6B.zip"
-EMBEDDINGS_MEMBER = "glove.6B.300d.txt"
 
 
 def read_receipt(path: Path) -> dict:

@@ -25,38 +25,26 @@ Hlav §3 (from Pennington et al. 2017) at χ = 1: e L / p + O(1) (Gaussian, O(1)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import setting
 from ..files import write_csv_atomic
 from ..orthogonal import random_weight
 from ..progress import Progress
 from .common import add_settings
+from .settings import H4_ACTIVATIONS as ACTIVATIONS
+from .settings import H4_WEIGHTS as WEIGHTS
+from .settings import Theory as Settings
 
-ACTIVATIONS = ("relu", "tanh", "hardtanh")
-WEIGHTS = ("gaussian", "orthogonal")
 S1 = {"gaussian": -1.0, "orthogonal": 0.0}  # first coefficient of the S-transform of WWᵀ
 COLUMNS = ["activation", "weights", "width", "depth", "seed", "sigma_w2", "sigma_b2", "q_star",
            "metric", "empirical", "theory"]
 
 
-@dataclass(kw_only=True)
-class Settings:
-    """The `h4:` config section's settings, one flag each (H4 has no subcommands)."""
-
-    activations: list[str] = setting(list(ACTIVATIONS), "activations φ", choices=ACTIVATIONS)
-    weights: list[str] = setting(list(WEIGHTS), "weight distributions", choices=WEIGHTS)
-    width: int = setting(400, "width n of every layer")
-    depths: list[int] = setting(dataclasses.MISSING, "depths L to record")
-    seeds: list[int] = setting([0], "one random network per seed")
-    q_star: float = setting(1 / 64, "pre-activation variance q* at which tanh/hard-tanh are made critical")
 
 _Z, _W = np.polynomial.hermite_e.hermegauss(201)
 _W = _W / _W.sum()  # Gauss–Hermite rule for E over z ~ N(0, 1)
