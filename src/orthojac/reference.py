@@ -1,10 +1,11 @@
-"""Snapshot a finished run of the pipeline as a reference: its tables, figures, report pages and
-site, the ledger, and a manifest of how it was made.
+"""Snapshot a finished run of the pipeline as a reference: its tables, figures, report pages, the
+ledger, and a manifest of how it was made.
 
     python -m orthojac.reference snapshot results --out results/reference/cpu \
         --command "make reference" --wall-seconds 4200 --log .snakemake/log/….snakemake.log
 
-The snapshot mirrors `results/`' layout (`tables/`, `figures/`, `report/`, `report_site/`), so
+The snapshot mirrors `results/`' layout (`tables/`, `figures/`, `report/`; not `report_site/`,
+which holds the same pages again, for `--report`), so
 `python -m orthojac.compare` reads a snapshot and a results folder alike. No checkpoints, no
 weights: only what the report is made of. `manifest.json` records the commit (and whether the
 working tree had changes), the CPU model and cores, torch, Python, the date, the command, the
@@ -25,7 +26,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-PARTS = ("tables", "figures", "report", "report_site")
+PARTS = ("tables", "figures", "report")
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 START = re.compile(r"^(?:local)?(?:checkpoint|rule) (\w+):$")
 JOBID = re.compile(r"^\s+jobid: (\d+)$")
