@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 17, one command for one H200 (≤ 9 minutes), from the repository root:
+# The GPU check, one command for one H200 (≤ 9 minutes: 10 s set-up + 110 + 330 + 100), from the repository root:
 #
 #   bash benchmarks/gpu_check.sh OUT [--rehearse] [--bundle DIR] [--work DIR] [--stages abc]
 #
@@ -8,15 +8,19 @@
 #   setup  install what the machine lacks from DIR/wheels (made here by `make gpu-bundle`) unless
 #          Snakemake, nbconvert and ipykernel import already; the data rule's four Fashion-MNIST
 #          files from DIR/fashion-mnist (or Debian's mirror), verified, no URL tried      (≈ 20 s)
-#   a 120  CUDA smoke tests (benchmarks/gpu_check.py smoke): compile + CUDA graphs for fold,
+#   a 110  CUDA smoke tests (benchmarks/gpu_check.py smoke): compile + CUDA graphs for fold,
 #          orthoff, limit, hard and soft with a smaller last batch, graph counts, kill and resume,
 #          spectra on CUDA against the CPU in float64, bf16 against fp32 at depth 200
-#   b 120  benchmarks/train_throughput.py: depth 200, C = 32, naive against the training path
-#          at batch 128 and 1024, compile seconds, bf16 against fp32 test accuracy
-#   c 270  snakemake --configfile config/verify.yaml to the report, eager fp32
-#          (ORTHOJAC_FAST_PATH), two GPU jobs at a time; then results/reference/gpu-verify/
-#          (tables, figures, report, ledger, manifest.json: commit, GPU, driver, torch, date,
-#          stage times, wall time per rule)
+#   c 330  snakemake --configfile config/verify.yaml to the report, eager fp32
+#          (ORTHOJAC_FAST_PATH), GPU_CHECK_GPUS (default 6) GPU jobs at a time, --rerun-incomplete
+#          (a rerun on the same machine resumes: the data step leaves verified files untouched);
+#          then results/reference/gpu-verify/ (tables, figures, report, ledger, manifest.json:
+#          commit, GPU, driver, torch, date, stage times, wall time per rule)
+#   b 100  benchmarks/train_throughput.py: depth 200, C = 32, naive against the training path
+#          at batch 128 and 1024, compile seconds, bf16 against fp32 test accuracy (last: its
+#          depth-200 compile took over 100 s on the H200, and the verify reference matters more)
+# Stages run in the order a, c, b. What one H200 measured on 2026-12-04 is in
+# benchmarks/gpu_runs/2026-12-04-h200/README.md.
 # OUT holds at most 6 files: gpu_check.log (everything, stage by stage), smoke.json,
 # throughput.json, verify.log (Snakemake's), manifest.json, gpu-verify.tar.gz.
 #
@@ -51,14 +55,22 @@ if [ "$rehearse" = 1 ]; then
     ta=${GPU_CHECK_TIMEOUT_A:-300} tb=${GPU_CHECK_TIMEOUT_B:-300} tc=${GPU_CHECK_TIMEOUT_C:-900}
     work=${work:-$tmp/work}
 else
-    device=cuda cores=$(nproc) gpus=2
-    ta=${GPU_CHECK_TIMEOUT_A:-120} tb=${GPU_CHECK_TIMEOUT_B:-120} tc=${GPU_CHECK_TIMEOUT_C:-270}
+    # Measured on one H200 (2026-12-04, torch 2.11): stage a 93 s; stage c's eager jobs take 8–40 s
+    # each (train) and 9–41 s (spectra), mostly start-up and launches, and 47 jobs did not finish
+    # in 300 s two at a time, so six GPU jobs share the device (16 CPU cores); stage b's compile of
+    # the depth-200 fast path took over 100 s, so b runs last, on what is left.
+    device=cuda cores=$(nproc) gpus=${GPU_CHECK_GPUS:-6}
+    ta=${GPU_CHECK_TIMEOUT_A:-110} tb=${GPU_CHECK_TIMEOUT_B:-100} tc=${GPU_CHECK_TIMEOUT_C:-330}
     work=${work:-$repo}
 fi
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 failed=0
 commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null || cat "$bundle/commit" 2>/dev/null || echo unknown)
+
+since() {  # seconds since the `date +%s.%N` value $1, by Python: the GPU machine has no `bc`
+    "$py" -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 3))' "$1"
+}
 
 stage() {  # stage NAME TIMEOUT COMMAND…: run under `timeout`, record "NAME status seconds";
     # with STAGE_LOG set, the command's output goes there instead of gpu_check.log
@@ -75,7 +87,7 @@ stage() {  # stage NAME TIMEOUT COMMAND…: run under `timeout`, record "NAME st
     case $rc in 0) status=ok ;; 124 | 137) status=timeout ;; *) status="failed($rc)" ;; esac
     [ "$status" = ok ] || failed=1
     local seconds
-    seconds=$(echo "$(date +%s.%N) - $start" | bc)
+    seconds=$(since "$start")
     echo "$name $status $seconds" >>"$tmp/stages"
     echo "=== stage $name: $status after ${seconds} s"
 }
@@ -111,7 +123,7 @@ setup() {
 }
 start=$(date +%s.%N)  # setup is a shell function (`timeout` runs commands): timed by hand
 if setup; then status=ok; else status=failed; failed=1; fi
-echo "setup $status $(echo "$(date +%s.%N) - $start" | bc)" >"$tmp/stages"
+echo "setup $status $(since "$start")" >"$tmp/stages"
 echo "=== setup: $status"
 data="$work/results/data/fashion_mnist"
 
@@ -119,6 +131,23 @@ if [[ $stages == *a* ]]; then
     smoke=(--device "$device" --json "$out/smoke.json")
     [ "$rehearse" = 1 ] && smoke+=(--rehearse)
     stage a "$ta" "$py" "$repo/benchmarks/gpu_check.py" smoke "${smoke[@]}"
+fi
+
+if [[ $stages == *c* ]]; then
+    verify=(snakemake --snakefile "$repo/Snakefile" --directory "$work" --cores "$cores"
+            --resources gpu="$gpus" --scheduler greedy --keep-going --rerun-incomplete --configfile "${configs[@]}")
+    echo "verify: ORTHOJAC_FAST_PATH='--no-compile --no-cuda-graphs --precision fp32' ${verify[*]}"
+    export ORTHOJAC_FAST_PATH="--no-compile --no-cuda-graphs --precision fp32"
+    STAGE_LOG="$out/verify.log" stage c "$tc" "${verify[@]}"
+    unset ORTHOJAC_FAST_PATH
+    tail -n 5 "$out/verify.log"
+    reference="$work/results/reference/gpu-verify"
+    "$py" "$repo/benchmarks/gpu_check.py" collect --work "$work" --log "$out/verify.log" \
+        --stages "$tmp/stages" --out "$reference" --commit "$commit" --device "$device" \
+        --command "ORTHOJAC_FAST_PATH='--no-compile --no-cuda-graphs --precision fp32' ${verify[*]}" \
+        || failed=1
+    cp "$reference/manifest.json" "$out/manifest.json" 2>/dev/null
+    tar -czf "$out/gpu-verify.tar.gz" -C "$work/results/reference" gpu-verify
 fi
 
 if [[ $stages == *b* ]]; then
@@ -132,23 +161,6 @@ if [[ $stages == *b* ]]; then
     fi
     stage b "$tb" "$py" "$repo/benchmarks/train_throughput.py" --device "$device" --families fold \
         "${bench[@]}" --accuracy-data-dir "$data" --json "$out/throughput.json"
-fi
-
-if [[ $stages == *c* ]]; then
-    verify=(snakemake --snakefile "$repo/Snakefile" --directory "$work" --cores "$cores"
-            --resources gpu="$gpus" --scheduler greedy --keep-going --configfile "${configs[@]}")
-    echo "verify: ORTHOJAC_FAST_PATH='--no-compile --no-cuda-graphs --precision fp32' ${verify[*]}"
-    export ORTHOJAC_FAST_PATH="--no-compile --no-cuda-graphs --precision fp32"
-    STAGE_LOG="$out/verify.log" stage c "$tc" "${verify[@]}"
-    unset ORTHOJAC_FAST_PATH
-    tail -n 5 "$out/verify.log"
-    reference="$work/results/reference/gpu-verify"
-    "$py" "$repo/benchmarks/gpu_check.py" collect --work "$work" --log "$out/verify.log" \
-        --stages "$tmp/stages" --out "$reference" --commit "$commit" --device "$device" \
-        --command "ORTHOJAC_FAST_PATH='--no-compile --no-cuda-graphs --precision fp32' ${verify[*]}" \
-        || failed=1
-    cp "$reference/manifest.json" "$out/manifest.json" 2>/dev/null
-    tar -czf "$out/gpu-verify.tar.gz" -C "$work/results/reference" gpu-verify
 fi
 
 echo "=== gpu_check: done $(date -u +%FT%TZ), $( [ $failed = 0 ] && echo 'every stage ok' || echo 'a stage failed')"

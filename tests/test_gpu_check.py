@@ -89,6 +89,10 @@ def test_verify_stage_reaches_the_report_and_its_manifest(rehearsal):
     assert "gpu-verify/report/index.html" in names
     assert any(n.startswith("gpu-verify/tables/") for n in names)
     assert any(n.startswith("gpu-verify/figures/") for n in names)
+    # every run's metrics and config, and the spectra's rows, as a stopped stage would leave them
+    runs = {n.split("/")[2] for n in names if n.startswith("gpu-verify/runs/") and n.endswith("metrics.csv")}
+    assert runs == {e["name"] for e in yaml.safe_load((REPO / "config" / "verify.yaml").read_text())["experiments"]}
+    assert any(n.startswith("gpu-verify/spectra/") and n.endswith(".csv") for n in names)
     manifest = json.loads((root / "out" / "manifest.json").read_text())
     assert {"commit", "torch", "date", "stages", "rules", "command"} <= set(manifest)
     assert manifest["stages"]["c"]["status"] == "ok"
@@ -120,3 +124,36 @@ def test_rehearsal_config_keeps_every_experiment_and_section_of_verify():
     for exp in small["experiments"]:
         assert exp["settings"]["depth"]["value"] == 2
         assert all(len(s.get("grid", [0])) == 1 for s in exp["settings"].values())
+
+
+def test_stage_times_need_no_bc(tmp_path, env):
+    """The H200 had no `bc`: every stage time came out empty and the manifest step crashed. With a
+    `bc` that fails placed first on PATH, set-up still records its seconds."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "bc").write_text("#!/bin/sh\nexit 127\n")
+    (shims / "bc").chmod(0o755)
+    proc = gpu_check(tmp_path / "out", "--stages", "none", "--work", str(tmp_path / "work"),
+                     env={**env, "PATH": f"{shims}{os.pathsep}{env['PATH']}"}, timeout=600)
+    log = (tmp_path / "out" / "gpu_check.log").read_text()
+    setup = [line.split() for line in log.splitlines() if line.startswith("setup ok")]
+    assert proc.returncode == 0, log
+    assert setup and float(setup[-1][2]) >= 0
+
+
+def test_data_step_leaves_verified_files_untouched(tmp_path):
+    """A rerun of the data step on the same machine keeps the verified files as they are (same
+    modification time), so Snakemake resumes the verify run instead of retraining every run."""
+    command = [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "data", "--work", str(tmp_path),
+               "--mirror", str(MIRROR)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    files = sorted((tmp_path / "results" / "data" / "fashion_mnist").iterdir())
+    assert len(files) == 4
+    before = {f.name: f.stat().st_mtime_ns for f in files}
+    second = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    assert "left untouched" in second.stdout
+    assert {f.name: f.stat().st_mtime_ns for f in files} == before
+    files[0].write_bytes(b"corrupt")  # a file that no longer verifies is fetched again
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    assert files[0].stat().st_size > 100
