@@ -131,3 +131,23 @@ def test_a_trained_run_off_by_less_than_its_seeds_spread_is_said_so_but_strict_s
         pd.DataFrame({"claim": ["P2"], "verdict": ["reproduced"]}).to_csv(folder / "report/ledger.csv", index=False)
     assert compare.main([str(new), str(ref)]) == 0
     assert compare.main([str(new), str(ref), "--strict"]) == 1
+
+
+def test_claims_numbers_and_fragility_are_shown_beside_the_references(tmp_path, capsys):
+    values = {"a": [0.86, 0.87]}
+    new, ref = _folder(tmp_path / "new", values, PINNED), _folder(tmp_path / "ref", values, PINNED)
+    (new / "report").mkdir()
+    (ref / "report").mkdir()
+    pd.DataFrame({"claim": ["P6", "P3"], "verdict": ["inconclusive", "reproduced"], "numbers": ["n6", "n3"],
+                  "means": ["orthoff 0.23 ± 0.05 (se, n = 3) vs plain 0.10", "—"],
+                  "fragility": ["reproduced at 1 of 5 settings", "reproduced at 3 of 3 settings"]}).to_csv(
+        new / "report/ledger.csv", index=False)
+    pd.DataFrame({"claim": ["P6", "P3"], "verdict": ["reproduced", "reproduced"],
+                  "numbers": ["old n6", "n3"]}).to_csv(ref / "report/ledger.csv", index=False)
+    table = compare.compare_claim_numbers(new, ref).set_index("claim")
+    assert table.loc["P6", "numbers"].startswith("orthoff 0.23") and table.loc["P6", "numbers_reference"] == "old n6"
+    assert table.loc["P3", "numbers"] == "n3" and table.loc["P3", "fragility_reference"] == "—"
+    assert compare.main([str(new), str(ref)]) == 1  # P6's verdict changed
+    out = capsys.readouterr().out
+    assert "- P6: orthoff 0.23 ± 0.05 (se, n = 3) vs plain 0.10 [reproduced at 1 of 5 settings]" in out
+    assert "  reference: old n6 [—]" in out

@@ -114,8 +114,8 @@ TOLERANCE_SOURCES = {
         (f"depth {P2_DEPTH}", "stated", "summary, Key Results: up to 200 layers"),
         ("validation accuracy", "stated", "summary, Key Results: validation accuracies comparable to "
          "standard architectures"),
-        (f"margin: ≥ residual baseline − {P2_TOL:.0%}", "choice", "\"comparable\"; fixed a priori, not "
-         "from the data"),
+        (f"margin: ≥ residual baseline − {P2_TOL:.0%}", "choice", "\"comparable\"; a round number set on "
+         "2026-11-23, before the CPU reference's runs (2026-12-01), not read from any run"),
         (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
         (f"stable: no diverged seed, no seed's final accuracy > {P2_COLLAPSE:.0%} below its best epoch's",
          "choice", "\"train stably\": training neither breaks off nor collapses"),
@@ -127,8 +127,8 @@ TOLERANCE_SOURCES = {
     ],
     "P4": [
         ("α = 0.001", "stated", "summary, First 3 experiments: α ∈ {0, 0.001}"),
-        (f"margin: init ≥ soft − {P4_TOL:.0%}", "choice", "\"about as good\"; fixed a priori, not from "
-         "the data"),
+        (f"margin: init ≥ soft − {P4_TOL:.0%}", "choice", "\"about as good\"; a round number set on "
+         "2026-11-23, before the CPU reference's runs (2026-12-01), not read from any run"),
         (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
         (f"{P4_MIN_ACCURACY:.0%}", "choice", "chance is 10 %: below 20 % neither regime trained"),
     ],
@@ -140,7 +140,8 @@ TOLERANCE_SOURCES = {
     ],
     "P6": [
         (f"L = {P6_DEPTH}", "stated", "summary, First 3 experiments"),
-        (f"margin: + {P6_MARGIN:.0%}", "choice", "\"trains better\"; fixed a priori, not from the data"),
+        (f"margin: + {P6_MARGIN:.0%}", "choice", "\"trains better\"; a round number set on "
+         "2026-11-23, before the CPU reference's runs (2026-12-01), not read from any run"),
         (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
     ],
     "P7": [

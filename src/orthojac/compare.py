@@ -273,6 +273,21 @@ def with_seed_spread(runs: pd.DataFrame, new: Path, ref: Path, z: float = SPREAD
     return out
 
 
+def compare_claim_numbers(new: Path, ref: Path) -> pd.DataFrame:
+    """Per claim, the numbers its verdict rests on in both ledgers (the `means` column of a
+    comparison claim: seed means ± se and n per side; else `numbers`) and the fragility, side by
+    side, so that a changed or unchanged verdict can be read against the spread behind it. A
+    ledger written before those columns existed shows '—'."""
+    def read(folder):
+        path = folder / "report" / "ledger.csv"
+        frame = pd.read_csv(path, keep_default_na=False) if path.exists() else pd.DataFrame(columns=["claim"])
+        shown = frame.get("means", pd.Series("—", index=frame.index)).where(
+            frame.get("means", pd.Series("—", index=frame.index)) != "—", frame.get("numbers", "—"))
+        return pd.DataFrame({"claim": frame["claim"], "numbers": shown,
+                             "fragility": frame.get("fragility", pd.Series("—", index=frame.index))})
+    return read(new).merge(read(ref), on="claim", how="outer", suffixes=("", "_reference"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="orthojac-compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -305,6 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     print(tables.to_string(index=False) if len(tables) else "(none in either)")
     print("\n## Claims")
     print(claims.to_string(index=False))
+    numbers = compare_claim_numbers(args.results, args.reference)
+    changed_numbers = numbers[(numbers["numbers"] != numbers["numbers_reference"])
+                              | (numbers["fragility"] != numbers["fragility_reference"])]
+    if len(changed_numbers):
+        print("\n## Claims whose numbers or fragility differ (seed means ± se, n; fragility)")
+        for r in changed_numbers.itertuples():
+            print(f"- {r.claim}: {r.numbers} [{r.fragility}]\n  reference: {r.numbers_reference} "
+                  f"[{r.fragility_reference}]")
     if args.out:
         runs.to_csv(args.out, index=False)
     changed = claims[~claims["same"]]
