@@ -27,13 +27,16 @@ verify: .venv/.installed mirror
 # The CPU reference (config/cpu.yaml): every claim in dense form on 2 cores, ≈ 70 minutes. Its
 # snapshot (tables, figures, report, ledger, manifest) goes to $(SNAPSHOT) and is compared with
 # the committed one, results/reference/cpu (`make reference SNAPSHOT=results/reference/cpu`
-# refreshes that).
+# refreshes that). Every job runs under the rounding pins of orthojac.reference (torch's and
+# oneDNN's kernels at AVX2, MKL's reproducible AVX2 branch, one thread), so the same numbers come
+# out bit for bit on any x86-64 CPU; the manifest records them, the CPU and the BLAS.
 SNAPSHOT ?= results/cpu_snapshot
 reference: .venv/.installed mirror mnist
 	@start=$$(date +%s); \
-	$(SNAKEMAKE) --cores 2 --configfile config/cpu.yaml && \
+	pins=$$($(PY) -m orthojac.reference pins) && echo "rounding pins: $$pins" && \
+	env $$pins $(SNAKEMAKE) --cores 2 --configfile config/cpu.yaml && \
 	log=$$(ls -t .snakemake/log/*.snakemake.log | head -1) && \
-	$(PY) -m orthojac.reference snapshot results --out $(SNAPSHOT) --command "make reference" \
+	env $$pins $(PY) -m orthojac.reference snapshot results --out $(SNAPSHOT) --command "make reference" \
 		--wall-seconds $$(( $$(date +%s) - start )) --log $$log
 	@if [ "$(SNAPSHOT)" != results/reference/cpu ]; then \
 		$(PY) -m orthojac.compare $(SNAPSHOT) results/reference/cpu; fi

@@ -52,7 +52,7 @@ def test_every_threshold_is_stated_with_a_source_or_a_choice_with_a_reason(claim
     for what, kind, why in TOLERANCE_SOURCES[claim]:
         assert kind in ("stated", "choice") and what and why
         if kind == "stated":
-            assert re.match(r"(summary, |abstract v[12]|Hlav (§|Fig))", why), (claim, what, why)
+            assert re.match(r"(summary, |abstract v[12]|Hlav (§|Fig|Def\. ))", why), (claim, what, why)
 
 
 def test_the_ledger_says_p5s_89_percent_is_stated_and_its_two_points_a_choice():
@@ -185,13 +185,13 @@ def test_first_breakpoint_is_the_activations_default():
 # P2, P3 --------------------------------------------------------------------------------------
 
 def test_reproduced_at_paper_scale():
-    v = _verdicts(*_tables({("fold", 200): [0.86, 0.87, 0.85], ("resnet", 200): [0.87, 0.86, 0.88],
+    v = _verdicts(*_tables({("fold", 200): [0.86, 0.865, 0.87], ("resnet", 200): [0.87, 0.86, 0.88],
                             ("plain", 200): [0.10, 0.10, None]}))
     assert (v["P2"], v["P3"]) == (REPRODUCED, REPRODUCED)
 
 
 def test_not_reproduced_when_numbers_miss():
-    v = _verdicts(*_tables({("fold", 200): 0.50, ("resnet", 200): 0.87, ("plain", 200): 0.45}))
+    v = _verdicts(*_tables({("fold", 200): [0.50, 0.52], ("resnet", 200): [0.87, 0.86], ("plain", 200): [0.45, 0.45]}))
     assert (v["P2"], v["P3"]) == (NOT_REPRODUCED, NOT_REPRODUCED)
 
 
@@ -203,7 +203,7 @@ def test_p2_numbers_show_seed_means_spread_and_divergence():
 
 
 def test_p2_judges_validation_not_test_accuracy():
-    runs, metrics, spectra = _tables({("fold", 200): 0.86, ("resnet", 200): 0.87})
+    runs, metrics, spectra = _tables({("fold", 200): [0.86, 0.86], ("resnet", 200): [0.87, 0.87]})
     metrics.loc[(metrics["split"] == "val") & metrics["run"].str.contains("fold"), "value"] = 0.5
     assert _verdicts(runs, metrics, spectra)["P2"] == NOT_REPRODUCED
 
@@ -217,10 +217,10 @@ def test_p2_a_collapse_from_the_best_epoch_is_not_stable():
 def test_p2_leaves_the_init_study_out_and_compares_one_setting_per_family():
     """The best of many init-study runs must not stand in for the fold family."""
     runs, metrics, _ = _tables({("fold", 200): [0.5, 0.5, 0.5], ("resnet", 200): [0.87, 0.87, 0.87]})
-    s_runs, s_metrics, _ = _tables({("fold", 200): [0.9]}, experiment="init_study_fold")
+    s_runs, s_metrics, _ = _tables({("fold", 200): [0.9, 0.9, 0.9]}, experiment="init_study_fold")
     tables = (pd.concat([runs, s_runs]), pd.concat([metrics, s_metrics]), pd.DataFrame())
     row = ledger(*tables).set_index("claim").loc["P2"]
-    assert row["verdict"] == NOT_REPRODUCED and "1 init_study runs not counted" in row["numbers"]
+    assert row["verdict"] == NOT_REPRODUCED and "3 init_study runs not counted" in row["numbers"]
     s_runs["experiment"] = s_metrics["experiment"] = "e"
     s_runs["run"] = s_metrics["run"] = "another setting"
     s_runs["lr"] = 1e-3
@@ -255,7 +255,22 @@ def test_untagged_experiments_are_not_judged():
 
 @pytest.mark.parametrize("fold, verdict", [(0.87 - P2_TOL + 0.001, REPRODUCED), (0.87 - P2_TOL - 0.001, NOT_REPRODUCED)])
 def test_p2_tolerance_edge(fold, verdict):
-    assert _verdicts(*_tables({("fold", P2_DEPTH): fold, ("resnet", P2_DEPTH): 0.87}))["P2"] == verdict
+    """Seeds that agree: the interval is the difference itself, on one side of the margin."""
+    assert _verdicts(*_tables({("fold", P2_DEPTH): [fold, fold], ("resnet", P2_DEPTH): [0.87, 0.87]}))["P2"] == verdict
+
+
+def test_p2_reaches_each_verdict_of_the_comparison_rule_and_shows_its_columns():
+    """d = −0.01 with se ≈ 0.0071: the interval ±2 se straddles −0.02 (inconclusive); the same
+    difference with tight seeds is reproduced; one seed a side has no standard error."""
+    row = ledger(*_tables({("fold", 200): [0.85, 0.87], ("resnet", 200): [0.87, 0.87]})).set_index("claim").loc["P2"]
+    assert row["verdict"] == INCONCLUSIVE and "interval [-0.0300, +0.0100] against margin -0.0200" in row["numbers"]
+    assert row["n"] == "fold: 2 vs 2" and row["margin"] == "fold: fold − resnet > -0.02"
+    assert row["means"] == "fold: fold 0.8600 ± 0.0100 (se, n = 2) vs resnet 0.8700 ± 0.0000 (se, n = 2)"
+    assert row["rule"].startswith("difference of seed means ± 2 se")
+    tight = _verdicts(*_tables({("fold", 200): [0.859, 0.861], ("resnet", 200): [0.87, 0.87]}))
+    assert tight["P2"] == REPRODUCED
+    row = ledger(*_tables({("fold", 200): 0.95, ("resnet", 200): 0.87})).set_index("claim").loc["P2"]
+    assert row["verdict"] == INCONCLUSIVE and "fold has 1 seed(s) < 2: no standard error" in row["numbers"]
 
 
 def test_p2_without_a_baseline_is_inconclusive():
@@ -306,24 +321,26 @@ def _p4(init, soft, depth=50, soft_alpha=0.001, extra=()):
     return _row("P4", *_runs(rows, "P4"))
 
 
-@pytest.mark.parametrize("init, verdict", [(0.85 - P4_TOL + 0.002, REPRODUCED), (0.85 - P4_TOL - 0.002, NOT_REPRODUCED),
-                                           (0.95, REPRODUCED)])
+@pytest.mark.parametrize("init, verdict", [(0.85 - P4_TOL + 0.003, REPRODUCED), (0.85 - P4_TOL - 0.003, NOT_REPRODUCED),
+                                           (0.95, REPRODUCED), (0.85 - P4_TOL, INCONCLUSIVE)])
 def test_p4_init_against_soft_tolerance_edge(init, verdict):
-    row = _p4([init, init], [0.84, 0.86])
+    """soft's seeds 0.849, 0.851: se 0.001, the interval ±0.002 around init − 0.85."""
+    row = _p4([init, init], [0.849, 0.851])
     assert row["verdict"] == verdict
-    assert "init" in row["numbers"] and "soft (α > 0) 0.850 ± 0.014 (sd, n = 2)" in row["numbers"]
+    assert "init" in row["numbers"] and "soft (α > 0) 0.850 ± 0.001 (sd, n = 2)" in row["numbers"]
     assert "hard 0.500 (n = 1)" in row["numbers"]
 
 
 def test_p4_diverged_init_fails_and_untrained_or_missing_regimes_are_inconclusive():
-    assert _p4([None, 0.85], [0.85, 0.85])["verdict"] == NOT_REPRODUCED  # mean 0.425
+    assert _p4([None, None], [0.85, 0.85])["verdict"] == NOT_REPRODUCED
+    assert _p4([None, 0.85], [0.85, 0.85])["verdict"] == INCONCLUSIVE  # 0.425 ± 0.425 (se): the seeds disagree
     assert _p4([P4_MIN_ACCURACY / 2], [P4_MIN_ACCURACY / 2])["verdict"] == INCONCLUSIVE
     assert _p4([0.85], [0.85], soft_alpha=0.0)["verdict"] == INCONCLUSIVE  # soft with α = 0 is init
 
 
 def test_p4_says_which_depths_it_dropped_and_is_inconclusive_with_none_left():
     untrained = [{"family": "fold", "depth": 200, "regime": r, "alpha": 0.001, "accuracy": 0.1} for r in ("init", "soft")]
-    row = _p4([0.85], [0.85], extra=untrained)
+    row = _p4([0.85, 0.85], [0.85, 0.85], extra=untrained)
     assert row["verdict"] == REPRODUCED and "dropped: L=200 (neither regime reached 20%)" in row["numbers"]
     row = _p4([0.1], [0.1])
     assert row["verdict"] == INCONCLUSIVE and "dropped: L=50" in row["numbers"] and "no depth left" in row["numbers"]
@@ -384,8 +401,10 @@ def test_p6_margin_edge(best, verdict):
 
 
 def test_p6_diverged_plain_scores_zero_and_shallow_or_missing_runs_are_inconclusive():
-    assert _p6({"sigma_k": [0.8]}, [None])["verdict"] == REPRODUCED
-    assert _p6({"sigma_k": [None]}, [0.1])["verdict"] == NOT_REPRODUCED
+    assert _p6({"sigma_k": [0.8, 0.8]}, [None, None])["verdict"] == REPRODUCED
+    assert _p6({"sigma_k": [None, None]}, [0.1, 0.1])["verdict"] == NOT_REPRODUCED
+    assert _p6({"sigma_k": [0.8]}, [0.1, 0.1])["verdict"] == INCONCLUSIVE  # one seed: no standard error
+    assert _p6({"sigma_k": [0.1, 0.4]}, [0.1, 0.1])["verdict"] == INCONCLUSIVE  # 0.15 ± 0.15 (se) straddles 0.05
     assert _p6({"sigma_k": [0.8]}, [0.1], depth=P6_DEPTH // 2)["verdict"] == INCONCLUSIVE
     assert _p6({}, [0.1])["verdict"] == INCONCLUSIVE
 

@@ -99,4 +99,4 @@ def test_hlav_section_page_shows_h1_figures_and_verdicts(tiny_pipeline):
     text = (tiny_pipeline / "results/report/hlav.html").read_text()
     assert "Orthogonal_Gain1.1_adj_Reg0.01" in text and "the claim is about MNIST" in text  # H1 ran on generated data
     ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv").set_index("claim")
-    assert ledger.loc["H-C1", "numbers"].startswith("final val accuracy: Glorot")
+    assert ledger.loc["H-C1", "numbers"].startswith("validation curve averaged over epochs")
