@@ -36,8 +36,9 @@ def resolve(flags: list[str], device: str) -> FastPath:
     return fastpath.resolve(parser.parse_args(flags), torch.device(device))
 
 
-def test_levers_default_on_for_cuda_off_for_cpu_and_each_flag_turns_one_off():
-    assert resolve([], "cpu") == FastPath()
+def test_levers_default_on_for_cuda_off_for_cpu_but_the_fused_adam_and_each_flag_turns_one_off():
+    assert resolve([], "cpu") == FastPath() == FastPath("fp32", False, False, False, True)
+    assert resolve(["--no-fused-adam"], "cpu") == FastPath(fused_adam=False)
     assert resolve([], "cuda") == FastPath("bf16", True, True, True, True)
     assert resolve(["--precision", "tf32", "--no-compile", "--no-cuda-graphs"], "cuda") == \
         FastPath("tf32", True, False, False, True)
@@ -170,7 +171,7 @@ def test_fused_adam_takes_the_same_steps_as_the_default():
     cfg = SMALL
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     weights = []
-    for fast in (FastPath(), FastPath(fused_adam=True)):
+    for fast in (FastPath(fused_adam=False), FastPath()):
         model = build_model(cfg)
         optimiser = fastpath.make_optimiser(model.parameters(), 1e-2, fast)
         assert optimiser.defaults["fused"] is (True if fast.fused_adam else None)
