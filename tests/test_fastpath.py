@@ -39,11 +39,13 @@ def resolve(flags: list[str], device: str) -> FastPath:
 def test_levers_default_on_for_cuda_off_for_cpu_but_the_fused_adam_and_each_flag_turns_one_off():
     assert resolve([], "cpu") == FastPath() == FastPath("fp32", False, False, False, True)
     assert resolve(["--no-fused-adam"], "cpu") == FastPath(fused_adam=False)
-    assert resolve([], "cuda") == FastPath("bf16", True, True, True, True)
+    assert resolve([], "cuda") == FastPath("bf16", True, True, True, True, fused_layers=False)
     assert resolve(["--precision", "tf32", "--no-compile", "--no-cuda-graphs"], "cuda") == \
-        FastPath("tf32", True, False, False, True)
+        FastPath("tf32", True, False, False, True, fused_layers=True)
     assert resolve(["--no-channels-last", "--no-fused-adam"], "cuda") == \
-        FastPath("bf16", False, True, True, False)
+        FastPath("bf16", False, True, True, False, fused_layers=False)
+    assert resolve(["--no-fused-layers"], "cpu") == FastPath(fused_layers=False)
+    assert resolve(["--compile"], "cpu") == FastPath(compile=True, fused_layers=False)
     with pytest.raises(ValueError, match="--cuda-graphs needs --compile"):
         resolve(["--cuda-graphs"], "cpu")
     with pytest.raises(ValueError, match="--cuda-graphs needs --compile"):
@@ -400,3 +402,30 @@ def test_the_smaller_last_batch_reuses_the_compiled_graph(monkeypatch):
     assert counters["stats"]["unique_graphs"] == 1
     assert not counters["recompiles"]
     torch._dynamo.reset()
+
+
+def test_cpu_defaults_rerun_to_identical_metrics_and_evaluate_a_fixed_training_subset(monkeypatch, idx_dir,
+                                                                                         tmp_path):
+    """The CPU's default levers (fused Adam, hand-written dense fold layers): a rerun of the same
+    config gives identical metrics and weights; the training split is evaluated on the fixed
+    subset train_evaluation_subset (TRAIN_EVAL_SIZE images, the same for every seed), and
+    config.json says how many images each split was evaluated on. The old levers (foreach Adam,
+    autograd's layers) train to the same losses up to rounding."""
+    monkeypatch.setattr(train, "TRAIN_EVAL_SIZE", 50)
+    subset = train.train_evaluation_subset(500)
+    assert len(subset) == 50 and torch.equal(subset, train.train_evaluation_subset(500))
+    assert bool((subset[1:] > subset[:-1]).all()) and torch.equal(train.train_evaluation_subset(30), torch.arange(30))
+    cfg = RunConfig(dataset="fixture", arch="dense", family="fold", depth=3, width=16, bias_init=-0.5,
+                    lr=0.01, epochs=2, batch_size=20, val_size=100, seed=3)
+    runs = {}
+    for name, fast in (("a", FastPath()), ("b", FastPath()), ("old", FastPath(fused_adam=False, fused_layers=False))):
+        summary = train.train(cfg, idx_dir, tmp_path / name, torch.device("cpu"), 7, fast)
+        assert summary["status"] == "completed"
+        assert summary["evaluated"] == {"train": 50, "val": 100, "test": 300}
+        metrics = pd.read_csv(tmp_path / name / "metrics.csv")
+        runs[name] = (metrics[metrics["metric"] != "seconds"].reset_index(drop=True),
+                      torch.load(tmp_path / name / "final.pt", weights_only=False)["model"])
+    pd.testing.assert_frame_equal(runs["a"][0], runs["b"][0], check_exact=True)
+    assert all(torch.equal(runs["a"][1][k], runs["b"][1][k]) for k in runs["a"][1])
+    losses = [runs[n][0].query("metric == 'loss'")["value"].to_numpy() for n in ("a", "old")]
+    assert abs(losses[0] - losses[1]).max() < 1e-3, losses

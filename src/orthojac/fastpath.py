@@ -55,7 +55,10 @@ class FastPath:
     bfloat16; the soft penalty and the optimiser stay fp32). channels_last: NHWC activations.
     compile: torch.compile the network. cuda_graphs: compile mode "reduce-overhead" (CUDA graphs).
     fused_adam: Adam's single-kernel implementation (and with it the finiteness test on the
-    device, `DivergenceGuard`). note: why a lever is not at its default (e.g. regime hard)."""
+    device, `DivergenceGuard`). note: why a lever is not at its default (e.g. regime hard).
+    fused_layers: layers whose forward and backward are written by hand for training (a dense
+    `fold` layer with ReLU, orthojac.layers.DenseFoldReLU), where they apply; on by default
+    without compile."""
 
     precision: str = "fp32"
     channels_last: bool = False
@@ -63,6 +66,7 @@ class FastPath:
     cuda_graphs: bool = False
     fused_adam: bool = True
     note: str = ""
+    fused_layers: bool = True
 
     def to_dict(self) -> dict:
         """The levers, and the TF32 API this torch is set through (`tf32_api`)."""
@@ -97,6 +101,9 @@ def _add_lever_flags(parser: argparse.ArgumentParser) -> None:
                         "default: on for CUDA)")
     parser.add_argument("--fused-adam", action=onoff, default=None,
                         help="Adam's fused implementation (default: on, CPU and CUDA)")
+    parser.add_argument("--fused-layers", action=onoff, default=None,
+                        help="train dense fold/ReLU layers through their hand-written forward and "
+                        "backward (orthojac.layers.DenseFoldReLU; default: on without --compile)")
 
 
 def environment_defaults() -> dict:
@@ -135,7 +142,8 @@ def resolve(args: argparse.Namespace, device: torch.device, regime: str | None =
     note = HARD_NO_GRAPHS if hard and cuda and compile_ else ""
     return FastPath(precision=pick(args.precision, "bf16" if cuda else "fp32"),
                     channels_last=pick(args.channels_last, cuda), compile=compile_,
-                    cuda_graphs=graphs, fused_adam=pick(args.fused_adam, True), note=note)
+                    cuda_graphs=graphs, fused_adam=pick(args.fused_adam, True), note=note,
+                    fused_layers=pick(args.fused_layers, not compile_))
 
 
 def set_backends(fast: FastPath) -> None:
@@ -172,6 +180,9 @@ def prepare_model(model: nn.Module, fast: FastPath):
     itself or its compiled version (which shares its parameters, so `model.state_dict()` and the
     checkpoints keep their keys)."""
     model.to(memory_format=memory_format(fast, model))
+    for module in model.modules():
+        if hasattr(module, "fused"):
+            module.fused = fast.fused_layers
     if not fast.compile:
         return model
     compiled = torch.compile(model, mode="reduce-overhead" if fast.cuda_graphs else None)
