@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="steps a round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of steps, in turns")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of steps, in turns")
     parser.add_argument("--peak-trials", type=int, default=7)
     parser.add_argument("--no-rnn", dest="rnn", action="store_false", help="skip H1's RNN")
     parser.add_argument("--data-dir", type=Path, default=Path("results/data/fashion_mnist"),

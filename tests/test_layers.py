@@ -108,8 +108,11 @@ def test_the_hand_written_path_is_taken_only_for_training_a_plain_dense_fold_rel
     layer.fused = True
     assert layer.takes_fused_path(x)
     with torch.no_grad():
-        assert not layer.takes_fused_path(x)  # evaluation without gradients
-    assert not layer.eval().takes_fused_path(x)  # spectra: eval mode
+        assert layer.eval().takes_fused_path(x)  # evaluation without gradients
+        plain = Fold(DenseOperator(8, 8), make_activation("relu")).eval()
+        plain.load_state_dict(layer.state_dict())
+        torch.testing.assert_close(layer(x), plain(x), rtol=1e-6, atol=1e-6)
+    assert not layer.eval().takes_fused_path(x)  # spectra: eval mode, with gradients
     layer.train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not layer.takes_fused_path(x)

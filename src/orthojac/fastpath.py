@@ -56,9 +56,9 @@ class FastPath:
     compile: torch.compile the network. cuda_graphs: compile mode "reduce-overhead" (CUDA graphs).
     fused_adam: Adam's single-kernel implementation (and with it the finiteness test on the
     device, `DivergenceGuard`). note: why a lever is not at its default (e.g. regime hard).
-    fused_layers: layers whose forward and backward are written by hand for training (a dense
-    `fold` layer with ReLU, orthojac.layers.DenseFoldReLU), where they apply; on by default
-    without compile."""
+    fused_layers: layers whose forward and backward are written by hand, for training and
+    evaluation (a dense `fold` layer with ReLU, orthojac.layers.DenseFoldReLU), where they apply;
+    on by default without compile."""
 
     precision: str = "fp32"
     channels_last: bool = False

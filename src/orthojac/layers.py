@@ -119,8 +119,10 @@ def _bias(op: nn.Module, bias_init: float) -> nn.Parameter:
 class DenseFoldReLU(torch.autograd.Function):
     """x ↦ x − 2 Wᵀ ReLU(W x + b) on a batch x (N, n), W (m, n), b (m,), forward and backward by
     hand (the training fast path of a dense `fold` layer with ReLU, `Fold.fused`): what autograd
-    computes for `Fold.forward`, in five matrix products and four elementwise kernels instead of
-    six products, about fifteen kernels and eight autograd nodes. With h = ReLU(Wx + b) and the
+    computes for `Fold.forward`, in the same six matrix products (the bias, the skip connection,
+    the factor −2 and the sum of W's two gradients folded into them) plus three elementwise
+    kernels (ReLU, its derivative, the bias' sum) and one autograd node, where autograd runs about
+    fifteen elementwise kernels and eight nodes. With h = ReLU(Wx + b) and the
     output's gradient g:
         ∂x = g + [(−2g) Wᵀ ⊙ 1(h > 0)] W,   ∂W = hᵀ(−2g) + ∂uᵀ x,   ∂b = Σ_N ∂u,
     ∂u = (−2g) Wᵀ ⊙ 1(h > 0) (ReLU's derivative where its output is positive, as torch's ReLU).
@@ -130,7 +132,7 @@ class DenseFoldReLU(torch.autograd.Function):
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.addmm(bias, x, weight.t()).relu_()
-        return torch.add(x, torch.mm(h, weight), alpha=-2), h
+        return torch.addmm(x, h, weight, alpha=-2), h  # x − 2 h W in one product
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -141,10 +143,11 @@ class DenseFoldReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor, _h: torch.Tensor | None):
         x, weight, h = ctx.saved_tensors
-        g2 = g * -2
-        du = torch.ops.aten.threshold_backward(torch.mm(g2, weight.t()), h, 0)
+        # −2 g Wᵀ in one product (beta = 0: the zero "input" is neither read nor copied)
+        du = torch.ops.aten.threshold_backward(
+            torch.addmm(g.new_zeros(()), g, weight.t(), beta=0, alpha=-2), h, 0)
         dx = torch.addmm(g, du, weight)
-        dw = torch.addmm(torch.mm(du.t(), x), h.t(), g2)
+        dw = torch.addmm(torch.mm(du.t(), x), h.t(), g, alpha=-2)
         return dx, dw, du.sum(0)
 
 
@@ -166,11 +169,12 @@ class Fold(nn.Module):
         self.bias = _bias(op, bias_init)
 
     def takes_fused_path(self, x: torch.Tensor) -> bool:
-        """Whether this call trains through `DenseFoldReLU`: asked for (`fused`), training with
-        gradients, a plain dense operator (no parametrisation) with ReLU, no autocast, and no
-        torch.func transform (PackedModels) around it. Anything else (evaluation, spectra, conv,
-        relu_k, regime hard, bf16) takes the module's plain code."""
-        return (self.fused and self.training and torch.is_grad_enabled() and x.dim() == 2
+        """Whether this call goes through `DenseFoldReLU`: asked for (`fused`), training with
+        gradients or evaluating without (orthojac.train's evaluation), a plain dense operator (no
+        parametrisation) with ReLU, no autocast, and no torch.func transform (PackedModels)
+        around it. Anything else (spectra: eval mode with gradients; conv, relu_k, regime hard,
+        bf16) takes the module's plain code."""
+        return (self.fused and (self.training or not torch.is_grad_enabled()) and x.dim() == 2
                 and type(self.B) is DenseOperator and type(self.rho) is nn.ReLU
                 and not torch.is_autocast_enabled(x.device.type)
                 and torch._C._functorch.peek_interpreter_stack() is None)

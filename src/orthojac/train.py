@@ -102,7 +102,7 @@ def prepare_data(cfg: run_config.RunConfig, data_dir: Path, device: torch.device
     return splits
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model, x, y, batch_size: int = 1000, fast: FastPath = FastPath()) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over (x, y), in the fast path's precision and layout
     (eager: evaluation is a small part of a run)."""
