@@ -52,7 +52,7 @@ from orthojac.models import build_model
 
 FAMILY_SETTINGS = {  # as benchmarks/train_throughput.py: fold and orthoff near the identity at the start
     "fold": {"bias_init": -2.0},
-    "orthoff": {"activation": "abs", "bias_init": 0.0},
+    "orthoff": {"activation": "sigma_k", "k": 1, "breakpoints": "2", "ab_init": "equal", "bias_init": 0.0},  # orthoff200
     "resnet": {"init_scheme": "he"},
     "plain": {"init_scheme": "he"},
 }
