@@ -6,10 +6,11 @@ Why: a depth-200, C = 32 network at batch 128 is bound by kernel launches (≈ 8
 not arithmetic (docs/replication.md §5). The data set is already resident on the device (orthojac.train
 `prepare_data`). Each lever is a runtime setting, not experiment data: it changes the numbers only
 by rounding, and `FastPath` is recorded in each run's config.json. Every lever defaults to on for
-CUDA and off for CPU, where the reference path (eager fp32) stays bit-identical and resumable —
+CUDA and off for CPU, where the reference path (eager fp32) stays deterministic and resumable —
 but for the fused Adam, on for both: on one CPU thread it is one kernel for all parameters instead
 of a dozen foreach kernels (a depth-200 fold step: Adam 21.6 → 4.7 ms), deterministic, resumable,
-and with it the finiteness test stays in `DivergenceGuard` (benchmarks/cpu_speed.py).
+and with it the finiteness test stays in `DivergenceGuard`; and the hand-written layers
+(`fused_layers`), on wherever nothing is compiled (benchmarks/cpu_speed.py).
 The environment variable ORTHOJAC_FAST_PATH holds flags that act as the defaults (e.g.
 "--no-compile --no-cuda-graphs --precision fp32" for an eager run under Snakemake); flags given on
 the command line win.

@@ -17,7 +17,9 @@ one with the same config resumes from it. A loss or parameter that is not finite
 `diverged` at that step: a result, not a crash.
 
 Runtime flags (not config: they change results by rounding only, and are recorded in config.json)
-pick the fast path's levers, orthojac.fastpath: on by default on CUDA, off on CPU but the fused Adam.
+pick the fast path's levers, orthojac.fastpath: on by default on CUDA; on CPU the fused Adam and the
+hand-written dense fold layer only (deterministic: a rerun on the same machine and thread count
+gives identical metrics).
 """
 
 from __future__ import annotations
@@ -347,8 +349,8 @@ def main(argv: list[str] | None = None) -> None:
     device = select_device(args.device)
     # Precision in one place: the fast path's levers (orthojac.fastpath), all on for CUDA (bf16
     # autocast, channels-last, torch.compile with CUDA graphs, fused Adam) and off for CPU but the
-    # fused Adam, where fp32 with TF32 off is the deterministic, resumable reference. Each flag
-    # turns one off.
+    # fused Adam and the hand-written layers, where fp32 with TF32 off is the deterministic,
+    # resumable reference. Each flag turns one off.
     fast = fastpath.resolve(args, device, cfg.regime)
     fastpath.set_backends(fast)
     signal.signal(signal.SIGTERM, Stop.handler)
