@@ -153,7 +153,7 @@ def whole_job(args, flags: list[str], full_train_evaluation: bool, out: Path) ->
             + "t.main(sys.argv[1:])\n")
     cmd = [sys.executable, "-c", code, "--arch", "dense", "--family", "fold", "--depth", str(args.depth),
            "--width", str(args.width), "--batch-size", str(args.batch), "--bias-init", "-2",
-           "--epochs", "1", "--train-size", str(args.job_images), "--val-size", "5000",
+           "--epochs", "1", "--train-size", str(args.job_images), "--val-size", str(args.job_val_size),
            "--data-dir", str(args.data_dir), "--out-dir", str(out), "--device", "cpu",
            "--threads", "1", *flags]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(train.__file__).parents[1]),
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("results/data/fashion_mnist"),
                         help="Fashion-MNIST's IDX files, for the whole job")
     parser.add_argument("--job-images", type=int, default=50000, help="training images of the whole job (0: none)")
+    parser.add_argument("--job-val-size", type=int, default=5000, help="validation images of the whole job")
     parser.add_argument("--no-old-job", dest="old_job", action="store_false",
                         help="skip the whole job with the old settings")
     parser.add_argument("--json", type=Path, help="write the results here")

@@ -429,3 +429,31 @@ def test_cpu_defaults_rerun_to_identical_metrics_and_evaluate_a_fixed_training_s
     assert all(torch.equal(runs["a"][1][k], runs["b"][1][k]) for k in runs["a"][1])
     losses = [runs[n][0].query("metric == 'loss'")["value"].to_numpy() for n in ("a", "old")]
     assert abs(losses[0] - losses[1]).max() < 1e-3, losses
+
+
+def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(tmp_path, idx_dir):
+    """benchmarks/cpu_speed.py end to end at the smallest size (depth 2, width 8, batch 16, a
+    whole job of 200 fixture images): the FLOPs of a dense step as counted by FlopCounterMode are
+    the products' own (lift: forward and weight gradient; body: six products a fold layer;
+    head: forward and both gradients), every ratio is computed, and the job ran with both
+    settings (the old one evaluating the whole training split). No speed is asserted."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import cpu_speed
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "cpu_speed.json"
+    cpu_speed.main(["--depth", "2", "--width", "8", "--batch", "16", "--steps", "1", "--rounds", "1",
+                    "--peak-trials", "1", "--data-dir", str(idx_dir), "--job-images", "200",
+                    "--job-val-size", "100", "--json", str(out)])
+    result = json.loads(out.read_text())
+    b, w, d = 16, 8, 2
+    assert result["steps"]["fold"]["flops"] == 4 * b * 784 * w + d * 6 * 2 * b * w * w + 3 * 2 * b * w * 10
+    assert set(result["steps"]) == {"fold", "orthoff", "resnet", "plain", "H1 RNN"}
+    assert all(r["peak_ratio_new"] > 0 and r["peak_ratio_old"] > 0 for r in result["steps"].values())
+    job = result["job"]
+    assert job["new"]["evaluated"] == {"train": 200, "val": 100, "test": 300}
+    assert job["old"]["evaluated"] == {"train": 200, "val": 100, "test": 300}  # 200 < TRAIN_EVAL_SIZE
+    assert job["new"]["fast_path"]["fused_adam"] and not job["old"]["fast_path"]["fused_layers"]
+    assert job["new"]["steps"] == job["old"]["steps"] == 13
+    assert 0 < job["new"]["job_peak_ratio"] < job["new"]["train_peak_ratio"]
