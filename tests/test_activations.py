@@ -56,3 +56,19 @@ def test_bad_breakpoints_are_named():
         make_activation("gelu")
     assert parse_breakpoints("") is None and parse_breakpoints("-1,0.5") == [-1.0, 0.5]
     assert set(ACTIVATIONS) == {"relu", "relu_k", "abs", "sigma_k", "tanh", "hardtanh"}
+
+
+@pytest.mark.parametrize("breakpoints", [None, [2.0]])
+def test_one_fixed_breakpoint_takes_the_short_path_with_the_same_numbers(breakpoints):
+    """ReLU_1 with a fixed breakpoint computes ReLU(z − t_0) directly: the general sum's values
+    and gradients, bit for bit (σ_1 of orthoff200 goes through it)."""
+    z = torch.randn(64, 33, generator=torch.Generator().manual_seed(0)) * 3
+    short = make_activation("sigma_k", k=1, breakpoints=breakpoints)
+    results = []
+    for fn in (short, lambda v: v - 2 * (torch.relu(v.unsqueeze(-1) - short.relu_k.breakpoints)
+                                          * short.relu_k.signs).sum(-1)):
+        zi = z.clone().requires_grad_(True)
+        out = fn(zi)
+        (grad,) = torch.autograd.grad((out * torch.linspace(-1, 1, 33)).sum(), zi)
+        results.append((out, grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])

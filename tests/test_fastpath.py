@@ -36,13 +36,16 @@ def resolve(flags: list[str], device: str) -> FastPath:
     return fastpath.resolve(parser.parse_args(flags), torch.device(device))
 
 
-def test_levers_default_on_for_cuda_off_for_cpu_and_each_flag_turns_one_off():
-    assert resolve([], "cpu") == FastPath()
-    assert resolve([], "cuda") == FastPath("bf16", True, True, True, True)
+def test_levers_default_on_for_cuda_off_for_cpu_but_the_fused_adam_and_each_flag_turns_one_off():
+    assert resolve([], "cpu") == FastPath() == FastPath("fp32", False, False, False, True)
+    assert resolve(["--no-fused-adam"], "cpu") == FastPath(fused_adam=False)
+    assert resolve([], "cuda") == FastPath("bf16", True, True, True, True, fused_layers=False)
     assert resolve(["--precision", "tf32", "--no-compile", "--no-cuda-graphs"], "cuda") == \
-        FastPath("tf32", True, False, False, True)
+        FastPath("tf32", True, False, False, True, fused_layers=True)
     assert resolve(["--no-channels-last", "--no-fused-adam"], "cuda") == \
-        FastPath("bf16", False, True, True, False)
+        FastPath("bf16", False, True, True, False, fused_layers=False)
+    assert resolve(["--no-fused-layers"], "cpu") == FastPath(fused_layers=False)
+    assert resolve(["--compile"], "cpu") == FastPath(compile=True, fused_layers=False)
     with pytest.raises(ValueError, match="--cuda-graphs needs --compile"):
         resolve(["--cuda-graphs"], "cpu")
     with pytest.raises(ValueError, match="--cuda-graphs needs --compile"):
@@ -170,7 +173,7 @@ def test_fused_adam_takes_the_same_steps_as_the_default():
     cfg = SMALL
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     weights = []
-    for fast in (FastPath(), FastPath(fused_adam=True)):
+    for fast in (FastPath(fused_adam=False), FastPath()):
         model = build_model(cfg)
         optimiser = fastpath.make_optimiser(model.parameters(), 1e-2, fast)
         assert optimiser.defaults["fused"] is (True if fast.fused_adam else None)
@@ -399,3 +402,58 @@ def test_the_smaller_last_batch_reuses_the_compiled_graph(monkeypatch):
     assert counters["stats"]["unique_graphs"] == 1
     assert not counters["recompiles"]
     torch._dynamo.reset()
+
+
+def test_cpu_defaults_rerun_to_identical_metrics_and_evaluate_a_fixed_training_subset(monkeypatch, idx_dir,
+                                                                                         tmp_path):
+    """The CPU's default levers (fused Adam, hand-written dense fold layers): a rerun of the same
+    config gives identical metrics and weights; the training split is evaluated on the fixed
+    subset train_evaluation_subset (TRAIN_EVAL_SIZE images, the same for every seed), and
+    config.json says how many images each split was evaluated on. The old levers (foreach Adam,
+    autograd's layers) train to the same losses up to rounding."""
+    monkeypatch.setattr(train, "TRAIN_EVAL_SIZE", 50)
+    subset = train.train_evaluation_subset(500)
+    assert len(subset) == 50 and torch.equal(subset, train.train_evaluation_subset(500))
+    assert bool((subset[1:] > subset[:-1]).all()) and torch.equal(train.train_evaluation_subset(30), torch.arange(30))
+    cfg = RunConfig(dataset="fixture", arch="dense", family="fold", depth=3, width=16, bias_init=-0.5,
+                    lr=0.01, epochs=2, batch_size=20, val_size=100, seed=3)
+    runs = {}
+    for name, fast in (("a", FastPath()), ("b", FastPath()), ("old", FastPath(fused_adam=False, fused_layers=False))):
+        summary = train.train(cfg, idx_dir, tmp_path / name, torch.device("cpu"), 7, fast)
+        assert summary["status"] == "completed"
+        assert summary["evaluated"] == {"train": 50, "val": 100, "test": 300}
+        metrics = pd.read_csv(tmp_path / name / "metrics.csv")
+        runs[name] = (metrics[metrics["metric"] != "seconds"].reset_index(drop=True),
+                      torch.load(tmp_path / name / "final.pt", weights_only=False)["model"])
+    pd.testing.assert_frame_equal(runs["a"][0], runs["b"][0], check_exact=True)
+    assert all(torch.equal(runs["a"][1][k], runs["b"][1][k]) for k in runs["a"][1])
+    losses = [runs[n][0].query("metric == 'loss'")["value"].to_numpy() for n in ("a", "old")]
+    assert abs(losses[0] - losses[1]).max() < 1e-3, losses
+
+
+def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(tmp_path, idx_dir):
+    """benchmarks/cpu_speed.py end to end at the smallest size (depth 2, width 8, batch 16, a
+    whole job of 200 fixture images): the FLOPs of a dense step as counted by FlopCounterMode are
+    the products' own (lift: forward and weight gradient; body: six products a fold layer;
+    head: forward and both gradients), every ratio is computed, and the job ran with both
+    settings (the old one evaluating the whole training split). No speed is asserted."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import cpu_speed
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "cpu_speed.json"
+    cpu_speed.main(["--depth", "2", "--width", "8", "--batch", "16", "--steps", "1", "--rounds", "1",
+                    "--peak-trials", "1", "--data-dir", str(idx_dir), "--job-images", "200",
+                    "--job-val-size", "100", "--json", str(out)])
+    result = json.loads(out.read_text())
+    b, w, d = 16, 8, 2
+    assert result["steps"]["fold"]["flops"] == 4 * b * 784 * w + d * 6 * 2 * b * w * w + 3 * 2 * b * w * 10
+    assert set(result["steps"]) == {"fold", "orthoff", "resnet", "plain", "H1 RNN"}
+    assert all(r["peak_ratio_new"] > 0 and r["peak_ratio_old"] > 0 for r in result["steps"].values())
+    job = result["job"]
+    assert job["new"]["evaluated"] == {"train": 200, "val": 100, "test": 300}
+    assert job["old"]["evaluated"] == {"train": 200, "val": 100, "test": 300}  # 200 < TRAIN_EVAL_SIZE
+    assert job["new"]["fast_path"]["fused_adam"] and not job["old"]["fast_path"]["fused_layers"]
+    assert job["new"]["steps"] == job["old"]["steps"] == 13
+    assert 0 < job["new"]["job_peak_ratio"] < job["new"]["train_peak_ratio"]

@@ -71,3 +71,58 @@ def test_unorthogonal_fold_is_detected():
     layer = _fold(op, 1.0, gen)
     sigma = jacobian_spectrum(layer, torch.randn(8, generator=gen, dtype=torch.float64))
     assert (sigma - 1).abs().max() > 1e-2
+
+
+def test_hand_written_dense_fold_matches_autograd():
+    """DenseFoldReLU (the training path of a dense fold/ReLU layer): its backward passes torch's
+    gradcheck in float64, and forward and gradients equal autograd's through the plain code up to
+    rounding, in float32 too (with units on both sides of ReLU's kink)."""
+    from orthojac.layers import DenseFoldReLU
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(4, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *a: DenseFoldReLU.apply(*a)[0], (x, w, b))
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        layer = _fold(DenseOperator(16, 16), 0.5, gen).to(dtype)
+        layer.B.init_orthogonal_("haar", gen)
+        x = torch.randn(32, 16, dtype=dtype, generator=gen)
+        results = []
+        for fused in (False, True):
+            layer.fused = fused
+            xi = x.clone().requires_grad_(True)
+            out = layer(xi)
+            assert layer.takes_fused_path(xi) is fused
+            grads = torch.autograd.grad((out * torch.arange(16, dtype=dtype)).sum(), (xi, *layer.parameters()))
+            results.append((out.detach(), *grads))
+        assert any((r != 0).any() for r in results[0][2:])  # the weight's gradient is not trivially zero
+        for plain, fused in zip(*results):
+            torch.testing.assert_close(fused, plain, rtol=tol, atol=tol)
+
+
+def test_the_hand_written_path_is_taken_only_for_training_a_plain_dense_fold_relu_layer():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 8)
+    layer = Fold(DenseOperator(8, 8), make_activation("relu"))
+    layer.fused = True
+    assert layer.takes_fused_path(x)
+    with torch.no_grad():
+        assert layer.eval().takes_fused_path(x)  # evaluation without gradients
+        plain = Fold(DenseOperator(8, 8), make_activation("relu")).eval()
+        plain.load_state_dict(layer.state_dict())
+        torch.testing.assert_close(layer(x), plain(x), rtol=1e-6, atol=1e-6)
+    assert not layer.eval().takes_fused_path(x)  # spectra: eval mode, with gradients
+    layer.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not layer.takes_fused_path(x)
+    assert not torch.vmap(lambda xi: torch.tensor(layer.takes_fused_path(xi)))(x).any()
+    assert not Fold(ConvOperator(2, 2), make_activation("relu")).takes_fused_path(torch.randn(1, 2, 4, 4))
+    relu_k = Fold(DenseOperator(8, 8), make_activation("relu_k", k=2))
+    relu_k.fused = True
+    assert not relu_k.takes_fused_path(x)
+    hard = Fold(DenseOperator(8, 8), make_activation("relu"))
+    hard.B.init_orthogonal_("haar", gen)
+    hard.B.make_hard_()
+    hard.fused = True
+    assert not hard.takes_fused_path(x)

@@ -54,6 +54,10 @@ class ReLUk(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         t = self.breakpoints
+        if t.dim() == 1 and self.k == 1:
+            # One fixed breakpoint: ReLU(z − t_0), the sum below without its size-1 axis (the same
+            # numbers, forward and backward, in two kernels instead of five on a k-fold tensor).
+            return torch.relu(z - t.to(z.dtype))
         if t.dim() == 2:  # per channel: (C, k) → broadcast against (N, C, *spatial)
             t = torch.sort(t, dim=1).values
             t = t.reshape(t.shape[0], *([1] * self.channel_dims), self.k)

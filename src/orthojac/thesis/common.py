@@ -93,7 +93,8 @@ def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_s
     the validation accuracy, then the test accuracy; `extra` columns on every row. A non-finite
     objective stops the run with metric `diverged` = the epoch (a result, not a crash).
     `progress`: the job's progress lines (default: lines for this run alone)."""
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    # The fused Adam (one kernel for all parameters), as orthojac.train's default.
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, fused=True)
     x, y = data["train"]
     order = torch.Generator().manual_seed(seed)
     base = {k: run[k] for k in ("configuration", "label", "variant", "gain", "lam")} | {"seed": seed, "train_size": len(x)}

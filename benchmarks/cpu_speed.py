@@ -1,0 +1,247 @@
+"""CPU training speed against one core's matmul peak, in one run (issue 24).
+
+Everything on one thread (torch.set_num_threads(1)), measured in this process unless said:
+
+1. the core's peak: the best of --peak-trials timings of fp32 512×512×512 matmuls (2·512³ FLOP
+   each); also the 128³ rate, the ceiling of a width-128 layer's matrix products;
+2. per family (fold, orthoff, resnet, plain: dense, depth --depth, width --width, batch --batch):
+   the training step as orthojac.train takes it (`training_step` with the default CPU levers,
+   orthojac.fastpath: fused Adam, hand-written dense fold layers) against the old settings
+   (`--no-fused-adam --no-fused-layers`: the foreach Adam and autograd's layers), timed in turns
+   (--rounds rounds of --steps steps each; the median round is reported), as steps/s and as a
+   ratio of the FLOPs done to the peak; the FLOPs of a step are counted by
+   torch.utils.flop_counter.FlopCounterMode (matrix products, forward and backward);
+3. H1's RNN (sequential MNIST, hidden 64, batch 256, the soft penalty): its step with the fused
+   Adam against the foreach one;
+4. the headline, a whole job: `python -m orthojac.train` as a separate process, one epoch of the
+   fold network on --job-images images of the real Fashion-MNIST (--data-dir), one thread, the
+   default CPU settings, timed from process start to exit (start-up, data, evaluation and
+   checkpoints included), then the same with the old settings (foreach Adam, autograd's layers,
+   and the whole training split evaluated each epoch, as before issue 24). Ratios: the time the
+   job's training FLOPs need at the peak over the process' wall time (target ≥ 0.60), and over
+   its training seconds alone (`train_seconds` of config.json; target ≥ 0.80).
+
+    PYTHONPATH=src python benchmarks/cpu_speed.py --data-dir results/data/fashion_mnist \\
+        --json benchmarks/cpu_speed.json
+
+The machine may be shared: the ratios are measured within one run, against the peak measured in
+the same run, which contention affects less than absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from orthojac import fastpath, train
+from orthojac.config import RunConfig
+from orthojac.fastpath import FastPath
+from orthojac.models import build_model
+
+FAMILY_SETTINGS = {  # as benchmarks/train_throughput.py: fold and orthoff near the identity at the start
+    "fold": {"bias_init": -2.0},
+    "orthoff": {"activation": "sigma_k", "k": 1, "breakpoints": "2", "ab_init": "equal", "bias_init": 0.0},  # orthoff200
+    "resnet": {"init_scheme": "he"},
+    "plain": {"init_scheme": "he"},
+}
+NEW, OLD = FastPath(), FastPath(fused_adam=False, fused_layers=False)
+OLD_FLAGS = ["--no-fused-adam", "--no-fused-layers"]
+
+
+def matmul_rate(n: int, trials: int, seconds: float = 0.3) -> float:
+    """The best FLOP/s of fp32 n×n×n matmuls over `trials` timings of about `seconds` each."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    reps = max(1, int(seconds * 1e11 / (2 * n**3)))
+    best = 0.0
+    for _ in range(trials):
+        start = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
+    return best
+
+
+def family_config(family: str, args) -> RunConfig:
+    return RunConfig(arch="dense", family=family, depth=args.depth, width=args.width,
+                     batch_size=args.batch, **FAMILY_SETTINGS[family])
+
+
+def orthojac_stepper(cfg: RunConfig, fast: FastPath):
+    """A closure taking one training step of `cfg`'s network as orthojac.train does (the fast
+    path's model, optimiser and divergence guard), on a fixed random batch."""
+    model = build_model(cfg)
+    forward = fastpath.prepare_model(model, fast)
+    optimiser = fastpath.make_optimiser(model.parameters(), cfg.lr, fast)
+    guard = fastpath.divergence_guard(optimiser, fast, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(cfg.batch_size, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (cfg.batch_size,), generator=gen)
+    model.train()
+
+    def step():
+        loss = train.training_step(forward, model, optimiser, x, y, cfg, fast, guard)
+        if loss is None:
+            raise RuntimeError(f"{cfg.family}: the loss of a benchmark step is not finite")
+
+    return step
+
+
+def rnn_stepper(fused: bool):
+    """One step of H1's loop (orthojac.thesis.common.fit): the RNN of Orthogonal_GainA_RegB
+    (hidden 64, gain 1.1, λ 0.01), batch 256 of 28 rows of 28 pixels, cross-entropy plus the soft
+    penalty, Adam fused or foreach."""
+    from orthojac.thesis import common, rnn, settings
+
+    model = rnn.build("Orthogonal_GainA_RegB", 1.1, 64, 0)
+    run = next(r for r in rnn.runs(1.1, [0.01], [settings.VARIANTS[0]])
+               if r["configuration"] == "Orthogonal_GainA_RegB")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(256, 28, 28, generator=gen), torch.randint(0, 10, (256,), generator=gen)
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        if not common.descend(opt, loss + rnn.penalty(model, run)):
+            raise RuntimeError("H1: the loss of a benchmark step is not finite")
+        loss.item()
+
+    return step
+
+
+def count_flops(step) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def time_in_turns(steppers: dict, steps: int, rounds: int, warmup: int = 3) -> dict:
+    """Seconds per step of each stepper, timed in turns (a round of `steps` steps each, `rounds`
+    times): the median round of each."""
+    for step in steppers.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steppers}
+    for _ in range(rounds):
+        for name, step in steppers.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - start) / steps)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def whole_job(args, flags: list[str], full_train_evaluation: bool, out: Path) -> dict:
+    """`python -m orthojac.train` in a fresh process: one epoch of dense fold, one thread; its
+    wall time from start to exit, and its config.json."""
+    code = ("import sys, orthojac.train as t\n"
+            + ("t.TRAIN_EVAL_SIZE = 10**9\n" if full_train_evaluation else "")
+            + "t.main(sys.argv[1:])\n")
+    cmd = [sys.executable, "-c", code, "--arch", "dense", "--family", "fold", "--depth", str(args.depth),
+           "--width", str(args.width), "--batch-size", str(args.batch), "--bias-init", "-2",
+           "--epochs", "1", "--train-size", str(args.job_images), "--val-size", str(args.job_val_size),
+           "--data-dir", str(args.data_dir), "--out-dir", str(out), "--device", "cpu",
+           "--threads", "1", *flags]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(train.__file__).parents[1]),
+                                                                    os.environ.get("PYTHONPATH")])))
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"the job failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    summary = json.loads((out / "config.json").read_text())
+    return {"wall_seconds": wall, "train_seconds": summary["train_seconds"], "steps": summary["steps"],
+            "evaluated": summary.get("evaluated", "all"), "fast_path": summary["environment"]["fast_path"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--families", nargs="*", default=list(FAMILY_SETTINGS), choices=list(FAMILY_SETTINGS))
+    parser.add_argument("--depth", type=int, default=200)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10, help="steps a round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of steps, in turns")
+    parser.add_argument("--peak-trials", type=int, default=7)
+    parser.add_argument("--no-rnn", dest="rnn", action="store_false", help="skip H1's RNN")
+    parser.add_argument("--data-dir", type=Path, default=Path("results/data/fashion_mnist"),
+                        help="Fashion-MNIST's IDX files, for the whole job")
+    parser.add_argument("--job-images", type=int, default=50000, help="training images of the whole job (0: none)")
+    parser.add_argument("--job-val-size", type=int, default=5000, help="validation images of the whole job")
+    parser.add_argument("--no-old-job", dest="old_job", action="store_false",
+                        help="skip the whole job with the old settings")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "torch": torch.__version__, "threads": 1, "load_average": os.getloadavg(),
+              "shape": {"depth": args.depth, "width": args.width, "batch": args.batch}}
+
+    def save():
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+    peak = matmul_rate(512, args.peak_trials)
+    result["peak_flops"], result["matmul128_flops"] = peak, matmul_rate(128, args.peak_trials)
+    print(f"peak (fp32 512³ matmul, one thread): {peak / 1e9:.1f} GFLOP/s; "
+          f"128³: {result['matmul128_flops'] / 1e9:.1f} GFLOP/s ({result['matmul128_flops'] / peak:.2f} of peak)")
+    print(f"\n{'network':<10} {'GFLOP/step':>10} {'ms/step':>9} {'steps/s':>8} {'of peak':>8} "
+          f"{'old ms':>8} {'old of peak':>11} {'speed-up':>8}")
+    result["steps"] = {}
+    rows = [(f, lambda fast, f=f: orthojac_stepper(family_config(f, args), fast)) for f in args.families]
+    if args.rnn:
+        rows.append(("H1 RNN", lambda fast: rnn_stepper(fast.fused_adam)))
+    for name, make in rows:
+        flops = count_flops(make(OLD))
+        seconds = time_in_turns({"new": make(NEW), "old": make(OLD)}, args.steps, args.rounds)
+        new, old = flops / seconds["new"] / peak, flops / seconds["old"] / peak
+        result["steps"][name] = {"flops": flops, "seconds_new": seconds["new"], "seconds_old": seconds["old"],
+                                 "peak_ratio_new": new, "peak_ratio_old": old}
+        print(f"{name:<10} {flops / 1e9:>10.3f} {seconds['new'] * 1e3:>9.1f} {1 / seconds['new']:>8.2f} "
+              f"{new:>8.2f} {seconds['old'] * 1e3:>8.1f} {old:>11.2f} {seconds['old'] / seconds['new']:>8.2f}")
+        save()
+
+    if args.job_images:
+        cfg = family_config("fold", args)
+        per_image = count_flops(orthojac_stepper(cfg, OLD)) / cfg.batch_size
+        flops = per_image * args.job_images
+        result["job"] = {"images": args.job_images, "training_flops": flops,
+                         "seconds_at_peak": flops / peak}
+        print(f"\nwhole job: dense fold, depth {args.depth}, width {args.width}, batch {args.batch}, one epoch "
+              f"of {args.job_images} images, one thread ({flops / 1e12:.3f} TFLOP of training: "
+              f"{flops / peak:.1f} s at the peak)")
+        settings = [("new", [], False)] + ([("old", OLD_FLAGS, True)] if args.old_job else [])
+        for name, flags, full in settings:
+            with tempfile.TemporaryDirectory() as tmp:
+                job = whole_job(args, flags, full, Path(tmp) / "run")
+            job["job_peak_ratio"] = flops / peak / job["wall_seconds"]
+            job["train_peak_ratio"] = flops / peak / job["train_seconds"]
+            result["job"][name] = job
+            print(f"  {name} ({' '.join(flags) or 'default CPU settings'}"
+                  f"{', whole training split evaluated' if full else ''}): wall {job['wall_seconds']:.1f} s, "
+                  f"training {job['train_seconds']:.1f} s; at-peak time / wall {job['job_peak_ratio']:.2f} "
+                  f"(target ≥ 0.60), / training {job['train_peak_ratio']:.2f} (target ≥ 0.80)")
+            save()
+    result["peak_flops_end"] = matmul_rate(512, args.peak_trials)
+    result["load_average_end"] = os.getloadavg()
+    print(f"\npeak again at the end: {result['peak_flops_end'] / 1e9:.1f} GFLOP/s; "
+          f"load average {result['load_average'][0]:.2f} → {result['load_average_end'][0]:.2f} (2 cores)")
+    save()
+
+
+if __name__ == "__main__":
+    main()
