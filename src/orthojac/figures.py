@@ -104,6 +104,7 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
     if acc.empty:
         return message_figure(path, "no runs")
     grid = sns.relplot(data=acc, x="depth", y="accuracy", hue="model", col="experiment",
+                       col_wrap=min(4, acc["experiment"].nunique()),  # a page's width, not one long row
                        kind="line", marker="o", height=3, aspect=1.3)
     depths = sorted(acc["depth"].unique())
     for ax in grid.axes.flat:
