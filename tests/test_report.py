@@ -197,7 +197,8 @@ def test_grad_norm_figure_plots_measured_gradients(tmp_path, monkeypatch):
 def test_check_report_finds_missing_anchors_and_claims_without_a_figure(tmp_path):
     png = base64.b64encode(PNG_SIGNATURE).decode()
     (tmp_path / "other.html").write_text(f'<h2 id="claim-P1">P1</h2><img src="data:image/png;base64,{png}">'
-                                         '<h2 id="claim-P2">P2</h2><p>no figure</p>')
+                                         '<h2 id="claim-P2">P2</h2><p>no figure</p>'
+                                         f'<h2 id="Figures">Figures</h2><img src="data:image/png;base64,{png}">')
     assert _page(tmp_path, '<a href="other.html#claim-P1">a</a><a href="other.html#claim-P9">b</a>') == [
         "other.html: claim P2 shows no figure",
         "page.html: link 'other.html#claim-P9': other.html has no element #claim-P9"]

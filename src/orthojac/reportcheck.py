@@ -8,7 +8,7 @@ exists; an <a href> to another page of the report resolves when that file exists
 the report, `http(s):`, `mailto:` and in-page `#anchors`, are not followed), and its `#anchor`, if
 any, names an element of that page. The claims ledger is the table with class `claims-ledger`; its
 body rows are counted. A claim's part of a section page (from an element with id `claim-<id>` to
-the next such) must show at least one figure.
+the next such, or to the next h1/h2 heading) must show at least one figure.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class _Parser(HTMLParser):
             if a["id"].startswith(CLAIM_PREFIX):
                 self._claim = a["id"][len(CLAIM_PREFIX):]
                 self.page.claim_images[self._claim] = 0
+        if tag in ("h1", "h2") and not (a.get("id") or "").startswith(CLAIM_PREFIX):
+            self._claim = None  # a heading of the page's own ends the claim's part
         if tag == "img":
             self.page.images.append(a.get("src") or "")
             if self._claim is not None:
