@@ -11,7 +11,9 @@ rule report_index:
             "results/report/ledger.csv", category="Claims", labels={"table": "ledger"}
         ),
         overview=report(
-            "results/report/overview.png", category="Claims", labels={"figure": "overview"}
+            "results/report/overview.png",
+            category="Claims",
+            labels={"figure": "overview"},
         ),
     log:
         notebook="results/report/index.ipynb",
