@@ -13,6 +13,7 @@ import subprocess
 import matplotlib.image
 import pytest
 
+from conftest import REPO
 from orthojac.claims import CLAIMS
 from orthojac.report import SECTIONS, claim_section
 from orthojac.reportcheck import check_report, parse_page
@@ -22,6 +23,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--hide-scrollbars"]
 WIDTH = 1280  # a laptop's browser window
 PAGES = ["index", *SECTIONS]
+REFERENCE = REPO / "results/reference/cpu"
 # Run in the page once it has loaded: the document's width, the boxes that scroll sideways inside
 # it, the elements whose right edge lies beyond the window (cut off by a box that hides its
 # overflow), the images that did not load; written into the DOM, which --dump-dom prints.
@@ -107,3 +109,19 @@ def test_the_measurement_sees_a_page_that_runs_off_the_right_edge(tmp_path):
     found = measure(tmp_path / "wide.html", tmp_path / "out", tmp_path / "profile")
     assert found["scrollWidth"] > WIDTH and found["off"]
     assert len(found["broken"]) == 1 and len(found["wide"]) == 1
+
+
+def test_the_committed_reference_pages_fit_1280_px_with_every_row_opened(tmp_path):
+    """The committed CPU reference's pages (orthojac.render), the index with every ledger row's
+    <details> open: the widest the index gets."""
+    folder = REFERENCE / "report"
+    assert check_report(folder) == []
+    opened = tmp_path / "opened"
+    opened.mkdir()
+    (opened / "index.html").write_text((folder / "index.html").read_text(encoding="utf-8")
+                                       .replace("<details>", "<details open>"), encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    for page in [opened / "index.html", *(folder / f"{s}.html" for s in SECTIONS)]:
+        found = measure(page, tmp_path / "out", tmp_path / "profile")
+        assert found["scrollWidth"] <= WIDTH and found["wide"] == [] and found["off"] == [], (page.name, found)
+        assert found["broken"] == [] and found["images"] >= 1, (page.name, found)

@@ -53,7 +53,10 @@ def execute(page: str, notebook: str, cwd: Path, **parts) -> nbformat.NotebookNo
     from nbclient import NotebookClient
 
     nb = nbformat.read(NOTEBOOKS / f"{notebook}.py.ipynb", as_version=4)
-    nb.cells.insert(0, job_cell(**parts))
+    cell = job_cell(**parts)
+    if nb.nbformat_minor < 5:  # cell ids came with nbformat 4.5; the notebooks' cells have none
+        cell.pop("id", None)
+    nb.cells.insert(0, cell)
     NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
 
