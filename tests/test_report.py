@@ -14,7 +14,8 @@ from conftest import REPO, TEST_CONFIG, run_snakemake
 from orthojac import figures
 from orthojac.claims import CLAIMS
 from orthojac.figures import FIGURES
-from orthojac.report import SECTIONS, SPECTRUM_SETTINGS, provenance_table, section_experiments
+from orthojac.report import (SECTIONS, SPECTRUM_SETTINGS, claim_section, ledger_html, provenance_table,
+                             reference_verdicts, section_experiments)
 from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
 
 matplotlib.use("Agg")
@@ -52,7 +53,8 @@ def test_theory_page_shows_h_c6_its_figure_and_the_h4_provenance(tiny_pipeline):
     text = (folder / "theory.html").read_text()
     ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv").set_index("claim")
     assert "H-C6" in text and ledger.loc["H-C6", "verdict"] in text
-    assert len(page.images) == 1  # h4_spectra
+    assert len(page.images) == 2  # h4_spectra: opening H-C6's part, and under Figures
+    assert page.claim_images == {"H-C6": 1}
     provenance = pd.read_csv(folder / "theory.provenance.csv")
     assert set(provenance["experiment"]) == {"h4"}
     assert {"activations", "weights", "width", "depths", "seeds", "q_star"} <= set(provenance["setting"])
@@ -64,16 +66,23 @@ def test_index_has_one_ledger_row_per_claim_and_links_every_section(tiny_pipelin
     index = parse_page(tiny_pipeline / "results/report/index.html")
     assert [row[0] for row in index.ledger_rows] == list(CLAIMS)
     ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv")
-    verdict = list(ledger.columns).index("verdict")  # the page shows the reference's verdict after it
-    assert [row[verdict] for row in index.ledger_rows] == list(ledger["verdict"])
-    assert all(row[verdict + 1] == "not in the reference" or row[verdict + 1] in
-               ("reproduced", "not reproduced", "inconclusive") for row in index.ledger_rows)
+    # claim, statement (expanding to every column), verdict, key number, scale
+    assert [row[2] for row in index.ledger_rows] == list(ledger["verdict"])
+    assert all(len(row) == 5 for row in index.ledger_rows)  # no reference in the fixture's folder: no column for it
+    for row, (_, claim) in zip(index.ledger_rows, ledger.iterrows()):
+        assert row[1].startswith(claim["statement"]) and claim["tolerance"] in row[1]
+        assert row[4] == claim["scale"]
     assert {f"{s}.html" for s in SECTION_PAGES} <= set(index.links)
+    assert {f"{claim_section(c)}.html#claim-{c}" for c in CLAIMS} <= set(index.links)
+    assert (tiny_pipeline / "results/report/overview.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert len(index.images) == 1  # the overview
 
 
 def test_section_page_shows_every_figure_as_an_embedded_png(tiny_pipeline):
     page = parse_page(tiny_pipeline / "results/report/paper.html")
-    assert len(page.images) == len(FIGURES)
+    # every figure under Figures, and each claim's part opens with the figure that decides it
+    assert len(page.images) >= len(FIGURES) + len(SECTIONS["paper"][1])
+    assert set(page.claim_images) == set(SECTIONS["paper"][1]) and min(page.claim_images.values()) >= 1
     for src in page.images:
         assert base64.b64decode(src.partition(",")[2]).startswith(PNG_SIGNATURE)
     assert "index.html" in page.links
@@ -183,3 +192,28 @@ def test_grad_norm_figure_plots_measured_gradients(tmp_path, monkeypatch):
                            for c in ("final", "init") for layer in range(3)])
     figures.grad_norm(_runs(), layers, tmp_path / "g.png")
     assert (tmp_path / "g.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_check_report_finds_missing_anchors_and_claims_without_a_figure(tmp_path):
+    png = base64.b64encode(PNG_SIGNATURE).decode()
+    (tmp_path / "other.html").write_text(f'<h2 id="claim-P1">P1</h2><img src="data:image/png;base64,{png}">'
+                                         '<h2 id="claim-P2">P2</h2><p>no figure</p>'
+                                         f'<h2 id="Figures">Figures</h2><img src="data:image/png;base64,{png}">')
+    assert _page(tmp_path, '<a href="other.html#claim-P1">a</a><a href="other.html#claim-P9">b</a>') == [
+        "other.html: claim P2 shows no figure",
+        "page.html: link 'other.html#claim-P9': other.html has no element #claim-P9"]
+
+
+def test_the_reference_is_compared_only_with_another_run(tmp_path):
+    reference = pd.read_csv(REPO / "results/reference/cpu/report/ledger.csv", keep_default_na=False)
+    path = tmp_path / "ledger.csv"
+    reference.to_csv(path, index=False)
+    assert reference_verdicts(reference, path) is None  # the reference's own page
+    assert reference_verdicts(reference, tmp_path / "missing.csv") is None
+    other = reference.assign(scale=reference["scale"].str.replace("cpu", "cuda"))
+    shown = reference_verdicts(other, path)
+    assert list(shown["verdict"]) == list(reference["verdict"])
+    table = ledger_html(other, shown)
+    assert table.count("<tr>") == len(CLAIMS) + 1 and "CPU reference verdict" in table
+    assert "CPU reference verdict" not in ledger_html(reference, None)
+    assert 'href="paper.html#claim-P5"' in table and "source: ≈ 89%" in table  # P5's number beside ours

@@ -28,6 +28,7 @@ import seaborn as sns  # noqa: E402
 
 from .claims import P1_TOL, P5_EPS, final_accuracy  # noqa: E402
 from .files import atomic_write_bytes  # noqa: E402
+from .ledgerview import overview_table  # noqa: E402
 
 FIGURES = ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect", "grad_norm",
            "init_study")
@@ -103,6 +104,7 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
     if acc.empty:
         return message_figure(path, "no runs")
     grid = sns.relplot(data=acc, x="depth", y="accuracy", hue="model", col="experiment",
+                       col_wrap=min(4, acc["experiment"].nunique()),  # a page's width, not one long row
                        kind="line", marker="o", height=3, aspect=1.3)
     depths = sorted(acc["depth"].unique())
     for ax in grid.axes.flat:
@@ -226,6 +228,65 @@ def init_study(study: pd.DataFrame, path: Path, baseline: tuple[float, int] | No
             f"dotted: residual baseline at L = {depth}, {baseline[0]:.1%} ({baseline[1]} run{'s' * (baseline[1] > 1)}); ")
     grid.set_axis_labels("initialisation", f"final test accuracy ({base}dashed: chance)")
     save_figure(grid, path)
+
+
+VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "inconclusive": "#e0a100"}
+OVERVIEW_LIMIT = 3.0  # the overview's x axis: normalised margins beyond ±3 are drawn at its edge
+
+
+def overview(ledger: pd.DataFrame, path: Path) -> None:
+    """The verdicts at a glance, from the ledger table (orthojac.ledgerview): one row per claim,
+    each of its tests' normalised margin from the threshold (0: at the threshold, > 0: on the side
+    the claim states) with its seed spread as a bar, coloured by the claim's verdict; a margin
+    beyond ±OVERVIEW_LIMIT drawn as a triangle at the edge; at the right the fragility ("k/n":
+    reproduced at k of n threshold settings). A claim with no statistic gets its row, saying why."""
+    table = overview_table(ledger)
+    claims = list(dict.fromkeys(ledger["claim"]))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(claims) + 1.6))
+    lim = OVERVIEW_LIMIT
+    ax.axvspan(-lim - 0.4, 0, color="#c62828", alpha=0.05, linewidth=0)
+    ax.axvline(0, color="black", linewidth=1)
+    labels = []
+    for y, claim in enumerate(claims):
+        rows = table[table["claim"] == claim]
+        verdict = rows["verdict"].iloc[0]
+        colour = VERDICT_COLOURS.get(verdict, "grey")
+        labels.append(f"{claim}  {verdict}")
+        points = rows[rows["x"].notna()]
+        if points.empty:
+            ax.text(-lim, y, "no statistic: " + rows["why"].iloc[0], va="center", ha="left", fontsize=7.5,
+                    style="italic", color="#555555")
+        offsets = [0.0] if len(points) == 1 else [0.3 * (i / (len(points) - 1) - 0.5) for i in range(len(points))]
+        for dy, (_, p) in zip(offsets, points.iterrows()):
+            x = max(-lim, min(lim, p["x"]))
+            if pd.notna(p["low"]):
+                ends = [max(-lim - 0.35, min(lim + 0.35, v)) for v in (p["low"], p["high"])]
+                ax.plot(ends, [y + dy] * 2, color=colour, linewidth=2,
+                        alpha=0.6, solid_capstyle="butt")
+            marker = ">" if p["x"] > lim else "<" if p["x"] < -lim else "o"
+            ax.plot([x], [y + dy], marker=marker, color=colour, markersize=6, markeredgecolor="white",
+                    markeredgewidth=0.5)
+        k, n = rows["k"].iloc[0], rows["n"].iloc[0]
+        fragile = "—" if pd.isna(k) else f"{int(k)}/{int(n)}"
+        ax.text(lim + 0.55, y, fragile, va="center", ha="left", fontsize=8.5, color=colour)
+    ax.set_yticks(range(len(claims)), labels)
+    for tick, claim in zip(ax.get_yticklabels(), claims):
+        tick.set_color(VERDICT_COLOURS.get(table.loc[table["claim"] == claim, "verdict"].iloc[0], "grey"))
+    ax.set_ylim(len(claims) - 0.5, -0.5)
+    ax.set_xlim(-lim - 0.4, lim + 0.4)
+    ax.text(lim + 0.55, -0.9, "reproduced at\nk of n settings", fontsize=7.5, va="bottom", ha="left")
+    ax.text(0.05, -0.6, "claim holds →", fontsize=7.5, va="bottom", ha="left")
+    ax.text(-0.05, -0.6, "← claim fails", fontsize=7.5, va="bottom", ha="right")
+    ax.set_xlabel("normalised margin from the threshold: comparisons (Δ − margin)/(2 se), bar ± 2 se;\n"
+                  "thresholds (statistic − threshold)/|threshold|, bar ± 2 seed sd; a fraction r of the "
+                  "tolerance: 1 − r; ▶ ◀ beyond ±3", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.grid(axis="y", alpha=0.0)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=v) for v, c in VERDICT_COLOURS.items()]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize=8)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:

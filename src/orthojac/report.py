@@ -9,12 +9,14 @@ belongs to every section one of whose claims it lists under `claims:`.
 from __future__ import annotations
 
 import dataclasses
+import html
 from pathlib import Path
 
 import pandas as pd
 
 from .claims import final_accuracy, ledger
 from .config import RunConfig
+from .ledgerview import key_number
 from .workflow import PAGES
 from .workflow import SECTIONS as THESIS
 
@@ -114,3 +116,131 @@ def ledger_from_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                     hlav=tables.get("hlav_rnn"), layers=tables.get("layers"), hlav_lstm=tables.get("hlav_lstm"),
                     hlav_linear=tables.get("hlav_linear"))
     return with_scale(claims, runs, tables)
+
+
+# The figure that decides each claim (a name of orthojac.figures.FIGURES or of a section's figures),
+# shown first in the claim's part of its section page and linked from its ledger row.
+CLAIM_FIGURES = {"P1": "layer_defect", "P2": "accuracy_vs_depth", "P3": "accuracy_vs_depth",
+                 "P4": "accuracy_vs_depth", "P5": "layer_defect", "P6": "accuracy_vs_depth", "P7": "grad_norm",
+                 "H-C1": "hlav_accuracy", "H-C2": "hlav_accuracy", "H-C3": "hlav_spectrum",
+                 "H-C4": "hlav_lstm_accuracy", "H-C5": "hlav_linear", "H-C6": "h4_spectra"}
+# Every page fits a 1280 px window: text wraps, tables take the page's width with fixed columns,
+# figures shrink to it (nbconvert's own styles leave wide tables running off the right edge).
+PAGE_CSS = """<style>
+body, .jp-Notebook { max-width: 1240px; margin: 0 auto; }
+.jp-RenderedHTMLCommon, .jp-OutputArea-output { overflow-wrap: anywhere; }
+.jp-RenderedHTMLCommon table, .jp-OutputArea-output table { table-layout: fixed; width: 100%;
+  max-width: 100%; font-size: 12px; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { white-space: normal !important;
+  word-break: break-word; vertical-align: top !important; text-align: left !important; }
+.jp-OutputArea-output, .jp-RenderedHTMLCommon { overflow-x: visible; max-width: 100%; }
+img { max-width: 100%; height: auto; }
+table.claims-ledger col.c-claim { width: 5%; } table.claims-ledger col.c-statement { width: 38%; }
+table.claims-ledger col.c-verdict { width: 9%; } table.claims-ledger col.c-key { width: 27%; }
+table.claims-ledger col.c-scale { width: 12%; } table.claims-ledger col.c-ref { width: 9%; }
+table.claims-ledger details dl { font-size: 11px; margin: 4px 0; }
+table.claims-ledger details dt { font-weight: bold; margin-top: 4px; }
+table.claims-ledger details dd { margin-left: 8px; }
+.verdict-reproduced { background: #d4edda; } .verdict-not-reproduced { background: #f8d7da; }
+.verdict-inconclusive { background: #fff3cd; }
+</style>"""
+LEDGER_DETAILS = (("numbers", "numbers"), ("tolerance", "tolerance"), ("rule", "rule"), ("n", "n (seeds a side)"),
+                  ("means", "seed means ± se"), ("margin", "margin"), ("fragility", "fragility"),
+                  ("tolerance_provenance", "where each threshold comes from"), ("source", "source"),
+                  ("quote", "quote"))
+
+
+def claim_section(claim: str) -> str:
+    """The report page (a key of SECTIONS) that holds `claim`'s part."""
+    for page, (_, claims) in SECTIONS.items():
+        if claim in claims:
+            return page
+    raise ValueError(f"claim {claim!r} belongs to no report section ({sorted(SECTIONS)})")
+
+
+def claim_anchor(claim: str) -> str:
+    """The id of `claim`'s part of its section page."""
+    return f"claim-{claim}"
+
+
+def verdict_class(verdict: str) -> str:
+    return "verdict-" + str(verdict).replace(" ", "-")
+
+
+def reference_verdicts(ledger: pd.DataFrame, reference: Path) -> pd.DataFrame | None:
+    """The reference's verdict and scale per claim (index: claim) to show beside `ledger`'s, or
+    None when there is nothing to compare with: no reference ledger, or the reference is this
+    run's own scale (every claim's scale the same: the reference compared with itself)."""
+    reference = Path(reference)
+    if not reference.is_file():
+        return None
+    ref = pd.read_csv(reference, keep_default_na=False).set_index("claim")
+    ours = ledger.set_index("claim")
+    common = ours.index.intersection(ref.index)
+    if common.empty or ("scale" in ref and (ref.loc[common, "scale"] == ours.loc[common, "scale"]).all()):
+        return None
+    return ref
+
+
+def ledger_html(ledger: pd.DataFrame, reference: pd.DataFrame | None = None, label: str = "CPU reference") -> str:
+    """The claims ledger as a compact table (class claims-ledger): claim, statement, verdict, the
+    key number against its threshold (orthojac.ledgerview.key_number), scale and, given
+    `reference` (reference_verdicts), the reference's verdict. Each statement expands
+    (<details>) to every column of the ledger and links to the claim's part of its section page
+    (its figure, its runs' curves)."""
+    e = html.escape
+    ref_col = reference is not None
+    head = ["claim", "statement", "verdict", "key number against its threshold", "scale"] + (
+        [f"{label} verdict"] if ref_col else [])
+    cols = ["c-claim", "c-statement", "c-verdict", "c-key", "c-scale"] + (["c-ref"] if ref_col else [])
+    out = ['<table class="claims-ledger">', "<colgroup>" + "".join(f'<col class="{c}">' for c in cols) + "</colgroup>",
+           "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    for _, row in ledger.iterrows():
+        claim = row["claim"]
+        page = claim_section(claim)
+        link = f"{page}.html#{claim_anchor(claim)}"
+        details = "".join(f"<dt>{e(title)}</dt><dd>{e(str(row[key]))}</dd>" for key, title in LEDGER_DETAILS
+                          if key in row)
+        details += (f'<dt>evidence</dt><dd><a href="{link}">{e(SECTIONS[page][0])}: {e(claim)}</a>: the figure '
+                    f"that decides it ({e(CLAIM_FIGURES.get(claim, '—'))}), the learning curves and the list of "
+                    "the runs it reads</dd>")
+        cells = [f'<td><a href="{link}">{e(claim)}</a></td>',
+                 f"<td><details><summary>{e(row['statement'])}</summary><dl>{details}</dl></details></td>",
+                 f'<td class="{verdict_class(row["verdict"])}">{e(row["verdict"])}</td>',
+                 f"<td>{e(key_number(claim, row['numbers']))}</td>",
+                 f"<td>{e(str(row.get('scale', '—')))}</td>"]
+        if ref_col:
+            v = reference["verdict"].get(claim, "not in the reference")
+            cells.append(f'<td class="{verdict_class(v)}">{e(v)}</td>')
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def claim_runs(runs: pd.DataFrame, claim: str) -> pd.DataFrame:
+    """The runs of `runs` whose experiment tests `claim` (their `claims` column, ';'-separated)."""
+    if runs.empty or "claims" not in runs:
+        return runs.iloc[0:0]
+    return runs[runs["claims"].fillna("").astype(str).str.split(";").apply(lambda tags: claim in tags)]
+
+
+def has_curves(runs: pd.DataFrame, metrics: pd.DataFrame) -> bool:
+    """Whether `metrics` holds a learning curve (≥ 2 epochs) of one of `runs`."""
+    if runs.empty or metrics.empty:
+        return False
+    rows = metrics.merge(runs[["experiment", "run"]])
+    return rows["epoch"].nunique() > 1 if not rows.empty else False
+
+
+def claim_header_html(row: pd.Series) -> str:
+    """The opening of a claim's part of its section page (id claim_anchor): its verdict, its
+    statement, our key number against its threshold beside the source's own words (P5: "~89%"),
+    and its fragility."""
+    e = html.escape
+    claim = row["claim"]
+    return (f'<h2 id="{claim_anchor(claim)}">{e(claim)}: <span class="{verdict_class(row["verdict"])}">'
+            f"{e(row['verdict'])}</span></h2>"
+            f"<p><b>{e(row['statement'])}</b> ({e(row['source'])}; scale here: {e(str(row.get('scale', '—')))})</p>"
+            f"<p><b>Ours:</b> {e(key_number(claim, row['numbers'], limit=6))}<br><b>The source:</b> "
+            f"“{e(str(row['quote']))}”<br><b>Fragility:</b> {e(str(row['fragility']))}</p>"
+            '<p><a href="index.html">← the ledger</a></p>')

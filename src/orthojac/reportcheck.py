@@ -5,8 +5,10 @@
 Reads every *.html of the folder with the standard library's HTML parser. An <img> resolves when
 its `src` is a data: URI whose base64 payload decodes to a PNG, or a relative path to a file that
 exists; an <a href> to another page of the report resolves when that file exists (links out of
-the report, `http(s):`, `mailto:` and in-page `#anchors`, are not followed). The claims ledger is
-the table with class `claims-ledger`; its body rows are counted.
+the report, `http(s):`, `mailto:` and in-page `#anchors`, are not followed), and its `#anchor`, if
+any, names an element of that page. The claims ledger is the table with class `claims-ledger`; its
+body rows are counted. A claim's part of a section page (from an element with id `claim-<id>` to
+the next such, or to the next h1/h2 heading) must show at least one figure.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LEDGER_CLASS = "claims-ledger"
+CLAIM_PREFIX = "claim-"  # the id of a claim's part of a section page (orthojac.report.claim_anchor)
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Page:
     images: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     ledger_rows: list[list[str]] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    claim_images: dict[str, int] = field(default_factory=dict)  # claim → images in its part
 
 
 class _Parser(HTMLParser):
@@ -39,11 +44,21 @@ class _Parser(HTMLParser):
         self.page = Page()
         self._in_ledger = self._in_body = self._in_cell = False
         self._row: list[str] | None = None
+        self._claim: str | None = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if a.get("id"):
+            self.page.ids.add(a["id"])
+            if a["id"].startswith(CLAIM_PREFIX):
+                self._claim = a["id"][len(CLAIM_PREFIX):]
+                self.page.claim_images[self._claim] = 0
+        if tag in ("h1", "h2") and not (a.get("id") or "").startswith(CLAIM_PREFIX):
+            self._claim = None  # a heading of the page's own ends the claim's part
         if tag == "img":
             self.page.images.append(a.get("src") or "")
+            if self._claim is not None:
+                self.page.claim_images[self._claim] += 1
         elif tag == "a" and a.get("href"):
             self.page.links.append(a["href"])
         elif tag == "table" and LEDGER_CLASS in (a.get("class") or "").split():
@@ -108,14 +123,23 @@ def check_report(folder: Path) -> list[str]:
     if not pages:
         return [f"{folder}: no HTML pages"]
     problems = []
-    for path in pages:
-        page = parse_page(path)
+    parsed = {path.name: parse_page(path) for path in pages}
+    for name, page in parsed.items():
         for src in page.images:
             if why := image_problem(src, folder):
-                problems.append(f"{path.name}: image {why}")
+                problems.append(f"{name}: image {why}")
         for href in page.links:
-            if not _is_external(href) and not (folder / unquote(urlsplit(href).path)).is_file():
-                problems.append(f"{path.name}: link {href!r} does not resolve")
+            if _is_external(href):
+                continue
+            parts = urlsplit(href)
+            target = unquote(parts.path)
+            if not (folder / target).is_file():
+                problems.append(f"{name}: link {href!r} does not resolve")
+            elif parts.fragment and target in parsed and unquote(parts.fragment) not in parsed[target].ids:
+                problems.append(f"{name}: link {href!r}: {target} has no element #{unquote(parts.fragment)}")
+        for claim, count in page.claim_images.items():
+            if count == 0:
+                problems.append(f"{name}: claim {claim} shows no figure")
     return problems
 
 

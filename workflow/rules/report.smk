@@ -10,6 +10,11 @@ rule report_index:
         ledger=report(
             "results/report/ledger.csv", category="Claims", labels={"table": "ledger"}
         ),
+        overview=report(
+            "results/report/overview.png",
+            category="Claims",
+            labels={"figure": "overview"},
+        ),
     log:
         notebook="results/report/index.ipynb",
     conda:
@@ -26,6 +31,8 @@ rule report_section:
     input:
         tables=PIPELINE.report_tables(),
         figures=PIPELINE.report_figures(),
+        # each claim's part opens with its ledger row (the index computes the ledger)
+        ledger="results/report/ledger.csv",
     output:
         provenance=report(
             "results/report/{section}.provenance.csv",

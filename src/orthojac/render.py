@@ -1,0 +1,117 @@
+"""Render the report pages of a snapshot again, from its tables and figures, with this commit's
+notebooks: what the report rules do (orthojac's notebooks executed, then rendered to HTML without
+their code), for a snapshot whose runs are not on this machine (a committed reference).
+
+    python -m orthojac.render results/reference/cpu --configfile config/cpu.yaml
+
+Reads `<snapshot>/tables/*.csv` and `<snapshot>/figures/*.png`; writes `<snapshot>/report/`:
+ledger.csv and overview.png (recomputed from the tables by this commit's judges), the section
+pages' provenance tables, and index.html plus one page per section (orthojac.report.SECTIONS).
+The configuration is the one the snapshot was made with (`--configfile`, laid over
+config/config.yaml and validated as the workflow does). The runs' own config files (the
+environment each run recorded) are not part of a snapshot: the index points to its manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import nbformat
+
+from .report import SECTIONS
+from .workflow import load_config
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+INJECTED_TAG = "snakemake-job-properties"  # as Snakemake tags its cell; left out of the page
+
+
+def validated_config(configfiles: list[Path]) -> dict:
+    """The config the workflow sees for `--configfile configfiles…`, with the schema's defaults."""
+    from snakemake.utils import validate
+
+    config = load_config(configfiles, base=NOTEBOOKS.parent / "config" / "config.yaml")
+    validate(config, str(SCHEMA))
+    return config
+
+
+def job_cell(**parts) -> nbformat.NotebookNode:
+    """The first cell of a notebook run outside Snakemake: a `snakemake` object with the
+    attributes the notebooks read (input, output, params, wildcards: names → paths or values;
+    config), tagged as Snakemake tags its own."""
+    source = ("import json as _json\nfrom types import SimpleNamespace as _Namespace\n"
+              f"_parts = _json.loads({json.dumps(json.dumps(parts, default=str))})\n"
+              "snakemake = _Namespace(config=_parts.pop('config'), "
+              "**{k: _Namespace(**v) for k, v in _parts.items()})\n")
+    return nbformat.v4.new_code_cell(source, metadata={"tags": [INJECTED_TAG]})
+
+
+def execute(page: str, notebook: str, cwd: Path, **parts) -> nbformat.NotebookNode:
+    """Run notebooks/<notebook>.py.ipynb with `parts` as its snakemake object, in `cwd`."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOKS / f"{notebook}.py.ipynb", as_version=4)
+    cell = job_cell(**parts)
+    if nb.nbformat_minor < 5:  # cell ids came with nbformat 4.5; the notebooks' cells have none
+        cell.pop("id", None)
+    nb.cells.insert(0, cell)
+    NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def to_html(nb: nbformat.NotebookNode, name: str) -> str:
+    """The page as `jupyter nbconvert --to html --no-input` with the job cell removed writes it."""
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    config = Config({"TagRemovePreprocessor": {"enabled": True, "remove_cell_tags": [INJECTED_TAG]},
+                     "TemplateExporter": {"exclude_input": True, "exclude_input_prompt": True,
+                                          "exclude_output_prompt": True}})
+    body, _ = HTMLExporter(config=config).from_notebook_node(nb, resources={"metadata": {"name": name}})
+    return body
+
+
+def render(snapshot: Path, configfiles: list[Path]) -> list[Path]:
+    """Write the report pages of `snapshot` (see the module's docstring); returns them."""
+    snapshot = snapshot.resolve()
+    tables = sorted(str(p) for p in (snapshot / "tables").glob("*.csv"))
+    figures = sorted(str(p) for p in (snapshot / "figures").glob("*.png"))
+    if not tables:
+        raise SystemExit(f"{snapshot / 'tables'}: no tables to render a report from")
+    report = snapshot / "report"
+    report.mkdir(exist_ok=True)
+    config = validated_config(configfiles)
+    ledger = str(report / "ledger.csv")
+    pages = []
+    index = execute("index", "index", snapshot, config=config,
+                    input={"tables": tables, "configs": []},
+                    output={"ledger": ledger, "overview": str(report / "overview.png")},
+                    params={"sections": list(SECTIONS), "reference_ledger": ledger,
+                            "manifest": str(snapshot / "manifest.json")},
+                    wildcards={})
+    for section in SECTIONS:
+        nb = execute(section, section, snapshot, config=config,
+                     input={"tables": tables, "figures": figures, "ledger": ledger},
+                     output={"provenance": str(report / f"{section}.provenance.csv")},
+                     params={}, wildcards={"section": section})
+        (report / f"{section}.html").write_text(to_html(nb, section), encoding="utf-8")
+        pages.append(report / f"{section}.html")
+    (report / "index.html").write_text(to_html(index, "index"), encoding="utf-8")
+    return [report / "index.html", *pages]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orthojac-render", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("snapshot", type=Path, help="a snapshot folder (tables/, figures/, report/)")
+    parser.add_argument("--configfile", type=Path, nargs="*", default=[],
+                        help="the config file(s) the snapshot was made with, as given to snakemake")
+    args = parser.parse_args(argv)
+    for page in render(args.snapshot, args.configfile):
+        print(page)
+
+
+if __name__ == "__main__":
+    main()
