@@ -1,0 +1,217 @@
+"""Issue #25: nothing from a config file reaches a shell or a folder outside the project, and every
+bad value is refused at load, naming its key, before a job runs.
+
+Pure library tests (orthojac.workflow's checks and command formatting), and a few Snakemake dry
+runs where the Snakefile's own loading is what is tested."""
+
+from __future__ import annotations
+
+import copy
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from orthojac.workflow import Pipeline, config_errors, load_config
+
+SCHEMA_FILE = REPO / "workflow/schemas/config.schema.yaml"
+ZEROS = "0" * 64
+
+
+def quick() -> dict:
+    return load_config([REPO / "config/quick.yaml"], base=REPO / "config/config.yaml")
+
+
+def validated(cfg: dict) -> dict:
+    """`cfg` with the schema's defaults filled in, as the Snakefile sees it."""
+    from snakemake.utils import validate
+
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, str(SCHEMA_FILE))
+    return cfg
+
+
+def errors(cfg: dict) -> str:
+    return "\n".join(config_errors(cfg, SCHEMA_FILE))
+
+
+def snakemake_dry_run(tmp_path, yaml_text: str, env) -> subprocess.CompletedProcess:
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml_text)
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile",
+                           "config/quick.yaml", str(extra)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+# -- 1. shell injection and path escape ---------------------------------------------------------
+INJECTION = "x$(touch PWNED)"
+
+
+def test_an_injection_in_a_files_key_is_refused_at_load_naming_the_key():
+    cfg = quick()
+    cfg["data"]["fashion_mnist"]["files"][INJECTION] = {"size": 1, "sha256": ZEROS}
+    out = errors(cfg)
+    assert "data.fashion_mnist.files" in out and INJECTION in out
+
+
+def test_the_fetch_command_passes_a_files_key_as_one_literal_argument(tmp_path):
+    """Even past the load checks, the formatted command runs nothing: the shell sees the key as text."""
+    cfg = validated(quick())
+    files = cfg["data"]["fashion_mnist"]["files"]
+    files[INJECTION] = {"size": 1, "sha256": ZEROS}
+    cfg["data"]["fashion_mnist"]["mirrors"].append("/tmp/a b/$(touch PWNED)")
+    args = Pipeline(cfg).fetch_args("fashion_mnist")
+    out = subprocess.run(["bash", "-c", f"printf '%s\\n' {args}"], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert not (tmp_path / "PWNED").exists()
+    assert f"{INJECTION}=1:{ZEROS}" in out and "/tmp/a b/$(touch PWNED)" in out
+    assert out == shlex.split(args)
+
+
+def test_snakemake_refuses_the_injection_before_any_job_and_no_marker_appears(tmp_path, venv_env):
+    proc = snakemake_dry_run(tmp_path, f"""data:
+  fashion_mnist:
+    files:
+      '{INJECTION}': {{size: 1, sha256: "{ZEROS}"}}
+""", venv_env)
+    assert proc.returncode != 0
+    assert "data.fashion_mnist.files" in proc.stderr + proc.stdout and INJECTION in proc.stderr + proc.stdout
+    assert not (REPO / "PWNED").exists() and not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("value", ["-1, 0, 1", "1\n,2", "0 1", "-1,0,1", "a/b", "0+1", "x$(touch PWNED)"])
+def test_a_grid_value_unfit_for_a_run_name_is_refused_naming_its_key(value):
+    cfg = quick()
+    cfg["experiments"][0]["settings"]["breakpoints"] = {"grid": ["0", value], "choice": "test"}
+    out = errors(cfg)
+    assert "experiments[0](init_orthogonality).settings.breakpoints.grid[1]" in out, out
+
+
+def test_a_comma_separated_breakpoints_value_is_allowed_and_passed_as_one_argument():
+    cfg = quick()
+    cfg["experiments"][0]["settings"]["breakpoints"] = {"value": "-1, 0, 1", "choice": "test"}
+    assert errors(cfg) == ""
+    pipeline = Pipeline(validated(cfg))
+    experiment, run = next(iter(pipeline.runs))
+    assert "--breakpoints=-1, 0, 1" in shlex.split(pipeline.train_args(experiment, run))
+
+
+@pytest.mark.parametrize("where, key", [
+    ("experiments[0].name", "a\n"), ("experiments[0].name", "a b"), ("experiments[0].name", "../a"),
+    ("data", "fash\n"), ("downloads", "g/l"),
+])
+def test_a_name_that_becomes_a_folder_is_matched_whole(where, key):
+    """`$` in a pattern matches before a trailing newline; the schema's patterns end in \\Z."""
+    cfg = quick()
+    if where == "experiments[0].name":
+        cfg["experiments"][0]["name"] = key
+        assert "experiments[0]" in errors(cfg) and repr(key)[1:-1] in errors(cfg)
+    else:
+        cfg[where][key] = copy.deepcopy(next(iter(cfg[where].values())))
+        assert f"config: {where}:" in errors(cfg) and repr(key)[1:-1] in errors(cfg)
+
+
+@pytest.mark.parametrize("digest_key", ["sha256", "md5"])
+def test_a_digest_with_a_trailing_newline_is_refused(digest_key):
+    cfg = quick()
+    spec = cfg["downloads"]["glove_6b"]
+    spec[digest_key] = ("0" * (64 if digest_key == "sha256" else 32)) + "\n"
+    assert f"downloads.glove_6b.{digest_key}" in errors(cfg)
+
+
+def test_a_files_key_escaping_the_data_folder_is_refused_naming_the_key():
+    cfg = quick()
+    cfg["data"]["fashion_mnist"]["files"]["../../../outside/x"] = {"size": 1, "sha256": ZEROS}
+    out = errors(cfg)
+    assert "data.fashion_mnist.files" in out and "../../../outside/x" in out
+
+
+@pytest.mark.parametrize("file", ["../x/glove.6B.zip", "/etc/passwd", "..", "a/b.zip", "x.zip\n"])
+def test_a_download_file_with_a_folder_is_refused_naming_the_key(file):
+    cfg = quick()
+    cfg["downloads"]["glove_6b"]["file"] = file
+    assert "downloads.glove_6b.file" in errors(cfg)
+
+
+def test_every_command_of_quick_parses_back_to_the_configured_values():
+    """The library's flags, split as a shell would, give back each configured value."""
+    pipeline = Pipeline(validated(quick()))
+    for (experiment, run), settings in pipeline.runs.items():
+        tokens = shlex.split(pipeline.train_args(experiment, run))
+        assert len(tokens) == len(settings)
+    assert shlex.split(pipeline.download_args("glove_6b"))[:4] == ["--file", "glove.6B.zip", "--key", "glove_6b"]
+
+
+# -- 2. refused at load, every error at once ----------------------------------------------------
+def test_a_key_repeated_in_a_config_file_is_refused_naming_file_and_key(tmp_path):
+    from orthojac.workflow import ConfigFileError, read_config_file
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("hlav_rnn:\n  lr: {value: 0.1, choice: a}\n  lr: {value: 0.2, choice: b}\n")
+    with pytest.raises(ConfigFileError, match=r"dup\.yaml: key 'lr' appears twice.*lines 2 and 3"):
+        read_config_file(path)
+    with pytest.raises(ConfigFileError, match="dup.yaml"):
+        load_config([path], base=REPO / "config/config.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "[1, 2]\n"])
+def test_an_empty_or_non_mapping_config_file_is_refused_naming_the_file(tmp_path, text):
+    from orthojac.workflow import ConfigFileError
+
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigFileError, match="empty.yaml"):
+        load_config([path], base=REPO / "config/config.yaml")
+
+
+def test_snakemake_refuses_a_repeated_key_in_a_configfile(tmp_path, venv_env):
+    proc = snakemake_dry_run(tmp_path, "hlav_deep: null\nhlav_deep: null\n", venv_env)
+    assert proc.returncode != 0
+    assert "extra.yaml: key 'hlav_deep' appears twice" in proc.stdout + proc.stderr
+
+
+def test_every_semantic_fault_is_named_at_once():
+    cfg = quick()
+    cfg["experiments"][1]["name"] = cfg["experiments"][0]["name"]
+    cfg["experiments"][2]["settings"]["lr"] = {"value": float("nan"), "choice": "x"}
+    cfg["experiments"][0]["settings"]["width"] = {"value": 10**9, "choice": "x"}
+    cfg["hlav_rnn"]["gain"] = {"value": float("inf"), "choice": "x"}
+    cfg["hlav_rnn"]["seeds"] = {"grid": [0, 1, 0], "choice": "x"}
+    cfg["hlav_linear"]["dataset"] = {"value": "cifar10", "choice": "x"}
+    cfg["experiments"][2]["settings"]["depth"] = {"grid": [2, 2], "choice": "x"}
+    out = config_errors(cfg, SCHEMA_FILE)
+    expected = [
+        "experiments[1](init_orthogonality).name: 'init_orthogonality' is also the name of experiments[0]",
+        "experiments[2](depth_sweep).settings.lr.value: nan is not a finite number",
+        "experiments[0](init_orthogonality).settings.width: 1000000000 is past the bound 16384",
+        "hlav_rnn.gain.value: inf is not a finite number",
+        "hlav_rnn.seeds.grid: 0 is repeated",
+        "hlav_linear.dataset: 'cifar10' is not a key of data:",
+        "experiments[2](depth_sweep).settings.depth.grid: 2 is repeated",
+    ]
+    for line in expected:
+        assert any(line in e for e in out), (line, out)
+
+
+def test_a_section_whose_dataset_is_unknown_or_a_download_missing_is_named():
+    cfg = quick()
+    cfg["hlav_deep"]["dataset"] = {"value": "nope", "choice": "x"}
+    cfg["hlav_lstm"]["data"] = {"value": "required", "choice": "x"}
+    cfg["hlav_lstm"]["text"] = {"value": "absent", "choice": "x"}
+    out = errors(cfg)
+    assert "hlav_deep.dataset: 'nope' is not a key of data" in out
+    assert "hlav_lstm.text: 'absent' is not a key of downloads" in out
+
+
+def test_a_data_set_missing_an_idx_file_is_named():
+    cfg = quick()
+    del cfg["data"]["fashion_mnist"]["files"]["t10k-labels-idx1-ubyte"]
+    assert "data.fashion_mnist.files: want exactly the IDX files" in errors(cfg)
+
+
+def test_the_shipped_configs_pass_every_check():
+    for name in ("config.yaml", "quick.yaml", "cpu.yaml", "verify.yaml"):
+        layers = [] if name == "config.yaml" else [REPO / "config" / name]
+        assert config_errors(load_config(layers, base=REPO / "config/config.yaml"), SCHEMA_FILE) == [], name
