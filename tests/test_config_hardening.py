@@ -215,3 +215,28 @@ def test_the_shipped_configs_pass_every_check():
     for name in ("config.yaml", "quick.yaml", "cpu.yaml", "verify.yaml"):
         layers = [] if name == "config.yaml" else [REPO / "config" / name]
         assert config_errors(load_config(layers, base=REPO / "config/config.yaml"), SCHEMA_FILE) == [], name
+
+
+# -- 3. config text in the report ---------------------------------------------------------------
+def test_an_experiments_description_is_shown_as_text_not_html():
+    from orthojac.report import experiment_summary
+
+    line = experiment_summary({"name": "x", "description": '<script>alert(1)</script> <img src=x onerror="y">'
+                               " [link](javascript:z) **bold**", "claims": ["P1"]})
+    assert "<script" not in line and "<img" not in line
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in line and "onerror=&quot;y&quot;" in line
+    assert "[link](javascript:z) **bold**" in line  # literal: not rendered as Markdown
+    assert line.startswith("<p><b>x</b>: ") and line.endswith(" Claims: P1.</p>")
+
+
+def test_no_report_notebook_renders_config_text_as_markdown():
+    """The pages show experiment descriptions through experiment_summary (escaped HTML); a
+    description interpolated into Markdown(...) would render HTML from a config file."""
+    import json
+
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        for cell in cells:
+            source = "".join(cell["source"])
+            for line in source.splitlines():
+                assert not ("Markdown(" in line and "description" in line), (notebook.name, line)

@@ -9,6 +9,7 @@ belongs to every section one of whose claims it lists under `claims:`.
 from __future__ import annotations
 
 import dataclasses
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,14 @@ def section_experiments(config: dict, section: str) -> list[str]:
         raise ValueError(f"report section {section!r} is not one of {sorted(SECTIONS)}")
     claims = set(SECTIONS[section][1])
     return [e["name"] for e in config["experiments"] if claims & set(e.get("claims", []))]
+
+
+def experiment_summary(experiment: dict) -> str:
+    """An experiment's line on its report page, as HTML: its name, description and claims, each
+    escaped, so that text from a config file is shown as text (not Markdown, not HTML)."""
+    claims = ", ".join(map(str, experiment.get("claims", [])))
+    return (f"<p><b>{html.escape(str(experiment['name']))}</b>: {html.escape(str(experiment['description']))}"
+            f" Claims: {html.escape(claims)}.</p>")
 
 
 def provenance_table(config: dict) -> pd.DataFrame:
