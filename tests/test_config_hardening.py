@@ -240,3 +240,39 @@ def test_no_report_notebook_renders_config_text_as_markdown():
             source = "".join(cell["source"])
             for line in source.splitlines():
                 assert not ("Markdown(" in line and "description" in line), (notebook.name, line)
+
+
+# -- 4. compare handles any two result folders --------------------------------------------------
+def test_compare_pairs_rows_whose_key_columns_were_read_with_other_types_and_names_what_is_missing(
+        tmp_path, capsys):
+    """The CPU reference's H2 table holds text placeholders ("nan") where a quick run's has numbers
+    (gain 1.1): reading gives float64 in one, text in the other; compare pairs them, and names the
+    tables and columns only one folder has (it crashed in pandas' merge)."""
+    import shutil
+
+    import pandas as pd
+
+    from orthojac import compare
+
+    ref = tmp_path / "ref"
+    shutil.copytree(REPO / "results/reference/cpu/tables", ref / "tables")
+    shutil.copytree(REPO / "results/reference/cpu/report", ref / "report")
+    new = tmp_path / "new"
+    (new / "tables").mkdir(parents=True)
+    (new / "report").mkdir()
+    shutil.copy(ref / "report/ledger.csv", new / "report/ledger.csv")
+    h2 = pd.read_csv(ref / "tables/hlav_lstm.csv", keep_default_na=False)
+    assert (h2["gain"] == "nan").any()  # the reference's placeholder rows
+    numeric = h2.assign(gain=1.1, lam=0.01, extra=1)
+    numeric.to_csv(new / "tables/hlav_lstm.csv", index=False)
+    shutil.copy(ref / "tables/hlav_rnn.csv", new / "tables/hlav_rnn.csv")
+    rnn = pd.read_csv(new / "tables/hlav_rnn.csv")
+    rnn.assign(gain=rnn["gain"].astype(str)).to_csv(new / "tables/hlav_rnn.csv", index=False)
+    tables = compare.compare_tables(new, ref, 1e-6).set_index("table")
+    assert tables.loc["hlav_rnn", "class"] == "identical"  # "1.0" (text) pairs with 1.0
+    assert tables.loc["hlav_lstm", "class"] == "differs"
+    assert "columns only in the new results: ['extra']" in tables.loc["hlav_lstm", "note"]
+    assert tables.loc["h4", "class"] == "missing" and "only in the reference" in tables.loc["h4", "note"]
+    assert compare.main([str(new), str(ref)]) == 0  # verdicts equal; numbers differ without --strict
+    out = capsys.readouterr().out
+    assert "only in the reference" in out
