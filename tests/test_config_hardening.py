@@ -276,3 +276,47 @@ def test_compare_pairs_rows_whose_key_columns_were_read_with_other_types_and_nam
     assert compare.main([str(new), str(ref)]) == 0  # verdicts equal; numbers differ without --strict
     out = capsys.readouterr().out
     assert "only in the reference" in out
+
+
+# -- 5. resume compares what changes a run's outputs --------------------------------------------
+def test_a_run_killed_then_asked_for_an_epoch_it_did_not_keep_starts_afresh(tmp_path, idx_folder, capsys):
+    """Killed after epoch 2 of 3 with no --save-epochs, rerun with --save-epochs 1 3: the checkpoint
+    has no weights of epoch 1, so resuming would leave epochs.pt without them (the spectra stage
+    then wrote NaN rows 'the run ended before it' for a completed run)."""
+    import torch
+
+    from orthojac import train
+    from orthojac.checkpoint import load_checkpoint
+    from orthojac.config import RunConfig
+
+    torch.set_num_threads(1)
+    cfg = RunConfig(arch="conv", family="fold", channels=1, depth=2, bias_init=-0.5, lr=0.01, epochs=3,
+                    val_size=100, batch_size=50)
+    whole = tmp_path / "whole"
+    train.train(cfg, idx_folder, whole, torch.device("cpu"), checkpoint_every=0, save_epochs=(1, 3))
+
+    class Killed(Exception):
+        pass
+
+    real_evaluate, calls = train.evaluate, {"n": 0}
+
+    def evaluate_then_kill(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # epoch 0: 3 calls, epoch 1: 3 calls; the 7th is after epoch 2
+            raise Killed
+        return real_evaluate(*args, **kwargs)
+
+    out = tmp_path / "killed"
+    train.evaluate = evaluate_then_kill
+    try:
+        with pytest.raises(Killed):
+            train.train(cfg, idx_folder, out, torch.device("cpu"), checkpoint_every=1, save_epochs=())
+    finally:
+        train.evaluate = real_evaluate
+    assert load_checkpoint(out / "checkpoint.pt")["state"]["epoch"] >= 1
+    capsys.readouterr()
+    train.train(cfg, idx_folder, out, torch.device("cpu"), checkpoint_every=1, save_epochs=(1, 3))
+    assert "not resumed: it kept the weights of epochs none, and this run wants [1]" in capsys.readouterr().err
+    got, want = load_checkpoint(out / "epochs.pt")["models"], load_checkpoint(whole / "epochs.pt")["models"]
+    assert sorted(got) == ["1", "3"]
+    assert all(torch.equal(got["1"][k], want["1"][k]) for k in want["1"])
