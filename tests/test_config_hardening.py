@@ -320,3 +320,202 @@ def test_a_run_killed_then_asked_for_an_epoch_it_did_not_keep_starts_afresh(tmp_
     got, want = load_checkpoint(out / "epochs.pt")["models"], load_checkpoint(whole / "epochs.pt")["models"]
     assert sorted(got) == ["1", "3"]
     assert all(torch.equal(got["1"][k], want["1"][k]) for k in want["1"])
+
+
+# -- 6. bounded decompression and copies; IDX labels ---------------------------------------------
+def test_a_gzip_bomb_in_a_mirror_is_refused_without_inflating_it(tmp_path):
+    """A 50 MB payload of zeros gzips to ~50 KB; expected is an 11-byte file. Decompression stops
+    just past 11 bytes (it used to inflate all of it before comparing sizes)."""
+    import gzip
+    import tracemalloc
+
+    from orthojac.data import Expected, fetch
+    from orthojac.files import DataError
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(50_000_000), compresslevel=9))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"got more than 11 B \(decompression stopped\)"):
+            fetch([Expected("t10k-labels-idx1-ubyte", 11, ZEROS)], tmp_path / "out", urls=[], mirrors=[mirror])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak
+
+
+def test_a_multi_member_gzip_is_still_read_whole(tmp_path):
+    import gzip
+    import hashlib
+
+    from orthojac.data import Expected, fetch
+
+    payload = b"0123456789" * 1000
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "x.gz").write_bytes(gzip.compress(payload[:4000]) + gzip.compress(payload[4000:]))
+    fetch([Expected("x", len(payload), hashlib.sha256(payload).hexdigest())], tmp_path / "out", urls=[],
+          mirrors=[mirror])
+    assert (tmp_path / "out/x").read_bytes() == payload
+
+
+def test_a_download_larger_than_its_pinned_size_is_not_copied_whole(tmp_path):
+    from orthojac import downloads
+    from orthojac.files import DataError
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "big.zip").write_bytes(bytes(8 * downloads.CHUNK))
+    copied = []
+    real = downloads._stream_copy
+
+    def spy(reader, out_dir, file, limit=None):
+        result = real(reader, out_dir, file, limit)
+        copied.append(result[1])
+        return result
+
+    downloads._stream_copy = spy
+    try:
+        with pytest.raises(DataError, match=r"expected 10 B, got more \(the copy stopped after"):
+            downloads.fetch("big.zip", "big", 10, ZEROS, [], [mirror], tmp_path / "out", False, timeout=1)
+    finally:
+        downloads._stream_copy = real
+    assert copied == [downloads.CHUNK]
+
+
+def test_a_download_file_with_a_folder_is_refused_by_the_program(tmp_path):
+    from orthojac import downloads
+
+    with pytest.raises(ValueError, match="want a file name, not a path"):
+        downloads.fetch("../x.zip", "x", 10, ZEROS, [], [tmp_path], tmp_path / "out", False, timeout=1)
+
+
+def test_an_idx_label_outside_the_classes_is_refused_naming_the_file(idx_folder):
+    import numpy as np
+
+    from conftest import write_idx
+    from orthojac.data import load_split
+    from orthojac.files import DataError
+
+    labels = np.zeros(200, dtype=np.uint8)
+    labels[7] = 200
+    path = idx_folder / "t10k-labels-idx1-ubyte"
+    write_idx(path, labels, compress=False)
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: 1 labels outside 0 … 9 \(first: label 200 at index 7\)"):
+        load_split(idx_folder, "t10k")
+
+
+# -- 7. numerical faults are recorded, not raised -------------------------------------------------
+def test_a_non_finite_jacobian_or_a_failed_svd_is_a_noted_row_and_the_other_points_go_on(monkeypatch):
+    import math
+
+    import torch
+
+    from orthojac import spectra
+    from orthojac.config import RunConfig
+    from orthojac.models import build_model
+
+    model = build_model(RunConfig(arch="dense", family="fold", width=8, depth=2)).double()
+    images = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    real_jacobian, calls = spectra.jacobian_matrix, {"n": 0}
+
+    def faulty_jacobian(f, x, chunk_size=256):
+        calls["n"] += 1
+        jac = real_jacobian(f, x, chunk_size)
+        return jac * float("nan") if calls["n"] == 1 else jac  # the body's Jacobian at point 0
+
+    real_svdvals = torch.linalg.svdvals
+
+    def failing_svdvals(a, *args, **kwargs):
+        if calls["n"] == 4:  # the body at point 1 (after point 0's body and two layers)
+            raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+        return real_svdvals(a, *args, **kwargs)
+
+    monkeypatch.setattr(spectra, "jacobian_matrix", faulty_jacobian)
+    monkeypatch.setattr(torch.linalg, "svdvals", failing_svdvals)
+    body, layers = spectra.spectra(model, images, 8, True)
+    by_point = {p: [r for r in body if r["point"] == p] for p in range(3)}
+    assert by_point[0] == [{"point": 0, "index": 0, "sigma": by_point[0][0]["sigma"],
+                            "note": "the Jacobian has non-finite entries"}]
+    assert math.isnan(by_point[0][0]["sigma"])
+    assert len(by_point[1]) == 1 and by_point[1][0]["note"].startswith("the SVD failed (linalg.svd")
+    assert len(by_point[2]) == 8 and all(math.isfinite(r["sigma"]) and "note" not in r for r in by_point[2])
+    assert {r["point"] for r in layers} == {0, 1, 2}
+
+
+def test_the_cli_writes_a_note_column_for_a_failed_point_and_exits_normally(tmp_path, idx_folder, monkeypatch):
+    import pandas as pd
+    import torch
+
+    from orthojac import spectra
+    from orthojac.checkpoint import atomic_save
+    from orthojac.config import RunConfig
+    from orthojac.models import build_model
+
+    cfg = RunConfig(arch="dense", family="fold", width=8, depth=2)
+    weights = tmp_path / "init.pt"
+    atomic_save({"model": build_model(cfg).state_dict(), "config": cfg.to_dict(),
+                 "normalisation": {"mean": 0.2, "std": 0.3}}, weights)
+
+    def failing(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "svdvals", failing)
+    body, layers = tmp_path / "b.csv", tmp_path / "l.csv"
+    spectra.main(["--weights", str(weights), "--data-dir", str(idx_folder), "--points", "2", "--method", "exact",
+                  "--grad-batch", "4", "--out-body", str(body), "--out-layers", str(layers)])
+    b, l = pd.read_csv(body), pd.read_csv(layers)
+    assert list(b.columns) == ["point", "index", "sigma", "dtype", "note"] and len(b) == 2
+    assert b["sigma"].isna().all() and b["note"].str.startswith("the SVD failed").all()
+    spectral = l[l["metric"] != "grad_norm"]
+    assert spectral["value"].isna().all() and spectral["note"].str.startswith("the SVD failed").all()
+    assert (l.loc[l["metric"] == "grad_norm", "value"] > 0).all()
+
+
+def test_lanczos_records_whether_it_converged():
+    import torch
+
+    from orthojac.spectra_free import extreme_singular_values
+
+    torch.manual_seed(0)
+    a = torch.randn(60, 60, dtype=torch.float64)
+    f = lambda v: v @ a.T  # noqa: E731
+    x = torch.randn(60, dtype=torch.float64)
+    done = extreme_singular_values(f, x, generator=torch.Generator().manual_seed(0))
+    cut = extreme_singular_values(f, x, max_steps=3, generator=torch.Generator().manual_seed(0))
+    exact = torch.linalg.svdvals(a)
+    assert done.converged and abs(done.sigma_max - exact[0].item()) < 1e-8
+    assert not cut.converged and cut.steps == 3 and cut.residual > 1e-10
+
+
+def test_a_buffer_that_is_not_finite_makes_the_network_not_finite():
+    import torch
+
+    from orthojac import spectra
+    from orthojac.config import RunConfig
+    from orthojac.models import build_model
+
+    model = build_model(RunConfig(arch="dense", family="resnet", width=8, depth=2, norm="batch"))
+    assert spectra.finite(model)
+    next(b for b in model.buffers() if b.is_floating_point()).fill_(float("inf"))
+    assert not spectra.finite(model)
+
+
+def test_a_recurrent_kernel_that_is_not_finite_gives_nan_spectrum_rows():
+    import math
+
+    import torch
+
+    from orthojac.thesis.common import spectrum_rows
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.recurrent = torch.nn.Parameter(torch.eye(4))
+
+    net = Net()
+    assert spectrum_rows(net)["sv_max"] == 1.0
+    with torch.no_grad():
+        net.recurrent[0, 0] = float("nan")
+    assert all(math.isnan(v) for v in spectrum_rows(net).values())
