@@ -211,6 +211,30 @@ def test_a_data_set_missing_an_idx_file_is_named():
     assert "data.fashion_mnist.files: want exactly the IDX files" in errors(cfg)
 
 
+@pytest.mark.parametrize("value", ["--flag", "-x"])
+def test_a_section_text_value_that_would_be_read_as_a_flag_is_refused(value):
+    cfg = quick()
+    cfg["hlav_lstm"]["embeddings_member"] = {"value": value, "choice": "x"}
+    assert f"hlav_lstm.embeddings_member: {value!r} starts with '-'" in errors(cfg)
+
+
+def test_an_integer_setting_written_as_a_float_is_refused():
+    """JSON Schema counts 2.0 as an integer; the program's int flag would fail on "2.0" when the job runs."""
+    cfg = quick()
+    cfg["hlav_rnn"]["test_size"] = {"value": 2.0, "choice": "x"}
+    assert "hlav_rnn.test_size.value: 2.0 is not of type 'integer'" in errors(cfg)
+
+
+@pytest.mark.parametrize("key, setting", [
+    ("lr_scaling", {"grid": ["~"], "choice": "x"}), ("optimizer", {"grid": ["fnord"], "choice": "x"}),
+    ("target", {"grid": [2.0], "choice": "x"}), ("dataset", {"grid": ["fashion_mnist"], "choice": "x"}),
+])
+def test_a_grid_is_checked_like_a_value_and_single_valued_settings_take_no_grid(key, setting):
+    cfg = quick()
+    cfg["hlav_linear"][key] = setting
+    assert f"hlav_linear.{key}" in errors(cfg)
+
+
 def test_the_shipped_configs_pass_every_check():
     for name in ("config.yaml", "quick.yaml", "cpu.yaml", "verify.yaml"):
         layers = [] if name == "config.yaml" else [REPO / "config" / name]

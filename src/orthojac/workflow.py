@@ -16,6 +16,7 @@ Two kinds of jobs:
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import math
@@ -224,9 +225,23 @@ def _key_path(cfg, path) -> str:
             if isinstance(node, list) and isinstance(node[part], dict) and "name" in node[part]:
                 out += f"({node[part]['name']})"
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part) if re.fullmatch(r"[\w.+=:-]+", str(part)) else repr(part)  # a key with odd
+            out += f".{name}" if out else name  # characters (newline, blank) quoted: one line per error
         node = node[part]
     return out or "(top level)"
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(schema_file: str, mtime_ns: int):
+    """The schema's validator, read once per version of the file. An `integer` is an int: JSON
+    Schema also counts 2.0, which would reach a program's int flag as "2.0" and fail there."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    strict = base.TYPE_CHECKER.redefine(
+        "integer", lambda checker, instance: isinstance(instance, int) and not isinstance(instance, bool))
+    validator = jsonschema.validators.extend(base, type_checker=strict)
+    return validator(yaml.safe_load(Path(schema_file).read_text()))
 
 
 def config_errors(cfg: dict, schema_file: Path) -> list[str]:
@@ -234,9 +249,8 @@ def config_errors(cfg: dict, schema_file: Path) -> list[str]:
     (snakemake.utils.validate reports only the first, followed by the whole sub-schema.)"""
     import jsonschema
 
-    schema = yaml.safe_load(Path(schema_file).read_text())
     lines = []
-    for error in jsonschema.Draft202012Validator(schema).iter_errors(cfg):
+    for error in _validator(str(schema_file), Path(schema_file).stat().st_mtime_ns).iter_errors(cfg):
         leaf = jsonschema.exceptions.best_match([error])
         while leaf.context:
             leaf = jsonschema.exceptions.best_match(leaf.context)
@@ -329,6 +343,11 @@ def semantic_errors(cfg) -> list[str]:
         body = cfg.get(section)
         if not isinstance(body, dict):
             continue
+        for key, setting in body.items():
+            for item in _setting_values(setting):
+                if isinstance(item, str) and item.startswith("-"):
+                    errors.append(f"config: {section}.{key}: {item!r} starts with '-': its program would read "
+                                  "it as a flag")
         if spec.inputs == "idx":
             for dataset in _setting_values(body.get("dataset")):
                 if isinstance(dataset, str) and dataset not in data:
