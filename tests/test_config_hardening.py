@@ -543,3 +543,20 @@ def test_a_recurrent_kernel_that_is_not_finite_gives_nan_spectrum_rows():
     with torch.no_grad():
         net.recurrent[0, 0] = float("nan")
     assert all(math.isnan(v) for v in spectrum_rows(net).values())
+
+
+# -- 9. the docs say what a config may contain ----------------------------------------------------
+def test_the_docs_state_the_trust_and_every_size_bound():
+    import re
+
+    from orthojac.workflow import SIZE_BOUNDS
+
+    text = (REPO / "docs/config.md").read_text()
+    assert "yte" in text and "__use_yte__" in text and "trusted like code" in text
+    table = {}
+    for keys, bound in re.findall(r"^\s*\| (`[^|]+) \| ([0-9⁰-⁹]+) \|\s*$", text, flags=re.M):
+        power = re.fullmatch("10([⁰-⁹]+)", bound)
+        value = 10 ** int(power[1].translate(str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789"))) if power else int(bound)
+        table |= {key: value for key in re.findall(r"`(\w+)`", keys)}
+    assert table == SIZE_BOUNDS
+    assert "docs/config.md" in (REPO / "config/README.md").read_text()
