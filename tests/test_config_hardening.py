@@ -113,6 +113,16 @@ def test_a_name_that_becomes_a_folder_is_matched_whole(where, key):
         assert f"config: {where}:" in errors(cfg) and repr(key)[1:-1] in errors(cfg)
 
 
+def test_every_error_is_one_line_whatever_the_names():
+    cfg = quick()
+    cfg["experiments"][0]["name"] = "a\nb"
+    cfg["experiments"][0]["settings"]["depth"] = {"value": 0, "choice": "x"}
+    cfg["hlav_rnn"]["x\ny"] = 1
+    out = config_errors(cfg, SCHEMA_FILE)
+    assert "config: experiments[0]('a\\nb').settings.depth.value: 0 is less than the minimum of 1" in out
+    assert all("\n" not in line for line in out) and len(out) >= 3
+
+
 @pytest.mark.parametrize("digest_key", ["sha256", "md5"])
 def test_a_digest_with_a_trailing_newline_is_refused(digest_key):
     cfg = quick()

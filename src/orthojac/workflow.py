@@ -108,11 +108,10 @@ PAGES = {
 
 
 # -- what a config may name -----------------------------------------------------------------
-# Values that become folder or file names (and Snakemake wildcards, SLURM's `--target-jobs`), all
-# matched whole (`\Z`, not `$`, which also matches before a trailing newline):
-SAFE_NAME = re.compile(r"[A-Za-z0-9_]+\Z")  # data sets, downloads, experiments
-SAFE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")  # a data set's files, a download's file
-# A grid value is part of a run name `key=value+key=value` (a folder): no "/", ",", "+", "=", blanks
+# Names that become folders or files (data sets, downloads, experiments, a data set's files, a
+# download's file) are matched whole by the schema's patterns (`\Z`, not `$`, which also matches
+# before a trailing newline). A grid value is part of a run name `key=value+key=value` (a folder, a
+# Snakemake wildcard, SLURM's `--target-jobs`): no "/", ",", "+", "=", blanks.
 SAFE_RUN_VALUE = re.compile(r"[A-Za-z0-9_.:-]*\Z")
 
 # The largest value a size setting may take, wherever it appears (experiments' settings and the
@@ -223,7 +222,8 @@ def _key_path(cfg, path) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
             if isinstance(node, list) and isinstance(node[part], dict) and "name" in node[part]:
-                out += f"({node[part]['name']})"
+                name = str(node[part]["name"])
+                out += f"({name})" if re.fullmatch(r"[\w.+=:-]*", name) else f"({name!r})"
         else:
             name = str(part) if re.fullmatch(r"[\w.+=:-]+", str(part)) else repr(part)  # a key with odd
             out += f".{name}" if out else name  # characters (newline, blank) quoted: one line per error
