@@ -28,7 +28,7 @@ from conftest import REPO, make_idx_dataset
 from orthojac import checkpoint, figures, train
 from orthojac.checkpoint import atomic_save, load_checkpoint
 from orthojac.config import RunConfig
-from orthojac.data import Expected, fetch
+from orthojac.data import IDX_FILES, Expected, fetch
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
              "--configfile", "config.yaml", "--cores", "1"]
@@ -227,7 +227,7 @@ def test_bad_config_values_fail_before_any_job_naming_the_key(tmp_path, venv_env
            for key in numeric},
         "unknown_key": ({**base, "colour": 3}, "Additional properties are not allowed ('colour' was unexpected)"),
     }
-    config = {"data": {"fixture": {"files": {"x": {"size": 1, "sha256": "0" * 64}}}},
+    config = {"data": {"fixture": {"files": {name: {"size": 1, "sha256": "0" * 64} for name in IDX_FILES}}},
               "experiments": [config_for(Path("m"), {}, s, name=name)["experiments"][0]
                               for name, (s, _) in faults.items()]}
     missing = config_for(Path("m"), {}, base, name="missing_key")["experiments"][0]
@@ -499,7 +499,7 @@ def test_checkpoints_are_loaded_with_weights_only(tmp_path):
 def test_a_spectra_checkpoint_past_the_last_epoch_fails_before_any_job(tmp_path, venv_env):
     config = config_for(Path("m"), {}, {"dataset": "fixture", "family": "fold", "depth": 2, "channels": 1, "epochs": 2},
                         name="late")
-    config["data"] = {"fixture": {"files": {"x": {"size": 1, "sha256": "0" * 64}}}}
+    config["data"] = {"fixture": {"files": {name: {"size": 1, "sha256": "0" * 64} for name in IDX_FILES}}}
     config["experiments"][0]["spectra"] = {"checkpoints": ["init", "epoch3"], "choice": "test"}
     work = tmp_path / "work"
     work.mkdir()

@@ -73,10 +73,28 @@ def _max_abs(a: pd.Series, b: pd.Series) -> float:
     return float(d.max()) if d.size else 0.0
 
 
+def _key_text(column: pd.Series) -> pd.Series:
+    """A key column as text, numbers written one way (1, 1.0 and "1.0" alike; NaN and "nan" alike),
+    so that two tables whose readers typed a column differently (float64 in one, text in the other,
+    as a column of "nan" placeholders reads) still pair their rows."""
+    def text(v):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return str(v)
+        return "nan" if f != f else repr(f)
+    return column.map(text)
+
+
 def _value_diff(new: pd.DataFrame, ref: pd.DataFrame, value: str = "value") -> tuple[float, int, int]:
-    """Max |Δ value| over the rows both tables share (keyed by every other column), and the
-    numbers of rows only in new / only in ref."""
+    """Max |Δ value| over the rows both tables share (keyed by every other column both have), and
+    the numbers of rows only in new / only in ref."""
     keys = [c for c in new.columns if c != value and c in ref.columns]
+    mixed = [k for k in keys if new[k].dtype != ref[k].dtype]
+    if mixed:
+        new, ref = new.copy(), ref.copy()
+        for k in mixed:
+            new[k], ref[k] = _key_text(new[k]), _key_text(ref[k])
     merged = new.merge(ref, on=keys, how="outer", suffixes=("_new", "_ref"), indicator=True)
     both = merged[merged["_merge"] == "both"]
     only_new = int((merged["_merge"] == "left_only").sum())
@@ -126,13 +144,21 @@ def compare_tables(new: Path, ref: Path, atol: float, names=THESIS_TABLES + SPEC
                          "note": "only in " + ("the reference" if a.empty else "the new results")})
             continue
         value = "sigma" if name == "spectra" and "sigma" in a else "empirical" if name == "h4" else "value"
+        if value not in a or value not in b:
+            side = "the new results" if value not in a else "the reference"
+            rows.append({"table": name, "class": MISSING, "max_abs_diff": float("nan"),
+                         "note": f"no column {value!r} in {side}"})
+            continue
         drop = [c for c in ("theory",) if name == "h4" and c in a]
         if "metric" in a:
             a, b = a[~a["metric"].isin(TIMING)], b[~b["metric"].isin(TIMING)]
         diff, only_a, only_b = _value_diff(a.drop(columns=drop), b.drop(columns=[c for c in drop if c in b]), value)
         cls = _classify(diff, atol) if not (only_a or only_b) else DIFFERS
-        rows.append({"table": name, "class": cls, "max_abs_diff": diff,
-                     "note": f"{only_a} rows only new, {only_b} only in the reference" if only_a or only_b else ""})
+        notes = [f"{only_a} rows only new, {only_b} only in the reference"] if only_a or only_b else []
+        notes += [f"columns only in {side}: {cols}" for side, cols in (
+            ("the new results", sorted(set(a.columns) - set(b.columns))),
+            ("the reference", sorted(set(b.columns) - set(a.columns)))) if cols]
+        rows.append({"table": name, "class": cls, "max_abs_diff": diff, "note": "; ".join(notes)})
     return pd.DataFrame(rows, columns=["table", "class", "max_abs_diff", "note"])
 
 

@@ -49,8 +49,45 @@ class Expected:
             raise argparse.ArgumentTypeError(f"--expect {text!r}: want NAME=SIZE:SHA256") from err
 
 
-def _decompress(blob: bytes) -> bytes:
-    return gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+class TooLarge(Exception):
+    """A payload past the expected size: decompression or reading stopped there."""
+
+
+def _decompress(blob: bytes, limit: int) -> bytes:
+    """The payload of `blob` (gzip, one or more members, or plain bytes), decompressed in a stream
+    that stops once it passes `limit` bytes (TooLarge): a small file that inflates to gigabytes
+    costs no more than `limit` + one chunk of memory."""
+    if blob[:2] != b"\x1f\x8b":
+        if len(blob) > limit:
+            raise TooLarge
+        return blob
+    out, data = bytearray(), blob
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while data and not inflater.eof:
+            out += inflater.decompress(data, limit + 1 - len(out))
+            if len(out) > limit:
+                raise TooLarge
+            data = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        data = inflater.unused_data
+        if data and data[:2] != b"\x1f\x8b":
+            if data.strip(b"\0"):  # trailing zeros after a member are allowed, as gzip does
+                raise gzip.BadGzipFile("trailing garbage after a gzip member")
+            break
+    return bytes(out)
+
+
+def _read_capped(reader, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of `reader` (one more than allowed tells a file too large)."""
+    return reader.read(limit + 1)
+
+
+def _max_source_bytes(exp: "Expected") -> int:
+    """The most bytes a source of `exp` may have: its payload, or a gzip of it (which for
+    incompressible data is a little larger: headers and 5 bytes per 16 KiB stored block)."""
+    return exp.size + exp.size // 1000 + 65536
 
 
 def _mismatch(payload: bytes, expected: Expected) -> str | None:
@@ -64,9 +101,9 @@ def _mismatch(payload: bytes, expected: Expected) -> str | None:
     return None
 
 
-def _read_url(url: str, timeout: float) -> bytes:
+def _read_url(url: str, timeout: float, limit: int) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return resp.read()
+        return _read_capped(resp, limit)
 
 
 def _find(exp: Expected, urls: list[str], mirrors: list[Path], unreachable: dict[str, str],
@@ -80,7 +117,7 @@ def _find(exp: Expected, urls: list[str], mirrors: list[Path], unreachable: dict
             tried.append(f"{url}: skipped, {unreachable[base]}")
             continue
         try:
-            blob = _read_url(url, timeout)
+            blob = _read_url(url, timeout, _max_source_bytes(exp))
         except urllib.error.HTTPError as err:
             tried.append(f"{url}: HTTP {err.code}")
             continue
@@ -99,7 +136,8 @@ def _find(exp: Expected, urls: list[str], mirrors: list[Path], unreachable: dict
                 tried.append(f"{path}: not found")
                 continue
             try:
-                blob = path.read_bytes()
+                with open(path, "rb") as fh:
+                    blob = _read_capped(fh, _max_source_bytes(exp))
             except OSError as err:
                 tried.append(f"{path}: unreadable ({err})")
                 continue
@@ -114,8 +152,14 @@ def _find(exp: Expected, urls: list[str], mirrors: list[Path], unreachable: dict
 def _check(blob: bytes, exp: Expected) -> tuple[str | None, bytes | None]:
     """(why `blob` is not a copy of `exp`, None) or (None, its decompressed payload). A truncated
     or corrupt gzip is reported with the digest of the bytes as read."""
+    if len(blob) > _max_source_bytes(exp):
+        return (f"expected payload {exp.size} B sha256 {exp.sha256}, got a file of more than "
+                f"{_max_source_bytes(exp)} B (reading stopped)"), None
     try:
-        payload = _decompress(blob)
+        payload = _decompress(blob, exp.size)
+    except TooLarge:
+        return (f"expected payload {exp.size} B sha256 {exp.sha256}, got more than {exp.size} B "
+                "(decompression stopped)"), None
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         return (f"corrupt gzip ({err}): expected payload {exp.size} B sha256 {exp.sha256}, "
                 f"got a {len(blob)} B file with sha256 {hashlib.sha256(blob).hexdigest()}"), None
@@ -205,13 +249,24 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
 
 
+CLASSES = 10  # Fashion-MNIST and MNIST: labels 0 … 9
+
+
 def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28) uint8 and labels (N,) of split `train` or `t10k`."""
+    """Images (N, 28, 28) uint8 and labels (N,) of split `train` or `t10k`; a label outside
+    0 … CLASSES − 1 is refused, naming the file and the first such label."""
     data_dir = Path(data_dir)
     images = read_idx(data_dir / f"{split}-images-idx3-ubyte")
-    labels = read_idx(data_dir / f"{split}-labels-idx1-ubyte")
+    label_file = data_dir / f"{split}-labels-idx1-ubyte"
+    labels = read_idx(label_file)
     if len(images) != len(labels):
         raise DataError(f"{data_dir}: {len(images)} {split} images but {len(labels)} labels")
+    if labels.ndim != 1:
+        raise DataError(f"{label_file}: labels have shape {labels.shape}, want one dimension")
+    bad = np.flatnonzero(labels >= CLASSES)
+    if bad.size:
+        raise DataError(f"{label_file}: {bad.size} labels outside 0 … {CLASSES - 1} (first: "
+                        f"label {int(labels[bad[0]])} at index {int(bad[0])})")
     return images, labels
 
 

@@ -48,14 +48,15 @@ def how_to(file: str, key: str, receipt: Path) -> str:
             f"null (a refused copy's digest is listed above); then delete {receipt} and rerun.")
 
 
-def _stream_copy(reader, out_dir: Path, file: str) -> tuple[Path, int, dict[str, str]]:
-    """Copy `reader` to a temporary file in `out_dir`; (its path, size, {"sha256": …, "md5": …})."""
+def _stream_copy(reader, out_dir: Path, file: str, limit: int | None = None) -> tuple[Path, int, dict[str, str]]:
+    """Copy `reader` to a temporary file in `out_dir`; (its path, size, {"sha256": …, "md5": …}).
+    With `limit` (the pinned size) the copy stops one chunk past it: size > limit says "too large"."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{file}.", suffix=".tmp")
     digests, size = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}, 0
     try:
         with os.fdopen(fd, "wb") as fh:
-            while chunk := reader.read(CHUNK):
+            while (limit is None or size <= limit) and (chunk := reader.read(CHUNK)):
                 fh.write(chunk)
                 for digest in digests.values():
                     digest.update(chunk)
@@ -85,13 +86,15 @@ def fetch_file(file: str, size: int | None, sha256: str | None, urls: list[str],
                out_dir: Path, timeout: float = 30.0, md5: str | None = None) -> tuple[dict | None, list[str]]:
     """The receipt of the first accepted copy of `file` (now at out_dir/file), or None; and what
     every source tried gave."""
+    if Path(file).name != file or file in ("", ".", ".."):
+        raise ValueError(f"--file {file!r}: want a file name, not a path (the copy goes to {out_dir})")
     tried: list[str] = []
     sources = [(u, lambda u=u: urllib.request.urlopen(u, timeout=timeout)) for u in urls]
     sources += [(str(Path(m) / file), lambda p=Path(m) / file: open(p, "rb")) for m in mirrors]
     for name, opener in sources:
         try:
             with opener() as reader:
-                tmp, got_size, got = _stream_copy(reader, out_dir, file)
+                tmp, got_size, got = _stream_copy(reader, out_dir, file, size)
         except urllib.error.HTTPError as err:
             tried.append(f"{name}: HTTP {err.code}")
             continue
@@ -101,7 +104,8 @@ def fetch_file(file: str, size: int | None, sha256: str | None, urls: list[str],
         except (urllib.error.URLError, OSError) as err:
             tried.append(f"{name}: unreachable or unreadable ({getattr(err, 'reason', err)})")
             continue
-        why = _refusal(got_size, got, size, {"sha256": sha256, "md5": md5})
+        why = (f"expected {size} B, got more (the copy stopped after {got_size} B)"
+               if size is not None and got_size > size else _refusal(got_size, got, size, {"sha256": sha256, "md5": md5}))
         if why:
             tmp.unlink()
             tried.append(f"{name}: {why}")

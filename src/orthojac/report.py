@@ -42,6 +42,14 @@ def section_experiments(config: dict, section: str) -> list[str]:
     return [e["name"] for e in config["experiments"] if claims & set(e.get("claims", []))]
 
 
+def experiment_summary(experiment: dict) -> str:
+    """An experiment's line on its report page, as HTML: its name, description and claims, each
+    escaped, so that text from a config file is shown as text (not Markdown, not HTML)."""
+    claims = ", ".join(map(str, experiment.get("claims", [])))
+    return (f"<p><b>{html.escape(str(experiment['name']))}</b>: {html.escape(str(experiment['description']))}"
+            f" Claims: {html.escape(claims)}.</p>")
+
+
 def provenance_table(config: dict) -> pd.DataFrame:
     """One row per experiment × setting: its value or grid, `stated` (with where) or `choice`.
 

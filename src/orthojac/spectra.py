@@ -18,7 +18,10 @@ Per layer, the same at that layer's own input along the forward pass: σ_min, σ
 and the orthogonality defect ‖JᵀJ − I‖₂ = max_i |σ_i² − 1|; and the gradient norm ‖∂L/∂x_ℓ‖ of
 the mean cross-entropy L over a fixed batch of test images at every layer input x_ℓ (ℓ = L: the
 body's output), rows of metric `grad_norm` with an empty `point` (they are about the batch).
-A network with non-finite weights (a diverged run) gets NaN rows: a result, not a crash.
+A network with non-finite weights or buffers (a diverged run) gets NaN rows: a result, not a
+crash. So does a point whose Jacobian has a non-finite entry or whose SVD fails, with a `note`
+saying why (the column appears only when some row has one); a Lanczos estimate that did not
+converge within its steps is kept, noted as such.
 Tables are tidy: body (point, index, sigma, dtype) and layers (point, layer, metric, value, dtype);
 `dtype` is the precision (--dtype) the Jacobian and its SVD were computed in, so that a judge can
 tell a float64 spectrum from a float32 one.
@@ -79,25 +82,50 @@ def jacobian_spectrum(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch
     return torch.linalg.svdvals(jacobian_matrix(f, x, chunk_size))
 
 
-def singular_values(f, x: torch.Tensor, method: str, chunk_size: int | None) -> torch.Tensor:
-    """Every σ_i (exact, descending) or (σ_max, σ_min) (lanczos) of the Jacobian of f at x."""
+def singular_values(f, x: torch.Tensor, method: str, chunk_size: int | None) -> tuple[torch.Tensor | None, str]:
+    """Every σ_i (exact, descending) or (σ_max, σ_min) (lanczos) of the Jacobian of f at x, and a
+    note: why there are none (None: a non-finite Jacobian, an SVD that failed) or why they are
+    uncertain (a Lanczos iteration that did not converge); "" when all went well."""
     if method == "exact":
-        return jacobian_spectrum(f, x, chunk_size)
-    extremes = extreme_singular_values(f, x, generator=torch.Generator().manual_seed(0))
-    return torch.tensor([extremes.sigma_max, extremes.sigma_min], dtype=torch.float64)
+        jacobian = jacobian_matrix(f, x, chunk_size)
+        if not torch.isfinite(jacobian).all():
+            return None, "the Jacobian has non-finite entries"
+        try:
+            return torch.linalg.svdvals(jacobian), ""
+        except (torch.linalg.LinAlgError, RuntimeError) as err:
+            return None, f"the SVD failed ({str(err).splitlines()[0]})"
+    try:
+        extremes = extreme_singular_values(f, x, generator=torch.Generator().manual_seed(0))
+    except (torch.linalg.LinAlgError, RuntimeError) as err:
+        return None, f"the Lanczos iteration failed ({str(err).splitlines()[0]})"
+    sigma = torch.tensor([extremes.sigma_max, extremes.sigma_min], dtype=torch.float64)
+    if not torch.isfinite(sigma).all():
+        return None, "the Jacobian has non-finite entries (Lanczos gave a non-finite σ)"
+    note = "" if extremes.converged else (f"Lanczos did not converge in {extremes.steps} steps "
+                                          f"(relative residual {extremes.residual:.1e})")
+    return sigma, note
 
 
-def _body_rows(p: int, sigma: torch.Tensor, method: str, dim: int) -> list[dict]:
+def _noted(rows: list[dict], note: str) -> list[dict]:
+    return [row | {"note": note} for row in rows] if note else rows
+
+
+def _body_rows(p: int, sigma: torch.Tensor | None, method: str, dim: int, note: str = "") -> list[dict]:
+    if sigma is None:
+        return [{"point": p, "index": 0, "sigma": float("nan"), "note": note}]
     index = range(len(sigma)) if method == "exact" else (0, dim - 1)
-    return [{"point": p, "index": i, "sigma": s} for i, s in zip(index, sigma.tolist())]
+    return _noted([{"point": p, "index": i, "sigma": s} for i, s in zip(index, sigma.tolist())], note)
 
 
-def _layer_rows(p: int, ell: int, sigma: torch.Tensor, method: str) -> list[dict]:
+def _layer_rows(p: int, ell: int, sigma: torch.Tensor | None, method: str, note: str = "") -> list[dict]:
+    metrics = ("sigma_min", "sigma_max", "max_abs_dev", "defect") + (("sigma_mean",) if method == "exact" else ())
+    if sigma is None:
+        return [{"point": p, "layer": ell, "metric": m, "value": float("nan"), "note": note} for m in metrics]
     summary = {"sigma_min": sigma.min(), "sigma_max": sigma.max(),
                "max_abs_dev": (sigma - 1).abs().max(), "defect": (sigma ** 2 - 1).abs().max()}
     if method == "exact":
         summary["sigma_mean"] = sigma.mean()
-    return [{"point": p, "layer": ell, "metric": m, "value": v.item()} for m, v in summary.items()]
+    return _noted([{"point": p, "layer": ell, "metric": m, "value": v.item()} for m, v in summary.items()], note)
 
 
 def gradient_norms(model, images: torch.Tensor, labels: torch.Tensor) -> list[dict]:
@@ -116,7 +144,9 @@ def gradient_norms(model, images: torch.Tensor, labels: torch.Tensor) -> list[di
 
 
 def finite(model) -> bool:
-    return all(torch.isfinite(p).all() for p in model.parameters())
+    """Whether every parameter and floating-point buffer (batch-norm statistics) is finite."""
+    tensors = [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
+    return all(torch.isfinite(t).all() for t in tensors)
 
 
 def spectra(model, images: torch.Tensor, chunk_size: int, per_layer: bool, method: str = "exact",
@@ -131,12 +161,13 @@ def spectra(model, images: torch.Tensor, chunk_size: int, per_layer: bool, metho
     if not finite(model):
         return [{"point": p, "index": 0, "sigma": float("nan")} for p in range(len(inputs))], []
     for p, h in enumerate(inputs):
-        sigma = singular_values(model.body, h, method, chunk_size)
-        body_rows += _body_rows(p, sigma, method, dim)
+        sigma, note = singular_values(model.body, h, method, chunk_size)
+        body_rows += _body_rows(p, sigma, method, dim, note)
         if not per_layer:
             continue
         for ell, layer in enumerate(model.body):
-            layer_rows += _layer_rows(p, ell, singular_values(layer, h, method, chunk_size), method)
+            sigma, note = singular_values(layer, h, method, chunk_size)
+            layer_rows += _layer_rows(p, ell, sigma, method, note)
             with torch.no_grad():
                 h = layer(h.unsqueeze(0)).squeeze(0)
     return body_rows, layer_rows
@@ -211,8 +242,13 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - started
     body = [row | {"dtype": args.dtype} for row in body]
     layers = [row | {"dtype": args.dtype} for row in layers]
-    write_csv_atomic(args.out_body, body, ["point", "index", "sigma", "dtype"])
-    write_csv_atomic(args.out_layers, layers, ["point", "layer", "metric", "value", "dtype"])
+    for rows, path, columns in ((body, args.out_body, ["point", "index", "sigma", "dtype"]),
+                                (layers, args.out_layers, ["point", "layer", "metric", "value", "dtype"])):
+        noted = [row["note"] for row in rows if row.get("note")]
+        for note in dict.fromkeys(noted):
+            print(f"{args.weights}: {note}", file=sys.stderr)
+        write_csv_atomic(path, [{"note": "", **row} for row in rows] if noted else rows,
+                         columns + ["note"] * bool(noted))
     if args.out_timing:
         with torch.no_grad():
             dim = model.embed(test_images(1)).numel()

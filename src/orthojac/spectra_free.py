@@ -43,13 +43,16 @@ def jtj_operator(f, x: torch.Tensor):
 def _lanczos(matvec, v0: torch.Tensor, steps: int, tol: float = 0.0):
     """Lanczos with full reorthogonalisation from v0. Returns (Ritz values θ ascending, eigenvector
     matrix S of T, last β). With tol > 0, stops once both extreme Ritz pairs have a residual bound
-    |β s_{k,i}| ≤ tol · θ_max."""
+    |β s_{k,i}| ≤ tol · θ_max. Also returns (converged, residual): whether it stopped so, or on an
+    invariant subspace, rather than after `steps` steps; the larger relative residual bound of the
+    two extreme pairs at the last step (NaN before the second step or with tol = 0)."""
     n = v0.numel()
     q = v0 / v0.norm()
     basis = [q]
     alphas, betas = [], []
     theta = s = None
     beta = torch.zeros((), dtype=v0.dtype, device=v0.device)
+    converged, relative = False, float("nan")
     for k in range(min(steps, n)):
         w = matvec(basis[-1])
         alphas.append(torch.dot(basis[-1], w))
@@ -63,22 +66,31 @@ def _lanczos(matvec, v0: torch.Tensor, steps: int, tol: float = 0.0):
             t = t + torch.diag(off, 1) + torch.diag(off, -1)
         theta, s = torch.linalg.eigh(t)
         scale = theta.abs().max()
-        if beta <= 1e-12 * max(scale.item(), 1e-300):
-            break  # an invariant subspace: the Ritz values are exact eigenvalues
+        if beta <= 1e-12 * max(scale.item(), 1e-300) or k + 1 == n:
+            converged = True  # an invariant subspace (or all of it): θ are exact eigenvalues
+            break
         if tol > 0 and k >= 1:
             residual = (beta * s[-1, [0, -1]]).abs()
+            relative = (residual / scale).max().item()
             if (residual <= tol * scale).all():
+                converged = True
                 break
         betas.append(beta)
         basis.append(w / beta)
-    return theta, s, beta
+    return theta, s, beta, (converged, relative)
 
 
 @dataclass
 class Extremes:
+    """σ_max, σ_min, the Lanczos steps taken, and whether the iteration converged (both extreme
+    Ritz pairs within `tol`, or an invariant subspace) before `max_steps`; `residual`: the larger
+    relative residual bound of the two at the last step (NaN before the second step)."""
+
     sigma_max: float
     sigma_min: float
     steps: int
+    converged: bool = True
+    residual: float = float("nan")
 
 
 def extreme_singular_values(f, x: torch.Tensor, max_steps: int = 300, tol: float = 1e-10,
@@ -86,9 +98,9 @@ def extreme_singular_values(f, x: torch.Tensor, max_steps: int = 300, tol: float
     """σ_max and σ_min of ∂f(x)/∂x by Lanczos on JᵀJ (see the module docstring)."""
     matvec, n = jtj_operator(f, x)
     v0 = torch.randn(n, generator=generator, dtype=torch.float64).to(dtype=x.dtype, device=x.device)
-    theta, _, _ = _lanczos(matvec, v0, max_steps, tol)
+    theta, _, _, (converged, residual) = _lanczos(matvec, v0, max_steps, tol)
     lam = theta.clamp_min(0)
-    return Extremes(lam[-1].sqrt().item(), lam[0].sqrt().item(), len(theta))
+    return Extremes(lam[-1].sqrt().item(), lam[0].sqrt().item(), len(theta), converged, residual)
 
 
 def spectral_density(f, x: torch.Tensor, probes: int = 8, steps: int = 30,
@@ -101,7 +113,7 @@ def spectral_density(f, x: torch.Tensor, probes: int = 8, steps: int = 30,
     nodes, weights = [], []
     for _ in range(probes):
         v = torch.randint(0, 2, (n,), generator=generator).to(dtype=x.dtype, device=x.device) * 2 - 1
-        theta, s, _ = _lanczos(matvec, v, steps)
+        theta, s, _, _ = _lanczos(matvec, v, steps)
         nodes.append(theta.clamp_min(0).sqrt())
         weights.append(s[0] ** 2 / probes)
     return torch.cat(nodes), torch.cat(weights)

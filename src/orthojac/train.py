@@ -167,6 +167,14 @@ class Stop:
         cls.requested = True
 
 
+def _resumable_epochs(ckpt: dict, save_epochs) -> tuple[list[int], list[int]]:
+    """(the epochs whose weights a checkpoint kept, the epochs of `save_epochs` it has passed): a
+    checkpoint resumes only when the two agree, else epochs.pt would lack (or have extra) weights."""
+    reached = ckpt["state"]["epoch"]
+    kept = sorted(int(e) for e in ckpt["state"].get("epoch_models", {}))
+    return kept, sorted(e for e in set(save_epochs) if e <= reached)
+
+
 def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torch.device,
           checkpoint_every: int, fast: FastPath = FastPath(), save_epochs: tuple[int, ...] = ()) -> dict:
     """Train `cfg`, resuming from out_dir/checkpoint.pt when it holds the same config. The weights
@@ -197,11 +205,16 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
         # A checkpoint finishes an interrupted run of this config by this code, nothing else: one
         # of a finished run (status not running), of another config or of other code is set aside.
         ckpt = load_checkpoint(ckpt_path)
+        kept, wanted = _resumable_epochs(ckpt, save_epochs)
         why = ("its config differs" if ckpt["config"] != cfg.to_dict()
                else f"it was written by other code (fingerprint {str(ckpt.get('code'))[:12]} ≠ {code[:12]})"
                if ckpt.get("code") != code
                else f"its run already ended ({ckpt['state']['status']})"
-               if ckpt["state"]["status"] != "running" else None)
+               if ckpt["state"]["status"] != "running"
+               else f"it kept the weights of epochs {kept or 'none'}, and this run wants {wanted or 'none'} "
+                    f"by epoch {ckpt['state']['epoch']} (--save-epochs)" if kept != wanted
+               else f"its fast path differs ({ckpt.get('fast_path')} ≠ {fast.to_dict()})"
+               if ckpt.get("fast_path") != fast.to_dict() else None)
         if why is None:
             model.load_state_dict(ckpt["model"])
             optimiser.load_state_dict(ckpt["optimizer"])
@@ -217,6 +230,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
         atomic_save({
             "model": model.state_dict(), "optimizer": optimiser.state_dict(),
             "torch_rng": torch.get_rng_state(), "config": cfg.to_dict(), "state": state, "code": code,
+            "fast_path": fast.to_dict(),
         }, ckpt_path)
 
     def record(split: str, metric: str, value: float):

@@ -16,8 +16,11 @@ Two kinds of jobs:
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
+import math
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -104,6 +107,77 @@ PAGES = {
 }
 
 
+# -- what a config may name -----------------------------------------------------------------
+# Names that become folders or files (data sets, downloads, experiments, a data set's files, a
+# download's file) are matched whole by the schema's patterns (`\Z`, not `$`, which also matches
+# before a trailing newline). A grid value is part of a run name `key=value+key=value` (a folder, a
+# Snakemake wildcard, SLURM's `--target-jobs`): no "/", ",", "+", "=", blanks.
+SAFE_RUN_VALUE = re.compile(r"[A-Za-z0-9_.:-]*\Z")
+
+# The largest value a size setting may take, wherever it appears (experiments' settings and the
+# thesis sections): a typo such as 1000000000 is refused at load, not by a job running out of memory.
+SIZE_BOUNDS = {
+    "width": 16384, "width_mid": 16384, "hidden": 16384, "channels": 1024, "kernel_size": 63,
+    "depth": 10000, "depths": 10000, "k": 1024, "pso_d": 16384, "seq_len": 10000,
+    "epochs": 10000, "batch_size": 65536, "train_size": 10_000_000, "val_size": 10_000_000,
+    "test_size": 10_000_000, "points": 10000, "grad_batch": 65536, "chunk_size": 65536,
+    "exact_max_dim": 1_000_000,
+}
+
+
+class ConfigFileError(ValueError):
+    """A config file that cannot be read as a mapping of unique keys (names the file)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader refusing a mapping that repeats a key (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # PyYAML itself reports an unhashable key
+            if key in seen:
+                raise ConfigFileError(
+                    f"{self.name}: key {key!r} appears twice in one mapping (lines "
+                    f"{seen[key] + 1} and {key_node.start_mark.line + 1}); YAML would keep only the last")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def read_config_file(path) -> dict:
+    """One config file as a mapping: refused (naming the file) when it is empty, not a mapping, not
+    YAML, or repeats a key."""
+    text = Path(path).read_text(encoding="utf-8")
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as err:
+        raise ConfigFileError(f"{path}: not valid YAML ({err})") from err
+    finally:
+        loader.dispose()
+    if data is None:
+        raise ConfigFileError(f"{path}: the config file is empty (want a mapping of sections)")
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{path}: want a mapping of sections at the top level, got {type(data).__name__}")
+    return data
+
+
+def config_file_errors(paths) -> list[str]:
+    """Why each config file cannot be read (read_config_file), one line each."""
+    errors = []
+    for path in paths:
+        try:
+            read_config_file(path)
+        except (ConfigFileError, OSError) as err:
+            errors.append(str(err))
+    return errors
+
+
 # -- the config files ----------------------------------------------------------------------
 def update_config(config: dict, overrides: Mapping) -> dict:
     """`--config key=value` overrides merged key by key into `config` (as snakemake.utils does)."""
@@ -137,7 +211,7 @@ def load_config(configfiles: list[Path] = (), base: Path = Path("config/config.y
     for path in [base, *configfiles]:
         if not Path(path).exists():
             raise SystemExit(f"{path}: no such config file")
-        layers.append(yaml.safe_load(Path(path).read_text()))
+        layers.append(read_config_file(path))
     return replace_sections_whole({}, layers)
 
 
@@ -148,11 +222,26 @@ def _key_path(cfg, path) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
             if isinstance(node, list) and isinstance(node[part], dict) and "name" in node[part]:
-                out += f"({node[part]['name']})"
+                name = str(node[part]["name"])
+                out += f"({name})" if re.fullmatch(r"[\w.+=:-]*", name) else f"({name!r})"
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part) if re.fullmatch(r"[\w.+=:-]+", str(part)) else repr(part)  # a key with odd
+            out += f".{name}" if out else name  # characters (newline, blank) quoted: one line per error
         node = node[part]
     return out or "(top level)"
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(schema_file: str, mtime_ns: int):
+    """The schema's validator, read once per version of the file. An `integer` is an int: JSON
+    Schema also counts 2.0, which would reach a program's int flag as "2.0" and fail there."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    strict = base.TYPE_CHECKER.redefine(
+        "integer", lambda checker, instance: isinstance(instance, int) and not isinstance(instance, bool))
+    validator = jsonschema.validators.extend(base, type_checker=strict)
+    return validator(yaml.safe_load(Path(schema_file).read_text()))
 
 
 def config_errors(cfg: dict, schema_file: Path) -> list[str]:
@@ -160,14 +249,117 @@ def config_errors(cfg: dict, schema_file: Path) -> list[str]:
     (snakemake.utils.validate reports only the first, followed by the whole sub-schema.)"""
     import jsonschema
 
-    schema = yaml.safe_load(Path(schema_file).read_text())
     lines = []
-    for error in jsonschema.Draft202012Validator(schema).iter_errors(cfg):
+    for error in _validator(str(schema_file), Path(schema_file).stat().st_mtime_ns).iter_errors(cfg):
         leaf = jsonschema.exceptions.best_match([error])
         while leaf.context:
             leaf = jsonschema.exceptions.best_match(leaf.context)
         lines.append(f"config: {_key_path(cfg, leaf.absolute_path)}: {leaf.message}")
-    return sorted(set(lines))
+    return sorted(set(lines) | set(semantic_errors(cfg)))
+
+
+def _walk(node, path=()):
+    """(path, value) of every leaf and container of a config, depth first."""
+    yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, (*path, i))
+
+
+def _setting_values(setting) -> list:
+    """A setting's values, or [] when it is not a well-formed setting (the schema reports that)."""
+    if not isinstance(setting, dict):
+        return []
+    if isinstance(setting.get("grid"), list):
+        return setting["grid"]
+    return [setting["value"]] if "value" in setting else []
+
+
+def semantic_errors(cfg) -> list[str]:
+    """What the schema cannot say, one line each naming the key: non-finite numbers, sizes past
+    SIZE_BOUNDS, repeated grid values (seeds, run names), repeated experiment names, grid values
+    unfit for a run name, data sets and downloads that are not configured, a data set whose
+    `files:` are not the IDX files the workflow fetches. Tolerates a config the schema refuses."""
+    if not isinstance(cfg, dict):
+        return []
+    errors = []
+    where = lambda path: _key_path(cfg, path)  # noqa: E731
+    for path, value in _walk(cfg):
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(f"config: {where(path)}: {value} is not a finite number")
+        if path and path[-1] == "grid" and isinstance(value, list):
+            seen = set()
+            for item in value:
+                if isinstance(item, (str, int, float)) and str(item) in seen:
+                    errors.append(f"config: {where(path)}: {item!r} is repeated (each grid value is one job)")
+                seen.add(str(item))
+        if path and path[-1] in SIZE_BOUNDS and not isinstance(value, bool):
+            key = path[-1]
+            for item in _setting_values(value) if isinstance(value, dict) else [value]:
+                if isinstance(item, (int, float)) and not isinstance(item, bool) and item > SIZE_BOUNDS[key]:
+                    errors.append(f"config: {where(path)}: {item} is past the bound {SIZE_BOUNDS[key]} "
+                                  f"for {key} (orthojac.workflow.SIZE_BOUNDS)")
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    downloads = cfg.get("downloads") if isinstance(cfg.get("downloads"), dict) else {}
+    for name, spec in data.items():
+        files = spec.get("files") if isinstance(spec, dict) else None
+        if isinstance(files, dict):
+            missing = [f for f in IDX_FILES if f not in files]
+            extra = sorted(str(f) for f in files if f not in IDX_FILES)
+            if missing or extra:
+                errors.append(f"config: data.{name}.files: want exactly the IDX files {list(IDX_FILES)}"
+                              + (f"; missing {missing}" if missing else "")
+                              + (f"; not fetched by the workflow {extra}" if extra else ""))
+    experiments = cfg.get("experiments") if isinstance(cfg.get("experiments"), list) else []
+    first = {}
+    for i, experiment in enumerate(experiments):
+        if not isinstance(experiment, dict):
+            continue
+        name = experiment.get("name")
+        if isinstance(name, str):
+            if name in first:
+                errors.append(f"config: experiments[{i}]({name}).name: {name!r} is also the name of "
+                              f"experiments[{first[name]}] (names must be unique)")
+            first.setdefault(name, i)
+        settings = experiment.get("settings")
+        if not isinstance(settings, dict):
+            continue
+        for key, setting in settings.items():
+            if isinstance(setting, dict) and isinstance(setting.get("grid"), list):
+                for j, item in enumerate(setting["grid"]):
+                    if not SAFE_RUN_VALUE.match(str(item)):
+                        errors.append(
+                            f"config: {where(('experiments', i, 'settings', key, 'grid', j))}: {str(item)!r} "
+                            "cannot be part of a run name (a folder, a job's wildcard): a grid value may hold "
+                            "letters, digits and _ . : - only (a value with commas goes in `value:`)")
+        for dataset in _setting_values(settings.get("dataset")):
+            if isinstance(dataset, str) and dataset not in data:
+                errors.append(f"config: experiments[{i}]({name}).settings.dataset: {dataset!r} is not a "
+                              f"key of data: (have {sorted(data)})")
+    for section, spec in SECTIONS.items():
+        body = cfg.get(section)
+        if not isinstance(body, dict):
+            continue
+        for key, setting in body.items():
+            for item in _setting_values(setting):
+                if isinstance(item, str) and item.startswith("-"):
+                    errors.append(f"config: {section}.{key}: {item!r} starts with '-': its program would read "
+                                  "it as a flag")
+        if spec.inputs == "idx":
+            for dataset in _setting_values(body.get("dataset")):
+                if isinstance(dataset, str) and dataset not in data:
+                    errors.append(f"config: {section}.dataset: {dataset!r} is not a key of data: "
+                                  f"(have {sorted(data)})")
+        if spec.inputs == "receipts" and _setting_values(body.get("data")) != ["generated"]:
+            for part in ("text", "embeddings"):
+                for key in _setting_values(body.get(part)):
+                    if isinstance(key, str) and key not in downloads:
+                        errors.append(f"config: {section}.{part}: {key!r} is not a key of downloads: "
+                                      f"(have {sorted(downloads)})")
+    return errors
 
 
 # -- the paper's runs ------------------------------------------------------------------------
@@ -236,9 +428,19 @@ class Pipeline:
         spec = self.config["data"][dataset]
         args = [f"--url {shlex.quote(u)}" for u in spec.get("urls", [])]
         args += [f"--mirror {shlex.quote(m)}" for m in spec.get("mirrors", [])]
-        args += [f"--pickle {shlex.quote(p['path'])}={p['md5']}" for p in spec.get("pickles", [])]
-        args += [f"--expect {name}={f['size']}:{f['sha256']}" for name, f in spec["files"].items()]
+        args += ["--pickle " + shlex.quote(f"{p['path']}={p['md5']}") for p in spec.get("pickles", [])]
+        args += ["--expect " + shlex.quote(f"{name}={f['size']}:{f['sha256']}") for name, f in spec["files"].items()]
         return " ".join(args)
+
+    @staticmethod
+    def data_dir(dataset: str) -> str:
+        """The folder of a data set's verified IDX files."""
+        return f"results/data/{dataset}"
+
+    @staticmethod
+    def run_dir(experiment: str, run: str) -> str:
+        """The folder of a run's outputs."""
+        return f"results/runs/{experiment}/{run}"
 
     # training and spectra
     def run_dataset(self, experiment: str, run: str) -> str:
@@ -253,7 +455,7 @@ class Pipeline:
         if unknown:
             raise ValueError(f"config: experiments[{experiment}].settings: {unknown} are not settings of a run "
                              "(orthojac.config.RunConfig)")
-        return " ".join(f"{flags[key]}={shlex.quote(str(value))}" for key, value in settings.items())
+        return " ".join(shlex.quote(f"{flags[key]}={value}") for key, value in settings.items())
 
     def checkpoints(self, experiment: str) -> list[str]:
         return self.experiments[experiment]["spectra"]["checkpoints"]
@@ -261,7 +463,7 @@ class Pipeline:
     def save_epochs(self, experiment: str) -> str:
         """The epochs whose weights training keeps (epochs.pt): those the spectra name as `epochN`."""
         epochs = [epoch_of(c) for c in self.checkpoints(experiment)]
-        return " ".join(str(e) for e in sorted(e for e in epochs if e is not None))
+        return " ".join(shlex.quote(str(e)) for e in sorted(e for e in epochs if e is not None))
 
     @staticmethod
     def checkpoint_file(experiment: str, run: str, checkpoint: str) -> str:
@@ -271,14 +473,13 @@ class Pipeline:
     @staticmethod
     def checkpoint_epoch(checkpoint: str) -> str:
         epoch = epoch_of(checkpoint)
-        return f"--epoch {epoch}" if epoch else ""
+        return f"--epoch {shlex.quote(str(epoch))}" if epoch else ""
 
     def spectra_args(self, experiment: str) -> str:
         spec = self.experiments[experiment]["spectra"]
         layers = "" if spec["layers"] else " --no-layers"
-        return (f"--points {spec['points']} --method {spec['method']}"
-                f" --exact-max-dim {spec['exact_max_dim']} --grad-batch {spec['grad_batch']}"
-                f" --chunk-size {spec['chunk_size']} --dtype {spec['dtype']}{layers}")
+        return _flags((f"--{key.replace('_', '-')}", [spec[key]])
+                      for key in ("points", "method", "exact_max_dim", "grad_batch", "chunk_size", "dtype")) + layers
 
     def run_files(self, name: str) -> list[str]:
         """results/runs/<experiment>/<run>/<name> of every run (metrics.csv, config.json)."""
@@ -304,9 +505,9 @@ class Pipeline:
         """The flags naming a job's inputs: `--data FOLDER`, or H2's `--text R --embeddings R`."""
         kind = SECTIONS[section].inputs
         if kind == "idx":
-            return f"--data {Path(self.section_data(section)[0]).parent}"
+            return f"--data {shlex.quote(str(Path(self.section_data(section)[0]).parent))}"
         if kind == "receipts":
-            return " ".join(f"--{part} {path}" for part, path in self.lstm_receipts().items())
+            return " ".join(f"--{part} {shlex.quote(path)}" for part, path in self.lstm_receipts().items())
         return ""
 
     def section_args(self, section: str) -> str:
@@ -349,10 +550,10 @@ class Pipeline:
         """`downloads.KEY` as orthojac.downloads flags; `--optional` when H2, the downloads' consumer,
         may report its data as unavailable (`hlav_lstm.data: optional`)."""
         spec = self.config["downloads"][download]
-        args = [f"--file {shlex.quote(spec['file'])} --key {download}"]
+        args = [f"--file {shlex.quote(spec['file'])} --key {shlex.quote(download)}"]
         args += [f"--url {shlex.quote(u)}" for u in spec["urls"]]
         args += [f"--mirror {shlex.quote(m)}" for m in spec["mirrors"]]
-        args += [f"--size {spec['size'] or 'null'} --sha256 {spec['sha256'] or 'null'} --md5 {spec.get('md5') or 'null'}"]
+        args += [_flags((f"--{key}", [spec.get(key) or "null"]) for key in ("size", "sha256", "md5"))]
         if self.config.get("hlav_lstm", {}).get("data", {}).get("value") == "optional":
             args.append("--optional")
         return " ".join(args)

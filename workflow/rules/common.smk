@@ -41,6 +41,7 @@ from orthojac.workflow import (
     STAND_IN_DIR,
     Pipeline,
     config_errors,
+    config_file_errors,
     replace_sections_whole,
 )
 from snakemake.common.configfile import load_configfile
@@ -49,14 +50,18 @@ from snakemake.utils import validate
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
 # The config: config.yaml, each `--configfile` replacing the sections it names whole, `--config`
-# last (orthojac.workflow.replace_sections_whole); every schema violation named; then validated
-# again by Snakemake, which fills in the schema's defaults.
+# last (orthojac.workflow.replace_sections_whole); every schema violation named, with what the
+# schema cannot say (a key repeated in a file, non-finite numbers, names, bounds: all at once);
+# then validated again by Snakemake, which fills in the schema's defaults.
+_file_errors = config_file_errors(
+    dict.fromkeys([*workflow.configfiles, *workflow.overwrite_configfiles])
+)
 replace_sections_whole(
     config,
     [load_configfile(str(p)) for p in workflow.overwrite_configfiles],
     workflow.config_settings.config,
 )
-_errors = config_errors(config, SCHEMA)
+_errors = _file_errors + config_errors(config, SCHEMA)
 if _errors:
     raise ValueError(
         f"the config does not match {SCHEMA.name}:\n  " + "\n  ".join(_errors)

@@ -7,5 +7,6 @@ rule fetch_data:
         "../../envs/data.yaml"
     params:
         args=lambda w: PIPELINE.fetch_args(w.dataset),
+        out_dir=lambda w: PIPELINE.data_dir(w.dataset),
     shell:
-        "python -m orthojac.data --out-dir results/data/{wildcards.dataset} {params.args} 2> {log}"
+        "python -m orthojac.data --out-dir {params.out_dir:q} {params.args} 2> {log:q}"

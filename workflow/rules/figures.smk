@@ -13,7 +13,7 @@ rule tables:
         claims=PIPELINE.claims_json(),
     shell:
         "python -m orthojac.tables --out-dir results/tables --claims {params.claims}"
-        " --metrics {input.metrics} --body {input.body} --layers {input.layers} 2> {log}"
+        " --metrics {input.metrics:q} --body {input.body:q} --layers {input.layers:q} 2> {log:q}"
 
 
 rule figures:
@@ -34,4 +34,4 @@ rule figures:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m orthojac.figures --tables results/tables --out-dir results/figures 2> {log}"
+        "python -m orthojac.figures --tables results/tables --out-dir results/figures 2> {log:q}"

@@ -66,7 +66,7 @@ rule render_page:
         "jupyter nbconvert --to html --no-input"
         " --TagRemovePreprocessor.enabled=True"
         " --TagRemovePreprocessor.remove_cell_tags=snakemake-job-properties"
-        " --output-dir results/report --output {wildcards.page}.html {params.notebook} 2> {log}"
+        " --output-dir results/report --output {wildcards.page:q}.html {params.notebook:q} 2> {log:q}"
 
 
 # The rendered pages together, for `snakemake --report report.zip`: a directory with an htmlindex
@@ -87,4 +87,4 @@ rule report_site:
     conda:
         "../../envs/report.yaml"
     shell:
-        "mkdir -p {output} && cp {input} {output}/ 2> {log}"
+        "mkdir -p {output:q} && cp {input:q} {output:q}/ 2> {log:q}"

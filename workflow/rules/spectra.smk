@@ -20,9 +20,9 @@ rule spectrum:
     params:
         args=lambda w: PIPELINE.spectra_args(w.experiment),
         epoch=lambda w: PIPELINE.checkpoint_epoch(w.checkpoint),
-        dataset=lambda w: PIPELINE.run_dataset(w.experiment, w.run),
+        data_dir=lambda w: PIPELINE.data_dir(PIPELINE.run_dataset(w.experiment, w.run)),
     shell:
-        "python -m orthojac.spectra --weights {input.weights} --data-dir results/data/{params.dataset}"
-        " {params.args} {params.epoch} --threads {threads} --out-body {output.body}"
-        " --out-layers {output.layers} --out-timing {output.timing}"
-        " 2> {log}"
+        "python -m orthojac.spectra --weights {input.weights:q} --data-dir {params.data_dir:q}"
+        " {params.args} {params.epoch} --threads {threads} --out-body {output.body:q}"
+        " --out-layers {output.layers:q} --out-timing {output.timing:q}"
+        " 2> {log:q}"

@@ -29,8 +29,8 @@ for _s in PIPELINE.sections:
                 inputs=PIPELINE.section_input_args(_s.name),
                 args=PIPELINE.section_args(_s.name),
             shell:
-                "python -m {params.module} train {params.inputs} --seed {wildcards.seed}"
-                " {params.args} --threads {threads} --out {output} 2> {log}"
+                "python -m {params.module:q} train {params.inputs} --seed {wildcards.seed:q}"
+                " {params.args} --threads {threads} --out {output:q} 2> {log:q}"
 
         rule:
             name:
@@ -46,7 +46,7 @@ for _s in PIPELINE.sections:
             params:
                 module=_s.module,
             shell:
-                "python -m {params.module} collect {input} --out {output} 2> {log}"
+                "python -m {params.module:q} collect {input:q} --out {output:q} 2> {log:q}"
 
     else:
 
@@ -66,7 +66,7 @@ for _s in PIPELINE.sections:
                 module=_s.module,
                 args=PIPELINE.section_args(_s.name),
             shell:
-                "python -m {params.module} {params.args} --threads {threads} --out {output} 2> {log}"
+                "python -m {params.module:q} {params.args} --threads {threads} --out {output:q} 2> {log:q}"
 
     rule:
         name:
@@ -90,8 +90,8 @@ for _s in PIPELINE.sections:
             section=_s.name,
             out_dir=lambda wildcards, output: Path(output[0]).parent,
         shell:
-            "python -m orthojac.thesis.figures {params.section} --table {input}"
-            " --out-dir {params.out_dir} 2> {log}"
+            "python -m orthojac.thesis.figures {params.section:q} --table {input:q}"
+            " --out-dir {params.out_dir:q} 2> {log:q}"
 
 
 # H2's two downloads (or a generated stand-in). With `hlav_lstm.data: optional` a download that
@@ -107,9 +107,10 @@ rule fetch_download:
         "../../envs/data.yaml"
     params:
         args=lambda w: PIPELINE.download_args(w.download),
+        out_dir=lambda w: PIPELINE.data_dir(w.download),
     shell:
         "python -m orthojac.downloads {params.args}"
-        " --out-dir results/data/{wildcards.download} 2> {log}"
+        " --out-dir {params.out_dir:q} 2> {log:q}"
 
 
 rule hlav_lstm_stand_in:
@@ -124,5 +125,5 @@ rule hlav_lstm_stand_in:
         out_dir=lambda wildcards, output: Path(output.text).parent.parent,
         sentences=PIPELINE.stand_in_sentences(),
     shell:
-        "python -m orthojac.thesis.sentiment stand-in --out-dir {params.out_dir}"
-        " --sentences {params.sentences} 2> {log}"
+        "python -m orthojac.thesis.sentiment stand-in --out-dir {params.out_dir:q}"
+        " --sentences {params.sentences:q} 2> {log:q}"

@@ -21,9 +21,10 @@ rule train:
     params:
         args=lambda w: PIPELINE.train_args(w.experiment, w.run),
         save_epochs=lambda w: PIPELINE.save_epochs(w.experiment),
-        dataset=lambda w: PIPELINE.run_dataset(w.experiment, w.run),
+        data_dir=lambda w: PIPELINE.data_dir(PIPELINE.run_dataset(w.experiment, w.run)),
+        out_dir=lambda w: PIPELINE.run_dir(w.experiment, w.run),
     shell:
-        "python -m orthojac.train {params.args} --data-dir results/data/{params.dataset}"
-        " --out-dir results/runs/{wildcards.experiment}/{wildcards.run} --threads {threads}"
+        "python -m orthojac.train {params.args} --data-dir {params.data_dir:q}"
+        " --out-dir {params.out_dir:q} --threads {threads}"
         " --save-epochs {params.save_epochs}"
-        " 2> {log}"
+        " 2> {log:q}"

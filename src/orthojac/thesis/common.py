@@ -60,8 +60,16 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 20
 
 
 def spectrum_rows(model: nn.Module) -> dict:
-    """mean, std, min, max of the singular values of the model's recurrent kernel (Hlav Figs. 7, 9)."""
-    s = torch.linalg.svdvals(model.recurrent.detach().double())
+    """mean, std, min, max of the singular values of the model's recurrent kernel (Hlav Figs. 7, 9);
+    NaN each when the kernel is not finite (a diverged run) or its SVD fails: a result, not a crash."""
+    kernel = model.recurrent.detach().double()
+    nan = {"sv_mean": float("nan"), "sv_std": float("nan"), "sv_min": float("nan"), "sv_max": float("nan")}
+    if not torch.isfinite(kernel).all():
+        return nan
+    try:
+        s = torch.linalg.svdvals(kernel)
+    except (torch.linalg.LinAlgError, RuntimeError):
+        return nan
     return {"sv_mean": s.mean().item(), "sv_std": s.std(unbiased=False).item(),
             "sv_min": s.min().item(), "sv_max": s.max().item()}
 
