@@ -39,7 +39,7 @@ def test_the_snakefile_plans_the_jobs_the_library_names(configfile, venv_env):
     planned = set(re.findall(r"(results/[^\s,]+\.(?:pt|csv|png|html))", out))
     pipeline = Pipeline(validated(configfile))
     named = set(pipeline.run_files("final.pt") + pipeline.run_files("metrics.csv") + pipeline.spectra_files("body")
-                + pipeline.report_tables() + pipeline.report_figures()
+                + pipeline.report_tables() + pipeline.report_figures() + pipeline.index_outputs()
                 + [f for s in pipeline.sections if s.folder for f in pipeline.seed_tables(s.name)]
                 + [o for o in pipeline.all_outputs() if o.endswith(".html")])
     assert named - planned == set()

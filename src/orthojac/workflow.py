@@ -566,6 +566,11 @@ class Pipeline:
         return [f"results/figures/{f}.png" for f in PAPER_FIGURES] + self.section_figures()
 
     @staticmethod
+    def index_outputs() -> list[str]:
+        """What the index's notebook writes besides its page: the ledger and the overview figure."""
+        return ["results/report/ledger.csv", "results/report/overview.png"]
+
+    @staticmethod
     def pages() -> list[str]:
         return ["index", *PAGES]
 
