@@ -13,7 +13,7 @@ SBIN := /usr/sbin:/sbin
 # workflow also puts it first, workflow/rules/common.smk, for `.venv/bin/snakemake` in a plain shell).
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: quick full verify reference test test-packages lint mirror mnist progress gpu-bundle screenshot report-pages
+.PHONY: quick full verify reference test test-fast test-expected test-packages lint mirror mnist progress gpu-bundle screenshot report-pages
 
 quick: .venv/.installed mirror
 	$(SNAKEMAKE) --cores all --configfile config/quick.yaml
@@ -41,8 +41,18 @@ reference: .venv/.installed mirror mnist
 	@if [ "$(SNAPSHOT)" != results/reference/cpu ]; then \
 		$(PY) -m orthojac.compare $(SNAPSHOT) results/reference/cpu; fi
 
+# Every test, all three tiers (fast, pipeline, system: README "Tests"); what CI runs (.ci/run).
 test: test-packages .venv/.installed mirror
 	$(PY) -m pytest
+
+# The fast tier only: the library and the workflow's logic, under 2 minutes, no Debian packages.
+test-fast: .venv/.installed
+	$(PY) -m pytest -m fast
+
+# .test/expected/ written again from a run of the tiny pipeline under the pinned settings that
+# tests/test_outputs_unchanged.py compares under (only when a change is meant to alter results).
+test-expected: .venv/.installed
+	$(PY) tests/test_outputs_unchanged.py --regenerate
 
 # One table of every training and thesis job: done, running (epoch k of n, ETA) or waiting, and the
 # time left; `make progress CONFIGFILE=config/quick.yaml` for a run of another configuration.

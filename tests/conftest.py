@@ -1,5 +1,18 @@
-"""Shared fixtures: a tiny IDX data set made by the test, the repository's paths, and the tiny
-pipeline run once per session (its working folder is shared by the workflow and report tests)."""
+"""Shared fixtures: a tiny IDX data set made by the test, the repository's paths, the tiny
+pipeline run once per session (its working folder is shared by the workflow and report tests),
+the dry runs of the configurations (one per configuration and session, each in a folder of its
+own), and the tiers.
+
+Tiers (markers registered in pyproject.toml; README "Tests"): every test has exactly one, set here
+from FILE_TIERS, the table of test files, and not by hand:
+- fast: the library and the workflow's logic (layers, activations, orthogonality, spectra on
+  small networks, judges, config and dry runs, tables, figures); `make test-fast`, under 2 minutes;
+- pipeline: the tests that read the tiny pipeline's outputs (the `tiny_pipeline` fixture, run once
+  per session and shared): a test of a fast file that asks for that fixture is a pipeline test;
+- system: the machine around the code: SLURM, the browser, faults with kill -9, a fresh machine,
+  the GPU check's rehearsal.
+`make test` runs all three.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +30,53 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
+
+TIERS = ("fast", "pipeline", "system")
+# The tier of every test file (a new file must be added here: collection stops naming it).
+FILE_TIERS = {
+    **dict.fromkeys([
+        "test_activations.py", "test_checkpoints.py", "test_claims.py", "test_claims_h2.py",
+        "test_claims_h3.py", "test_claims_hlav.py", "test_claims_rule.py", "test_compare.py",
+        "test_config.py", "test_config_fuzz.py", "test_config_hardening.py",
+        "test_console_scripts.py", "test_data.py", "test_downloads.py", "test_envs.py",
+        "test_families.py", "test_fastpath.py", "test_files.py", "test_h4.py", "test_hlav.py",
+        "test_hlav_depth.py", "test_hlav_lstm.py", "test_import_graph.py", "test_init_study.py",
+        "test_layers.py", "test_mnist.py", "test_progress.py", "test_reference_cpu.py",
+        "test_reference_rounding.py", "test_regularisers.py", "test_report.py", "test_report_overview.py", "test_scale.py", "test_spectra.py",
+        "test_thesis_settings.py", "test_tiers.py", "test_workflow.py", "test_workflow_lib.py",
+        "test_zoo.py",
+    ], "fast"),
+    **dict.fromkeys(["test_outputs_unchanged.py", "test_report_render.py"], "pipeline"),
+    **dict.fromkeys(["test_faults.py", "test_fresh_machine.py", "test_gpu_check.py", "test_report_browser.py",
+                     "test_slurm.py"], "system"),
+}
+
+
+def tier_of(file_name: str, fixturenames) -> str:
+    """The one tier of a test in `file_name` that asks for `fixturenames`."""
+    if file_name not in FILE_TIERS:
+        raise pytest.UsageError(f"tests/{file_name} has no tier: add it to FILE_TIERS in tests/conftest.py "
+                                f"(one of {', '.join(TIERS)})")
+    tier = FILE_TIERS[file_name]
+    if tier == "fast" and "tiny_pipeline" in fixturenames:
+        return "pipeline"
+    return tier
+
+
+# {nodeid: tier} of every collected test, before `-m` deselects any (tests/test_tiers.py reads it).
+COLLECTED_TIERS = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    tiers = config.stash.setdefault(COLLECTED_TIERS, {})
+    for item in items:
+        by_hand = [m.name for m in item.iter_markers() if m.name in TIERS]
+        if by_hand:
+            raise pytest.UsageError(f"{item.nodeid}: marked {by_hand} by hand; tiers come from FILE_TIERS "
+                                    "in tests/conftest.py")
+        tiers[item.nodeid] = tier_of(item.path.name, item.fixturenames)
+        item.add_marker(getattr(pytest.mark, tiers[item.nodeid]))
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> bytes:
@@ -85,6 +145,45 @@ def run_snakemake(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> 
     return proc.stdout + proc.stderr
 
 
+def outside_checkout(*configfiles: Path) -> list:
+    """Snakemake's arguments for the checkout's Snakefile run from another folder: the Snakefile,
+    and config/config.yaml (which its `configfile:` names relative to the working folder) before
+    the given config files."""
+    base = REPO / "config/config.yaml"
+    return ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(base),
+            *[str(c) for c in configfiles if Path(c) != base]]
+
+
+def job_counts(out: str) -> dict:
+    """{rule: jobs} of a Snakemake run's "Job stats:" table (its `total` row included)."""
+    lines = out.split("Job stats:", 1)[1].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="session")
+def plan(tmp_path_factory):
+    """plan("config/quick.yaml") is the output of the Snakefile's dry run of that configuration
+    (`-n -p --forceall --cores 1`, every job with its output files and shell command) in an empty
+    folder of its own, so what the user's checkout holds plans nothing away. Each configuration is
+    planned once per session, however many tests read its plan."""
+    plans = {}
+
+    def dry_run(configfile: str) -> str:
+        if configfile not in plans:
+            work = tmp_path_factory.mktemp("plan")
+            plans[configfile] = run_snakemake(["-n", "-p", "--forceall", "--cores", "1",
+                                               *outside_checkout(REPO / configfile)], work, _venv_env())
+        return plans[configfile]
+
+    return dry_run
+
+
 TEST_CONFIG = REPO / ".test" / "config.yaml"
 
 
@@ -99,16 +198,41 @@ def fixture_config(mirror: Path, files: dict) -> dict:
     return config
 
 
-@pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory) -> Path:
-    """The working folder of one end-to-end run of the Snakefile on the tiny configuration
-    (results/ under it). Run once per session; tests only read it, or write beside results/."""
-    root = tmp_path_factory.mktemp("tiny_pipeline")
+# What decides the rounding of the tiny pipeline's numbers on an x86-64 CPU, pinned for its run so
+# that its tables are the same bit for bit on any such machine (tests/test_outputs_unchanged.py):
+# the instruction set of torch's own kernels (ATen), of oneDNN's and of MKL's (torch's BLAS and
+# LAPACK: H4's svdvals), and one thread each (torch's intra-op pool, OpenMP, MKL, OpenBLAS).
+# AVX2, not the machine's best, because every x86-64 CPU of the last ten years has it and
+# .test/expected/ was written on an AVX2 machine. .test/expected/pinned.json records the pins it
+# was written under.
+PINNED_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "COMPATIBLE",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+
+
+def run_tiny_pipeline(root: Path, env_overrides: dict | None = None, targets: tuple = ()) -> Path:
+    """Run the Snakefile on the tiny configuration under `root` (the generated data set in
+    root/mirror, the working folder root/work) with PINNED_ENV and then `env_overrides` in its
+    environment; return the working folder (results/ under it)."""
     files = make_idx_dataset(root / "mirror")
     assert files == yaml.safe_load(TEST_CONFIG.read_text())["data"]["fixture"]["files"], \
         "make_idx_dataset no longer writes the files .test/config.yaml names"
     work = root / "work"
     work.mkdir()
-    run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TEST_CONFIG), "--cores", "2"],
-                  work, _venv_env())
+    env = {**_venv_env(), **PINNED_ENV, **(env_overrides or {})}
+    run_snakemake(["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TEST_CONFIG), "--cores", "2",
+                   *targets], work, env)
     return work
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """The working folder of one end-to-end run of the Snakefile on the tiny configuration
+    (results/ under it), under PINNED_ENV. Run once per session; tests only read it, or write
+    beside results/."""
+    return run_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))

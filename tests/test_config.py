@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, job_counts, outside_checkout, run_snakemake
 from orthojac.config import RunConfig
 from orthojac.models import build_model
 from orthojac.workflow import SECTIONS, expand_experiment, load_config
@@ -141,10 +141,8 @@ def test_a_broken_label_is_caught():
     assert errors, "a setting with both `stated` and `choice` must fail the schema"
 
 
-def test_verify_config_plans_every_run(venv_env):
-    out = run_snakemake(["-n", "--quiet", "rules", "--configfile", "config/verify.yaml"], REPO, venv_env)
-    train_line = next(line for line in out.splitlines() if line.split()[:1] == ["train"])
-    assert int(train_line.split()[1]) == len(list(runs(merged("verify.yaml"))))
+def test_verify_config_plans_every_run(plan):
+    assert job_counts(plan("config/verify.yaml"))["train"] == len(list(runs(merged("verify.yaml"))))
 
 
 def test_a_configfile_section_replaces_the_full_one_whole(venv_env, tmp_path):
@@ -156,12 +154,12 @@ def test_a_configfile_section_replaces_the_full_one_whole(venv_env, tmp_path):
     override["hlav_rnn"]["seeds"] = {"grid": [7], "choice": "test"}
     path = tmp_path / "override.yaml"
     path.write_text(yaml.safe_dump(override))
-    out = run_snakemake(["results/tables/hlav_rnn.csv", "-n", "--configfile", str(path)], REPO, venv_env)
+    out = run_snakemake([*outside_checkout(path), "-n", "results/tables/hlav_rnn.csv"], tmp_path, venv_env)
     assert "seed=7" in out and "seed=0" not in out
 
 
-def test_a_null_section_leaves_that_experiment_out(venv_env):
+def test_a_null_section_leaves_that_experiment_out(plan):
     """verify.yaml sets `hlav_lstm: null`: no H2 job is planned, H1 still is."""
     assert "hlav_lstm" not in merged("verify.yaml") and "hlav_lstm" in merged("config.yaml")
-    out = run_snakemake(["-n", "--forceall", "--configfile", "config/verify.yaml"], REPO, venv_env)
+    out = plan("config/verify.yaml")
     assert "results/hlav/rnn/seed=" in out and "results/hlav/lstm/" not in out and "fetch_download" not in out

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, run_snakemake
+from conftest import REPO
 from orthojac.thesis import deep, dense, figures, linear
 from orthojac.reportcheck import PNG_SIGNATURE
 
@@ -130,11 +130,11 @@ def test_deep_train_and_figure_end_to_end(idx_folder, tmp_path):
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/quick.yaml", "config/verify.yaml"])
-def test_every_config_plans_one_h3_and_one_h5_job_per_seed(configfile, venv_env):
+def test_every_config_plans_one_h3_and_one_h5_job_per_seed(configfile, plan):
     import yaml
 
     config = yaml.safe_load((REPO / configfile).read_text())
-    out = run_snakemake(["-n", "--forceall", "--configfile", configfile], REPO, venv_env)
+    out = plan(configfile)
     for section, folder in (("hlav_linear", "linear"), ("hlav_deep", "deep")):
         seeds = set(re.findall(rf"output: results/hlav/{folder}/seed=(\d+)\.csv", out))
         assert seeds == {str(s) for s in config[section]["seeds"]["grid"]}, section

@@ -10,7 +10,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from conftest import REPO, TEST_CONFIG, run_snakemake
+from conftest import REPO, TEST_CONFIG, job_counts, run_snakemake
 from orthojac import figures
 from orthojac.claims import CLAIMS
 from orthojac.figures import FIGURES
@@ -28,13 +28,12 @@ def test_every_image_and_link_of_the_fixture_report_resolves(tiny_pipeline):
     assert sorted(p.name for p in folder.glob("*.html")) == sorted(["index.html"] + [f"{s}.html" for s in SECTION_PAGES])
 
 
-def test_every_section_has_a_notebook_and_the_workflow_plans_its_page(venv_env):
-    """The workflow renders one page per key of orthojac.report.SECTIONS, from its notebook."""
+def test_every_section_has_a_notebook_and_the_workflow_plans_its_page(plan):
+    """The workflow renders one page per key of orthojac.report.SECTIONS, from its notebook
+    (planned in a folder of its own: a checkout where `make quick` made the report plans it too)."""
     for section in SECTION_PAGES:
         assert (REPO / f"notebooks/{section}.py.ipynb").is_file(), section
-    out = run_snakemake(["-n", "--quiet", "rules", "--configfile", "config/quick.yaml"], REPO, venv_env)
-    planned = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
-               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    planned = job_counts(plan("config/quick.yaml"))
     assert planned["report_section"] == len(SECTION_PAGES)
     assert planned["render_page"] == len(SECTION_PAGES) + 1  # and the index
 

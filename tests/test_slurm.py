@@ -1,5 +1,5 @@
-"""The quick configuration runs to the report through profiles/slurm on a real one-node SLURM
-cluster (Debian's slurm-wlm and munge, started by the test under a temporary folder, with two
+"""The tiny pipeline (.test/config.yaml: every rule of the workflow, two tiny runs) runs to the
+report through profiles/slurm on a real one-node SLURM cluster (Debian's slurm-wlm and munge, started by the test under a temporary folder, with two
 GRES GPUs on character devices). Needs root (munged runs as the munge user)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, fixture_config, make_idx_dataset
+from conftest import REPO, fixture_config, job_counts, make_idx_dataset
 from slurm_cluster import SlurmCluster
 
 PARTITION = "orthojac"
@@ -110,19 +110,21 @@ def test_venv_snakemake_in_a_plain_shell_runs_slurm_jobs_with_the_projects_pytho
     assert not (stub_bin / "calls.log").exists(), (stub_bin / "calls.log").read_text()
 
 
-def test_quick_configuration_through_slurm_profile(slurm_cluster, tmp_path, venv_env, capsys):
+def test_every_rule_of_the_tiny_pipeline_through_slurm_profile(slurm_cluster, tmp_path, venv_env, capsys):
+    """Every rule kind of the workflow (the tiny configuration plans each at least once, on two
+    tiny runs) is submitted with sbatch, GPU rules with a GPU, and the report is made."""
+    files = make_idx_dataset(tmp_path / "mirror")
     work = tmp_path / "work"
     work.mkdir()
-    configs = [REPO / "config/config.yaml", REPO / "config/quick.yaml"]
+    (work / "config.yaml").write_text(yaml.safe_dump(fixture_config(tmp_path / "mirror", files)))
     start = time.monotonic()
-    log = run_through_slurm(slurm_cluster, work, configs, venv_env)
+    log = run_through_slurm(slurm_cluster, work, [work / "config.yaml"], venv_env)
     seconds = time.monotonic() - start
-    assert_ran_through_slurm(
-        log,
-        work,
-        {"fetch_data", "train", "spectrum", "tables", "figures", "h4", "h4_figure", "report_index",
-         "report_section", "render_page"},
-    )
+    rules = set(job_counts(log)) - {"all", "total"}
+    assert {"fetch_data", "fetch_download", "train", "spectrum", "tables", "figures", "h4", "h4_figure",
+            "hlav_rnn", "hlav_rnn_table", "hlav_rnn_figure", "hlav_linear", "hlav_deep", "hlav_lstm",
+            "report_index", "report_section", "render_page", "report_site"} <= rules, rules
+    assert_ran_through_slurm(log, work, rules)
     html = (work / "results/report/index.html").read_text()
     assert "Claims ledger" in html
     # The evidence for the CI log: the sbatch calls (up to --wrap) and the report.

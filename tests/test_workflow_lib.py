@@ -11,7 +11,7 @@ import shlex
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import REPO
 from orthojac import report
 from orthojac.workflow import PAPER_FIGURES
 from orthojac.figures import FIGURES
@@ -31,11 +31,10 @@ def validated(configfile: str | None) -> dict:
 
 
 @pytest.mark.parametrize("configfile", ["quick.yaml", "cpu.yaml"])
-def test_the_snakefile_plans_the_jobs_the_library_names(configfile, venv_env):
+def test_the_snakefile_plans_the_jobs_the_library_names(configfile, plan):
     """Every file of the dry run's jobs is one the library lists, and every listed one is planned:
     the runs, spectra, per-seed thesis tables, section tables and figures, report pages."""
-    out = run_snakemake(["-n", "-p", "--forceall", "--cores", "1", "--configfile", f"config/{configfile}"],
-                        REPO, venv_env)
+    out = plan(f"config/{configfile}")
     planned = set(re.findall(r"(results/[^\s,]+\.(?:pt|csv|png|html))", out))
     pipeline = Pipeline(validated(configfile))
     named = set(pipeline.run_files("final.pt") + pipeline.run_files("metrics.csv") + pipeline.spectra_files("body")
