@@ -93,7 +93,10 @@ def test_bad_arguments_name_the_flag(idx_folder, tmp_path):
 
 def test_hlav_section_page_shows_h1_figures_and_verdicts(tiny_pipeline):
     page = parse_page(tiny_pipeline / "results/report/hlav.html")
-    assert len(page.images) == 6  # H1's two, H3's, H5's, and H2's two saying its data was unavailable
+    # each claim's part opens with the figure that decides it (H-C1…H-C5: one each), then the
+    # sections' six: H1's two, H3's, H5's, and H2's two saying its data was unavailable
+    assert page.claim_images == {claim: 1 for claim in ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5")}
+    assert len(page.images) == 5 + 6
     for src in page.images:
         assert base64.b64decode(src.partition(",")[2]).startswith(PNG_SIGNATURE)
     text = (tiny_pipeline / "results/report/hlav.html").read_text()

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, fixture_config
+from conftest import REPO, fixture_config, make_idx_dataset
 from orthojac import downloads
 from orthojac.thesis import figures, lstm, sentiment
 from orthojac.files import DataError
@@ -139,7 +139,8 @@ def test_h2_section_states_this_configurations_sizes_not_the_thesis_split(tiny_p
 
 def test_required_data_fails_the_workflow_naming_the_sources(tmp_path, venv_env):
     """`hlav_lstm.data: required`: the fetch rule fails as every other data rule does."""
-    config = fixture_config(tmp_path / "mirror", {})
+    # a valid image data set (the schema wants its four IDX files), never fetched: only H2's rule runs
+    config = fixture_config(tmp_path / "mirror", make_idx_dataset(tmp_path / "mirror"))
     config["hlav_lstm"]["data"]["value"] = "required"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),

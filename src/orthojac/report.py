@@ -249,6 +249,9 @@ def claim_header_html(row: pd.Series) -> str:
     return (f'<h2 id="{claim_anchor(claim)}">{e(claim)}: <span class="{verdict_class(row["verdict"])}">'
             f"{e(row['verdict'])}</span></h2>"
             f"<p><b>{e(row['statement'])}</b> ({e(row['source'])}; scale here: {e(str(row.get('scale', '—')))})</p>"
-            f"<p><b>Ours:</b> {e(key_number(claim, row['numbers'], limit=6))}<br><b>The source:</b> "
+            f"<p><b>Ours:</b> {e(key_number(claim, row['numbers'], limit=6))}<br>"
+            # every number, with what makes a verdict inconclusive (its data set, its scale), which
+            # ends the ledger's text and which the key number leaves out
+            f"<b>In full:</b> {e(str(row['numbers']))}<br><b>The source:</b> "
             f"“{e(str(row['quote']))}”<br><b>Fragility:</b> {e(str(row['fragility']))}</p>"
             '<p><a href="index.html">← the ledger</a></p>')
