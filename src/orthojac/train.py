@@ -167,12 +167,27 @@ class Stop:
         cls.requested = True
 
 
-def _resumable_epochs(ckpt: dict, save_epochs) -> tuple[list[int], list[int]]:
-    """(the epochs whose weights a checkpoint kept, the epochs of `save_epochs` it has passed): a
-    checkpoint resumes only when the two agree, else epochs.pt would lack (or have extra) weights."""
-    reached = ckpt["state"]["epoch"]
-    kept = sorted(int(e) for e in ckpt["state"].get("epoch_models", {}))
-    return kept, sorted(e for e in set(save_epochs) if e <= reached)
+def _why_not_resumed(ckpt: dict, cfg: run_config.RunConfig, code: str, fast: FastPath,
+                     save_epochs) -> str | None:
+    """Why a checkpoint cannot finish this run (the first reason found), or None when it can: it
+    must be of this config, by this code, of a run still running, with the weights of the epochs
+    --save-epochs wants up to its epoch (else epochs.pt would lack or have extra ones), on the
+    same fast path."""
+    state = ckpt["state"]
+    kept = sorted(int(e) for e in state.get("epoch_models", {}))
+    wanted = sorted(e for e in set(save_epochs) if e <= state["epoch"])
+    if ckpt["config"] != cfg.to_dict():
+        return "its config differs"
+    if ckpt.get("code") != code:
+        return f"it was written by other code (fingerprint {str(ckpt.get('code'))[:12]} ≠ {code[:12]})"
+    if state["status"] != "running":
+        return f"its run already ended ({state['status']})"
+    if kept != wanted:
+        return (f"it kept the weights of epochs {kept or 'none'}, and this run wants {wanted or 'none'} "
+                f"by epoch {state['epoch']} (--save-epochs)")
+    if ckpt.get("fast_path") != fast.to_dict():
+        return f"its fast path differs ({ckpt.get('fast_path')} ≠ {fast.to_dict()})"
+    return None
 
 
 def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torch.device,
@@ -205,16 +220,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
         # A checkpoint finishes an interrupted run of this config by this code, nothing else: one
         # of a finished run (status not running), of another config or of other code is set aside.
         ckpt = load_checkpoint(ckpt_path)
-        kept, wanted = _resumable_epochs(ckpt, save_epochs)
-        why = ("its config differs" if ckpt["config"] != cfg.to_dict()
-               else f"it was written by other code (fingerprint {str(ckpt.get('code'))[:12]} ≠ {code[:12]})"
-               if ckpt.get("code") != code
-               else f"its run already ended ({ckpt['state']['status']})"
-               if ckpt["state"]["status"] != "running"
-               else f"it kept the weights of epochs {kept or 'none'}, and this run wants {wanted or 'none'} "
-                    f"by epoch {ckpt['state']['epoch']} (--save-epochs)" if kept != wanted
-               else f"its fast path differs ({ckpt.get('fast_path')} ≠ {fast.to_dict()})"
-               if ckpt.get("fast_path") != fast.to_dict() else None)
+        why = _why_not_resumed(ckpt, cfg, code, fast, save_epochs)
         if why is None:
             model.load_state_dict(ckpt["model"])
             optimiser.load_state_dict(ckpt["optimizer"])
