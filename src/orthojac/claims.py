@@ -250,6 +250,13 @@ def _side_text(name: str, values) -> str:
     return f"{name} {v.mean():.4f} ± {v.std(ddof=1) / math.sqrt(len(v)):.4f} (se, n = {len(v)})"
 
 
+def difference_of_means(a, b) -> tuple[float, float]:
+    """d = mean(a) − mean(b) of two sets of seed values and its standard error
+    se = √(s_a²/n_a + s_b²/n_b) (s: the seed-to-seed sd); each side needs ≥ 2 values."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(a.mean() - b.mean()), float(math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+
+
 def compare_means(name_a: str, values_a, name_b: str, values_b, margin: float, label: str = "") -> Comparison:
     """The rule of every comparison claim, which says mean(a) − mean(b) > `margin`: d = the
     difference of the seed means, se = √(s_a²/n_a + s_b²/n_b) (s: seed-to-seed sd). `reproduced`
@@ -263,8 +270,7 @@ def compare_means(name_a: str, values_a, name_b: str, values_b, margin: float, l
         few = name_a if len(a) < MIN_SEEDS else name_b
         reason = f"{few} has {min(len(a), len(b))} seed(s) < {MIN_SEEDS}: no standard error"
         return Comparison(label, name_a, name_b, a, b, margin, INCONCLUSIVE, reason=reason)
-    diff = float(np.mean(a) - np.mean(b))
-    se = float(math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b)))
+    diff, se = difference_of_means(a, b)
     low, high = diff - STAT_Z * se, diff + STAT_Z * se
     verdict = REPRODUCED if low > margin else NOT_REPRODUCED if high < margin else INCONCLUSIVE
     return Comparison(label, name_a, name_b, a, b, margin, verdict, diff, se)

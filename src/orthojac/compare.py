@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .claims import difference_of_means
 from .workflow import SECTIONS
 
 IDENTICAL, CLOSE, DIFFERS, MISSING = "identical", "close", "differs", "missing"
@@ -270,7 +270,7 @@ def compare_groups(new: Path, ref: Path, z: float = SPREAD_Z) -> pd.DataFrame:
         elif len(va) < 2 or len(vb) < 2:
             rows.append(row | {"class": "one seed", "note": "no seed spread to compare with"})
         else:
-            se = math.sqrt(va.var(ddof=1) / len(va) + vb.var(ddof=1) / len(vb))
+            se = difference_of_means(va, vb)[1]
             within = abs(diff) <= z * se
             rows.append(row | {"se": se, "class": "within spread" if within else DIFFERS,
                                "note": f"|Δ| {'≤' if within else '>'} {z:g}·se = {z * se:.4g}"})
