@@ -25,6 +25,9 @@ def setting(default, help: str, choices=None, flag: str | None = None):
 _f = setting
 
 
+GAUSSIAN_CONTROL = "gaussian"  # `init` of the control: a fold layer whose B is not orthogonal (orthojac.models)
+
+
 @dataclass
 class RunConfig:
     dataset: str = _f("fashion_mnist", "data set name (a key of the config's `data:`)")
@@ -35,7 +38,8 @@ class RunConfig:
     channels: int = _f(16, "channels C of the convolutional body")
     width: int = _f(128, "width n of the dense body")
     kernel_size: int = _f(3, "kernel size of the body's convolutions")
-    init: str = _f("haar", "orthogonal construction of B (and A)", ["haar", "cayley", "expm", "identity"])
+    init: str = _f("haar", "orthogonal construction of B (and A); gaussian: the control, a non-orthogonal B with "
+                   "N(0, 1/n) entries (dense, regime init)", ["haar", "cayley", "expm", "identity", "gaussian"])
     bias_init: float = _f(-2.0, "constant initial bias b of every body layer (fold, orthoff, partial, limit, pso)")
     k: int = _f(1, "number of breakpoints k of relu_k / sigma_k")
     breakpoints: str = _f("", "breakpoints t_0<…<t_{k−1} of relu_k / sigma_k, comma-separated ('': linspace(−1,1,k); 0 for k=1)")

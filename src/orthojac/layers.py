@@ -44,9 +44,12 @@ class DenseOperator(nn.Module):
         self.orthogonal = True
 
     def make_hard_(self) -> None:
-        """Regime `hard`: B stays on the Stiefel manifold (torch's orthogonal parametrisation,
-        matrix exponential with trivialisation; the current orthogonal value is kept)."""
-        parametrizations.orthogonal(self, "weight")
+        """Regime `hard`: B stays on the Stiefel manifold (torch's orthogonal parametrisation with
+        trivialisation, the current orthogonal value kept as its base). The map is the Cayley
+        transform, not torch's default matrix exponential: both keep B exactly orthogonal, and at
+        depth 200, width 128 a training step costs 0.36 s with Cayley against 1.06 s (this
+        machine, one thread; the unconstrained step 0.08 s)."""
+        parametrizations.orthogonal(self, "weight", orthogonal_map="cayley")
 
 
 class ConvOperator(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .activations import SLOPES_01, SLOPES_PM1, make_activation, parse_breakpoints
-from .config import RunConfig
+from .config import GAUSSIAN_CONTROL, RunConfig
 from .layers import (BlockIdentity, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
                      OrthFF, Partial, Plain, Residual)
 from .orthogonal import orthogonal_matrix
@@ -44,7 +44,19 @@ def _operator(cfg: RunConfig, n_out: int, n_in: int, kernel_size: int | None = N
 
 def _orthogonal(cfg: RunConfig, gen: torch.Generator, n_out: int, n_in: int,
                 kernel_size: int | None = None) -> nn.Module:
+    """The operator a layer wants orthogonal, from `cfg.init`; `gaussian` is the control that is
+    not: i.i.d. N(0, 1/n_in) entries (E[BBᵀ] = I, but BBᵀ ≠ I), dense only, regime init only. With
+    the bias at −2 a fold layer with it still starts as the identity (its units are silent), so
+    the control separates "each layer starts as the identity" from "every Jacobian is orthogonal"
+    (docs/replication.md §4)."""
     op = _operator(cfg, n_out, n_in, kernel_size, orthogonal=True)
+    if cfg.init == GAUSSIAN_CONTROL:
+        if cfg.arch != "dense" or cfg.regime != "init":
+            raise ValueError(f"init {GAUSSIAN_CONTROL!r} (the non-orthogonal control) needs arch dense and "
+                             f"regime init, got arch {cfg.arch!r}, regime {cfg.regime!r}")
+        with torch.no_grad():
+            op.weight.copy_(torch.randn(op.weight.shape, generator=gen, dtype=torch.float64) / math.sqrt(n_in))
+        return op
     op.init_orthogonal_(cfg.init, gen)
     return op
 

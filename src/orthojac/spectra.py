@@ -17,7 +17,9 @@ The body's input→output Jacobian ∂body(h)/∂h at fixed test inputs h = lift
 Per layer, the same at that layer's own input along the forward pass: σ_min, σ_max, max|σ − 1|
 and the orthogonality defect ‖JᵀJ − I‖₂ = max_i |σ_i² − 1|; and the gradient norm ‖∂L/∂x_ℓ‖ of
 the mean cross-entropy L over a fixed batch of test images at every layer input x_ℓ (ℓ = L: the
-body's output), rows of metric `grad_norm` with an empty `point` (they are about the batch).
+body's output), rows of metric `grad_norm` with an empty `point` (they are about the batch); and
+each dense layer's weight defects ‖BBᵀ − I‖₂, ‖AAᵀ − I‖₂, ‖AᵀB − I‖₂ (weight_defects), also
+with an empty `point`, written whether or not --no-layers is given.
 A network with non-finite weights or buffers (a diverged run) gets NaN rows: a result, not a
 crash. So does a point whose Jacobian has a non-finite entry or whose SVD fails, with a `note`
 saying why (the column appears only when some row has one); a Lanczos estimate that did not
@@ -143,6 +145,35 @@ def gradient_norms(model, images: torch.Tensor, labels: torch.Tensor) -> list[di
             for ell, x in enumerate(inputs)]
 
 
+def weight_defects(model) -> list[dict]:
+    """How far each dense body layer's weights are from what its Jacobian's orthogonality needs,
+    as spectral norms (float64): `bb_defect` ‖BBᵀ − I‖₂ (B with orthonormal rows), and for a layer
+    with a second matrix A (orthoff, partial) `aa_defect` ‖AAᵀ − I‖₂ and `ab_defect` ‖AᵀB − I‖₂
+    (A = B at the start of an orthoff run with `ab_init` equal: how far training moved them apart).
+    Rows with an empty `point`, like `grad_norm`; none for convolutional bodies."""
+    rows = []
+
+    def norm(m: torch.Tensor) -> float:
+        return torch.linalg.matrix_norm(m, ord=2).item()
+
+    with torch.no_grad():
+        for ell, layer in enumerate(model.body):
+            b = getattr(getattr(layer, "B", None), "weight", None)
+            if b is None or b.dim() != 2:
+                continue
+            b = b.double()
+            eye = torch.eye(b.shape[0], dtype=torch.float64, device=b.device)
+            rows.append({"point": None, "layer": ell, "metric": "bb_defect", "value": norm(b @ b.T - eye)})
+            a = getattr(getattr(layer, "A", None), "weight", None)
+            if a is not None and a.shape == b.shape:
+                a = a.double()
+                rows.append({"point": None, "layer": ell, "metric": "aa_defect", "value": norm(a @ a.T - eye)})
+                square = torch.eye(b.shape[1], dtype=torch.float64, device=b.device)
+                rows.append({"point": None, "layer": ell, "metric": "ab_defect",
+                             "value": norm(a.T @ b - square)})
+    return rows
+
+
 def finite(model) -> bool:
     """Whether every parameter and floating-point buffer (batch-norm statistics) is finite."""
     tensors = [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
@@ -236,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
 
     body, layers = spectra(model, test_images(args.points), args.chunk_size, not args.no_layers,
                            args.method, args.exact_max_dim)
+    if finite(model):
+        layers += weight_defects(model)
     if args.grad_batch and finite(model):
         labels = torch.as_tensor(y_test[: args.grad_batch].astype("int64"), device=device)
         layers += gradient_norms(model, test_images(args.grad_batch), labels)

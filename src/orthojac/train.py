@@ -361,9 +361,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-epochs", type=int, nargs="*", default=[],
                         help="epochs after which to keep the weights (epochs.pt), for spectra at "
                         "intermediate checkpoints")
+    parser.add_argument("--selection", type=Path,
+                        help="a screen's selection file (orthojac.select): its chosen settings replace "
+                        "the flags' values of the settings named by --selection-keep (config.json records "
+                        "the result)")
+    parser.add_argument("--selection-keep", nargs="+", default=[],
+                        help="with --selection: the settings taken from it (the experiment's select.keep)")
     fastpath.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = run_config.from_namespace(args)
+    if args.selection:
+        from .select import apply_selection
+        cfg = apply_selection(cfg, args.selection, args.selection_keep)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)

@@ -339,6 +339,7 @@ def semantic_errors(cfg) -> list[str]:
             if isinstance(dataset, str) and dataset not in data:
                 errors.append(f"config: experiments[{i}]({name}).settings.dataset: {dataset!r} is not a "
                               f"key of data: (have {sorted(data)})")
+    errors += _selection_errors(experiments)
     for section, spec in SECTIONS.items():
         body = cfg.get(section)
         if not isinstance(body, dict):
@@ -359,6 +360,35 @@ def semantic_errors(cfg) -> list[str]:
                     if isinstance(key, str) and key not in downloads:
                         errors.append(f"config: {section}.{part}: {key!r} is not a key of downloads: "
                                       f"(have {sorted(downloads)})")
+    return errors
+
+
+def _selection_errors(experiments: list) -> list[str]:
+    """An experiment's `select:` names another experiment (its screen), which selects from nothing
+    itself; the settings it keeps are grid axes of the screen, not set by the experiment."""
+    by_name = {e.get("name"): e for e in experiments if isinstance(e, dict)}
+    errors = []
+    for i, experiment in enumerate(experiments):
+        select = experiment.get("select") if isinstance(experiment, dict) else None
+        if not isinstance(select, dict):
+            continue
+        name, screen = experiment.get("name"), by_name.get(select.get("from"))
+        where = f"config: experiments[{i}]({name}).select"
+        if screen is None or screen is experiment:
+            errors.append(f"{where}.from: {select.get('from')!r} is not another experiment of the config "
+                          f"(have {sorted(n for n in by_name if n != name)})")
+            continue
+        if isinstance(screen.get("select"), dict):
+            errors.append(f"{where}.from: {select['from']!r} selects from {screen['select'].get('from')!r} "
+                          "itself: a screen must be trained by its own settings")
+        axes = {k for k, v in (screen.get("settings") or {}).items() if isinstance(v, dict) and "grid" in v}
+        own = set(experiment.get("settings") or {})
+        for key in select.get("keep") or []:
+            if key not in axes:
+                errors.append(f"{where}.keep: {key!r} is not a grid axis of {select['from']!r} "
+                              f"(its axes: {sorted(axes)})")
+            if key in own:
+                errors.append(f"{where}.keep: {key!r} is also in settings: the screen chooses it")
     return errors
 
 
@@ -455,7 +485,31 @@ class Pipeline:
         if unknown:
             raise ValueError(f"config: experiments[{experiment}].settings: {unknown} are not settings of a run "
                              "(orthojac.config.RunConfig)")
-        return " ".join(shlex.quote(f"{flags[key]}={value}") for key, value in settings.items())
+        args = " ".join(shlex.quote(f"{flags[key]}={value}") for key, value in settings.items())
+        selection = self.selection_file(experiment)
+        if not selection:
+            return args
+        keep = " ".join(shlex.quote(k) for k in self.experiments[experiment]["select"]["keep"])
+        return args + f" --selection {shlex.quote(selection)} --selection-keep {keep}"
+
+    def selection_file(self, experiment: str) -> str | None:
+        """The selection file of the screen whose best setting the experiment trains (`select:`), or None."""
+        select = self.experiments[experiment].get("select")
+        return f"results/selections/{select['from']}.json" if select else None
+
+    def screen_runs(self, screen: str) -> list[str]:
+        """config.json of every run of the experiment `screen` (what its selection reads)."""
+        return [f"{self.run_dir(e, r)}/config.json" for e, r in self.runs if e == screen]
+
+    def selection_keep(self, screen: str) -> str:
+        """The settings the experiments selecting from `screen` keep, shell-quoted (the union)."""
+        keep = sorted({k for e in self.experiments.values() if (e.get("select") or {}).get("from") == screen
+                       for k in e["select"]["keep"]})
+        return " ".join(shlex.quote(k) for k in keep)
+
+    def selection_files(self) -> list[str]:
+        """Every screen's selection file (for the tables: the report shows what each screen chose)."""
+        return sorted({f for e in self.experiments if (f := self.selection_file(e))})
 
     def checkpoints(self, experiment: str) -> list[str]:
         return self.experiments[experiment]["spectra"]["checkpoints"]

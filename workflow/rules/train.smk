@@ -2,7 +2,8 @@
 # outputs of a failed job, and a killed run must find its checkpoint to resume from.
 rule train:
     input:
-        lambda w: PIPELINE.data_files(PIPELINE.run_dataset(w.experiment, w.run)),
+        data=lambda w: PIPELINE.data_files(PIPELINE.run_dataset(w.experiment, w.run)),
+        selection=lambda w: PIPELINE.selection_file(w.experiment) or [],
     output:
         init="results/runs/{experiment}/{run}/init.pt",
         final="results/runs/{experiment}/{run}/final.pt",
@@ -28,3 +29,21 @@ rule train:
         " --out-dir {params.out_dir:q} --threads {threads}"
         " --save-epochs {params.save_epochs}"
         " 2> {log:q}"
+
+
+# A screen's best setting, by orthojac.select's rule (fixed before the screen ran), for the
+# experiments whose `select:` names it.
+rule select:
+    input:
+        lambda w: PIPELINE.screen_runs(w.experiment),
+    output:
+        "results/selections/{experiment}.json",
+    log:
+        "results/logs/select/{experiment}.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        keep=lambda w: PIPELINE.selection_keep(w.experiment),
+    shell:
+        "python -m orthojac.select --runs {input:q} --keep {params.keep}"
+        " --screen {wildcards.experiment:q} --out {output:q} 2> {log:q}"
