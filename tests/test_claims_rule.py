@@ -14,7 +14,7 @@ from orthojac.claims import (
 )
 from test_claims import _p6, _tables
 
-COMPARISON_CLAIMS = ("P2", "P4", "P6", "H-C1", "H-C2")
+COMPARISON_CLAIMS = ("P2", "P4", "P5", "P6", "H-C1", "H-C2")
 
 
 @pytest.mark.parametrize("a, b, margin, verdict", [
@@ -83,7 +83,7 @@ def test_the_ledger_carries_rule_numbers_margin_and_fragility_before_the_provena
 def test_fragility_counts_the_settings_that_reproduce_and_names_those_that_change():
     """orthoff 0.36 against plain 0.30 (seeds agree, se 0): the difference 0.06 clears the 0.05
     margin and its ×0.5, not its ×1.5 (0.075); z does not matter at se 0."""
-    row = _p6({"sigma_k": [0.36, 0.36]}, [0.30, 0.30])
+    row = _p6({"abs": [0.36, 0.36]}, [0.30, 0.30])
     assert row["verdict"] == REPRODUCED
     assert row["fragility"].startswith("reproduced at 4 of 5 settings")
     assert f"P6_MARGIN ×1.5 ({P6_MARGIN * 1.5:g}) → not reproduced" in row["fragility"]
