@@ -48,7 +48,7 @@ FILE_TIERS = {
         "test_thesis_settings.py", "test_tiers.py", "test_workflow.py", "test_workflow_lib.py",
         "test_zoo.py",
     ], "fast"),
-    **dict.fromkeys(["test_outputs_unchanged.py", "test_report_render.py"], "pipeline"),
+    **dict.fromkeys(["test_outputs_unchanged.py", "test_reference_rerun.py", "test_report_render.py"], "pipeline"),
     **dict.fromkeys(["test_faults.py", "test_fresh_machine.py", "test_gpu_check.py", "test_report_browser.py",
                      "test_slurm.py"], "system"),
 }
