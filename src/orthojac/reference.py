@@ -3,6 +3,8 @@ ledger, and a manifest of how it was made.
 
     python -m orthojac.reference snapshot results --out results/reference/cpu \
         --command "make reference" --wall-seconds 4200 --log .snakemake/log/….snakemake.log
+    python -m orthojac.reference part-manifest paper_a --configfile config/cpu.yaml --out … --log …
+    python -m orthojac.reference check-report --configfile config/cpu.yaml --out results/reference/cpu
 
 The snapshot mirrors `results/`' layout (`tables/`, `figures/`, `report/`; not `report_site/`,
 which holds the same pages again, for `--report`), so
@@ -12,6 +14,13 @@ working tree had changes), the CPU model and cores, torch, Python, the date, the
 wall time in all and per rule (from Snakemake's log: each job's start to its finish), and what
 decides the rounding of a CPU run (`rounding`: the pins of ROUNDING_PINS as set, torch's CPU
 capability, the BLAS, the CPU's vendor and vector extensions, threads).
+
+In parts (a config's `reference_parts:`, `make reference PART=NAME`): each part's Snakemake
+invocation trains only its jobs and `part-manifest` writes OUT/manifest-<part>.json (the manifest
+above, with the part's name and jobs); `check-report` refuses the report step unless every part's
+manifest is there, on this checkout's commit, clean and pinned, and Snakemake's dry run plans no
+part's job; `snapshot --parts …` keeps those manifests and gathers them into manifest.json
+(`parts`, wall time and rules' times summed). `parts` prints a config's parts, in order.
 
 Bit for bit on any x86-64 machine. A trained network amplifies the last bit of every sum, and
 the last bit depends on which kernels run: torch picks its vectorised kernels by the CPU's
