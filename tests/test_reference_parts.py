@@ -134,7 +134,8 @@ def test_a_part_manifest_and_the_gathered_one(tmp_path, monkeypatch):
     assert gathered["wall_seconds"] == 250.0 and gathered["report_wall_seconds"] == 20.0
     assert gathered["rules"]["train"] == {"jobs": 3, "seconds": 270.0, "unfinished": 0}
     assert gathered["report_rules"] == {"tables": {"jobs": 1, "seconds": 5.0, "unfinished": 0}}
-    assert gathered["parts"]["two"]["manifest"] == "manifest-two.json" and gathered["parts"]["one"]["jobs"] == ["a", "b"]
+    assert gathered["parts"]["two"]["manifest"] == "manifest-two.json"
+    assert gathered["parts"]["one"]["jobs"] == ["a", "b"]
 
 
 def test_a_snapshot_keeps_the_named_parts_manifests_only_and_refuses_a_missing_one(tmp_path):
@@ -152,8 +153,8 @@ def test_a_snapshot_keeps_the_named_parts_manifests_only_and_refuses_a_missing_o
 
 
 def test_job_counts_reads_snakemakes_table_and_nothing_to_do():
-    out = ("Job stats:\njob          count\n---------  -------\nall            1\ntrain          3\ntotal          4\n\n"
-           "Reasons:\n")
+    out = ("Job stats:\njob          count\n---------  -------\nall            1\ntrain          3\n"
+           "total          4\n\nReasons:\n")
     assert reference.job_counts(out) == {"all": 1, "train": 3}
     assert reference.job_counts("Nothing to be done (all requested files are present and up to date).") == {}
 

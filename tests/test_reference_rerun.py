@@ -60,8 +60,9 @@ def cheapest_trained_run(runs: pd.DataFrame) -> pd.Series:
 
 def train_command(run: pd.Series, data_dir: Path, out_dir: Path) -> list[str]:
     """The train rule's command for `run` (a runs.csv row): each RunConfig field as `--flag=value`
-    (as orthojac.workflow.Pipeline.train_args writes them), one thread, no epoch checkpoints."""
-    flags = [f"{flag_of(f)}={run[f.name]}" for f in dataclasses.fields(RunConfig)]
+    (as orthojac.workflow.Pipeline.train_args writes them; a field the row lacks, added after the
+    snapshot was made, keeps its default), one thread, no epoch checkpoints."""
+    flags = [f"{flag_of(f)}={run[f.name]}" for f in dataclasses.fields(RunConfig) if f.name in run.index]
     return [sys.executable, "-m", "orthojac.train", *flags, "--data-dir", str(data_dir),
             "--out-dir", str(out_dir), "--threads", "1", "--save-epochs"]
 

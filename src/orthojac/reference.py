@@ -279,7 +279,8 @@ def parts_errors(parts: dict[str, list[str]], out: Path, state: dict, allow_dirt
             continue
         again = f"run `make reference PART={part}` again"
         if m.get("jobs") != list(jobs):
-            errors.append(f"{path}: made for {m.get('jobs')}, the config's reference_parts.{part} is {list(jobs)}: {again}")
+            errors.append(f"{path}: made for {m.get('jobs')}, the config's reference_parts.{part} is "
+                          f"{list(jobs)}: {again}")
         if m.get("commit") != state["commit"]:
             errors.append(f"{path}: made at commit {str(m.get('commit'))[:12]}, this checkout is at "
                           f"{state['commit'][:12]}: every part and the report are made on one commit; {again}")
