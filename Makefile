@@ -42,8 +42,8 @@ PART ?=
 REFERENCE_CONFIG := config/cpu.yaml
 reference: .venv/.installed mirror mnist
 ifeq ($(PART),)
-	@for part in $$($(PY) -m orthojac.reference parts --configfile $(REFERENCE_CONFIG)); do \
-		$(MAKE) --no-print-directory reference PART=$$part SNAPSHOT=$(SNAPSHOT) || exit 1; done
+	@parts=$$($(PY) -m orthojac.reference parts --configfile $(REFERENCE_CONFIG) $(if $(ALLOW_DIRTY),,--clean)) && \
+	for part in $$parts; do $(MAKE) --no-print-directory reference PART=$$part SNAPSHOT=$(SNAPSHOT) || exit 1; done
 	@$(MAKE) --no-print-directory reference PART=report SNAPSHOT=$(SNAPSHOT)
 else ifeq ($(PART),report)
 	@start=$$(date +%s); \

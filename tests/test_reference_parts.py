@@ -168,4 +168,15 @@ def test_make_reference_runs_a_part_or_the_report_or_all_parts_in_order():
     assert report.index("orthojac.reference check-report") < report.index("env $$pins $(SNAKEMAKE)")
     assert "--parts $$parts" in report
     every = recipe.split("ifeq ($(PART),)")[1].split("else ifeq")[0]
-    assert "orthojac.reference parts --configfile $(REFERENCE_CONFIG)" in every and "PART=report" in every
+    assert "orthojac.reference parts --configfile $(REFERENCE_CONFIG) $(if $(ALLOW_DIRTY),,--clean)" in every
+    assert every.index("for part in $$parts") < every.index("PART=report")
+
+
+def test_parts_prints_the_configs_parts_and_with_clean_refuses_a_dirty_checkout(monkeypatch, capsys):
+    reference.main(["parts", "--configfile", str(REPO / "config/cpu.yaml")])
+    assert capsys.readouterr().out.split() == list(CPU["reference_parts"])
+    monkeypatch.setattr(reference, "git_state", lambda repo: {"commit": "a" * 40, "dirty": True})
+    with pytest.raises(SystemExit, match="uncommitted changes .* commit them first, or set ALLOW_DIRTY=1"):
+        reference.main(["parts", "--configfile", str(REPO / "config/cpu.yaml"), "--clean"])
+    reference.main(["parts", "--configfile", str(REPO / "config/cpu.yaml")])
+    assert capsys.readouterr().out.split() == list(CPU["reference_parts"])

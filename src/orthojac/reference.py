@@ -365,6 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("pins", help="print the rounding pins as NAME=value (for env) and exit")
     ps = sub.add_parser("parts", help="print the config's reference parts, one a line, and exit")
     ps.add_argument("--configfile", type=Path, nargs="+", required=True)
+    ps.add_argument("--clean", action="store_true",
+                    help="refuse a checkout with uncommitted changes (the report step would refuse it after the parts)")
     pm = sub.add_parser("part-manifest", help="write OUT/manifest-<part>.json for one part's invocation")
     pm.add_argument("part")
     pm.add_argument("--configfile", type=Path, nargs="+", required=True)
@@ -382,7 +384,11 @@ def main(argv: list[str] | None = None) -> None:
         print(pins_for_env())
         return
     if args.command_name == "parts":
-        print("\n".join(config_parts(args.configfile)[1]))
+        parts = config_parts(args.configfile)[1]
+        if args.clean and git_state(Path.cwd())["dirty"]:
+            raise SystemExit("make reference: this checkout has uncommitted changes (src, config, workflow, Snakefile, "
+                             "notebooks), which the report step refuses: commit them first, or set ALLOW_DIRTY=1")
+        print("\n".join(parts))
         return
     if args.command_name == "part-manifest":
         parts = config_parts(args.configfile)[1]
