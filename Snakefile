@@ -29,7 +29,9 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
 
+# Everything up to the report; with `--config reference_part=NAME` (make reference PART=NAME) only
+# that part's training, spectra and thesis tables (orthojac.workflow.Pipeline.targets).
 rule all:
     default_target: True
     input:
-        PIPELINE.all_outputs(),
+        PIPELINE.targets(),

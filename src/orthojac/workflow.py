@@ -360,6 +360,41 @@ def semantic_errors(cfg) -> list[str]:
                     if isinstance(key, str) and key not in downloads:
                         errors.append(f"config: {section}.{part}: {key!r} is not a key of downloads: "
                                       f"(have {sorted(downloads)})")
+    return errors + reference_part_errors(cfg)
+
+
+def reference_part_errors(cfg: dict) -> list[str]:
+    """What the schema cannot say of `reference_parts:` and `reference_part`: each name in a part is
+    an experiment or a thesis section of this config, and each of those is in exactly one part;
+    `reference_part` (`--config reference_part=NAME`) is a key of `reference_parts`."""
+    parts = cfg.get("reference_parts")
+    chosen = cfg.get("reference_part")
+    errors = []
+    if chosen is not None and not (isinstance(parts, dict) and chosen in parts):
+        errors.append(f"config: reference_part: {chosen!r} is not a key of reference_parts: "
+                      f"(have {sorted(parts) if isinstance(parts, dict) else 'no reference_parts: in this config'})")
+    if not isinstance(parts, dict):
+        return errors
+    experiments = [e.get("name") for e in cfg.get("experiments") or [] if isinstance(e, dict)]
+    jobs = [*experiments, *(name for name in SECTIONS if isinstance(cfg.get(name), dict))]
+    if "report" in parts:
+        errors.append("config: reference_parts.report: `report` names the step that builds the report from every "
+                      "part's outputs (make reference PART=report): give this part another name")
+    where = {}
+    for part, names in parts.items():
+        for i, name in enumerate(names if isinstance(names, list) else []):
+            if name not in jobs:
+                errors.append(f"config: reference_parts.{part}[{i}]: {name!r} is neither an experiment nor a "
+                              f"thesis section of this config (have {jobs})")
+            elif name in where:
+                errors.append(f"config: reference_parts.{part}[{i}]: {name!r} is also in part {where[name]!r} "
+                              "(each experiment and section is in exactly one part)")
+            else:
+                where[name] = part
+    missing = [name for name in jobs if name not in where]
+    if missing:
+        errors.append(f"config: reference_parts: {missing} are in no part (each experiment and thesis section "
+                      "of the config is in exactly one part)")
     return errors
 
 
@@ -637,3 +672,38 @@ class Pipeline:
 
     def all_outputs(self) -> list[str]:
         return [f"results/report/{page}.html" for page in self.pages()] + ["results/report_site"]
+
+    # the reference's parts (`reference_parts:`, `make reference PART=NAME`)
+    def part_jobs(self, part: str) -> list[str]:
+        """The experiments and thesis sections of the reference's part `part`."""
+        parts = self.config.get("reference_parts") or {}
+        if part not in parts:
+            raise ValueError(f"config: reference_parts: no part {part!r} (have {sorted(parts)})")
+        return list(parts[part])
+
+    def part_outputs(self, part: str) -> list[str]:
+        """What part `part` makes: each of its experiments' runs (metrics.csv, config.json) and
+        spectra, each of its thesis sections' per-seed tables and table; not the report's tables,
+        figures or pages, which the `report` step makes from every part's outputs."""
+        out = []
+        for name in self.part_jobs(part):
+            if name in self.experiments:
+                runs = [r for e, r in self.runs if e == name]
+                out += [f"results/runs/{name}/{r}/{f}" for r in runs for f in ("metrics.csv", "config.json")]
+                out += [f"results/spectra/{name}/{r}/{c}.{kind}.csv"
+                        for r in runs for c in self.checkpoints(name) for kind in ("body", "layers")]
+            else:
+                section = SECTIONS[name]
+                out += (self.seed_tables(name) if section.folder else []) + [section.table]
+        return out
+
+    def part_rules(self) -> set[str]:
+        """The rules whose jobs belong to a part (training, spectra, the thesis sections' programs
+        and tables): the `report` step, which reads their outputs, must run none of them."""
+        return {"train", "spectrum", *(s.name for s in self.sections), *(f"{s.name}_table" for s in self.sections)}
+
+    def targets(self) -> list[str]:
+        """What `rule all` requests: part `reference_part`'s outputs where the config names one
+        (`--config reference_part=NAME`), else everything up to the report."""
+        part = self.config.get("reference_part")
+        return self.part_outputs(part) if part else self.all_outputs()
