@@ -1151,13 +1151,13 @@ def judge_h_c5(runs, metrics, spectra, hlav_linear: pd.DataFrame | None = None) 
     numbers += f"; evaluated every {interval:g} steps" if pd.notna(interval) else ""
     diverged = (times["status"] == "diverged").sum()
     numbers += f" ({diverged} of {len(times)} runs diverged)" if diverged else ""
-    seeds = int(cells["seeds"].min()) if not cells.empty else 0
-    if seeds < H_C5_MIN_SEEDS:
-        why = f"{seeds} seed(s) in a cell < {H_C5_MIN_SEEDS}: no median to judge"
-        return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
     depths = median.index
     if len(depths) < H_C5_MIN_DEPTHS or depths.max() < H_C5_MIN_RANGE * depths.min():
         why = f"{len(depths)} depths from {depths.min()} to {depths.max()}: too few or too close"
+        return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
+    seeds = int(cells["seeds"].min()) if not cells.empty else 0
+    if seeds < H_C5_MIN_SEEDS:
+        why = f"{seeds} seed(s) in a cell < {H_C5_MIN_SEEDS}: no median to judge"
         return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
     first = median.loc[depths.min()]
     if not (first < float("inf")).all() or (median <= 0).any().any():
