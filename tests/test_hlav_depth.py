@@ -147,7 +147,8 @@ def test_hlav_page_shows_h3_and_h5_with_verdict_and_summary(tiny_pipeline):
     assert "CIFAR-10" in html and "trains H3 on <code>fixture</code>" in html
     assert "<strong>Summary:</strong> orthogonal ends with a higher test accuracy than Gaussian for" in html
     ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv").set_index("claim")
-    assert ledger.loc["H-C5", "numbers"].startswith("median steps to val accuracy 0.5: ")
+    assert ledger.loc["H-C5", "numbers"].startswith("median steps to val accuracy 0.5 (seeds reaching it): ")
+    assert "orthogonal L=1: 2 (1/1 reached)" in ledger.loc["H-C5", "numbers"]
     assert ledger.loc["H-C5", "verdict"] == "inconclusive"  # two depths: too few
     provenance = pd.read_csv(tiny_pipeline / "results/report/hlav.provenance.csv")
     assert {"hlav_linear", "hlav_deep"} <= set(provenance["experiment"])

@@ -1155,14 +1155,13 @@ def judge_h_c5(runs, metrics, spectra, hlav_linear: pd.DataFrame | None = None) 
     if len(depths) < H_C5_MIN_DEPTHS or depths.max() < H_C5_MIN_RANGE * depths.min():
         why = f"{len(depths)} depths from {depths.min()} to {depths.max()}: too few or too close"
         return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
-    seeds = int(cells["seeds"].min()) if not cells.empty else 0
-    if seeds < H_C5_MIN_SEEDS:
-        why = f"{seeds} seed(s) in a cell < {H_C5_MIN_SEEDS}: no median to judge"
-        return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
     first = median.loc[depths.min()]
     if not (first < float("inf")).all() or (median <= 0).any().any():
         why = "the target is not reached at the smallest depth, or already at initialisation"
         return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
+    flat = median["orthogonal"].max() / median["orthogonal"].min()
+    growth = median.loc[depths.max(), "gaussian"] / first["gaussian"]
+    numbers += f"; orthogonal max/min {flat:.3g}, Gaussian L={depths.max()}/L={depths.min()} {growth:.3g}"
     fastest = median.min().min()
     if pd.isna(interval):
         return _verdict("H-C5", f"{numbers} (no run has two validation evaluations: the steps to the target "
@@ -1171,9 +1170,10 @@ def judge_h_c5(runs, metrics, spectra, hlav_linear: pd.DataFrame | None = None) 
         why = (f"evaluated every {interval:g} steps > {H_C5_RESOLUTION:g} × the fastest median ({fastest:g}): "
                "the steps to the target are not resolved")
         return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
-    flat = median["orthogonal"].max() / median["orthogonal"].min()
-    growth = median.loc[depths.max(), "gaussian"] / first["gaussian"]
-    numbers += f"; orthogonal max/min {flat:.3g}, Gaussian L={depths.max()}/L={depths.min()} {growth:.3g}"
+    seeds = int(cells["seeds"].min())
+    if seeds < H_C5_MIN_SEEDS:
+        why = f"{seeds} seed(s) in a cell < {H_C5_MIN_SEEDS}: a median of so few runs is not judged"
+        return _verdict("H-C5", f"{numbers} ({why})", tol, INCONCLUSIVE)
     ok = flat <= H_C5_FLAT and growth >= H_C5_GROWTH
     return _verdict("H-C5", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
 
