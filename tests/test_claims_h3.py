@@ -3,26 +3,30 @@
 import math
 
 import pandas as pd
+import pytest
 from test_claims import _tables
 
 from orthojac.claims import (
-    H_C5_FLAT, H_C5_GROWTH, INCONCLUSIVE, JUDGES, NOT_REPRODUCED, REPRODUCED, h3_learning_times, ledger,
+    H_C5_FLAT, H_C5_GROWTH, H_C5_MIN_SEEDS, H_C5_RESOLUTION, INCONCLUSIVE, JUDGES, NOT_REPRODUCED, REPRODUCED,
+    h3_learning_times, ledger, thresholds,
 )
 
 DEPTHS = (2, 8, 32, 128)
 NOT, DIVERGED = math.nan, "diverged"
 
 
-def _h3(steps: dict[str, dict[int, float]], seeds=(0, 1, 2), target=0.75) -> pd.DataFrame:
+def _h3(steps: dict[str, dict[int, float]], seeds=(0, 1, 2), target=0.75, every=5) -> pd.DataFrame:
     """steps[weights][depth]: steps to the target (NaN: not reached; "diverged": diverged at step 7).
-    Each run also carries a decoy val_accuracy curve the judge must not read."""
+    Each run also carries a decoy val_accuracy curve, evaluated every `every` steps, whose values the
+    judge must not read (only its evaluation interval)."""
     rows = []
     for weights, by_depth in steps.items():
         for depth, t in by_depth.items():
             for seed in seeds:
                 base = {"weights": weights, "depth": depth, "width": 128, "seed": seed, "lr": 0.3 / depth,
                         "target": target}
-                rows.append(base | {"step": 0, "epoch": 0.0, "metric": "val_accuracy", "value": 0.99})
+                rows += [base | {"step": step, "epoch": step / 100, "metric": "val_accuracy", "value": 0.99}
+                         for step in (0, every)]
                 if t == DIVERGED:
                     rows.append(base | {"step": 7, "epoch": 0.1, "metric": "diverged", "value": 7.0})
                 steps = math.nan if t == DIVERGED else t
@@ -102,3 +106,49 @@ def test_ledger_passes_the_h3_table_to_h_c5():
     runs, metrics, spectra = _tables({("fold", 200): 0.85})
     claims = ledger(runs, metrics, spectra, hlav_linear=_h3({"orthogonal": FLAT, "gaussian": GROWING}))
     assert claims.set_index("claim").loc["H-C5", "verdict"] == REPRODUCED
+
+
+def test_each_cell_says_how_many_seeds_reached_the_target():
+    table = _h3({"orthogonal": FLAT, "gaussian": GROWING | {32: 900.0}})
+    gaussian_32 = (table["weights"] == "gaussian") & (table["depth"] == 32) & (table["seed"] == 2)
+    table.loc[gaussian_32 & (table["metric"] == "steps_to_target"), "value"] = math.nan
+    row = _verdict(table)
+    assert "gaussian L=2: 150 (3/3 reached)" in row["numbers"]
+    assert "L=32: 900 (2/3 reached)" in row["numbers"] and "L=128: not reached (0/3 reached)" in row["numbers"]
+    assert "evaluated every 5 steps" in row["numbers"]
+
+
+def test_growth_carried_by_one_seed_is_not_reproduced():
+    """"Grows" must hold for the median, not for one run: one Gaussian seed that never reaches the
+    target at depth 128 while the other two are as fast as at depth 2."""
+    table = _h3({"orthogonal": FLAT, "gaussian": {2: 150.0, 8: 150.0, 32: 150.0, 128: 160.0}})
+    one = (table["weights"] == "gaussian") & (table["depth"] == 128) & (table["seed"] == 0)
+    table.loc[one & (table["metric"] == "steps_to_target"), "value"] = math.nan
+    assert _verdict(table)["verdict"] == NOT_REPRODUCED
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_fewer_than_three_seeds_are_inconclusive(seeds):
+    assert H_C5_MIN_SEEDS == 3
+    row = _verdict(_h3({"orthogonal": FLAT, "gaussian": GROWING}, seeds=seeds))
+    assert row["verdict"] == INCONCLUSIVE and f"{len(seeds)} seed(s) in a cell < 3" in row["numbers"]
+
+
+def test_a_cell_short_of_seeds_makes_it_inconclusive():
+    table = _h3({"orthogonal": FLAT, "gaussian": GROWING})
+    table = table[~((table["weights"] == "gaussian") & (table["depth"] == 128) & (table["seed"] == 2))]
+    assert _verdict(table)["verdict"] == INCONCLUSIVE
+
+
+def test_evaluations_too_coarse_to_resolve_the_steps_are_inconclusive():
+    fine = H_C5_RESOLUTION * 150.0  # the fastest median is 150 steps
+    assert _verdict(_h3({"orthogonal": FLAT, "gaussian": GROWING}, every=fine))["verdict"] == REPRODUCED
+    row = _verdict(_h3({"orthogonal": FLAT, "gaussian": GROWING}, every=fine * 1.2))
+    assert row["verdict"] == INCONCLUSIVE and "not resolved" in row["numbers"]
+
+
+def test_resolution_is_a_threshold_the_fragility_moves():
+    table = _h3({"orthogonal": FLAT, "gaussian": GROWING}, every=0.08 * 150.0)
+    assert _verdict(table)["verdict"] == REPRODUCED
+    with thresholds(H_C5_RESOLUTION=H_C5_RESOLUTION * 0.5):
+        assert _verdict(table)["verdict"] == INCONCLUSIVE

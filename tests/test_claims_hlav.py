@@ -147,3 +147,20 @@ def test_h_c3_reports_diverged_configurations_instead_of_dropping_them():
     assert row["verdict"] == NOT_REPRODUCED and "diverged: Orthogonal_GainA_RegB (2 of 2 seeds)" in row["numbers"]
     row = _verdict("H-C3", _h1(GOOD, diverged=(("Orthogonal_GainA_RegB", 1),)))
     assert row["verdict"] == REPRODUCED and "diverged: Orthogonal_GainA_RegB (1 of 2 seeds)" in row["numbers"]
+
+
+def test_h_c1_and_h_c2_read_three_seeds():
+    """config/cpu.yaml runs H1 with 3 seeds: every seed enters the seed means and the standard error."""
+    seeds = (0, 1, 2)
+    acc = GOOD | {"NoOrthogonal": [0.89, 0.90, 0.91], "Orthogonal_GainA_adj_RegB": [0.96, 0.97, 0.98],
+                  "Orthogonal_GainA_RegB": [0.95, 0.955, 0.96]}
+    row = _verdict("H-C1", _h1(acc, seeds=seeds))
+    assert row["verdict"] == REPRODUCED and row["n"] == "3 vs 3"
+    assert "Glorot 0.9000 ± 0.0100 (sd, n = 3)" in row["numbers"]
+    row = _verdict("H-C2", _h1(acc, seeds=seeds))
+    # d = 0.97 − 0.955, se = √(0.01²/3 + 0.005²/3)
+    assert row["verdict"] == REPRODUCED and row["n"] == "eq11 λ=0.01: 3 vs 3"
+    assert "adjusted − unadjusted = +0.0150 ± 0.0065 (se)" in row["numbers"]
+    # a third seed far below the other two pulls the interval across 0
+    bad = acc | {"Orthogonal_GainA_adj_RegB": [0.96, 0.97, 0.93]}
+    assert _verdict("H-C2", _h1(bad, seeds=seeds))["verdict"] == INCONCLUSIVE

@@ -147,8 +147,35 @@ def test_hlav_page_shows_h3_and_h5_with_verdict_and_summary(tiny_pipeline):
     assert "CIFAR-10" in html and "trains H3 on <code>fixture</code>" in html
     assert "<strong>Summary:</strong> orthogonal ends with a higher test accuracy than Gaussian for" in html
     ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv").set_index("claim")
-    assert ledger.loc["H-C5", "numbers"].startswith("median steps to val accuracy 0.5: ")
+    assert ledger.loc["H-C5", "numbers"].startswith("median steps to val accuracy 0.5 (seeds reaching it): ")
+    assert "orthogonal L=1: 2 (1/1 reached)" in ledger.loc["H-C5", "numbers"]
     assert ledger.loc["H-C5", "verdict"] == "inconclusive"  # two depths: too few
     provenance = pd.read_csv(tiny_pipeline / "results/report/hlav.provenance.csv")
     assert {"hlav_linear", "hlav_deep"} <= set(provenance["experiment"])
     assert len(pd.read_csv(tiny_pipeline / "results/tables/hlav_deep.csv")) > 0
+
+
+def test_each_seed_trains_on_its_own_batch_order(monkeypatch):
+    """H3/H5: the mini-batch order comes from the run's seed (H-C5's median is over seeds that
+    differ in data order as well as initialisation); the same seed gives the same order."""
+    seen = []
+    real = dense.batches
+
+    def spy(n, batch_size, order):
+        for idx in real(n, batch_size, order):
+            seen[-1].append(idx.clone())
+            yield idx
+    monkeypatch.setattr(dense, "batches", spy)
+    gen = torch.Generator().manual_seed(0)
+    data = {"train": (torch.rand(64, 28, 28, generator=gen), torch.randint(0, 10, (64,), generator=gen)),
+            "val": (torch.rand(8, 28, 28, generator=gen), torch.randint(0, 10, (8,), generator=gen))}
+    for seed in (0, 0, 1):
+        seen.append([])
+        dense.train_curve(dense.build(2, 8, "linear", "orthogonal", 1.0, seed=0), data, "sgd", 0.01, epochs=2,
+                          batch_size=16, eval_every=0, seed=seed)
+    same, other = (torch.cat(s) for s in seen[:2]), torch.cat(seen[2])
+    first, again = same
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    assert sorted(first[:64].tolist()) == sorted(other[:64].tolist()) == list(range(64))  # permutations
+    assert not torch.equal(first[:64], first[64:])  # and a new one each epoch

@@ -8,7 +8,9 @@ Network: h_ℓ = W_ℓ x_{ℓ−1} + b_ℓ, x_ℓ = φ(h_ℓ), ℓ = 1 … L, wi
 (entries N(0, σ_w²/n)) or scaled orthogonal (σ_w · Haar), b_ℓ ~ N(0, σ_b²), and the input drawn
 at the fixed point of the pre-activation variance q* (x₀ = √q* · z). Its input–output Jacobian is
 J = D_L W_L ⋯ D_1 W_1, D_ℓ = diag φ'(h_ℓ); we record the mean, variance and maximum of the
-eigenvalues λ_i = σ_i² of JJᵀ.
+eigenvalues λ_i = σ_i² of JJᵀ, and their fourth central moment (1/n)Σ(λ_i − mean)⁴ (metric
+`fourth_central`, no theory column: what the sampling error of the variance over n eigenvalues is
+estimated from, orthojac.claims.judge_h_c6).
 
 Criticality (χ = σ_w² E[φ'(√q* z)²] = 1): ReLU: σ_w² = 2, σ_b = 0 (χ = σ_w² p with p = 1/2, Hlav
 §3); tanh and hard-tanh: for the chosen q*, σ_w² = 1 / E[φ'²] and σ_b² = q* − σ_w² E[φ²]
@@ -98,8 +100,9 @@ def theory(activation: str, weights: str, depth: int, q_star: float) -> dict:
 
 def empirical(activation: str, weights: str, width: int, depths: list[int], seed: int,
               q_star: float) -> dict[int, dict]:
-    """{depth: {mean, variance, max}} of the eigenvalues of JJᵀ for one random network (float64),
-    grown one layer at a time so every depth of the list comes from one forward pass."""
+    """{depth: {mean, variance, max, fourth_central}} of the eigenvalues of JJᵀ for one random
+    network (float64), grown one layer at a time so every depth of the list comes from one forward
+    pass."""
     if weights not in WEIGHTS:
         raise ValueError(f"unknown weights {weights!r}; have {list(WEIGHTS)}")
     c = critical_point(activation, q_star)
@@ -115,7 +118,7 @@ def empirical(activation: str, weights: str, width: int, depths: list[int], seed
         if ell in depths:
             lam = torch.linalg.svdvals(jac) ** 2
             out[ell] = {"mean": lam.mean().item(), "variance": lam.var(unbiased=False).item(),
-                        "max": lam.max().item()}
+                        "max": lam.max().item(), "fourth_central": ((lam - lam.mean()) ** 4).mean().item()}
     return out
 
 
@@ -133,7 +136,7 @@ def h4_table(activations, weights, width: int, depths: list[int], seeds: list[in
                     th = theory(activation, kind, depth, q_star)
                     rows += [{"activation": activation, "weights": kind, "width": width, "depth": depth,
                               "seed": seed, "sigma_w2": c["sigma_w2"], "sigma_b2": c["sigma_b2"],
-                              "q_star": q_star, "metric": m, "empirical": v, "theory": th[m]}
+                              "q_star": q_star, "metric": m, "empirical": v, "theory": th.get(m, math.nan)}
                              for m, v in moments.items()]
                 progress.point(f"{activation} {kind} seed {seed} (depths {depths[0]}–{depths[-1]})")
     return rows
