@@ -213,3 +213,9 @@ def test_a_part_of_an_earlier_commit_counts_only_if_nothing_that_decides_results
     head = {"commit": git("rev-parse", "HEAD"), "dirty": False}
     errors = reference.parts_errors({"one": ["a"]}, out, head, repo=tmp_path)
     assert len(errors) == 1 and "what decides results differs: src/orthojac/train.py" in errors[0]
+    (src / "thesis").mkdir()
+    (src / "thesis/theory.py").write_text("x = 4\n")
+    git("add", ".")
+    git("commit", "-qm", "a thesis program")
+    assert reference.result_code_changes(part_commit, tmp_path, thesis=False) == ["src/orthojac/train.py"]
+    assert "src/orthojac/thesis/theory.py" in reference.result_code_changes(part_commit, tmp_path)

@@ -83,8 +83,8 @@ def _panel(runs: pd.DataFrame) -> pd.Series:
     return runs["experiment"] + ", L = " + runs["depth"].astype(str)
 
 
-def curves(runs, metrics, metric: str, path: Path) -> None:
-    data = metrics[(metrics["metric"] == metric) & metrics["split"].isin(["train", "test"])]
+def curves(runs, metrics, metric: str, path: Path, splits=("train", "test")) -> None:
+    data = metrics[(metrics["metric"] == metric) & metrics["split"].isin(list(splits))]
     data = data.merge(runs.assign(model=model_label(runs), panel=_panel(runs))[
         ["experiment", "run", "model", "panel", "seed"]])
     if data.empty:

@@ -270,14 +270,21 @@ NOT_RESULT_CODE = frozenset(f"src/orthojac/{name}.py" for name in (
 RESULT_PATHS = ("src/orthojac", "requirements.lock", "pyproject.toml", "envs")
 
 
-def result_code_changes(commit: str, repo: Path = Path(".")) -> list[str] | None:
+THESIS_PROGRAMS = "src/orthojac/thesis/"  # the thesis sections' programs …
+PAPER_USES_OF_THESIS = frozenset({"src/orthojac/thesis/mnist.py"})  # … of which orthojac.data imports this one
+
+
+def result_code_changes(commit: str, repo: Path = Path("."), thesis: bool = True) -> list[str] | None:
     """The files that decide results (RESULT_PATHS but NOT_RESULT_CODE) that differ between
-    `commit` and this checkout's HEAD; None if git cannot tell (an unknown commit)."""
+    `commit` and this checkout's HEAD; None if git cannot tell (an unknown commit). `thesis`
+    False: for a part without thesis sections, whose jobs run none of the thesis' programs but
+    the MNIST reader."""
     done = subprocess.run(["git", "-C", str(repo), "diff", "--name-only", commit, "HEAD", "--", *RESULT_PATHS],
                           capture_output=True, text=True)
     if done.returncode:
         return None
-    return [f for f in done.stdout.split() if f not in NOT_RESULT_CODE]
+    return [f for f in done.stdout.split() if f not in NOT_RESULT_CODE
+            and (thesis or not f.startswith(THESIS_PROGRAMS) or f in PAPER_USES_OF_THESIS)]
 
 
 def parts_errors(parts: dict[str, list[str]], out: Path, state: dict, allow_dirty: bool = False,
@@ -287,6 +294,8 @@ def parts_errors(parts: dict[str, list[str]], out: Path, state: dict, allow_dirt
     checkout's (`state`: git_state) whose code that decides results differs (result_code_changes),
     with uncommitted changes (unless allow_dirty), or not under
     the rounding pins; a part manifest in `out` of a part the config no longer has."""
+    from .workflow import SECTIONS as THESIS_SECTIONS
+
     errors = []
     if state["dirty"] and not allow_dirty:
         errors.append("this checkout has uncommitted changes (src, config, workflow, Snakefile, notebooks): commit "
@@ -306,7 +315,8 @@ def parts_errors(parts: dict[str, list[str]], out: Path, state: dict, allow_dirt
             errors.append(f"{path}: made for {m.get('jobs')}, the config's reference_parts.{part} is "
                           f"{list(jobs)}: {again}")
         if m.get("commit") != state["commit"]:
-            changed = result_code_changes(str(m.get("commit")), repo)
+            thesis = any(job in THESIS_SECTIONS for job in jobs)
+            changed = result_code_changes(str(m.get("commit")), repo, thesis)
             if changed is None or changed:
                 why = ("git does not know that commit" if changed is None
                        else f"what decides results differs: {', '.join(changed)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .files import write_text_atomic
-from .claims import INIT_STUDY_PREFIX, final_accuracy
+from .claims import INIT_STUDY_PREFIX, final_accuracy, weight_diagnostics
 
 INIT_KNOBS = ["bias_init", "width_mid", "ab_init", "breakpoints", "lr"]  # what the study varies
 
@@ -76,6 +76,36 @@ def init_study(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
+SCREEN_SETTINGS = ["family", "activation", "ab_init", "regime", "lr"]  # what a screen's rows show
+
+
+def screens(selection_files: list[Path]) -> pd.DataFrame:
+    """One row per screened setting (orthojac.select's selection files): the screen, the run, its
+    settings (SCREEN_SETTINGS), status, final validation accuracy and score, and whether the rule
+    chose it. Every setting stays, the failed ones too."""
+    columns = ["screen", "run", *SCREEN_SETTINGS, "status", "accuracy", "score", "chosen"]
+    rows = []
+    for path in selection_files:
+        record = json.loads(Path(path).read_text())
+        for c in record["candidates"]:
+            rows.append({"screen": record["screen"], "run": c["run"],
+                         **{k: c["settings"].get(k) for k in SCREEN_SETTINGS}, "status": c["status"],
+                         "accuracy": c["accuracy"], "score": c["score"], "chosen": c["run"] == record["chosen"]["run"]})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def diagnostics(runs: pd.DataFrame, spectra: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """Per trained run, after training: its largest weight defects ‖BBᵀ − I‖₂, ‖AᵀB − I‖₂ over the
+    layers and the extreme singular values of its body's Jacobian (orthojac.claims.weight_diagnostics)."""
+    columns = ["experiment", "run", "family", "activation", "regime", "lr", "seed", "status", "bb", "ab",
+               "sigma_min", "sigma_max"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    trained = runs[runs["epochs"] > 0] if "epochs" in runs else runs
+    out = weight_diagnostics(trained, spectra, layers).merge(trained)
+    return out[[c for c in columns if c in out]]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac-tables", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, nargs="+", required=True, help="runs' metrics.csv")
     parser.add_argument("--body", type=Path, nargs="*", default=[], help="spectra: *.body.csv")
     parser.add_argument("--layers", type=Path, nargs="*", default=[], help="spectra: *.layers.csv")
+    parser.add_argument("--selections", type=Path, nargs="*", default=[],
+                        help="the screens' selection files (orthojac.select)")
     parser.add_argument("--claims", default="{}",
                         help="JSON object: experiment → list of claims it tests")
     args = parser.parse_args(argv)
@@ -91,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
               "spectra": collect_spectra(args.body, "body"),
               "layers": collect_spectra(args.layers, "layers")}
     tables["init_study"] = init_study(runs, metrics)
+    tables["screens"] = screens(args.selections)
+    tables["diagnostics"] = diagnostics(runs, tables["spectra"], tables["layers"])
     for name, frame in tables.items():
         write_text_atomic(args.out_dir / f"{name}.csv", frame.to_csv(index=False))
 

@@ -33,7 +33,7 @@ from .data import IDX_FILES
 from .thesis import settings as thesis_settings
 
 # What the paper's stages write: orthojac.tables' tables, orthojac.figures' figures.
-PAPER_TABLES = ("runs", "metrics", "spectra", "layers", "init_study")
+PAPER_TABLES = ("runs", "metrics", "spectra", "layers", "init_study", "screens", "diagnostics")
 PAPER_FIGURES = {"accuracy": "Training", "loss": "Training", "accuracy_vs_depth": "Training",
                  "singular_values": "Jacobian spectra", "layer_defect": "Jacobian spectra",
                  "grad_norm": "Gradients", "init_study": "Training"}  # figure → report subcategory

@@ -3,6 +3,7 @@ rule tables:
         metrics=PIPELINE.run_files("metrics.csv"),
         body=PIPELINE.spectra_files("body"),
         layers=PIPELINE.spectra_files("layers"),
+        selections=PIPELINE.selection_files(),
     output:
         expand("results/tables/{table}.csv", table=PAPER_TABLES),
     log:
@@ -13,7 +14,8 @@ rule tables:
         claims=PIPELINE.claims_json(),
     shell:
         "python -m orthojac.tables --out-dir results/tables --claims {params.claims}"
-        " --metrics {input.metrics:q} --body {input.body:q} --layers {input.layers:q} 2> {log:q}"
+        " --metrics {input.metrics:q} --body {input.body:q} --layers {input.layers:q}"
+        " --selections {input.selections:q} 2> {log:q}"
 
 
 rule figures:
