@@ -502,9 +502,11 @@ def test_the_cli_writes_a_note_column_for_a_failed_point_and_exits_normally(tmp_
     b, l = pd.read_csv(body), pd.read_csv(layers)
     assert list(b.columns) == ["point", "index", "sigma", "dtype", "note"] and len(b) == 2
     assert b["sigma"].isna().all() and b["note"].str.startswith("the SVD failed").all()
-    spectral = l[l["metric"] != "grad_norm"]
+    measured = l["metric"].isin(["grad_norm", "bb_defect"])  # a gradient and the weights: no SVD in them
+    spectral = l[~measured]
     assert spectral["value"].isna().all() and spectral["note"].str.startswith("the SVD failed").all()
     assert (l.loc[l["metric"] == "grad_norm", "value"] > 0).all()
+    assert (l.loc[l["metric"] == "bb_defect", "value"] < 1e-5).all() and (l["metric"] == "bb_defect").sum() == 2
 
 
 def test_lanczos_records_whether_it_converged():

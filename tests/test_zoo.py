@@ -14,6 +14,7 @@ from orthojac import config as run_config
 from orthojac.activations import ACTIVATIONS
 from orthojac.config import RunConfig
 from orthojac.models import MODELS, build_model, orthogonal_operators
+from orthojac.config import GAUSSIAN_CONTROL
 from orthojac.orthogonal import CONSTRUCTIONS
 from orthojac.regularisers import operator_defect
 from orthojac.train import train
@@ -40,7 +41,7 @@ def _enum(setting: dict) -> list | None:
 def test_schema_enums_equal_the_zoo_and_the_activations():
     assert SCHEMA["$defs"]["family"]["enum"] == list(MODELS)
     assert SCHEMA["$defs"]["activation"]["enum"] == list(ACTIVATIONS)
-    assert _enum(SETTINGS["init"]) == list(CONSTRUCTIONS)
+    assert _enum(SETTINGS["init"]) == [*CONSTRUCTIONS, GAUSSIAN_CONTROL]  # and the non-orthogonal control
 
 
 def test_every_field_is_a_setting_with_help_and_matching_choices():

@@ -267,7 +267,9 @@ def gather_parts(info: dict, manifests: dict[str, dict]) -> dict:
 NOT_RESULT_CODE = frozenset(f"src/orthojac/{name}.py" for name in (
     "claims", "compare", "figures", "ledgerview", "render", "report", "reportcheck", "tables", "reference",
     "workflow", "progress"))
-RESULT_PATHS = ("src/orthojac", "requirements.lock", "pyproject.toml", "envs")
+# (pyproject.toml is not among them: the installed versions are requirements.lock's, and its console
+# scripts decide nothing.)
+RESULT_PATHS = ("src/orthojac", "requirements.lock", "envs")
 
 
 THESIS_PROGRAMS = "src/orthojac/thesis/"  # the thesis sections' programs …
