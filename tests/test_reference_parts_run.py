@@ -17,9 +17,9 @@ import yaml
 
 from conftest import REPO, fixture_config, job_counts, make_idx_dataset, outside_checkout, run_snakemake
 from orthojac.reference import ROUNDING_PINS, check_report, part_manifest_path
-from orthojac.workflow import SECTIONS, load_config
+from orthojac.workflow import SECTIONS, Pipeline, load_config
 
-PART_RULES = {"train", "spectrum", *SECTIONS, *(f"{s}_table" for s in SECTIONS)}
+PART_RULES = {"train", "select", "spectrum", *SECTIONS, *(f"{s}_table" for s in SECTIONS)}
 
 
 def reference(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -43,8 +43,11 @@ def test_parts_then_report_train_each_job_once_and_gather_every_manifest(tmp_pat
     env = {**venv_env, **ROUNDING_PINS}
     snakemake = [*outside_checkout(configfile), "--cores", "2"]
 
+    experiments = [e["name"] for e in config["experiments"]]
+    runs = sum(1 for e, _ in Pipeline(load_config([configfile], base=REPO / "config/config.yaml")).runs)
+    screens = {e["select"]["from"] for e in config["experiments"] if "select" in e}
     out = run_snakemake([*snakemake, "--config", "reference_part=runs"], work, env)
-    assert set(job_counts(out)) - {"total", "all", "fetch_data"} == {"train", "spectrum"}, out
+    assert set(job_counts(out)) - {"total", "all", "fetch_data"} == {"train", "spectrum"} | ({"select"} if screens else set()), out
     assert (work / "results/runs/tiny").is_dir() and not (work / "results/tables").exists()
     assert not (work / "results/hlav").exists()
     made = reference(["part-manifest", "runs", "--configfile", str(configfile), "--out", str(snapshot),
@@ -52,8 +55,8 @@ def test_parts_then_report_train_each_job_once_and_gather_every_manifest(tmp_pat
                      work, env)
     assert made.returncode == 0, made.stderr
     manifest = json.loads(part_manifest_path(snapshot, "runs").read_text())
-    assert manifest["part"] == "runs" and manifest["jobs"] == ["tiny"] and manifest["rounding"]["pinned"]
-    assert manifest["rules"]["train"]["jobs"] == 2 and manifest["wall_seconds"] == 12.0
+    assert manifest["part"] == "runs" and manifest["jobs"] == experiments and manifest["rounding"]["pinned"]
+    assert manifest["rules"]["train"]["jobs"] == runs and manifest["wall_seconds"] == 12.0
 
     monkeypatch.chdir(work)  # the checks read git's state of the working folder, as make's do
     with pytest.raises(SystemExit, match=r"manifest-thesis.json: no manifest of part 'thesis': run `make "
@@ -76,8 +79,8 @@ def test_parts_then_report_train_each_job_once_and_gather_every_manifest(tmp_pat
     assert sorted(p.name for p in snapshot.iterdir()) == ["figures", "manifest-runs.json", "manifest-thesis.json",
                                                           "manifest.json", "report", "tables"]
     final = json.loads((snapshot / "manifest.json").read_text())
-    assert list(final["parts"]) == ["runs", "thesis"] and final["parts"]["runs"]["jobs"] == ["tiny"]
-    assert final["rules"]["train"]["jobs"] == 2 and "train" not in final["report_rules"]
+    assert list(final["parts"]) == ["runs", "thesis"] and final["parts"]["runs"]["jobs"] == experiments
+    assert final["rules"]["train"]["jobs"] == runs and "train" not in final["report_rules"]
     assert final["report_wall_seconds"] == 3.0 and final["wall_seconds"] is None  # thesis gave no wall time
     compared = subprocess.run([sys.executable, "-m", "orthojac.compare", str(snapshot), str(snapshot)], cwd=work,
                               env=env, capture_output=True, text=True, timeout=600)
