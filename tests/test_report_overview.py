@@ -44,9 +44,10 @@ def test_a_comparison_is_reproduced_exactly_when_its_interval_lies_above_zero():
 
 
 def test_thresholds_are_signed_towards_the_claim():
-    (eps, acc) = claim_points("P5", "δ=0.1: ε 0.05, val 0.850 (n = 1)")
-    assert math.isclose(eps.x, 0.5) and acc.x < 0  # ε half the bound: holds; 85 % < 87 %: fails
-    assert "source: ≈ 89%" in acc.key
+    (eps, over) = claim_points("P5", "δ=0: ε 1e-07 at init, 1.6 after training, val 0.87; δ=0.1: ε 0.05 at init, "
+                                     "0.2 after training, val 0.850 (n = 1); δ=0.5: ε 0.2 at init, 3 after training")
+    assert math.isclose(eps.x, 0.5) and over.x < 0  # ε half the bound: holds; twice the bound: fails (δ = 0 skipped)
+    assert "source: ≈ 89%" in key_number("P5", "δ=0.1: ε 0.05 at init, 0.2 after training, val 0.850")
     (decay, flat) = claim_points("P7", "d=0: rate 0.01 per layer (median); d=1: rate -0.02 per layer (median)")
     assert decay.x < 0 and flat.x < 0
     assert [p.x for p in claim_points("P1", "fold/dense: max|σ−1| = 1e-07 over 1 runs (L = 50; 0.25 of the "

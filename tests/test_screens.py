@@ -211,3 +211,11 @@ def test_previous_epoch_drops_each_runs_last_epoch():
                             for r, last in (("a", 2), ("b", 3), ("c", 0)) for ep in range(last + 1)])
     kept = previous_epoch(metrics).groupby("run")["epoch"].max().to_dict()
     assert kept == {"a": 1, "b": 2, "c": 0}
+
+
+def test_a_page_shows_the_screens_whose_choice_its_experiments_train():
+    from orthojac.report import section_experiments
+
+    experiments = section_experiments(_cpu(), "paper")
+    assert {"screen_fold", "screen_orthoff_abs", "depth200_fold", "control200"} <= set(experiments)
+    assert experiments.index("screen_fold") < experiments.index("depth200_fold")  # config order

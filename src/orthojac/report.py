@@ -35,11 +35,15 @@ def page_sections(page: str) -> list[str]:
 
 
 def section_experiments(config: dict, section: str) -> list[str]:
-    """Names of the experiments of `config` that test a claim of `section`, in config order."""
+    """Names of the experiments of `config` that test a claim of `section`, and of the screens
+    whose choice one of them trains (`select.from`: its settings are part of the evidence), in
+    config order."""
     if section not in SECTIONS:
         raise ValueError(f"report section {section!r} is not one of {sorted(SECTIONS)}")
     claims = set(SECTIONS[section][1])
-    return [e["name"] for e in config["experiments"] if claims & set(e.get("claims", []))]
+    testing = [e for e in config["experiments"] if claims & set(e.get("claims", []))]
+    screens = {e["select"]["from"] for e in testing if isinstance(e.get("select"), dict)}
+    return [e["name"] for e in config["experiments"] if e in testing or e["name"] in screens]
 
 
 def experiment_summary(experiment: dict) -> str:
