@@ -13,6 +13,7 @@ import yaml
 
 from conftest import REPO, SNAKEMAKE, job_counts, outside_checkout
 from orthojac.figures import FIGURES
+from orthojac.workflow import Pipeline, load_config
 
 
 def test_full_config_plans_every_run(plan):
@@ -67,8 +68,11 @@ def test_benchmark_reads_the_spectra_cost_of_every_run(tiny_pipeline):
     finally:
         sys.path.pop(0)
     table = training_ratio(tiny_pipeline / "results")
-    assert sorted(table.index.get_level_values("run")) == ["family=fold", "family=plain"]
-    assert (table["checkpoints"] == 3).all() and (table["dimension"] == 784).all()
+    runs = Pipeline(load_config([REPO / ".test/config.yaml"], base=REPO / "config/config.yaml")).runs
+    assert sorted(table.index) == sorted(runs)  # every run of the tiny configuration, each trained
+    tiny = table.xs("tiny", level="experiment")  # its conv runs: C = 1, three checkpoints each
+    assert sorted(tiny.index) == ["family=fold", "family=plain"]
+    assert (tiny["checkpoints"] == 3).all() and (tiny["dimension"] == 784).all()
     assert (table["spectra_s"] > 0).all() and (table["train_s"] > 0).all()
     assert (table["compute_ratio"] == table["spectra_s"] / table["train_s"]).all()
     assert (table["job_ratio"] > 0).all()
