@@ -71,3 +71,14 @@ def test_overview_figure_draws_every_claim(tmp_path, monkeypatch):
     assert (tmp_path / "overview.png").read_bytes().startswith(PNG_SIGNATURE)
     assert set(drawn[0]["claim"]) == set(CLAIMS)
     assert set(ledger["verdict"]) <= set(figures.VERDICT_COLOURS) | {REPRODUCED}
+
+
+def test_a_comparison_reported_beside_a_claim_is_not_its_test():
+    """P3's numbers report the identity-start control (fold − control, "mechanism"); its test is
+    plain ReLU against the best fold/orthoff network."""
+    numbers = ("depth 200, final test accuracy: plain ReLU 0.251 ± 0.261 (sd, n = 3), 0 diverged; fold/orthoff "
+               "0.861 ± 0.002 (sd, n = 3), 0 diverged; identity-start control (fold, Gaussian B, bias −2; not judged) "
+               "test 0.861 ± 0.001 (sd, n = 3): mechanism: fold − control = +0.0000 ± 0.0013 (se), interval "
+               "[-0.0026, +0.0027] against margin +0.0000: inconclusive → the control trains as well")
+    (point,) = claim_points("P3", numbers)
+    assert point.label == "best − plain" and "best − plain ReLU +0.610" in point.key

@@ -55,9 +55,14 @@ def fragility_counts(text: str) -> tuple[int, int] | None:
     return (int(m[1]), int(m[2])) if m else None
 
 
+REPORTED_ONLY = ("mechanism",)  # comparisons a claim's numbers report beside its test, not judged (P2, P3)
+
+
 def _comparisons(numbers: str) -> list[Point]:
     out = []
     for m in COMPARISON.finditer(numbers.partition("; rule: ")[2] or numbers):
+        if m["label"] and m["label"].strip() in REPORTED_ONLY:
+            continue
         d, se, lo, hi, margin = (_f(m[k]) for k in ("d", "se", "lo", "hi", "m"))
         half = C.STAT_Z * se
         label = (m["label"].strip() + ": " if m["label"] else "") + f"{m['a']} − {m['b']}"
