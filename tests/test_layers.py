@@ -126,3 +126,74 @@ def test_the_hand_written_path_is_taken_only_for_training_a_plain_dense_fold_rel
     hard.B.make_hard_()
     hard.fused = True
     assert not hard.takes_fused_path(x)
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.5])
+def test_hand_written_cayley_map_is_torchs_parametrisation(gain):
+    """Regime hard's square weights take `CayleyOrthogonal`: the same weight, gradient and
+    checkpoint keys as torch's orthogonal parametrisation with the Cayley map (float64, a random
+    parameter with its diagonal and upper triangle filled, which neither map reads); a weight that
+    is not orthogonal (gain ≠ 1) is projected to the same orthogonal base."""
+    import copy
+
+    from torch.nn.utils import parametrizations
+
+    from orthojac.layers import CayleyOrthogonal
+
+    gen = torch.Generator().manual_seed(3)
+    ours = DenseOperator(10, 10).double()
+    ours.init_orthogonal_("haar", gen, gain=gain)
+    theirs = copy.deepcopy(ours)
+    ours.make_hard_()
+    parametrizations.orthogonal(theirs, "weight", orthogonal_map="cayley")
+    assert isinstance(ours.parametrizations.weight[0], CayleyOrthogonal)
+    assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+    assert torch.allclose(ours.weight, theirs.weight, atol=1e-14)
+    x = torch.randn(10, 10, generator=gen, dtype=torch.float64)
+    for op in (ours, theirs):
+        with torch.no_grad():
+            op.parametrizations.weight.original.copy_(x)
+    g = torch.randn(10, 10, generator=gen, dtype=torch.float64)
+    (ours.weight * g).sum().backward()
+    (theirs.weight * g).sum().backward()
+    assert torch.allclose(ours.weight, theirs.weight, atol=1e-13)
+    assert torch.allclose(ours.weight.T @ ours.weight, torch.eye(10, dtype=torch.float64), atol=1e-13)
+    grad_ours, grad_theirs = ours.parametrizations.weight.original.grad, theirs.parametrizations.weight.original.grad
+    assert grad_ours.abs().max() > 0.1
+    assert torch.allclose(grad_ours, grad_theirs, atol=1e-12)
+
+
+def test_rectangular_hard_weights_keep_torchs_parametrisation():
+    from torch.nn.utils import parametrizations
+
+    op = DenseOperator(4, 9)
+    op.init_orthogonal_("haar", torch.Generator().manual_seed(0))
+    op.make_hard_()
+    assert type(op.parametrizations.weight[0]) is parametrizations._Orthogonal
+    assert torch.allclose(op.weight @ op.weight.T, torch.eye(4), atol=1e-5)
+
+
+def test_a_fold_layer_computes_its_hard_weight_once_a_step(monkeypatch):
+    """Under fastpath.weights_once the fold layer's two reads of B (Bx and Bᵀ·) share one Cayley
+    map, forward and backward, and the gradient is the one computed without the cache."""
+    from orthojac import layers
+    from orthojac.fastpath import FastPath, weights_once
+
+    gen = torch.Generator().manual_seed(1)
+    layer = _fold(DenseOperator(6, 6), 0.5, gen)
+    layer.B.init_orthogonal_("haar", gen)
+    layer.double()
+    layer.B.make_hard_()
+    x = torch.randn(5, 6, generator=gen, dtype=torch.float64)
+    calls = []
+    original = layers._Cayley.forward
+    monkeypatch.setattr(layers._Cayley, "forward", staticmethod(lambda ctx, *a: calls.append(1) or original(ctx, *a)))
+    grads = []
+    for cache in (False, True):
+        calls.clear()
+        layer.zero_grad()
+        with weights_once(FastPath()) if cache else torch.enable_grad():
+            layer(x).square().sum().backward()
+        grads.append(layer.B.parametrizations.weight.original.grad.clone())
+        assert len(calls) == (1 if cache else 2)
+    assert grads[0].abs().max() > 0 and torch.allclose(grads[0], grads[1], atol=1e-12)

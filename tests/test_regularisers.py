@@ -111,3 +111,19 @@ def test_model_hook_sums_the_defects_of_the_orthogonal_operators(arch):
     assert gain > 0 and gain != pytest.approx(penalty.item())
     assert regularisation(model, "soft_gain_listing", 0.5, 1.0).item() > 0
     assert isinstance(ops[0], ConvOperator) == (arch == "conv")
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.3])
+def test_batched_dense_defects_are_the_sum_of_each_weights(gain):
+    """The soft penalty's batched form (weights of one shape stacked: `dense_defects`) has the
+    value and the gradients of Σ `dense_defect`, over weights of two shapes."""
+    from orthojac.regularisers import dense_defects
+
+    gen = _gen(5)
+    weights = [torch.randn(7, 7, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    weights.append(torch.randn(3, 7, generator=gen, dtype=torch.float64, requires_grad=True))
+    batched = dense_defects(weights, gain)
+    each = torch.stack([dense_defect(w, gain) for w in weights]).sum()
+    assert batched.item() == pytest.approx(each.item(), rel=1e-13) and batched.item() > 1
+    for a, b in zip(torch.autograd.grad(batched, weights), torch.autograd.grad(each, weights)):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)

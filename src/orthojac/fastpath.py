@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.func import functional_call, stack_module_state
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -196,6 +197,15 @@ def prepare_model(model: nn.Module, fast: FastPath):
         return compiled(x)
 
     return forward
+
+
+def weights_once(fast: FastPath):
+    """A context in which each parametrised weight (regime hard) is computed once, however often
+    the layers read it: a fold layer reads B twice (Bx and Bᵀ·), and without the cache each read
+    computes the Cayley map again, forward and backward (torch.nn.utils.parametrize.cached; the
+    gradients of both reads meet at the one cached value). Not under torch.compile, which traces
+    the parametrisation itself."""
+    return contextlib.nullcontext() if fast.compile else parametrize.cached()
 
 
 def to_layout(x: torch.Tensor, fast: FastPath, model: nn.Module) -> torch.Tensor:

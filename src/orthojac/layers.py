@@ -16,9 +16,63 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrizations
+from torch.nn.utils import parametrizations, parametrize
 
 from .orthogonal import delta_orthogonal_, orthogonal_matrix
+
+
+class _Cayley(torch.autograd.Function):
+    """Q = base · (I − A/2)⁻¹(I + A/2), A = S − Sᵀ with S the strictly lower triangle of X: torch's
+    Cayley parametrisation (torch.nn.utils.parametrizations.orthogonal), the same map, computed as
+    Q = 2P − base with P = base M⁻¹ and M = I − A/2 (since M⁻¹(I + A/2) = 2M⁻¹ − I). Forward: one
+    LU factorisation of M and one solve with n right-hand sides. Backward, from Q's gradient G:
+        ∂A = Pᵀ G M⁻ᵀ = Pᵀ (M⁻¹ Gᵀ)ᵀ   (one solve with the same LU, one product),
+        ∂X = strict lower triangle of (∂A − ∂Aᵀ)   (X's diagonal and upper triangle do not enter).
+    Equal to torch's map and its autograd gradient up to rounding (tests/test_layers.py)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        s = x.tril(-1)
+        m = (s.mT - s).mul_(0.5)  # −A/2
+        m.diagonal().add_(1)  # M = I − A/2
+        lu, pivots, _ = torch.linalg.lu_factor_ex(m)  # M is invertible: A skew, I − A/2 has |eigenvalues| ≥ 1
+        p_t = torch.linalg.lu_solve(lu, pivots, base.mT, adjoint=True)  # Mᵀ Pᵀ = baseᵀ
+        ctx.save_for_backward(lu, pivots, p_t)
+        return p_t.mT.mul(2).sub_(base)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        lu, pivots, p_t = ctx.saved_tensors
+        da = p_t @ torch.linalg.lu_solve(lu, pivots, g.mT).mT
+        return (da - da.mT).tril_(-1), None
+
+
+class CayleyOrthogonal(nn.Module):
+    """Regime `hard`'s parametrisation of a square weight (`DenseOperator.make_hard_`): weight =
+    base · Cayley(A(X)) (`_Cayley`), with the weight's orthogonal value at registration kept as
+    the buffer `base` and X starting at −I (A = 0), as torch's orthogonal parametrisation with
+    trivialisation does, so a checkpoint's keys are the same."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("base", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Cayley.apply(x, self.base)
+
+    @torch.no_grad()
+    def right_inverse(self, q: torch.Tensor) -> torch.Tensor:
+        """As torch's: a weight that is not orthogonal to within 10·n·eps (e.g. gain ≠ 1) is
+        replaced by the Q of its QR decomposition with diag(R) ≥ 0 before it becomes the base."""
+        eye = torch.eye(q.shape[0], dtype=q.dtype, device=q.device)
+        if torch.allclose(q.mT @ q, eye, atol=10.0 * q.shape[0] * torch.finfo(q.dtype).eps):
+            base = q.clone(memory_format=torch.contiguous_format)
+        else:
+            reflectors, tau = torch.geqrf(q)
+            base = torch.linalg.householder_product(reflectors, tau)
+            base *= reflectors.diagonal().sgn().unsqueeze(-2)
+        self.base = base
+        return -eye
 
 
 class DenseOperator(nn.Module):
@@ -44,12 +98,19 @@ class DenseOperator(nn.Module):
         self.orthogonal = True
 
     def make_hard_(self) -> None:
-        """Regime `hard`: B stays on the Stiefel manifold (torch's orthogonal parametrisation with
-        trivialisation, the current orthogonal value kept as its base). The map is the Cayley
-        transform, not torch's default matrix exponential: both keep B exactly orthogonal, and at
-        depth 200, width 128 a training step costs 0.36 s with Cayley against 1.06 s (this
-        machine, one thread; the unconstrained step 0.08 s)."""
-        parametrizations.orthogonal(self, "weight", orthogonal_map="cayley")
+        """Regime `hard`: B stays on the orthogonal group (or, rectangular, the Stiefel manifold),
+        parametrised by the Cayley transform with trivialisation: the current orthogonal value is
+        kept as the base, B = base · Cayley(A), A skew-symmetric, A = 0 at the start. Square B
+        takes `CayleyOrthogonal` (the same map as torch's orthogonal parametrisation with
+        orthogonal_map="cayley", written by hand: one LU factorisation a step, reused by the
+        backward pass; benchmarks/cpu_speed.py); a rectangular B, torch's. Cayley, not torch's
+        default matrix exponential: both keep B exactly orthogonal, and at depth 200, width 128 a
+        step costs 0.36 s with torch's Cayley against 1.06 s with the exponential (one thread)."""
+        m, n = self.weight.shape
+        if m == n:
+            parametrize.register_parametrization(self, "weight", CayleyOrthogonal(), unsafe=True)
+        else:
+            parametrizations.orthogonal(self, "weight", orthogonal_map="cayley")
 
 
 class ConvOperator(nn.Module):

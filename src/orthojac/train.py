@@ -111,7 +111,7 @@ def evaluate(model, x, y, batch_size: int = 1000, fast: FastPath = FastPath()) -
     model.eval()
     loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
-        with fastpath.autocast(fast, x.device):
+        with fastpath.autocast(fast, x.device), fastpath.weights_once(fast):
             logits = model(fastpath.to_layout(x[i : i + batch_size], fast, model)).float()
         loss += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum").item()
         correct += (logits.argmax(1) == y[i : i + batch_size]).sum().item()
@@ -138,7 +138,7 @@ def training_step(forward, model, optimiser, x, y, cfg: run_config.RunConfig,
     bf16 would round away). Returns the loss, or None (no step taken) when it is not finite; with
     a `guard` the test stays on the device (the fused Adam skips the step) and is read by
     `guard.check`."""
-    with fastpath.autocast(fast, x.device):
+    with fastpath.autocast(fast, x.device), fastpath.weights_once(fast):
         loss = F.cross_entropy(forward(fastpath.to_layout(x, fast, model)).float(), y)
     penalty = regularisation(model, cfg.regime, cfg.alpha, cfg.gain)
     if penalty is not None:
