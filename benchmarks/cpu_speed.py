@@ -4,13 +4,17 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
 
 1. the core's peak: the best of --peak-trials timings of fp32 512×512×512 matmuls (2·512³ FLOP
    each); also the 128³ rate, the ceiling of a width-128 layer's matrix products;
-2. per family (fold, orthoff, resnet, plain: dense, depth --depth, width --width, batch --batch):
+2. per network (fold, orthoff, resnet, plain: dense, depth --depth, width --width, batch --batch;
+   fold and orthoff (Aᵀ|Bx + b|) in regimes soft and hard; limit50's network at depth 50):
    the training step as orthojac.train takes it (`training_step` with the default CPU levers,
-   orthojac.fastpath: fused Adam, hand-written dense fold layers) against the old settings
-   (`--no-fused-adam --no-fused-layers`: the foreach Adam and autograd's layers), timed in turns
-   (--rounds rounds of --steps steps each; the median round is reported), as steps/s and as a
-   ratio of the FLOPs done to the peak; the FLOPs of a step are counted by
-   torch.utils.flop_counter.FlopCounterMode (matrix products, forward and backward);
+   orthojac.fastpath: fused Adam, hand-written dense fold layers, hard weights computed once a
+   step by the hand-written Cayley map, the soft penalty batched) against the old code
+   (`--no-fused-adam --no-fused-layers`: the foreach Adam and autograd's layers, and under
+   `old_code()` torch's Cayley parametrisation read anew at each use and the penalty weight by
+   weight), timed in turns (--rounds rounds of --steps steps each; the median round is
+   reported), as steps/s and as a ratio of the FLOPs done to the peak; the FLOPs of a step are
+   counted by torch.utils.flop_counter.FlopCounterMode (matrix products, forward and backward;
+   not the LU factorisations and solves of the Cayley map);
 3. H1's RNN (sequential MNIST, hidden 64, batch 256, the soft penalty): its step with the fused
    Adam against the foreach one;
 4. the headline, a whole job: `python -m orthojac.train` as a separate process, one epoch of the
@@ -31,6 +35,7 @@ the same run, which contention affects less than absolute times.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -43,21 +48,52 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parametrizations
 from torch.utils.flop_counter import FlopCounterMode
 
-from orthojac import fastpath, train
+from orthojac import fastpath, layers, regularisers, train
 from orthojac.config import RunConfig
 from orthojac.fastpath import FastPath
 from orthojac.models import build_model
 
 FAMILY_SETTINGS = {  # as benchmarks/train_throughput.py: fold and orthoff near the identity at the start
-    "fold": {"bias_init": -2.0},
-    "orthoff": {"activation": "sigma_k", "k": 1, "breakpoints": "2", "ab_init": "equal", "bias_init": 0.0},  # orthoff200
-    "resnet": {"init_scheme": "he"},
-    "plain": {"init_scheme": "he"},
+    "fold": {"family": "fold", "bias_init": -2.0},
+    "orthoff": {"family": "orthoff", "activation": "sigma_k", "k": 1, "breakpoints": "2", "ab_init": "equal",
+                "bias_init": 0.0},  # orthoff200 (depth200_orthoff_sigma)
+    "resnet": {"family": "resnet", "init_scheme": "he"},
+    "plain": {"family": "plain", "init_scheme": "he"},
+    # the regimes the CPU reference's screens and depth200_orthoff_abs train (α = 0.001)
+    "fold_soft": {"family": "fold", "bias_init": -2.0, "regime": "soft", "alpha": 1e-3},
+    "fold_hard": {"family": "fold", "bias_init": -2.0, "regime": "hard"},
+    "orthoff_abs_soft": {"family": "orthoff", "activation": "abs", "regime": "soft", "alpha": 1e-3},
+    "orthoff_abs_hard": {"family": "orthoff", "activation": "abs", "regime": "hard"},
+    # limit50's networks (depth 50 whatever --depth)
+    "limit50": {"family": "limit", "depth": 50, "bias_init": -0.5, "delta": 0.1},
 }
 NEW, OLD = FastPath(), FastPath(fused_adam=False, fused_layers=False)
 OLD_FLAGS = ["--no-fused-adam", "--no-fused-layers"]
+
+
+@contextlib.contextmanager
+def old_code():
+    """The code before issue 24's regime levers, in this process: torch's Cayley parametrisation
+    for regime hard (orthojac.layers.CayleyOrthogonal's reference), each read of a hard weight
+    computing it again (no fastpath.weights_once), and the soft penalty summed weight by weight
+    (no regularisers.dense_defects). Networks built inside it keep torch's parametrisation."""
+    def torch_cayley(op):
+        parametrizations.orthogonal(op, "weight", orthogonal_map="cayley")
+
+    def one_by_one(weights, gain=1.0):
+        return torch.stack([regularisers.dense_defect(w, gain) for w in weights]).sum()
+
+    saved = layers.DenseOperator.make_hard_, fastpath.weights_once, regularisers.dense_defects
+    layers.DenseOperator.make_hard_ = torch_cayley
+    fastpath.weights_once = lambda fast: contextlib.nullcontext()
+    regularisers.dense_defects = one_by_one
+    try:
+        yield
+    finally:
+        layers.DenseOperator.make_hard_, fastpath.weights_once, regularisers.dense_defects = saved
 
 
 def matmul_rate(n: int, trials: int, seconds: float = 0.3) -> float:
@@ -76,14 +112,24 @@ def matmul_rate(n: int, trials: int, seconds: float = 0.3) -> float:
     return best
 
 
-def family_config(family: str, args) -> RunConfig:
-    return RunConfig(arch="dense", family=family, depth=args.depth, width=args.width,
-                     batch_size=args.batch, **FAMILY_SETTINGS[family])
+def family_config(name: str, args) -> RunConfig:
+    return RunConfig(**{"arch": "dense", "depth": args.depth, "width": args.width, "batch_size": args.batch,
+                        **FAMILY_SETTINGS[name]})
 
 
-def orthojac_stepper(cfg: RunConfig, fast: FastPath):
+def orthojac_stepper(cfg: RunConfig, fast: FastPath, old: bool = False):
     """A closure taking one training step of `cfg`'s network as orthojac.train does (the fast
-    path's model, optimiser and divergence guard), on a fixed random batch."""
+    path's model, optimiser and divergence guard), on a fixed random batch; `old`: built and
+    stepped under `old_code()`."""
+    if old:
+        with old_code():
+            step = orthojac_stepper(cfg, fast)
+
+        def step_old():
+            with old_code():
+                step()
+
+        return step_old
     model = build_model(cfg)
     forward = fastpath.prepare_model(model, fast)
     optimiser = fastpath.make_optimiser(model.parameters(), cfg.lr, fast)
@@ -199,19 +245,20 @@ def main(argv: list[str] | None = None) -> None:
     result["peak_flops"], result["matmul128_flops"] = peak, matmul_rate(128, args.peak_trials)
     print(f"peak (fp32 512³ matmul, one thread): {peak / 1e9:.1f} GFLOP/s; "
           f"128³: {result['matmul128_flops'] / 1e9:.1f} GFLOP/s ({result['matmul128_flops'] / peak:.2f} of peak)")
-    print(f"\n{'network':<10} {'GFLOP/step':>10} {'ms/step':>9} {'steps/s':>8} {'of peak':>8} "
+    print(f"\n{'network':<16} {'GFLOP/step':>10} {'ms/step':>9} {'steps/s':>8} {'of peak':>8} "
           f"{'old ms':>8} {'old of peak':>11} {'speed-up':>8}")
     result["steps"] = {}
-    rows = [(f, lambda fast, f=f: orthojac_stepper(family_config(f, args), fast)) for f in args.families]
+    rows = [(f, lambda fast, old=False, f=f: orthojac_stepper(family_config(f, args), fast, old))
+            for f in args.families]
     if args.rnn:
-        rows.append(("H1 RNN", lambda fast: rnn_stepper(fast.fused_adam)))
+        rows.append(("H1 RNN", lambda fast, old=False: rnn_stepper(fast.fused_adam)))
     for name, make in rows:
-        flops = count_flops(make(OLD))
-        seconds = time_in_turns({"new": make(NEW), "old": make(OLD)}, args.steps, args.rounds)
-        new, old = flops / seconds["new"] / peak, flops / seconds["old"] / peak
-        result["steps"][name] = {"flops": flops, "seconds_new": seconds["new"], "seconds_old": seconds["old"],
-                                 "peak_ratio_new": new, "peak_ratio_old": old}
-        print(f"{name:<10} {flops / 1e9:>10.3f} {seconds['new'] * 1e3:>9.1f} {1 / seconds['new']:>8.2f} "
+        flops, flops_old = count_flops(make(NEW)), count_flops(make(OLD, old=True))
+        seconds = time_in_turns({"new": make(NEW), "old": make(OLD, old=True)}, args.steps, args.rounds)
+        new, old = flops / seconds["new"] / peak, flops_old / seconds["old"] / peak
+        result["steps"][name] = {"flops": flops, "flops_old": flops_old, "seconds_new": seconds["new"],
+                                 "seconds_old": seconds["old"], "peak_ratio_new": new, "peak_ratio_old": old}
+        print(f"{name:<16} {flops / 1e9:>10.3f} {seconds['new'] * 1e3:>9.1f} {1 / seconds['new']:>8.2f} "
               f"{new:>8.2f} {seconds['old'] * 1e3:>8.1f} {old:>11.2f} {seconds['old'] / seconds['new']:>8.2f}")
         save()
 
