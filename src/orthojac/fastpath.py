@@ -24,10 +24,10 @@ unless a kernel's choice depends on it — on a CPU oneDNN convolutions take bat
 and dynamo then compiles one graph either side of 16; CUDA graphs record one graph per batch size,
 two in a run; benchmarks/gpu_check.py counts both on the GPU).
 
-Regime `hard` (torch's orthogonal parametrisation, `matrix_exp`) runs without CUDA graphs: on CUDA
-`matrix_exp` reads a norm back to the host to choose its degree, which a CUDA graph cannot
-capture. The parametrisation is kept (the CPU results stay what they were); `FastPath.note` says so
-in config.json.
+Regime `hard` runs without CUDA graphs: a convolution's orthogonal parametrisation (torch's,
+`matrix_exp`) reads a norm back to the host on CUDA to choose its degree, which a CUDA graph cannot
+capture, and a dense weight's Cayley map (orthojac.layers.CayleyOrthogonal: an LU factorisation a
+step) has not been checked inside one on a GPU. `FastPath.note` says so in config.json.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ from torch.func import functional_call, stack_module_state
 PRECISIONS = ("fp32", "tf32", "bf16")
 ENV = "ORTHOJAC_FAST_PATH"
 CHECK_EVERY = 50  # steps between the reads of `DivergenceGuard` (and at each epoch's end)
-HARD_NO_GRAPHS = ("regime hard: CUDA graphs off (torch's orthogonal parametrisation calls matrix_exp, "
-                  "which on CUDA syncs with the host and cannot be captured)")
+HARD_NO_GRAPHS = ("regime hard: CUDA graphs off (torch's orthogonal parametrisation of a convolution calls "
+                  "matrix_exp, which on CUDA syncs with the host and cannot be captured; a dense weight's "
+                  "Cayley map has not been checked inside a CUDA graph)")
 
 
 @dataclass(frozen=True)
