@@ -449,7 +449,12 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     result = json.loads(out.read_text())
     b, w, d = 16, 8, 2
     assert result["steps"]["fold"]["flops"] == 4 * b * 784 * w + d * 6 * 2 * b * w * w + 3 * 2 * b * w * 10
-    assert set(result["steps"]) == {"fold", "orthoff", "resnet", "plain", "H1 RNN"}
+    assert set(result["steps"]) == {"fold", "orthoff", "resnet", "plain", "fold_soft", "fold_hard",
+                                    "orthoff_abs_soft", "orthoff_abs_hard", "limit50", "H1 RNN"}
+    # the old code is in effect for the old steps: torch's Cayley map, read twice by a fold layer,
+    # multiplies by its base in a product of its own, forward and backward
+    assert result["steps"]["fold_hard"]["flops_old"] > result["steps"]["fold_hard"]["flops"]
+    assert result["steps"]["fold"]["flops_old"] == result["steps"]["fold"]["flops"]
     assert all(r["peak_ratio_new"] > 0 and r["peak_ratio_old"] > 0 for r in result["steps"].values())
     job = result["job"]
     assert job["new"]["evaluated"] == {"train": 200, "val": 100, "test": 300}
