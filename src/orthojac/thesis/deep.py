@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from ..files import write_csv_atomic
-from ..progress import Progress
-from ..train import select_device
+from ..progress_line import Progress
+from ..device import select_device
 from .common import add_settings, load_sequences, run_command
 from .dense import ACTIVATIONS, build, train_curve
 from .settings import Deep as Settings

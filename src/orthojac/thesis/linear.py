@@ -29,8 +29,8 @@ import pandas as pd
 import torch
 
 from ..files import write_csv_atomic
-from ..progress import Progress
-from ..train import select_device
+from ..progress_line import Progress
+from ..device import select_device
 from .common import add_settings, load_sequences, run_command
 from .dense import build, train_curve
 from .settings import LR_SCALINGS

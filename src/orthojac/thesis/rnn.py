@@ -37,7 +37,7 @@ from torch import nn
 
 from ..files import write_csv_atomic
 from ..orthogonal import haar
-from ..progress import Progress
+from ..progress_line import Progress
 from ..regularisers import dense_defect, listing_defect
 from . import settings
 from .settings import RNN as Settings

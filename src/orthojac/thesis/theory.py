@@ -36,7 +36,7 @@ import torch
 
 from ..files import write_csv_atomic
 from ..orthogonal import random_weight
-from ..progress import Progress
+from ..progress_line import Progress
 from .common import add_settings
 from .settings import H4_ACTIVATIONS as ACTIVATIONS
 from .settings import H4_WEIGHTS as WEIGHTS
