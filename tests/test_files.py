@@ -11,7 +11,7 @@ import sys
 
 from conftest import REPO
 
-TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.thesis.mnist",
+TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.mnist",
               "orthojac.figures", "orthojac.thesis.figures", "orthojac.workflow", "orthojac.thesis.settings"]
 
 

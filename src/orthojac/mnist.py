@@ -8,7 +8,7 @@ nothing else. The arrays are written out as the four IDX files the rest of ortho
 training file holds the pickle's train then validation parts (60000 images, the official training
 set), the t10k file its test part. Pixels are stored in the pickle as k/256, k ∈ {0, …, 255}.
 
-    python -m orthojac.thesis.mnist --pkl .../mnist/data/mnist.pkl.gz --out-dir results/data/mnist
+    python -m orthojac.mnist --pkl .../mnist/data/mnist.pkl.gz --out-dir results/data/mnist
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy._core.multiarray import _reconstruct
 
-from ..files import DataError, atomic_write_bytes
+from .files import DataError, atomic_write_bytes
 
 MNIST_PKL_MD5 = "98100ca27dc0e07ddd9f822cf9d244db"
 
