@@ -272,7 +272,7 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="orthojac-fetch",
+        prog="orthojac fetch",
         description="Fetch an IDX data set: official URLs first, then local mirrors; verify "
         "each decompressed file by size and sha256; write atomically.",
     )
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         pickles = [tuple(p.rsplit("=", 1)) for p in args.pickle]
         fetch(args.expect, args.out_dir, args.url, args.mirror, args.timeout, pickles)
     except DataError as err:
-        sys.exit(f"orthojac-fetch: {err}")
+        sys.exit(f"orthojac fetch: {err}")
 
 
 if __name__ == "__main__":

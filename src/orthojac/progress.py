@@ -1,7 +1,7 @@
 """Progress a researcher can watch: one view of every run of a configuration, from the lines every
 training and thesis job writes to its log (orthojac.progress_line).
 
-    python -m orthojac.progress [results] [--configfile config/quick.yaml]   (also: make progress)
+    orthojac progress [results] [--configfile config/quick.yaml]   (also: make progress)
 
 Reads only what the runs already write (logs, metrics.csv, config.json, checkpoint.pt, the thesis
 jobs' per-seed CSVs, the benchmarks' wall times) and config/*.yaml for which runs exist, expanded
@@ -284,7 +284,7 @@ def table(all_jobs: list[Job]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-progress", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac progress", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path, nargs="?", default=Path("results"),
                         help="the results folder (default: results)")

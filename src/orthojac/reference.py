@@ -266,7 +266,7 @@ def gather_parts(info: dict, manifests: dict[str, dict]) -> dict:
 # job list, and Snakemake's dry run, which would train again a job whose parameters changed.
 NOT_RESULT_CODE = frozenset(f"src/orthojac/{name}.py" for name in (
     "claims", "compare", "figures", "ledgerview", "render", "report", "reportcheck", "tables", "reference",
-    "workflow", "progress", "progress_line"))
+    "workflow", "progress", "progress_line", "cli", "__main__"))
 # (pyproject.toml is not among them: the installed versions are requirements.lock's, and its console
 # scripts decide nothing.)
 RESULT_PATHS = ("src/orthojac", "requirements.lock", "envs")

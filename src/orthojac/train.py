@@ -341,7 +341,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     run_config.add_arguments(parser)
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of the IDX files")
