@@ -1,6 +1,7 @@
-"""Progress a researcher can watch (orthojac.progress): the per-epoch lines every training and
-thesis job writes to its log while it runs, divergence said at its step, the terminal bar, logging
-that leaves every result bit for bit as it was, and the view of a results folder."""
+"""Progress a researcher can watch: the per-epoch lines every training and thesis job writes to its
+log while it runs (orthojac.progress_line), divergence said at its step, the terminal bar, logging
+that leaves every result bit for bit as it was, and the view of a results folder
+(orthojac.progress)."""
 
 from __future__ import annotations
 
