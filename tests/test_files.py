@@ -11,8 +11,9 @@ import sys
 
 from conftest import REPO
 
-TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.thesis.mnist",
-              "orthojac.figures", "orthojac.thesis.figures", "orthojac.workflow", "orthojac.thesis.settings"]
+TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.mnist",
+              "orthojac.figures", "orthojac.thesis.figures", "orthojac.workflow", "orthojac.thesis.settings",
+              "orthojac.cli", "orthojac.progress", "orthojac.progress_line"]
 
 
 def test_the_data_modules_import_without_torch():

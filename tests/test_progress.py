@@ -1,6 +1,7 @@
-"""Progress a researcher can watch (orthojac.progress): the per-epoch lines every training and
-thesis job writes to its log while it runs, divergence said at its step, the terminal bar, logging
-that leaves every result bit for bit as it was, and the view of a results folder."""
+"""Progress a researcher can watch: the per-epoch lines every training and thesis job writes to its
+log while it runs (orthojac.progress_line), divergence said at its step, the terminal bar, logging
+that leaves every result bit for bit as it was, and the view of a results folder
+(orthojac.progress)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 import yaml
 
 from conftest import REPO
-from orthojac import progress, train
+from orthojac import progress, progress_line, train
 from orthojac.checkpoint import load_checkpoint
 from orthojac.config import RunConfig
 from orthojac.thesis import common, dense, rnn, theory
@@ -241,7 +242,7 @@ class Clock:
 
 def test_a_terminal_gets_a_bar_rewritten_in_place_and_the_eta_follows_the_rate():
     clock, screen = Clock(), Terminal()
-    p = progress.Progress(20, runs=2, stream=screen, clock_fn=clock)
+    p = progress_line.Progress(20, runs=2, stream=screen, clock_fn=clock)
     p.run("a", 2, 5)
     for _ in range(4):
         clock.t += 1.0
@@ -257,7 +258,7 @@ def test_a_terminal_gets_a_bar_rewritten_in_place_and_the_eta_follows_the_rate()
     assert line == ("[progress] a (run 1/2) epoch 1/2 step 5/10 train_loss 0.6 val_accuracy 0.75 "
                     "images/s 10 elapsed 0:00:05 eta 0:00:15\n")
     log = io.StringIO()  # not a terminal: lines only, no bar
-    q = progress.Progress(4, stream=log, clock_fn=clock)
+    q = progress_line.Progress(4, stream=log, clock_fn=clock)
     q.run("b", 1, 4)
     for _ in range(4):
         q.step(1.0, 3)
@@ -269,7 +270,7 @@ def test_a_terminal_gets_a_bar_rewritten_in_place_and_the_eta_follows_the_rate()
 
 def test_a_run_that_ends_early_leaves_no_steps_to_wait_for():
     clock = Clock()
-    p = progress.Progress(40, runs=2, stream=io.StringIO(), clock_fn=clock)
+    p = progress_line.Progress(40, runs=2, stream=io.StringIO(), clock_fn=clock)
     p.run("first", 2, 10)
     for _ in range(5):
         clock.t += 2.0
@@ -319,7 +320,7 @@ def test_the_view_of_finished_running_and_missing_runs(idx_folder, tmp_path, cap
     clock = Clock()
     with (logs / "seed=1.log").open("w") as log:
         print("resuming from results/runs/tiny/seed=1/checkpoint.pt: epoch 0, step 2", file=log)
-        p = progress.Progress(10, stream=log, clock_fn=clock)
+        p = progress_line.Progress(10, stream=log, clock_fn=clock)
         p.run("tiny/seed=1", 2, 5, step=2)
         for _ in range(3):
             clock.t += 100.0
@@ -334,7 +335,7 @@ def test_the_view_of_finished_running_and_missing_runs(idx_folder, tmp_path, cap
     h1_logs = results / "logs/hlav_rnn"
     h1_logs.mkdir(parents=True)
     with (h1_logs / "seed=0.log").open("w") as log:
-        p = progress.Progress(3, stream=log, clock_fn=clock)
+        p = progress_line.Progress(3, stream=log, clock_fn=clock)
         clock.t += 30.0
         p.finish()
     (results / "hlav/rnn").mkdir(parents=True)

@@ -315,7 +315,7 @@ def compare_claim_numbers(new: Path, ref: Path) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="orthojac-compare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path, help="the new results (or a snapshot of them)")
     parser.add_argument("reference", type=Path, help="the reference, e.g. results/reference/cpu")

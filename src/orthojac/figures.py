@@ -290,7 +290,7 @@ def overview(ledger: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-figures", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", type=Path, required=True, help="folder of the tidy tables")
     parser.add_argument("--out-dir", type=Path, required=True, help="folder for the PNG figures")

@@ -16,7 +16,7 @@ from .activations import SLOPES_01, SLOPES_PM1, make_activation, parse_breakpoin
 from .config import GAUSSIAN_CONTROL, RunConfig
 from .layers import (BlockIdentity, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
                      OrthFF, Partial, Plain, Residual)
-from .orthogonal import orthogonal_matrix
+from .orthogonal import orthogonal_matrix, orthogonal_operators
 
 IMAGE_SIZE = (28, 28)
 
@@ -238,11 +238,6 @@ class Network(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.readout(self.body(self.embed(images)))
-
-
-def orthogonal_operators(module: nn.Module) -> list[nn.Module]:
-    """The operators that their layer wants orthogonal (flagged by init_orthogonal_)."""
-    return [m for m in module.modules() if getattr(m, "orthogonal", False)]
 
 
 def build_model(cfg: RunConfig) -> Network:

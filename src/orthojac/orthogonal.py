@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 
 def _skew(n: int, generator: torch.Generator | None, scale: float = 1.0) -> torch.Tensor:
@@ -77,3 +78,8 @@ def delta_orthogonal_(
         centre = orthogonal_matrix(c_out, c_in, construction, generator)
         weight[:, :, kh // 2, kw // 2] = centre.to(weight.dtype)
     return weight
+
+
+def orthogonal_operators(module: nn.Module) -> list[nn.Module]:
+    """The operators that their layer wants orthogonal (those whose `orthogonal` flag is set)."""
+    return [m for m in module.modules() if getattr(m, "orthogonal", False)]

@@ -266,27 +266,25 @@ def gather_parts(info: dict, manifests: dict[str, dict]) -> dict:
 # job list, and Snakemake's dry run, which would train again a job whose parameters changed.
 NOT_RESULT_CODE = frozenset(f"src/orthojac/{name}.py" for name in (
     "claims", "compare", "figures", "ledgerview", "render", "report", "reportcheck", "tables", "reference",
-    "workflow", "progress"))
+    "workflow", "progress", "progress_line", "cli", "__main__"))
 # (pyproject.toml is not among them: the installed versions are requirements.lock's, and its console
 # scripts decide nothing.)
 RESULT_PATHS = ("src/orthojac", "requirements.lock", "envs")
 
 
-THESIS_PROGRAMS = "src/orthojac/thesis/"  # the thesis sections' programs …
-PAPER_USES_OF_THESIS = frozenset({"src/orthojac/thesis/mnist.py"})  # … of which orthojac.data imports this one
+THESIS_PROGRAMS = "src/orthojac/thesis/"  # the thesis sections' programs (the paper's jobs import none)
 
 
 def result_code_changes(commit: str, repo: Path = Path("."), thesis: bool = True) -> list[str] | None:
     """The files that decide results (RESULT_PATHS but NOT_RESULT_CODE) that differ between
     `commit` and this checkout's HEAD; None if git cannot tell (an unknown commit). `thesis`
-    False: for a part without thesis sections, whose jobs run none of the thesis' programs but
-    the MNIST reader."""
+    False: for a part without thesis sections, whose jobs run none of the thesis' programs."""
     done = subprocess.run(["git", "-C", str(repo), "diff", "--name-only", commit, "HEAD", "--", *RESULT_PATHS],
                           capture_output=True, text=True)
     if done.returncode:
         return None
     return [f for f in done.stdout.split() if f not in NOT_RESULT_CODE
-            and (thesis or not f.startswith(THESIS_PROGRAMS) or f in PAPER_USES_OF_THESIS)]
+            and (thesis or not f.startswith(THESIS_PROGRAMS))]
 
 
 def parts_errors(parts: dict[str, list[str]], out: Path, state: dict, allow_dirty: bool = False,
@@ -389,7 +387,7 @@ def check_report(configfiles: list[Path], out: Path, allow_dirty: bool = False) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-reference", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac reference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command_name", required=True)
     sn = sub.add_parser("snapshot", help="copy a results folder's report material and write a manifest")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import ConvOperator
+from .orthogonal import orthogonal_operators
 
 
 def dense_defect(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
@@ -135,8 +136,6 @@ def regularisation(model: nn.Module, regime: str, alpha: float, gain: float) -> 
     soft: α Σ ‖BBᵀ − I‖²; soft_gain: α Σ ‖BBᵀ/g² − I‖² (eq. 11); soft_gain_listing: α Σ of the
     listing's mean((WWᵀ/g² − 1)²).
     """
-    from .models import orthogonal_operators
-
     if regime in ("init", "hard"):
         return None
     ops = orthogonal_operators(model.body)

@@ -103,7 +103,7 @@ def render(snapshot: Path, configfiles: list[Path]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-render", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac render", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("snapshot", type=Path, help="a snapshot folder (tables/, figures/, report/)")
     parser.add_argument("--configfile", type=Path, nargs="*", default=[],

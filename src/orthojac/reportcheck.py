@@ -144,7 +144,7 @@ def check_report(folder: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-reportcheck", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac reportcheck", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="folder of the rendered report (index.html, …)")
     args = parser.parse_args(argv)

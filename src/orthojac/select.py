@@ -100,7 +100,7 @@ def apply_selection(cfg: RunConfig, path: Path, keep: list[str]) -> RunConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-select", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac select", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, nargs="+", required=True,
                         help="config.json of every run of the screen (metrics.csv beside each)")

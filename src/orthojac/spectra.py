@@ -224,7 +224,7 @@ def checkpoint_weights(ckpt: dict, path: Path, epoch: int | None, model) -> dict
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-spectra", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac spectra", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, required=True, help="init.pt, final.pt or epochs.pt of a run")
     parser.add_argument("--epoch", type=int, help="with epochs.pt: the epoch whose weights to measure")

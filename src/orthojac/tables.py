@@ -107,7 +107,7 @@ def diagnostics(runs: pd.DataFrame, spectra: pd.DataFrame, layers: pd.DataFrame)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-tables", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac tables", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", type=Path, required=True, help="folder for the tidy tables")
     parser.add_argument("--metrics", type=Path, nargs="+", required=True, help="runs' metrics.csv")

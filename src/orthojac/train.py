@@ -41,10 +41,11 @@ from . import config as run_config
 from . import fastpath
 from .checkpoint import atomic_save, code_fingerprint, load_checkpoint
 from .data import load_split
+from .device import select_device
 from .fastpath import FastPath
 from .files import remove_stale_temporaries, write_csv_atomic, write_text_atomic
 from .models import build_model
-from .progress import Progress
+from .progress_line import Progress
 from .regularisers import regularisation
 
 METRIC_COLUMNS = ["epoch", "step", "split", "metric", "value"]
@@ -59,12 +60,6 @@ def train_evaluation_subset(n: int) -> torch.Tensor:
         return torch.arange(n)
     chosen = torch.randperm(n, generator=torch.Generator().manual_seed(EVAL_SEED))[:TRAIN_EVAL_SIZE]
     return chosen.sort().values
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def prepare_data(cfg: run_config.RunConfig, data_dir: Path, device: torch.device) -> dict:
@@ -346,7 +341,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     run_config.add_arguments(parser)
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of the IDX files")

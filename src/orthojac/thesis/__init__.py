@@ -9,9 +9,8 @@
 - deep: H5, deep tanh/ReLU networks (Fig. 3)
 - theory: H4, Jacobian spectra at initialisation against free probability
 - figures: every section's figures, from its table only (no torch)
-- mnist: MNIST from the classic mnist.pkl.gz (no torch; orthojac.data's pickle source)
 
-This file imports nothing: orthojac.data imports orthojac.thesis.mnist without torch.
+This file imports nothing: orthojac.thesis.figures reads its constants without torch.
 """
 
 # The `status` of an H2 row (orthojac.thesis.lstm); here, free of torch, for the figures.

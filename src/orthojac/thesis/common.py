@@ -22,7 +22,7 @@ from torch import nn
 from ..config import add_arguments
 from ..data import load_split
 from ..files import write_csv_atomic
-from ..progress import Progress
+from ..progress_line import Progress
 
 
 def add_settings(parser: argparse.ArgumentParser, settings) -> None:

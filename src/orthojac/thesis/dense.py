@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..orthogonal import random_weight
-from ..progress import Progress
+from ..progress_line import Progress
 from .common import accuracy, batches, descend
 from .settings import DENSE_WEIGHTS as WEIGHTS
 

@@ -202,7 +202,7 @@ def draw(section: str, table: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-thesis-figures", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac thesis-figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("section", choices=list(FIGURES), help="which section's table and figures")
     parser.add_argument("--table", type=Path, required=True, help="the section's tidy CSV")

@@ -29,8 +29,8 @@ import pandas as pd
 import torch
 
 from ..files import write_csv_atomic
-from ..progress import Progress
-from ..train import select_device
+from ..progress_line import Progress
+from ..device import select_device
 from .common import add_settings, load_sequences, run_command
 from .dense import build, train_curve
 from .settings import LR_SCALINGS
@@ -103,7 +103,7 @@ def _train_main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-hlav-linear", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac hlav-linear", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train every (weights, depth) for one seed; write a tidy CSV")

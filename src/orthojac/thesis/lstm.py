@@ -154,7 +154,7 @@ def _train_main(args: argparse.Namespace) -> None:
         data = sentiment.load(receipts[0]["path"], receipts[1]["path"], args.embeddings_member, args.seq_len,
                               (args.train_size, args.val_size, args.test_size), args.corpus_seed)
     except DataError as err:
-        raise SystemExit(f"orthojac-hlav-lstm: {err}") from err
+        raise SystemExit(f"orthojac hlav-lstm: {err}") from err
     status = STAND_IN if any(r["status"] == "generated" for r in receipts) else TRAINED
     print(f"H2 data ({status}): {data['table'].shape[0] - 1} words with a vector, "
           f"{data['coverage']:.1%} of tokens covered", file=sys.stderr)
@@ -166,7 +166,7 @@ def _train_main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-hlav-lstm", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac hlav-lstm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train every configuration for one seed; write a tidy CSV")

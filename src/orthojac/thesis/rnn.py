@@ -37,7 +37,7 @@ from torch import nn
 
 from ..files import write_csv_atomic
 from ..orthogonal import haar
-from ..progress import Progress
+from ..progress_line import Progress
 from ..regularisers import dense_defect, listing_defect
 from . import settings
 from .settings import RNN as Settings
@@ -146,7 +146,7 @@ def _train_main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-hlav", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac hlav", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train every configuration for one seed; write a tidy CSV")

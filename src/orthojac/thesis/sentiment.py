@@ -180,7 +180,7 @@ def write_stand_in(out_dir: Path, sentences: int = 1000, dim: int = 300, seed: i
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-sentiment", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac sentiment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     st = sub.add_parser("stand-in", help="write a generated corpus and embedding file (not the thesis data)")

@@ -36,7 +36,7 @@ import torch
 
 from ..files import write_csv_atomic
 from ..orthogonal import random_weight
-from ..progress import Progress
+from ..progress_line import Progress
 from .common import add_settings
 from .settings import H4_ACTIVATIONS as ACTIVATIONS
 from .settings import H4_WEIGHTS as WEIGHTS
@@ -143,7 +143,7 @@ def h4_table(activations, weights, width: int, depths: list[int], seeds: list[in
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-h4", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac h4", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_settings(parser, Settings)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")

@@ -8,7 +8,7 @@ nothing else. The arrays are written out as the four IDX files the rest of ortho
 training file holds the pickle's train then validation parts (60000 images, the official training
 set), the t10k file its test part. Pixels are stored in the pickle as k/256, k ∈ {0, …, 255}.
 
-    python -m orthojac.thesis.mnist --pkl .../mnist/data/mnist.pkl.gz --out-dir results/data/mnist
+    orthojac mnist --pkl .../mnist/data/mnist.pkl.gz --out-dir results/data/mnist
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy._core.multiarray import _reconstruct
 
-from ..files import DataError, atomic_write_bytes
+from .files import DataError, atomic_write_bytes
 
 MNIST_PKL_MD5 = "98100ca27dc0e07ddd9f822cf9d244db"
 
@@ -116,7 +116,7 @@ def packaged_pkl() -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac-mnist", description=__doc__,
+    parser = argparse.ArgumentParser(prog="orthojac mnist", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pkl", type=Path, required=True, help="path of mnist.pkl.gz")
     parser.add_argument("--md5", default=MNIST_PKL_MD5, help="expected md5 of the .pkl.gz file")
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         write_idx_files(load_mnist_pkl(args.pkl, args.md5), args.out_dir)
     except (DataError, pickle.UnpicklingError) as err:
-        sys.exit(f"orthojac-mnist: {err}")
+        sys.exit(f"orthojac mnist: {err}")
 
 
 if __name__ == "__main__":
