@@ -224,7 +224,7 @@ def check_bf16(device, rehearse: bool) -> dict:
 def smoke(args) -> int:
     import torch
 
-    from orthojac.train import select_device
+    from orthojac.device import select_device
     from train_throughput import random_idx
 
     device = select_device(args.device)

@@ -48,6 +48,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from orthojac import fastpath, train
 from orthojac.files import write_text_atomic
 from orthojac.config import RunConfig
+from orthojac.device import select_device
 from orthojac.fastpath import FastPath, PackedModels
 from orthojac.models import build_model
 
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = train.select_device(args.device)
+    device = select_device(args.device)
     fast = fastpath.resolve(args, device)
     if args.epochs < 2:
         raise ValueError(f"--epochs {args.epochs}: the pipeline's rate needs at least 2 epochs")
