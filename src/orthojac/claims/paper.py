@@ -112,6 +112,32 @@ def judge_p1(runs, metrics, spectra) -> Verdict:
     return _verdict("P1", numbers, tol, verdict)
 
 
+CLAIM_P1 = Claim(
+    "P1", "summary, Method Summary; Mechanism 1 (Theorem 2.6)",
+    "every fold/orthoff layer, dense and convolutional, has an orthogonal Jacobian a.e.",
+    "layer-wise Jacobians are orthogonal almost everywhere, ensuring perfect dynamical isometry",
+    "max |σ_i − 1| of the body's Jacobian at initialisation, float64, per family × arch",
+    ("P1_TOL",), ("runs", "spectra"),
+    judge=judge_p1,
+    provenance=[
+        (f"max |σ_i − 1| < {P1_TOL:g}·√(L/{P1_REF_DEPTH}) (L ≥ {P1_REF_DEPTH} layers)", "choice", "the weights are "
+         "stored in float32, so each orthogonal B is orthogonal to ~1e-7 and L independent roundings add up "
+         "like √L; measured in float64 at initialisation (dense n = 128, bias 0, 2 seeds): 1.1–2.0e-7 at L = 4, "
+         "3.7–4.9e-7 at L = 50, 7.6–8.0e-7 at L = 200, a margin ×5–×9; a non-orthogonal layer (coefficient-1 "
+         "fold, partial isometry, a limit model) is off by 1e-3 or more"),
+        ("float64 spectra", "choice", "float32 round-off is ~1e-6 itself"),
+        (f"C (conv), n (dense) ≥ {P1_MIN_WIDTH}", "choice", "with C = 1 a fold Jacobian is diagonal ±1, "
+         "orthogonal whatever B is"),
+        (f"bias − first breakpoint ≥ {P1_MIN_BIAS:g} (fold; orthoff with A = B)", "choice", "measured at "
+         "initialisation on Fashion-MNIST test images (fold, dense n = 128 and conv C = 16): b = 0 leaves 48 % "
+         "of the first layer's units active, −0.5 15–17 %, −1 4 %, −2 ≤ 0.4 % (a Jacobian ≈ I, trivially "
+         "orthogonal); orthoff with independent A, B: any bias, AᵀDB is never ≈ I"),
+        ("fold and orthoff", "stated", "summary, Method Summary: modified ResNet and feedforward layers"),
+        ("dense and conv, all four cells required", "choice", "Theorem 2.6's conditions are on B and ρ, not on "
+         "the kind of linear map; the summary names convolutional networks"),
+    ])
+
+
 def judge_p2(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verdict:
     """At the largest depth ≥ P2_DEPTH with both: per orthogonal family (fold, orthoff; its best
     setting by seed mean: best against best), the final validation accuracy against the residual
@@ -167,6 +193,28 @@ def judge_p2(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verd
     return result
 
 
+CLAIM_P2 = Claim(
+    "P2", "summary, Key Results",
+    "networks with orthogonal Jacobians train stably up to 200 layers on Fashion-MNIST, "
+    "with validation accuracies comparable to standard architectures",
+    "Networks with orthogonal Jacobians train stably with up to 200 layers on Fashion MNIST; Modified "
+    "ResNet and feedforward architectures achieve validation accuracies comparable to standard architectures",
+    "per family (best setting): seed-mean final validation accuracy − the ResNet's; stability",
+    ("P2_TOL", "P2_COLLAPSE", "STAT_Z"), ("runs", "metrics", "spectra", "layers"), comparison=True,
+    settled=True,
+    judge=judge_p2,
+    provenance=[
+        (f"depth {P2_DEPTH}", "stated", "summary, Key Results: up to 200 layers"),
+        ("validation accuracy", "stated", "summary, Key Results: validation accuracies comparable to "
+         "standard architectures"),
+        (f"margin: ≥ residual baseline − {P2_TOL:.0%}", "choice", "\"comparable\"; a round number set on "
+         "2026-11-23, before the CPU reference's runs (2026-12-01), not read from any run"),
+        (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
+        (f"stable: no diverged seed, no seed's final accuracy > {P2_COLLAPSE:.0%} below its best epoch's",
+         "choice", "\"train stably\": training neither breaks off nor collapses"),
+    ])
+
+
 def judge_p3(runs, metrics, spectra) -> Verdict:
     """At the largest depth ≥ P3_MIN_DEPTH with a fold/orthoff run: the plain ReLU network's
     seed-mean final test accuracy (a diverged seed scores 0: it failed to train) against the best
@@ -204,6 +252,21 @@ def judge_p3(runs, metrics, spectra) -> Verdict:
     return _verdict("P3", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
 
 
+CLAIM_P3 = Claim(
+    "P3", "summary, Executive Summary",
+    "a standard deep feedforward ReLU network at the same depth trains much worse or not at all",
+    "achieving competitive performance on Fashion MNIST while avoiding the training collapse common in "
+    "standard deep networks",
+    "seed-mean final test accuracy: plain ReLU against the best fold/orthoff setting",
+    ("P3_MARGIN",), ("runs", "metrics"), settled=True,
+    judge=judge_p3,
+    provenance=[
+        (f"depth ≥ {P3_MIN_DEPTH}", "choice", "\"deep\""),
+        (f"{P3_MARGIN:.0%} below", "choice", "\"much worse\""),
+        ("a diverged plain run scores 0", "choice", "\"or not at all\""),
+    ])
+
+
 def judge_p4(runs, metrics, spectra) -> Verdict:
     """At every depth: final test accuracy of regime `init` (soft with α = 0 counts as init)
     against `soft` with α > 0 by compare_means with margin −P4_TOL (init at most P4_TOL below).
@@ -237,69 +300,6 @@ def judge_p4(runs, metrics, spectra) -> Verdict:
     comparisons = [compare_means("init", scores[(d, "init")], "soft", scores[(d, "soft (α > 0)")], -P4_TOL,
                                  label=f"L={d}") for d in judged.index]
     return _verdict("P4", numbers, tol, combine(comparisons), comparisons)
-
-
-CLAIM_P1 = Claim(
-    "P1", "summary, Method Summary; Mechanism 1 (Theorem 2.6)",
-    "every fold/orthoff layer, dense and convolutional, has an orthogonal Jacobian a.e.",
-    "layer-wise Jacobians are orthogonal almost everywhere, ensuring perfect dynamical isometry",
-    "max |σ_i − 1| of the body's Jacobian at initialisation, float64, per family × arch",
-    ("P1_TOL",), ("runs", "spectra"),
-    judge=judge_p1,
-    provenance=[
-        (f"max |σ_i − 1| < {P1_TOL:g}·√(L/{P1_REF_DEPTH}) (L ≥ {P1_REF_DEPTH} layers)", "choice", "the weights are "
-         "stored in float32, so each orthogonal B is orthogonal to ~1e-7 and L independent roundings add up "
-         "like √L; measured in float64 at initialisation (dense n = 128, bias 0, 2 seeds): 1.1–2.0e-7 at L = 4, "
-         "3.7–4.9e-7 at L = 50, 7.6–8.0e-7 at L = 200, a margin ×5–×9; a non-orthogonal layer (coefficient-1 "
-         "fold, partial isometry, a limit model) is off by 1e-3 or more"),
-        ("float64 spectra", "choice", "float32 round-off is ~1e-6 itself"),
-        (f"C (conv), n (dense) ≥ {P1_MIN_WIDTH}", "choice", "with C = 1 a fold Jacobian is diagonal ±1, "
-         "orthogonal whatever B is"),
-        (f"bias − first breakpoint ≥ {P1_MIN_BIAS:g} (fold; orthoff with A = B)", "choice", "measured at "
-         "initialisation on Fashion-MNIST test images (fold, dense n = 128 and conv C = 16): b = 0 leaves 48 % "
-         "of the first layer's units active, −0.5 15–17 %, −1 4 %, −2 ≤ 0.4 % (a Jacobian ≈ I, trivially "
-         "orthogonal); orthoff with independent A, B: any bias, AᵀDB is never ≈ I"),
-        ("fold and orthoff", "stated", "summary, Method Summary: modified ResNet and feedforward layers"),
-        ("dense and conv, all four cells required", "choice", "Theorem 2.6's conditions are on B and ρ, not on "
-         "the kind of linear map; the summary names convolutional networks"),
-    ])
-
-
-CLAIM_P2 = Claim(
-    "P2", "summary, Key Results",
-    "networks with orthogonal Jacobians train stably up to 200 layers on Fashion-MNIST, "
-    "with validation accuracies comparable to standard architectures",
-    "Networks with orthogonal Jacobians train stably with up to 200 layers on Fashion MNIST; Modified "
-    "ResNet and feedforward architectures achieve validation accuracies comparable to standard architectures",
-    "per family (best setting): seed-mean final validation accuracy − the ResNet's; stability",
-    ("P2_TOL", "P2_COLLAPSE", "STAT_Z"), ("runs", "metrics", "spectra", "layers"), comparison=True,
-    settled=True,
-    judge=judge_p2,
-    provenance=[
-        (f"depth {P2_DEPTH}", "stated", "summary, Key Results: up to 200 layers"),
-        ("validation accuracy", "stated", "summary, Key Results: validation accuracies comparable to "
-         "standard architectures"),
-        (f"margin: ≥ residual baseline − {P2_TOL:.0%}", "choice", "\"comparable\"; a round number set on "
-         "2026-11-23, before the CPU reference's runs (2026-12-01), not read from any run"),
-        (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
-        (f"stable: no diverged seed, no seed's final accuracy > {P2_COLLAPSE:.0%} below its best epoch's",
-         "choice", "\"train stably\": training neither breaks off nor collapses"),
-    ])
-
-
-CLAIM_P3 = Claim(
-    "P3", "summary, Executive Summary",
-    "a standard deep feedforward ReLU network at the same depth trains much worse or not at all",
-    "achieving competitive performance on Fashion MNIST while avoiding the training collapse common in "
-    "standard deep networks",
-    "seed-mean final test accuracy: plain ReLU against the best fold/orthoff setting",
-    ("P3_MARGIN",), ("runs", "metrics"), settled=True,
-    judge=judge_p3,
-    provenance=[
-        (f"depth ≥ {P3_MIN_DEPTH}", "choice", "\"deep\""),
-        (f"{P3_MARGIN:.0%} below", "choice", "\"much worse\""),
-        ("a diverged plain run scores 0", "choice", "\"or not at all\""),
-    ])
 
 
 CLAIM_P4 = Claim(

@@ -73,6 +73,28 @@ def judge_p5(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verd
     return _verdict("P5", numbers, tol, verdict, comparisons)
 
 
+CLAIM_P5 = Claim(
+    "P5", "summary, Mechanism 3", "limit models keep σ_i in [1−ε, 1+ε] and reach about 89 % accuracy",
+    "Theorem 4.2 bounds singular values in [1-ε, 1+ε] when modulation functions have small Lipschitz "
+    "constants; limit models achieve competitive accuracy (~89%)",
+    "per δ (0: the fold control): per-layer ε at initialisation and after training; seed-mean final "
+    "validation accuracy, δ > 0 − δ = 0",
+    ("P5_ACC_TOL", "P5_EPS", "STAT_Z"), ("runs", "metrics", "layers"), comparison=True, settled=True,
+    judge=judge_p5,
+    provenance=[
+        ("competitive accuracy", "stated", "summary, Mechanism 3: limit models achieve competitive accuracy "
+         f"(~{P5_ACCURACY:.0%}); the ~{P5_ACCURACY:.0%} is reported, not judged: it is the summary's convolutional "
+         "networks'"),
+        (f"margin: δ − (δ = 0) > −{P5_ACC_TOL:g}", "choice", "\"competitive\" with the exactly orthogonal "
+         "network the limit model relaxes (δ = 0 is fold); set 2026-12-04 before the runs it judges"),
+        (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
+        ("validation accuracy", "choice", "the summary does not say on which split"),
+        ("0 < ε at initialisation", "choice", "with ε = 0 every layer is the identity at the start (all units "
+         "silent), which says nothing about Theorem 4.2; the units must be active"),
+        (f"ε ≤ {P5_EPS:g}", "choice", "\"ε small\"; the summary gives Theorem 4.2's bound no number"),
+    ])
+
+
 def judge_p6(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verdict:
     """At depth P6_DEPTH: the summary's network Aᵀ|Bx + b| (activation abs; its best setting by
     seed-mean final test accuracy) against the plain ReLU network by compare_means with margin
@@ -98,6 +120,24 @@ def judge_p6(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verd
                f"plain ReLU {_stat(plain_stats)}")
     comparison = compare_means("orthoff", best_stats["scores"], "plain", plain_stats["scores"], P6_MARGIN)
     return _verdict("P6", numbers, tol, comparison.verdict, [comparison])
+
+
+CLAIM_P6 = Claim(
+    "P6", "summary, First 3 experiments",
+    "orthoff Aᵀ|Bx + b| at L = 200 trains better than standard ReLU feedforward",
+    "Implement feedforward layer F(x) = A^T|Bx+b| with L=200 to confirm better training than standard "
+    "ReLU feedforward",
+    "seed-mean final test accuracy: orthoff Aᵀ|Bx + b| (its best setting) − plain ReLU",
+    ("P6_MARGIN", "STAT_Z"), ("runs", "metrics", "spectra", "layers"), comparison=True, settled=True,
+    judge=judge_p6,
+    provenance=[
+        (f"L = {P6_DEPTH}", "stated", "summary, First 3 experiments"),
+        ("Aᵀ|Bx + b|", "stated", "summary, First 3 experiments: feedforward layer F(x) = A^T|Bx+b| with L=200; "
+         "its best setting over the same learning-rate × regime screen as the plain network's"),
+        (f"margin: + {P6_MARGIN:.0%}", "choice", "\"trains better\"; a round number set on "
+         "2026-11-23, before the CPU reference's runs (2026-12-01), not read from any run"),
+        (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
+    ])
 
 
 def gradient_decay_rate(layers: pd.DataFrame, checkpoint: str = "init") -> pd.DataFrame:
@@ -141,46 +181,6 @@ def judge_p7(runs, metrics, spectra, layers: pd.DataFrame | None = None) -> Verd
         return _verdict("P7", f"{numbers} (needs d = 0 and d > 0)", tol, INCONCLUSIVE)
     ok = (median[median.index > 0].abs() <= P7_FLAT).all() and median[0] >= P7_DECAY
     return _verdict("P7", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
-
-
-CLAIM_P5 = Claim(
-    "P5", "summary, Mechanism 3", "limit models keep σ_i in [1−ε, 1+ε] and reach about 89 % accuracy",
-    "Theorem 4.2 bounds singular values in [1-ε, 1+ε] when modulation functions have small Lipschitz "
-    "constants; limit models achieve competitive accuracy (~89%)",
-    "per δ (0: the fold control): per-layer ε at initialisation and after training; seed-mean final "
-    "validation accuracy, δ > 0 − δ = 0",
-    ("P5_ACC_TOL", "P5_EPS", "STAT_Z"), ("runs", "metrics", "layers"), comparison=True, settled=True,
-    judge=judge_p5,
-    provenance=[
-        ("competitive accuracy", "stated", "summary, Mechanism 3: limit models achieve competitive accuracy "
-         f"(~{P5_ACCURACY:.0%}); the ~{P5_ACCURACY:.0%} is reported, not judged: it is the summary's convolutional "
-         "networks'"),
-        (f"margin: δ − (δ = 0) > −{P5_ACC_TOL:g}", "choice", "\"competitive\" with the exactly orthogonal "
-         "network the limit model relaxes (δ = 0 is fold); set 2026-12-04 before the runs it judges"),
-        (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
-        ("validation accuracy", "choice", "the summary does not say on which split"),
-        ("0 < ε at initialisation", "choice", "with ε = 0 every layer is the identity at the start (all units "
-         "silent), which says nothing about Theorem 4.2; the units must be active"),
-        (f"ε ≤ {P5_EPS:g}", "choice", "\"ε small\"; the summary gives Theorem 4.2's bound no number"),
-    ])
-
-
-CLAIM_P6 = Claim(
-    "P6", "summary, First 3 experiments",
-    "orthoff Aᵀ|Bx + b| at L = 200 trains better than standard ReLU feedforward",
-    "Implement feedforward layer F(x) = A^T|Bx+b| with L=200 to confirm better training than standard "
-    "ReLU feedforward",
-    "seed-mean final test accuracy: orthoff Aᵀ|Bx + b| (its best setting) − plain ReLU",
-    ("P6_MARGIN", "STAT_Z"), ("runs", "metrics", "spectra", "layers"), comparison=True, settled=True,
-    judge=judge_p6,
-    provenance=[
-        (f"L = {P6_DEPTH}", "stated", "summary, First 3 experiments"),
-        ("Aᵀ|Bx + b|", "stated", "summary, First 3 experiments: feedforward layer F(x) = A^T|Bx+b| with L=200; "
-         "its best setting over the same learning-rate × regime screen as the plain network's"),
-        (f"margin: + {P6_MARGIN:.0%}", "choice", "\"trains better\"; a round number set on "
-         "2026-11-23, before the CPU reference's runs (2026-12-01), not read from any run"),
-        (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
-    ])
 
 
 CLAIM_P7 = Claim(

@@ -124,6 +124,28 @@ def judge_h_c1(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verd
     return _verdict("H-C1", numbers, tol, comparison.verdict, [comparison])
 
 
+CLAIM_H_C1 = Claim(
+    "H-C1", "Hlav §5", "orthogonal initialisation beats Glorot on sequential MNIST",
+    "the training curve on the validation accuracy is in average lower for the non-orthogonal "
+    "initialization than the orthogonal ones",
+    "per seed: the validation curve averaged over epochs (orthogonal: mean over its configurations); "
+    "orthogonal − Glorot",
+    ("H_C1_MARGIN", "STAT_Z"), ("hlav_rnn",), comparison=True,
+    judge=judge_h_c1,
+    provenance=[
+        ("MNIST", "stated", "Hlav §5: sequential MNIST"),
+        (f"margin {H_C1_MARGIN:g}: orthogonal − Glorot > 0", "stated", "Hlav §5: \"the training curve on the "
+         "validation accuracy is in average lower for the non-orthogonal initialization than the orthogonal "
+         "ones\""),
+        (f"the validation curve averaged over epochs {H_C1_FIRST_EPOCH}…E, per seed; orthogonal: the mean over "
+         "its configurations", "choice", "Hlav §5 compares the curves \"in average\" (its Fig. 8); epoch 0 is "
+         "the untrained network"),
+        (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
+        (f"≥ {H1_MIN_EPOCHS} epochs, ≥ {H1_MIN_TRAIN} training sequences", "choice", "Hlav §5 trains on 48000 "
+         "and states no number of epochs"),
+    ])
+
+
 def judge_h_c2(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verdict:
     """H1: at every (regulariser form, λ), the gain-adjusted configuration's final validation
     accuracy against the unadjusted one's by compare_means with margin H_C2_MARGIN (a diverged run
@@ -147,6 +169,20 @@ def judge_h_c2(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verd
     if why:
         return _verdict("H-C2", f"{numbers} ({why})", tol, INCONCLUSIVE)
     return _verdict("H-C2", numbers, tol, combine(comparisons), comparisons)
+
+
+CLAIM_H_C2 = Claim(
+    "H-C2", "Hlav §5", "gain-adjusted regularisation is always outperforming the unadjusted one at equal λ",
+    "The gain-adjusted regularized models are always outperforming the non-adjusted one",
+    "per (regulariser form, λ): seed-mean final validation accuracy, adjusted − unadjusted",
+    ("H_C2_MARGIN", "STAT_Z"), ("hlav_rnn",), comparison=True,
+    judge=judge_h_c2,
+    provenance=[
+        ("MNIST", "stated", "Hlav §5"),
+        ("adjusted > unadjusted at every (form, λ)", "stated", "Hlav §5: \"always outperforming\""),
+        (f"margin {H_C2_MARGIN:g}; difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
+        ("scale", "choice", "as H-C1"),
+    ])
 
 
 def judge_h_c3(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verdict:
@@ -193,6 +229,28 @@ def judge_h_c3(runs, metrics, spectra, hlav: pd.DataFrame | None = None) -> Verd
     ok = (len(trained) == len(ortho) and g_kappa >= H_C3_KAPPA_RATIO * trained["kappa"].max()
           and (trained["off"] <= H_C3_GAIN_TOL).all())
     return _verdict("H-C3", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
+
+
+CLAIM_H_C3 = Claim(
+    "H-C3", "Hlav Def. 2.3, §5, Figs. 7, 9",
+    "Glorot's recurrent kernel is not well conditioned; orthogonal stays near the gain",
+    "the massive pink area represents a kernel matrix not well conditioned (§5); κ(M) = σ_max(M)/σ_min(M) "
+    "(Def. 2.3, eq. 6)",
+    "after the last epoch: seed-mean condition number κ = σ_max/σ_min of the recurrent kernel; |mean σ − g|/g",
+    ("H_C3_KAPPA_RATIO", "H_C3_GAIN_TOL"), ("hlav_rnn",),
+    judge=judge_h_c3,
+    provenance=[
+        ("MNIST", "stated", "Hlav §5"),
+        ("condition number κ = σ_max/σ_min", "stated", "Hlav Def. 2.3, eq. (6): \"κ(M) = σ_max(M)/σ_min(M)\"; "
+         "\"A matrix has a condition number of exactly 1 if it is a linear isometry\""),
+        ("Glorot's spectrum not well conditioned", "stated", "Hlav §5: \"the massive pink area represents a "
+         "kernel matrix not well conditioned\""),
+        (f"Glorot's κ ≥ ×{H_C3_KAPPA_RATIO:g} every orthogonal κ", "choice", "an order of magnitude; written "
+         "after the CPU reference's H1 runs had been seen (there: 115 against ≤ 3.3), so provisional until "
+         "the reference is regenerated under it"),
+        (f"±{H_C3_GAIN_TOL:.0%} of g", "choice", "\"stays near the gain\""),
+        ("scale", "choice", "as H-C1"),
+    ])
 
 
 @functools.lru_cache(maxsize=None)
@@ -282,64 +340,6 @@ def judge_h_c4(runs, metrics, spectra, hlav_lstm: pd.DataFrame | None = None) ->
         return _verdict("H-C4", f"{numbers} (seed noise too large: a range up to the critical one would "
                         "pass unseen)", tol, INCONCLUSIVE)
     return _verdict("H-C4", numbers, tol, REPRODUCED)
-
-
-CLAIM_H_C1 = Claim(
-    "H-C1", "Hlav §5", "orthogonal initialisation beats Glorot on sequential MNIST",
-    "the training curve on the validation accuracy is in average lower for the non-orthogonal "
-    "initialization than the orthogonal ones",
-    "per seed: the validation curve averaged over epochs (orthogonal: mean over its configurations); "
-    "orthogonal − Glorot",
-    ("H_C1_MARGIN", "STAT_Z"), ("hlav_rnn",), comparison=True,
-    judge=judge_h_c1,
-    provenance=[
-        ("MNIST", "stated", "Hlav §5: sequential MNIST"),
-        (f"margin {H_C1_MARGIN:g}: orthogonal − Glorot > 0", "stated", "Hlav §5: \"the training curve on the "
-         "validation accuracy is in average lower for the non-orthogonal initialization than the orthogonal "
-         "ones\""),
-        (f"the validation curve averaged over epochs {H_C1_FIRST_EPOCH}…E, per seed; orthogonal: the mean over "
-         "its configurations", "choice", "Hlav §5 compares the curves \"in average\" (its Fig. 8); epoch 0 is "
-         "the untrained network"),
-        (f"difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
-        (f"≥ {H1_MIN_EPOCHS} epochs, ≥ {H1_MIN_TRAIN} training sequences", "choice", "Hlav §5 trains on 48000 "
-         "and states no number of epochs"),
-    ])
-
-
-CLAIM_H_C2 = Claim(
-    "H-C2", "Hlav §5", "gain-adjusted regularisation is always outperforming the unadjusted one at equal λ",
-    "The gain-adjusted regularized models are always outperforming the non-adjusted one",
-    "per (regulariser form, λ): seed-mean final validation accuracy, adjusted − unadjusted",
-    ("H_C2_MARGIN", "STAT_Z"), ("hlav_rnn",), comparison=True,
-    judge=judge_h_c2,
-    provenance=[
-        ("MNIST", "stated", "Hlav §5"),
-        ("adjusted > unadjusted at every (form, λ)", "stated", "Hlav §5: \"always outperforming\""),
-        (f"margin {H_C2_MARGIN:g}; difference of seed means ± {STAT_Z:g} se", "choice", RULE_WHY),
-        ("scale", "choice", "as H-C1"),
-    ])
-
-
-CLAIM_H_C3 = Claim(
-    "H-C3", "Hlav Def. 2.3, §5, Figs. 7, 9",
-    "Glorot's recurrent kernel is not well conditioned; orthogonal stays near the gain",
-    "the massive pink area represents a kernel matrix not well conditioned (§5); κ(M) = σ_max(M)/σ_min(M) "
-    "(Def. 2.3, eq. 6)",
-    "after the last epoch: seed-mean condition number κ = σ_max/σ_min of the recurrent kernel; |mean σ − g|/g",
-    ("H_C3_KAPPA_RATIO", "H_C3_GAIN_TOL"), ("hlav_rnn",),
-    judge=judge_h_c3,
-    provenance=[
-        ("MNIST", "stated", "Hlav §5"),
-        ("condition number κ = σ_max/σ_min", "stated", "Hlav Def. 2.3, eq. (6): \"κ(M) = σ_max(M)/σ_min(M)\"; "
-         "\"A matrix has a condition number of exactly 1 if it is a linear isometry\""),
-        ("Glorot's spectrum not well conditioned", "stated", "Hlav §5: \"the massive pink area represents a "
-         "kernel matrix not well conditioned\""),
-        (f"Glorot's κ ≥ ×{H_C3_KAPPA_RATIO:g} every orthogonal κ", "choice", "an order of magnitude; written "
-         "after the CPU reference's H1 runs had been seen (there: 115 against ≤ 3.3), so provisional until "
-         "the reference is regenerated under it"),
-        (f"±{H_C3_GAIN_TOL:.0%} of g", "choice", "\"stays near the gain\""),
-        ("scale", "choice", "as H-C1"),
-    ])
 
 
 CLAIM_H_C4 = Claim(

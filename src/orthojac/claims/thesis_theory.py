@@ -123,6 +123,33 @@ def judge_h_c5(runs, metrics, spectra, hlav_linear: pd.DataFrame | None = None) 
     return _verdict("H-C5", numbers, tol, REPRODUCED if ok else NOT_REPRODUCED)
 
 
+CLAIM_H_C5 = Claim(
+    "H-C5", "Hlav §3 (Saxe et al. 2013), Fig. 2",
+    "deep linear nets: orthogonal learning time is flat in depth, Gaussian grows",
+    "they obtain a training time (number of epochs required to achieve a certain degree of accuracy) that "
+    "is independent of depth, unlike Gaussian initialization that scales linearly with depth",
+    "per (weights, depth): median over ≥ 3 seeds of the SGD steps to a target validation accuracy "
+    "(Fig. 2's measure) and how many seeds reached it",
+    ("H_C5_FLAT", "H_C5_GROWTH", "H_C5_RESOLUTION"), ("hlav_linear",),
+    judge=judge_h_c5,
+    provenance=[
+        ("steps to a fixed validation accuracy", "stated", "Hlav Fig. 2 caption: \"Time of training to reach a "
+         "certain accuracy threshold\"; Hlav §3: \"training time (number of epochs required to achieve a certain "
+         "degree of accuracy)\""),
+        (f"×{H_C5_FLAT:g} (flat), ×{H_C5_GROWTH:g} (grows)", "choice", "Hlav §3: \"independent of depth\" (a factor "
+         f"{H_C5_FLAT:g} over ×{H_C5_MIN_RANGE} or more in depth), \"scales linearly with depth\" (×{H_C5_MIN_RANGE} in "
+         f"depth would give ×{H_C5_MIN_RANGE}; ×{H_C5_GROWTH:g} asks a quarter of it)"),
+        (f"≥ {H_C5_MIN_DEPTHS} depths spanning ×{H_C5_MIN_RANGE}", "choice", "Hlav §3: Gaussian time \"scales "
+         "linearly with depth\", so ×16 in depth should show"),
+        (f"median over ≥ {H_C5_MIN_SEEDS} seeds a cell, each seed its own initialisation and batch order", "choice",
+         "one run's first crossing of the target depends on its oscillating curve; a median of 3 or more is "
+         "not decided by one run"),
+        (f"evaluation interval ≤ {H_C5_RESOLUTION:g} × the fastest median", "choice", "a time t read every Δ "
+         "steps is known to within Δ, a ratio of times to within about Δ/t: ≤ 10 %, a fifth of the room "
+         f"between ×1 and the flatness factor ×{H_C5_FLAT:g}"),
+    ])
+
+
 def h_c6_cells(h4: pd.DataFrame) -> pd.DataFrame:
     """Per (activation, weights, depth, metric ∈ {mean, variance}) with L ≤ H_C6_DEPTH_RATIO·n:
     the seed mean `empirical`, `theory`, seed-to-seed `sd`, `n` seeds, `width`, and `se`, the
@@ -208,33 +235,6 @@ def judge_h_c6(runs, metrics, spectra, h4: pd.DataFrame | None = None) -> Verdic
     if seeds < H_C6_MIN_SEEDS:
         return _verdict("H-C6", f"{numbers} ({seeds} seed: no seed-to-seed spread)", tol, INCONCLUSIVE)
     return _verdict("H-C6", numbers, tol, NOT_REPRODUCED if len(failed) else REPRODUCED)
-
-
-CLAIM_H_C5 = Claim(
-    "H-C5", "Hlav §3 (Saxe et al. 2013), Fig. 2",
-    "deep linear nets: orthogonal learning time is flat in depth, Gaussian grows",
-    "they obtain a training time (number of epochs required to achieve a certain degree of accuracy) that "
-    "is independent of depth, unlike Gaussian initialization that scales linearly with depth",
-    "per (weights, depth): median over ≥ 3 seeds of the SGD steps to a target validation accuracy "
-    "(Fig. 2's measure) and how many seeds reached it",
-    ("H_C5_FLAT", "H_C5_GROWTH", "H_C5_RESOLUTION"), ("hlav_linear",),
-    judge=judge_h_c5,
-    provenance=[
-        ("steps to a fixed validation accuracy", "stated", "Hlav Fig. 2 caption: \"Time of training to reach a "
-         "certain accuracy threshold\"; Hlav §3: \"training time (number of epochs required to achieve a certain "
-         "degree of accuracy)\""),
-        (f"×{H_C5_FLAT:g} (flat), ×{H_C5_GROWTH:g} (grows)", "choice", "Hlav §3: \"independent of depth\" (a factor "
-         f"{H_C5_FLAT:g} over ×{H_C5_MIN_RANGE} or more in depth), \"scales linearly with depth\" (×{H_C5_MIN_RANGE} in "
-         f"depth would give ×{H_C5_MIN_RANGE}; ×{H_C5_GROWTH:g} asks a quarter of it)"),
-        (f"≥ {H_C5_MIN_DEPTHS} depths spanning ×{H_C5_MIN_RANGE}", "choice", "Hlav §3: Gaussian time \"scales "
-         "linearly with depth\", so ×16 in depth should show"),
-        (f"median over ≥ {H_C5_MIN_SEEDS} seeds a cell, each seed its own initialisation and batch order", "choice",
-         "one run's first crossing of the target depends on its oscillating curve; a median of 3 or more is "
-         "not decided by one run"),
-        (f"evaluation interval ≤ {H_C5_RESOLUTION:g} × the fastest median", "choice", "a time t read every Δ "
-         "steps is known to within Δ, a ratio of times to within about Δ/t: ≤ 10 %, a fifth of the room "
-         f"between ×1 and the flatness factor ×{H_C5_FLAT:g}"),
-    ])
 
 
 CLAIM_H_C6 = Claim(
