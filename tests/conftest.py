@@ -38,7 +38,7 @@ TIERS = ("fast", "pipeline", "system")
 FILE_TIERS = {
     **dict.fromkeys([
         "test_activations.py", "test_checkpoints.py", "test_claims.py", "test_claims_h2.py",
-        "test_claims_h3.py", "test_claims_hlav.py", "test_claims_rule.py", "test_compare.py",
+        "test_claims_h3.py", "test_claims_hlav.py", "test_claims_registry.py", "test_claims_rule.py", "test_compare.py",
         "test_config.py", "test_config_fuzz.py", "test_config_hardening.py",
         "test_console_scripts.py", "test_data.py", "test_downloads.py", "test_envs.py",
         "test_families.py", "test_fastpath.py", "test_files.py", "test_h4.py", "test_hlav.py",

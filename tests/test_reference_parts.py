@@ -203,6 +203,13 @@ def test_a_part_of_an_earlier_commit_counts_only_if_nothing_that_decides_results
     (src / "claims.py").write_text("x = 2\n")
     git("commit", "-qam", "a judge")
     assert reference.result_code_changes(part_commit, tmp_path) == []
+    git("rm", "-q", "src/orthojac/claims.py")  # the judges become a package: no file of it decides results
+    (src / "claims").mkdir()
+    for name in ("__init__.py", "rules.py", "paper.py"):
+        (src / "claims" / name).write_text("x = 3\n")
+    git("add", ".")
+    git("commit", "-qm", "the judges as a package")
+    assert reference.result_code_changes(part_commit, tmp_path) == []
     out = tmp_path / "snapshot"
     out.mkdir()
     (out / "manifest-one.json").write_text(json.dumps(_manifest("one", ["a"], commit=part_commit)))

@@ -267,6 +267,9 @@ def gather_parts(info: dict, manifests: dict[str, dict]) -> dict:
 NOT_RESULT_CODE = frozenset(f"src/orthojac/{name}.py" for name in (
     "claims", "compare", "figures", "ledgerview", "render", "report", "reportcheck", "tables", "reference",
     "workflow", "progress", "progress_line", "cli", "__main__"))
+# … and the packages of src/orthojac that decide none: the judges (orthojac.claims, a package since
+# it was split from claims.py, which stays above so that a part made before the split counts).
+NOT_RESULT_PACKAGES = ("src/orthojac/claims/",)
 # (pyproject.toml is not among them: the installed versions are requirements.lock's, and its console
 # scripts decide nothing.)
 RESULT_PATHS = ("src/orthojac", "requirements.lock", "envs")
@@ -276,14 +279,14 @@ THESIS_PROGRAMS = "src/orthojac/thesis/"  # the thesis sections' programs (the p
 
 
 def result_code_changes(commit: str, repo: Path = Path("."), thesis: bool = True) -> list[str] | None:
-    """The files that decide results (RESULT_PATHS but NOT_RESULT_CODE) that differ between
+    """The files that decide results (RESULT_PATHS but NOT_RESULT_CODE and NOT_RESULT_PACKAGES) that differ between
     `commit` and this checkout's HEAD; None if git cannot tell (an unknown commit). `thesis`
     False: for a part without thesis sections, whose jobs run none of the thesis' programs."""
     done = subprocess.run(["git", "-C", str(repo), "diff", "--name-only", commit, "HEAD", "--", *RESULT_PATHS],
                           capture_output=True, text=True)
     if done.returncode:
         return None
-    return [f for f in done.stdout.split() if f not in NOT_RESULT_CODE
+    return [f for f in done.stdout.split() if f not in NOT_RESULT_CODE and not f.startswith(NOT_RESULT_PACKAGES)
             and (thesis or not f.startswith(THESIS_PROGRAMS))]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import final_accuracy, ledger
+from .claims import final_accuracy, ledger_of
 from .config import RunConfig
 from .ledgerview import key_number
 from .workflow import PAGES
@@ -122,12 +122,7 @@ def ledger_from_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     test recomputes from a committed reference's tables."""
     from .scale import with_scale
 
-    empty = pd.DataFrame()
-    runs = tables.get("runs", empty)
-    claims = ledger(runs, tables.get("metrics", empty), tables.get("spectra", empty), h4=tables.get("h4"),
-                    hlav=tables.get("hlav_rnn"), layers=tables.get("layers"), hlav_lstm=tables.get("hlav_lstm"),
-                    hlav_linear=tables.get("hlav_linear"))
-    return with_scale(claims, runs, tables)
+    return with_scale(ledger_of(tables), tables.get("runs", pd.DataFrame()), tables)
 
 
 # The figure that decides each claim (a name of orthojac.figures.FIGURES or of a section's figures),
