@@ -33,7 +33,8 @@ STAGES = [
                 "orthojac.tables", "orthojac.ledgerview"], ["base"]),
     ("plan", ["orthojac.workflow", "orthojac.progress"], ["base", "data"]),
     ("report", ["orthojac.figures", "orthojac.thesis.figures", "orthojac.scale", "orthojac.report",
-                "orthojac.render", "orthojac.reportcheck", "orthojac.reference", "orthojac.compare"],
+                "orthojac.render", "orthojac.reportcheck", "orthojac.reference", "orthojac.reference_env",
+                "orthojac.reference_snapshot", "orthojac.reference_parts", "orthojac.compare"],
      ["base", "claims", "plan"]),
     ("command", ["orthojac.cli", "orthojac.__main__"], ["base"]),  # cli imports its command on demand
 ]
