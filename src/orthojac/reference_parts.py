@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout: Snakefile, config/, 
 # job list, and Snakemake's dry run, which would train again a job whose parameters changed.
 NOT_RESULT_CODE = frozenset(f"src/orthojac/{name}.py" for name in (
     "claims", "compare", "figures", "ledgerview", "render", "report", "reportcheck", "tables", "reference",
-    "reference_env", "reference_snapshot", "reference_parts", "workflow", "progress", "progress_line", "cli",
-    "__main__"))
+    "reference_env", "reference_snapshot", "reference_parts", "workflow", "workflow_config", "workflow_sections",
+    "progress", "progress_line", "cli", "__main__"))
 # … and the packages of src/orthojac that decide none: the judges (orthojac.claims, a package since
 # it was split from claims.py, which stays above so that a part made before the split counts).
 NOT_RESULT_PACKAGES = ("src/orthojac/claims/",)
