@@ -138,3 +138,13 @@ def test_a_planted_upward_import_is_found(tmp_path):
     assert upward_imports(import_graph(tmp_path)) == [
         ("orthojac.data", "orthojac.thesis.common"), ("orthojac.regularisers", "orthojac.models"),
         ("orthojac.thesis.deep", "orthojac.train"), ("orthojac.train", "orthojac.workflow")]
+
+
+MAX_MODULE_LINES = 400  # issue 28: a module a reader can hold; split by what the code does beyond it
+
+
+def test_no_module_is_over_the_line_limit():
+    """Every module of the package has at most MAX_MODULE_LINES lines."""
+    long = {str(p.relative_to(SRC)): n for p in sorted(SRC.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by what they do): {long}"
