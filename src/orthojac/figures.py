@@ -11,6 +11,9 @@ of the layers table; a "not measured" panel when the configuration records none)
 init_study.png (the depth-200 initialisation study of docs/replication.md §5: final test accuracy of each
 initialisation, per learning rate and family, from init_study.csv, against the residual baseline at
 the study's depth when the configuration trained one).
+
+Each is declared once, with its report subcategory, caption, the tables it reads and the name of
+its function here, in orthojac.workflow_sections.PAPER_FIGURES; main draws every declared figure.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ import seaborn as sns  # noqa: E402
 from .claims import P1_TOL, P5_EPS, final_accuracy  # noqa: E402
 from .files import atomic_write_bytes  # noqa: E402
 from .ledgerview import overview_table  # noqa: E402
+from .workflow_sections import PAPER_FIGURES  # noqa: E402
 
-FIGURES = ("accuracy", "loss", "accuracy_vs_depth", "singular_values", "layer_defect", "grad_norm",
-           "init_study")
+FIGURES = tuple(PAPER_FIGURES)  # the names of the figures main draws, declared in PAPER_FIGURES
 # The per-layer max |σ − 1| each claim's judge holds a layer to (orthojac.claims): P1 every layer
 # of an orthogonal network at initialisation, P5 a limit layer with a small modulation strength δ.
 LAYER_DEFECT_TOLERANCE = {"P1": P1_TOL, "P5": P5_EPS}
@@ -96,6 +99,14 @@ def curves(runs, metrics, metric: str, path: Path, splits=("train", "test")) -> 
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", metric)
     save_figure(grid, path)
+
+
+def accuracy_curves(runs, metrics, path: Path) -> None:
+    curves(runs, metrics, "accuracy", path)
+
+
+def loss_curves(runs, metrics, path: Path) -> None:
+    curves(runs, metrics, "loss", path)
 
 
 def accuracy_vs_depth(runs, metrics, path: Path) -> None:
@@ -230,6 +241,12 @@ def init_study(study: pd.DataFrame, path: Path, baseline: tuple[float, int] | No
     save_figure(grid, path)
 
 
+def init_study_figure(runs, metrics, study, path: Path) -> None:
+    """init_study, with the residual baseline at the study's deepest depth (residual_baseline)."""
+    baseline = residual_baseline(runs, metrics, int(study["depth"].max())) if not study.empty else None
+    init_study(study, path, baseline)
+
+
 VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "inconclusive": "#e0a100"}
 OVERVIEW_LIMIT = 3.0  # the overview's x axis: normalised margins beyond ±3 are drawn at its edge
 
@@ -301,16 +318,20 @@ def main(argv: list[str] | None = None) -> None:
         path = args.tables / f"{name}.csv"
         return pd.read_csv(path) if path.stat().st_size > 1 else pd.DataFrame()
 
-    runs, metrics, spectra, layers, study = (read(n) for n in ("runs", "metrics", "spectra", "layers", "init_study"))
+    tables = {name: read(name) for name in dict.fromkeys(t for f in PAPER_FIGURES.values() for t in f.tables)}
     sns.set_theme(style="whitegrid", context="paper")
-    curves(runs, metrics, "accuracy", args.out_dir / "accuracy.png")
-    curves(runs, metrics, "loss", args.out_dir / "loss.png")
-    accuracy_vs_depth(runs, metrics, args.out_dir / "accuracy_vs_depth.png")
-    singular_values(runs, spectra, args.out_dir / "singular_values.png")
-    layer_defect(runs, layers, args.out_dir / "layer_defect.png")
-    grad_norm(runs, layers, args.out_dir / "grad_norm.png")
-    baseline = residual_baseline(runs, metrics, int(study["depth"].max())) if not study.empty else None
-    init_study(study, args.out_dir / "init_study.png", baseline)
+    for name, figure in PAPER_FIGURES.items():
+        draw(figure, tables, args.out_dir / f"{name}.png")
+
+
+def draw(figure, tables: dict[str, pd.DataFrame], path: Path) -> None:
+    """Draw a declared figure (orthojac.workflow_sections.PaperFigure): its function of this module,
+    given the tables it reads, in its order, and the path."""
+    function = globals().get(figure.draw)
+    if not callable(function):
+        raise ValueError(f"paper figure {figure.name!r}: its drawing function {figure.draw!r} is not a "
+                         "function of orthojac.figures")
+    function(*(tables[t] for t in figure.tables), path)
 
 
 if __name__ == "__main__":

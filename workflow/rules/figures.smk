@@ -26,10 +26,10 @@ rule figures:
             report(
                 f"results/figures/{name}.png",
                 category="Figures",
-                subcategory=subcategory,
+                subcategory=figure.subcategory,
                 labels={"figure": name.replace("_", " ")},
             )
-            for name, subcategory in PAPER_FIGURES.items()
+            for name, figure in PAPER_FIGURES.items()
         ],
     log:
         "results/logs/figures.log",
