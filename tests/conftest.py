@@ -41,7 +41,7 @@ FILE_TIERS = {
         "test_claims_h3.py", "test_claims_hlav.py", "test_claims_registry.py", "test_claims_rule.py", "test_compare.py",
         "test_config.py", "test_config_fuzz.py", "test_config_hardening.py",
         "test_console_scripts.py", "test_data.py", "test_downloads.py", "test_envs.py",
-        "test_families.py", "test_fastpath.py", "test_files.py", "test_h4.py", "test_hlav.py",
+        "test_families.py", "test_fastpath.py", "test_figure_registry.py", "test_files.py", "test_h4.py", "test_hlav.py",
         "test_hlav_depth.py", "test_hlav_lstm.py", "test_import_graph.py", "test_init_study.py",
         "test_layers.py", "test_mnist.py", "test_progress.py", "test_reference_cpu.py", "test_reference_parts.py",
         "test_reference_rounding.py", "test_regularisers.py", "test_report.py", "test_report_overview.py", "test_scale.py",

@@ -13,8 +13,6 @@ import yaml
 
 from conftest import REPO
 from orthojac import report
-from orthojac.workflow import PAPER_FIGURES
-from orthojac.figures import FIGURES
 from orthojac.config import add_arguments
 from orthojac.workflow import SECTIONS, Pipeline, load_config, replace_sections_whole, values
 
@@ -68,10 +66,6 @@ def test_every_section_of_the_registry_is_a_config_section_with_its_keys_and_a_r
     for name, section in SECTIONS.items():
         properties = set(SCHEMA["properties"][name]["properties"])
         assert properties - set(section.flags) - workflow_keys == set(), name
-
-
-def test_the_paper_figures_are_those_orthojac_figures_draws():
-    assert tuple(PAPER_FIGURES) == FIGURES
 
 
 def test_a_run_of_an_unknown_dataset_or_a_checkpoint_past_the_epochs_is_refused():

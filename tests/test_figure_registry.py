@@ -1,0 +1,136 @@
+"""The figures' registry (orthojac.workflow_sections): a paper figure declared once, with its report
+subcategory, caption, tables and drawing function, reaches the workflow's file list, the figures
+job's folder and the caption its report page shows; the thesis sections' figures carry theirs."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from orthojac import figures, workflow_sections
+from orthojac.workflow import Pipeline, load_config
+from orthojac.workflow_sections import (PAPER_FIGURES, PAPER_TABLES, SECTIONS, PaperFigure, figure_caption,
+                                        figure_markdown, register)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The columns of a paper table with no rows (a configuration that ran nothing of it).
+EMPTY_COLUMNS = {"runs": ["experiment", "run", "family", "activation", "bias_init", "status", "diverged_step",
+                          "depth", "seed", "claims"],
+                 "metrics": ["experiment", "run", "metric", "split", "epoch", "step", "value"],
+                 "spectra": ["experiment", "run", "checkpoint", "sigma"],
+                 "layers": ["experiment", "run", "checkpoint", "layer", "metric", "value"]}
+
+
+def notebook_cell(notebook: str, needle: str) -> str:
+    """The source of the one code cell of notebooks/<notebook>.py.ipynb that contains `needle`."""
+    cells = json.loads((REPO / f"notebooks/{notebook}.py.ipynb").read_text())["cells"]
+    found = ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and needle in "".join(c["source"])]
+    assert len(found) == 1, (notebook, needle, len(found))
+    return found[0]
+
+
+def shown_by_the_paper_page(figure_paths: list[str]) -> list[tuple[str, str]]:
+    """What the paper notebook's figures cell displays, run as it is with `figure_paths` as its
+    snakemake input: (kind, text or file) of each display call."""
+    shown = []
+    namespace = {"snakemake": SimpleNamespace(input=SimpleNamespace(figures=figure_paths)), "Path": Path,
+                 "Markdown": lambda text: ("markdown", text), "Image": lambda filename: ("image", filename),
+                 "display": shown.append}
+    exec(notebook_cell("paper", "figure_markdown"), namespace)
+    return shown
+
+
+def test_a_figure_declared_once_reaches_the_plan_the_figures_folder_and_the_report_caption(tmp_path, monkeypatch):
+    calls = []
+
+    def screen_scores(screens, path):
+        """The new figure's function: one bar per screened setting."""
+        calls.append(screens)
+        fig, ax = figures.plt.subplots(figsize=(3, 2))
+        ax.bar(screens["run"], screens["score"])
+        figures.save_figure(fig, path)
+
+    monkeypatch.setattr(figures, "screen_scores", screen_scores, raising=False)
+    monkeypatch.setitem(PAPER_FIGURES, "screen_scores",
+                        PaperFigure("screen_scores", "Screens", ("screens",), "screen_scores",
+                                    "Score of each screened setting (a figure added by the test)."))
+
+    # the plan: the report (and the figures rule, which writes every PAPER_FIGURES entry) asks for it
+    config = load_config([], base=REPO / "config/config.yaml")
+    requested = Pipeline(config).report_figures()
+    paper = [f"results/figures/{name}.png" for name in PAPER_FIGURES]
+    assert requested[:len(paper)] == paper and paper[-1] == "results/figures/screen_scores.png"
+
+    # the figures job: drawn from the tables it declares, beside every other declared figure
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for name in PAPER_TABLES:  # no rows: the other figures say so
+        (tables / f"{name}.csv").write_text(",".join(EMPTY_COLUMNS.get(name, [])) + "\n")
+    screens = pd.DataFrame({"screen": ["s", "s"], "run": ["a", "b"], "score": [0.25, 0.5]})
+    screens.to_csv(tables / "screens.csv", index=False)
+    out = tmp_path / "figures"
+    figures.main(["--tables", str(tables), "--out-dir", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.png" for name in PAPER_FIGURES)
+    assert (out / "screen_scores.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert len(calls) == 1 and calls[0].equals(screens)
+
+    # the report: the paper page's figures cell shows it under its heading, with its caption
+    shown = shown_by_the_paper_page([str(out / f"{name}.png") for name in PAPER_FIGURES]
+                                    + ["results/figures/hlav_spectrum.png"])
+    heading = ("markdown", "### screen scores\n\nScore of each screened setting (a figure added by the test).")
+    assert shown[-2:] == [heading, ("image", str(out / "screen_scores.png"))]
+    assert len(shown) == 2 * len(PAPER_FIGURES)  # a thesis figure is another page's
+
+
+def test_the_figures_rule_writes_each_declared_figure_under_its_subcategory():
+    rule = (REPO / "workflow/rules/figures.smk").read_text()
+    assert "for name, figure in PAPER_FIGURES.items()" in rule and "subcategory=figure.subcategory" in rule
+    assert {f.subcategory for f in PAPER_FIGURES.values()} == {"Training", "Jacobian spectra", "Gradients"}
+
+
+def test_every_declared_figure_has_its_function_and_reads_only_paper_tables():
+    for name, figure in PAPER_FIGURES.items():
+        assert callable(getattr(figures, figure.draw, None)), name
+        assert figure.caption and set(figure.tables) <= set(PAPER_TABLES), name
+    assert figures.FIGURES == tuple(PAPER_FIGURES)
+
+
+def test_a_figure_whose_function_is_missing_or_declared_twice_is_an_error_naming_it(tmp_path):
+    lost = PaperFigure("lost", "Training", ("runs",), "no_such_function", "Lost.")
+    with pytest.raises(ValueError, match="'lost': its drawing function 'no_such_function' is not a function"):
+        figures.draw(lost, {"runs": pd.DataFrame()}, tmp_path / "lost.png")
+    with pytest.raises(ValueError, match="paper figure 'lost' is declared twice"):
+        register(lost, lost)
+    with pytest.raises(ValueError, match=r"'odd' reads \['nope'\], not tables of PAPER_TABLES"):
+        register(PaperFigure("odd", "Training", ("runs", "nope"), "grad_norm", "Odd."))
+
+
+def test_every_thesis_figure_has_its_caption_and_an_unknown_figure_is_named():
+    for section in SECTIONS.values():
+        for name, caption in section.figures.items():
+            assert caption and figure_caption(name) == caption
+            assert figure_markdown(name) == f"### {name.replace('_', ' ')}\n\n{caption}"
+    with pytest.raises(KeyError, match="figure 'nope' is declared by no paper figure"):
+        figure_caption("nope")
+
+
+def test_no_notebook_keeps_captions_of_its_own():
+    """The pages read every caption from the registry (figure_caption, figure_markdown)."""
+    for notebook in ("paper", "hlav", "theory"):
+        source = (REPO / f"notebooks/{notebook}.py.ipynb").read_text()
+        assert "CAPTIONS" not in source and "counterpart" not in source, notebook
+        assert "orthojac.workflow_sections import" in source, notebook
+
+
+def test_the_registry_is_the_plan_stages_and_draws_nothing():
+    """The planner reads the registry, so the registry imports no plotting library."""
+    tree = ast.parse(Path(workflow_sections.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported and not {m.split(".")[0] for m in imported} & {"matplotlib", "seaborn"}
