@@ -116,7 +116,7 @@ def accuracy_vs_depth(runs, metrics, path: Path) -> None:
         return message_figure(path, "no runs")
     grid = sns.relplot(data=acc, x="depth", y="accuracy", hue="model", col="experiment",
                        col_wrap=min(4, acc["experiment"].nunique()),  # a page's width, not one long row
-                       kind="line", marker="o", height=3, aspect=1.3)
+                       kind="line", marker="o", height=3, aspect=1.3, seed=0)
     depths = sorted(acc["depth"].unique())
     for ax in grid.axes.flat:
         ax.set_xscale("log", base=2)
@@ -160,7 +160,7 @@ def layer_defect(runs, layers, path: Path) -> None:
     data = data.merge(runs.assign(model=model_label(runs), panel=_panel(runs))[
         ["experiment", "run", "model", "depth", "panel"]])
     grid = sns.relplot(data=data, x="layer", y="value", hue="model", col="checkpoint", row="panel",
-                       kind="line", marker="o", height=3, aspect=1.3, col_order=_checkpoints(data),
+                       kind="line", marker="o", height=3, aspect=1.3, col_order=_checkpoints(data), seed=0,
                        facet_kws={"sharey": False})
     tolerances = defect_tolerances(runs)
     experiment_of = dict(zip(data["panel"], data["experiment"]))
@@ -185,7 +185,7 @@ def grad_norm(runs, layers, path: Path) -> None:
         return message_figure(path, "per-layer gradient norms: not measured in this configuration")
     data = data.merge(runs.assign(model=model_label(runs))[["experiment", "run", "model", "depth"]])
     grid = sns.relplot(data=data, x="layer", y="value", hue="model", col="checkpoint", row="depth",
-                       kind="line", marker="o", height=3, aspect=1.3, col_order=_checkpoints(data),
+                       kind="line", marker="o", height=3, aspect=1.3, col_order=_checkpoints(data), seed=0,
                        facet_kws={"sharey": False})
     for ax in grid.axes.flat:
         ax.set_yscale("log")
