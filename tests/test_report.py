@@ -216,3 +216,14 @@ def test_the_reference_is_compared_only_with_another_run(tmp_path):
     assert table.count("<tr>") == len(CLAIMS) + 1 and "CPU reference verdict" in table
     assert "CPU reference verdict" not in ledger_html(reference, None)
     assert 'href="paper.html#claim-P5"' in table and "source: ≈ 89%" in table  # P5's number beside ours
+
+
+def test_every_notebook_cell_has_a_fixed_id_of_its_own():
+    """A cell without an id gets a random one each time the page is rendered (nbformat 4.5), so
+    the same tables would give a different page: every cell names its own, unique in its notebook."""
+    import json
+
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        ids = [cell.get("id") for cell in json.loads(path.read_text())["cells"]]
+        assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id"
+        assert len(set(ids)) == len(ids), f"{path.name}: a cell id is used twice"
