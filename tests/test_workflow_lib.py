@@ -13,7 +13,8 @@ import yaml
 
 from conftest import REPO
 from orthojac.config import add_arguments
-from orthojac.workflow import EXPERIMENTS, PAGES, PAPER_FIGURES, PAPER_TABLES, SECTIONS, Pipeline, load_config, replace_sections_whole, values
+from orthojac.workflow import (EXPERIMENTS, PAGES, PAPER_FIGURES, PAPER_TABLES, SECTIONS, Pipeline, load_config,
+                               replace_sections_whole, values)
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
