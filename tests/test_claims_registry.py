@@ -1,13 +1,21 @@
 """A claim is one object: a Claim (its id, source, quote, thresholds, the tables its judge reads,
-the judge and the provenance of each threshold) registered in orthojac.claims.CLAIMS reaches the
-ledger, its fragility and the report's claims table with nothing else routed by hand."""
+the judge, the provenance of each threshold, its report page and its figure) registered in
+orthojac.claims.CLAIMS reaches the ledger, its fragility, the report's claims table and its page
+with nothing else routed by hand. One test adds a claim to a temporary copy of the package as a
+new claim is added (a module of its own and its entry in the registry's tuple, nothing else
+edited) and sees it reach the ledger and its page."""
 
+import json
+import os
+import shutil
+import subprocess
 import sys
 import types
 
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from orthojac import claims, report
 from orthojac.claims import CLAIMS, JUDGES, NOT_REPRODUCED, REPRODUCED, Claim, ledger_of
 
@@ -29,7 +37,7 @@ def judge_p8(runs, metrics, spectra, layers=None):
 
 CLAIM_P8 = Claim(
     "P8", "a test's source", "a test claim", "the sentence it encodes", "mean final test accuracy", ("P8_MIN",),
-    ("runs", "metrics", "layers"), judge=judge_p8,
+    ("runs", "metrics", "layers"), page="paper", figure="accuracy_vs_depth", judge=judge_p8,
     provenance=[(f"≥ {P8_MIN:g}", "choice", "a test's threshold")])
 '''
 
@@ -39,9 +47,7 @@ def extra_claim(monkeypatch):
     module = types.ModuleType("orthojac.claims.extra")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     exec(EXTRA, vars(module))
-    monkeypatch.setitem(CLAIMS, "P8", module.CLAIM_P8)
-    title, ids = report.SECTIONS["paper"]
-    monkeypatch.setitem(report.SECTIONS, "paper", (title, (*ids, "P8")))  # its page in the report
+    monkeypatch.setitem(CLAIMS, "P8", module.CLAIM_P8)  # nothing else: its page is its own `page`
     return module
 
 
@@ -71,6 +77,9 @@ def test_a_registered_claim_reaches_the_ledger_its_fragility_and_the_report(extr
     table = report.ledger_html(ledger.reset_index())
     assert table.count("<tr>") == len(CLAIMS) + 1
     assert '<a href="paper.html#claim-P8">P8</a>' in table and "a test claim" in table
+    assert "the figure that decides it (accuracy_vs_depth)" in table
+    assert report.page_claims("paper")[-1] == "P8" and report.claim_page("P8") == "paper"
+    assert "P8" in report.experiment_claims("paper") and "P8" not in report.page_claims("hlav")
 
 
 def test_the_ledger_judges_only_the_claims_asked_with_the_tables_each_reads():
@@ -86,7 +95,63 @@ def test_the_ledger_judges_only_the_claims_asked_with_the_tables_each_reads():
 
 
 def test_a_claim_reading_a_table_the_ledger_does_not_make_is_an_error_naming_it(monkeypatch):
-    bad = Claim("X", "s", "st", "q", "stat", (), ("runs", "hlav_rnns"), judge=JUDGES["P1"])
+    bad = Claim("X", "s", "st", "q", "stat", (), ("runs", "hlav_rnns"), page="paper", judge=JUDGES["P1"])
     monkeypatch.setitem(CLAIMS, "X", bad)
     with pytest.raises(KeyError, match="claim X reads hlav_rnns: not a table of the ledger"):
         ledger_of({}, ["X"])
+
+
+# Run with the temporary copy first on the path: the ledger and the paper page as its notebook
+# opens it (the first cell of notebooks/paper.py.ipynb, run with a job's snakemake object).
+IN_THE_COPY = """
+import json, sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import orthojac
+from orthojac.report import claim_page, ledger_from_tables, read_tables
+
+folder = Path(sys.argv[1])
+paths = sorted(str(p) for p in folder.glob("*.csv"))
+ledger = ledger_from_tables(read_tables(paths)).set_index("claim")
+cells = json.loads(Path(sys.argv[2]).read_text())["cells"]
+job = SimpleNamespace(wildcards=SimpleNamespace(page="paper"), input=SimpleNamespace(tables=paths),
+                      output=SimpleNamespace(provenance=str(folder / "paper.provenance.txt")),
+                      config={"experiments": [{"name": "e", "claims": ["P8"], "settings": {}}]})
+page = {"snakemake": job}
+exec("".join(cells[0]["source"]), page)
+print(json.dumps({"package": orthojac.__file__, "claims": list(ledger.index), "P8": ledger.loc["P8"].to_dict(),
+                  "page": claim_page("P8"), "page_claims": list(page["page_claims"]),
+                  "experiments": page["experiments"], "runs": sorted(page["runs"]["run"]),
+                  "provenance": sorted(set(page["provenance"]["experiment"]))}))
+"""
+
+
+def test_a_claim_added_to_a_copy_of_the_package_reaches_the_ledger_and_its_page(tmp_path):
+    copy = tmp_path / "src"
+    shutil.copytree(REPO / "src/orthojac", copy / "orthojac", ignore=shutil.ignore_patterns("__pycache__"))
+    # the new claim: a module of orthojac.claims holding it, and its entry in the registry's tuple
+    (copy / "orthojac/claims/extra.py").write_text(EXTRA)
+    init = copy / "orthojac/claims/__init__.py"
+    source = init.read_text()
+    registered = "CLAIM_H_C4, CLAIM_H_C5, CLAIM_H_C6))"
+    assert source.count(registered) == 1
+    imports = "from .thesis_theory import CLAIM_H_C5, CLAIM_H_C6\n"
+    assert source.count(imports) == 1
+    init.write_text(source.replace(registered, "CLAIM_H_C4, CLAIM_H_C5, CLAIM_H_C6, CLAIM_P8))")
+                    .replace(imports, imports + "from .extra import CLAIM_P8\n"))
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for name, frame in _tables(0.7).items():
+        frame.to_csv(tables / f"{name}.csv", index=False)
+    env = {**os.environ, "PYTHONPATH": str(copy), "MPLBACKEND": "Agg"}
+    out = subprocess.run([sys.executable, "-c", IN_THE_COPY, str(tables), str(REPO / "notebooks/paper.py.ipynb")],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["package"].startswith(str(copy))  # the copy was imported, not the checkout
+    assert seen["claims"] == [*CLAIMS, "P8"]
+    assert seen["P8"]["verdict"] == REPRODUCED and seen["P8"]["numbers"] == "mean test accuracy 0.700 (layers given)"
+    assert seen["page"] == "paper" and seen["page_claims"][-1] == "P8"
+    assert seen["experiments"] == ["e"] and seen["runs"] == ["r0", "r1"]
+    assert seen["provenance"] == ["e"] and (tables / "paper.provenance.txt").is_file()

@@ -1,5 +1,5 @@
 """The rendered report as a reader gets it: every figure and link resolves, the ledger has one row
-per claim, the sections hold the right experiments, and `snakemake --report` packs the figures."""
+per claim, the pages hold the right experiments, and `snakemake --report` packs the figures."""
 
 from __future__ import annotations
 
@@ -14,36 +14,37 @@ from conftest import REPO, TEST_CONFIG, job_counts, run_snakemake
 from orthojac import figures
 from orthojac.claims import CLAIMS
 from orthojac.figures import FIGURES
-from orthojac.report import (SECTIONS, SPECTRUM_SETTINGS, claim_section, ledger_html, provenance_table,
-                             reference_verdicts, section_experiments)
+from orthojac.report import (SPECTRUM_SETTINGS, claim_page, experiment_claims, ledger_html, page_claims,
+                             page_experiments, provenance_table, reference_verdicts)
+from orthojac.workflow import EXPERIMENTS, PAGES
 from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
 
 matplotlib.use("Agg")
-SECTION_PAGES = list(SECTIONS)  # the one list of sections (orthojac.workflow and the rules read it too)
+REPORT_PAGES = list(PAGES)  # the one list of pages (orthojac.workflow.PAGES: the rules read it too)
 
 
 def test_every_image_and_link_of_the_fixture_report_resolves(tiny_pipeline):
     folder = tiny_pipeline / "results/report"
     assert check_report(folder) == []
-    assert sorted(p.name for p in folder.glob("*.html")) == sorted(["index.html"] + [f"{s}.html" for s in SECTION_PAGES])
+    assert sorted(p.name for p in folder.glob("*.html")) == sorted(["index.html"] + [f"{s}.html" for s in REPORT_PAGES])
 
 
-def test_every_section_has_a_notebook_and_the_workflow_plans_its_page(plan):
-    """The workflow renders one page per key of orthojac.report.SECTIONS, from its notebook
+def test_every_page_has_a_notebook_and_the_workflow_plans_it(plan):
+    """The workflow renders one page per key of orthojac.workflow.PAGES, from its notebook
     (planned in a folder of its own: a checkout where `make quick` made the report plans it too)."""
-    for section in SECTION_PAGES:
-        assert (REPO / f"notebooks/{section}.py.ipynb").is_file(), section
+    for page in REPORT_PAGES:
+        assert (REPO / PAGES[page].notebook).is_file(), page
     planned = job_counts(plan("config/quick.yaml"))
-    assert planned["report_section"] == len(SECTION_PAGES)
-    assert planned["render_page"] == len(SECTION_PAGES) + 1  # and the index
+    assert planned["report_section"] == len(REPORT_PAGES)
+    assert planned["render_page"] == len(REPORT_PAGES) + 1  # and the index
 
 
-def test_every_section_of_the_list_has_a_rendered_page(tiny_pipeline):
+def test_every_page_of_the_list_is_rendered(tiny_pipeline):
     folder = tiny_pipeline / "results/report"
-    for section in SECTION_PAGES:
-        page = parse_page(folder / f"{section}.html")
-        assert "index.html" in page.links, section
-        assert (folder / f"{section}.provenance.csv").is_file(), section
+    for name in REPORT_PAGES:
+        page = parse_page(folder / f"{name}.html")
+        assert "index.html" in page.links, name
+        assert (folder / f"{name}.provenance.csv").is_file(), name
 
 
 def test_theory_page_shows_h_c6_its_figure_and_the_h4_provenance(tiny_pipeline):
@@ -61,7 +62,7 @@ def test_theory_page_shows_h_c6_its_figure_and_the_h4_provenance(tiny_pipeline):
     assert set(h4["activation"]) == {"relu", "tanh"} and set(h4["depth"]) == {2, 4}
 
 
-def test_index_has_one_ledger_row_per_claim_and_links_every_section(tiny_pipeline):
+def test_index_has_one_ledger_row_per_claim_and_links_every_page(tiny_pipeline):
     index = parse_page(tiny_pipeline / "results/report/index.html")
     assert [row[0] for row in index.ledger_rows] == list(CLAIMS)
     ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv")
@@ -71,17 +72,17 @@ def test_index_has_one_ledger_row_per_claim_and_links_every_section(tiny_pipelin
     for row, (_, claim) in zip(index.ledger_rows, ledger.iterrows()):
         assert row[1].startswith(claim["statement"]) and claim["tolerance"] in row[1]
         assert row[4] == claim["scale"]
-    assert {f"{s}.html" for s in SECTION_PAGES} <= set(index.links)
-    assert {f"{claim_section(c)}.html#claim-{c}" for c in CLAIMS} <= set(index.links)
+    assert {f"{s}.html" for s in REPORT_PAGES} <= set(index.links)
+    assert {f"{claim_page(c)}.html#claim-{c}" for c in CLAIMS} <= set(index.links)
     assert (tiny_pipeline / "results/report/overview.png").read_bytes().startswith(PNG_SIGNATURE)
     assert len(index.images) == 1  # the overview
 
 
-def test_section_page_shows_every_figure_as_an_embedded_png(tiny_pipeline):
+def test_paper_page_shows_every_figure_as_an_embedded_png(tiny_pipeline):
     page = parse_page(tiny_pipeline / "results/report/paper.html")
     # every figure under Figures, and each claim's part opens with the figure that decides it
-    assert len(page.images) >= len(FIGURES) + len(SECTIONS["paper"][1])
-    assert set(page.claim_images) == set(SECTIONS["paper"][1]) and min(page.claim_images.values()) >= 1
+    assert len(page.images) >= len(FIGURES) + len(page_claims("paper"))
+    assert set(page.claim_images) == set(page_claims("paper")) and min(page.claim_images.values()) >= 1
     for src in page.images:
         assert base64.b64decode(src.partition(",")[2]).startswith(PNG_SIGNATURE)
     assert "index.html" in page.links
@@ -97,7 +98,7 @@ def test_snakemake_report_zip_contains_the_figures(tiny_pipeline, tmp_path, venv
     # The pages sit side by side in one folder of the zip, so the index's links to them resolve.
     archive.extractall(tmp_path / "unzipped")
     (index,) = (tmp_path / "unzipped").rglob("index.html")
-    assert {p.name for p in index.parent.glob("*.html")} == {"index.html"} | {f"{s}.html" for s in SECTION_PAGES}
+    assert {p.name for p in index.parent.glob("*.html")} == {"index.html"} | {f"{s}.html" for s in REPORT_PAGES}
     assert check_report(index.parent) == []
     assert 'href="paper.html"' in index.read_text()
 
@@ -147,26 +148,36 @@ def test_provenance_table_lists_each_experiments_spectrum_settings():
     assert set(spectra["provenance"]) == {"choice"} and set(spectra["where / why"]) == {"why these"}
 
 
-def test_section_provenance_tables_show_the_spectrum_settings_the_runs_used(tiny_pipeline):
+def test_page_provenance_tables_show_the_spectrum_settings_the_runs_used(tiny_pipeline):
     provenance = pd.read_csv(tiny_pipeline / "results/report/paper.provenance.csv")
     tiny = provenance[provenance["experiment"] == "tiny"].set_index("setting")["value"]
     assert tiny["spectra.checkpoints"] == "init, epoch1, final" and tiny["spectra.points"] == "1"
     assert tiny["spectra.method"] == "auto" and tiny["spectra.dtype"] == "float64"  # the schema's defaults, filled in
 
 
-def test_experiments_belong_to_the_sections_of_their_claims():
+def test_experiments_belong_to_the_pages_of_their_claims():
     config = {"experiments": [{"name": "a", "claims": ["P1"]}, {"name": "b", "claims": ["H-C1", "H-C6"]},
                               {"name": "c"}]}
-    assert section_experiments(config, "paper") == ["a"]
-    assert section_experiments(config, "hlav") == ["b"]
-    assert section_experiments(config, "theory") == ["b"]
+    assert page_experiments(config, "paper") == ["a"]
+    assert page_experiments(config, "hlav") == ["b"]
+    assert page_experiments(config, "theory") == ["b"]
     with pytest.raises(ValueError, match="'nope'"):
-        section_experiments(config, "nope")
+        page_experiments(config, "nope")
 
 
-def test_every_claim_has_exactly_one_section():
-    owners = [c for _, claims in SECTIONS.values() for c in claims]
-    assert sorted(owners) == sorted(CLAIMS)
+def test_each_page_shows_the_claims_that_name_it_and_each_claim_is_on_one_page():
+    assert page_claims("paper") == ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
+    assert page_claims("hlav") == ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5") and page_claims("theory") == ("H-C6",)
+    owners = [c for page in PAGES for c in page_claims(page)]
+    assert sorted(owners) == sorted(CLAIMS) and all(c in page_claims(claim_page(c)) for c in CLAIMS)
+
+
+def test_each_experiment_has_the_claims_of_its_page_that_read_its_tables():
+    assert experiment_claims("paper") == page_claims("paper")
+    assert experiment_claims("hlav_rnn") == ("H-C1", "H-C2", "H-C3")
+    assert experiment_claims("hlav_lstm") == ("H-C4",) and experiment_claims("hlav_linear") == ("H-C5",)
+    assert experiment_claims("h4") == ("H-C6",) and experiment_claims("hlav_deep") == ()
+    assert {c for name in EXPERIMENTS for c in experiment_claims(name)} == set(CLAIMS)
 
 
 def _runs():

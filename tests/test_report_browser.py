@@ -15,14 +15,15 @@ import pytest
 
 from conftest import REPO
 from orthojac.claims import CLAIMS
-from orthojac.report import SECTIONS, claim_section
+from orthojac.report import claim_page
 from orthojac.reportcheck import check_report, parse_page
+from orthojac.workflow import PAGES as REPORT_PAGES
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
 WIDTH = 1280  # a laptop's browser window
-PAGES = ["index", *SECTIONS]
+PAGES = ["index", *REPORT_PAGES]
 REFERENCE = REPO / "results/reference/cpu"
 # Run in the page once it has loaded: the document's width, the boxes that scroll sideways inside
 # it, the elements whose right edge lies beyond the window (cut off by a box that hides its
@@ -96,8 +97,8 @@ def test_every_page_fits_1280_px_loads_its_images_and_shows_each_claims_figure(t
         assert found["off"] == [], f"{name}.html runs off the right edge: {found['off']}"
         assert found["broken"] == [] and found["images"] >= 1, f"{name}.html: {found}"
     for claim in CLAIMS:
-        parts = parse_page(folder / f"{claim_section(claim)}.html").claim_images
-        assert parts.get(claim, 0) >= 1, f"{claim} has no figure on {claim_section(claim)}.html"
+        parts = parse_page(folder / f"{claim_page(claim)}.html").claim_images
+        assert parts.get(claim, 0) >= 1, f"{claim} has no figure on {claim_page(claim)}.html"
 
 
 def test_the_measurement_sees_a_page_that_runs_off_the_right_edge(tmp_path):
@@ -121,7 +122,7 @@ def test_the_committed_reference_pages_fit_1280_px_with_every_row_opened(tmp_pat
     (opened / "index.html").write_text((folder / "index.html").read_text(encoding="utf-8")
                                        .replace("<details>", "<details open>"), encoding="utf-8")
     (tmp_path / "out").mkdir()
-    for page in [opened / "index.html", *(folder / f"{s}.html" for s in SECTIONS)]:
+    for page in [opened / "index.html", *(folder / f"{s}.html" for s in REPORT_PAGES)]:
         found = measure(page, tmp_path / "out", tmp_path / "profile")
         assert found["scrollWidth"] <= WIDTH and found["wide"] == [] and found["off"] == [], (page.name, found)
         assert found["broken"] == [] and found["images"] >= 1, (page.name, found)

@@ -11,8 +11,8 @@ import pandas as pd
 from conftest import REPO
 from orthojac.claims import CLAIMS
 from orthojac.render import render
-from orthojac.report import SECTIONS
 from orthojac.reportcheck import check_report, parse_page
+from orthojac.workflow import PAGES
 
 REFERENCE = REPO / "results/reference/cpu"
 
@@ -23,7 +23,7 @@ def test_rendering_the_reference_again_gives_its_ledger_and_whole_pages(tmp_path
         shutil.copytree(REFERENCE / part, snapshot / part)
     shutil.copy(REFERENCE / "manifest.json", snapshot)
     pages = render(snapshot, [REPO / "config/cpu.yaml"])
-    assert [p.name for p in pages] == ["index.html"] + [f"{s}.html" for s in SECTIONS]
+    assert [p.name for p in pages] == ["index.html"] + [f"{p}.html" for p in PAGES]
     report = snapshot / "report"
     committed = pd.read_csv(REFERENCE / "report/ledger.csv", keep_default_na=False)
     assert pd.read_csv(report / "ledger.csv", keep_default_na=False).equals(committed)
@@ -33,6 +33,6 @@ def test_rendering_the_reference_again_gives_its_ledger_and_whole_pages(tmp_path
     assert all(len(row) == 5 for row in index.ledger_rows)  # no "CPU reference verdict": it is the reference
     assert "not in the reference" not in (report / "index.html").read_text()
     claim_parts = {}
-    for section in SECTIONS:
-        claim_parts.update(parse_page(report / f"{section}.html").claim_images)
+    for page in PAGES:
+        claim_parts.update(parse_page(report / f"{page}.html").claim_images)
     assert set(claim_parts) == set(CLAIMS) and min(claim_parts.values()) >= 1

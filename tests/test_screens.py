@@ -214,8 +214,8 @@ def test_previous_epoch_drops_each_runs_last_epoch():
 
 
 def test_a_page_shows_the_screens_whose_choice_its_experiments_train():
-    from orthojac.report import section_experiments
+    from orthojac.report import page_experiments
 
-    experiments = section_experiments(_cpu(), "paper")
+    experiments = page_experiments(_cpu(), "paper")
     assert {"screen_fold", "screen_orthoff_abs", "depth200_fold", "control200"} <= set(experiments)
     assert experiments.index("screen_fold") < experiments.index("depth200_fold")  # config order

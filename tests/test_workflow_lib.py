@@ -1,6 +1,6 @@
 """orthojac.workflow, the workflow's logic as a library: the Snakefile plans exactly the jobs and
-files it names, config files combine as documented, and its registry of thesis sections agrees
-with the schema, the report and the programs it runs."""
+files it names, config files combine as documented, and its registry of experiments (the paper's
+runs and the thesis sections) agrees with the schema, the report and the programs it runs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from orthojac import report
 from orthojac.config import add_arguments
-from orthojac.workflow import SECTIONS, Pipeline, load_config, replace_sections_whole, values
+from orthojac.workflow import (EXPERIMENTS, PAGES, PAPER_FIGURES, PAPER_TABLES, SECTIONS, Pipeline, load_config,
+                               replace_sections_whole, values)
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
@@ -60,7 +60,7 @@ def test_every_section_of_the_registry_is_a_config_section_with_its_keys_and_a_r
     for name, section in SECTIONS.items():
         properties = SCHEMA["properties"][name]["properties"]
         assert set(section.flags) <= set(properties), (name, set(section.flags) - set(properties))
-        assert section.page in report.SECTIONS
+        assert section.page in PAGES
     # every key of a section is a flag or the workflow's (inputs, seeds per job, provenance)
     workflow_keys = {"description", "dataset", "seeds", "data", "text", "embeddings"}
     for name, section in SECTIONS.items():
@@ -112,3 +112,22 @@ def test_every_section_is_drawn_and_its_flags_need_no_module_import():
     assert set(DRAW) == set(SECTIONS)
     for section in SECTIONS.values():
         assert importlib.import_module(section.module).Settings is section.settings
+
+
+def test_the_paper_and_each_thesis_section_are_entries_of_one_registry():
+    """One kind of entry: each names its settings class, the `orthojac` command it runs (whose
+    module its rule runs), its tables, its figures with their captions and its report page."""
+    from orthojac.cli import COMMANDS
+    from orthojac.config import RunConfig
+
+    assert list(EXPERIMENTS) == ["paper", *SECTIONS] and not EXPERIMENTS["paper"].is_section
+    for name, entry in EXPERIMENTS.items():
+        assert COMMANDS[entry.program].module == entry.module, name
+        assert entry.page in PAGES and entry.tables and all(entry.figures.values()), name
+    paper = EXPERIMENTS["paper"]
+    assert paper.settings is RunConfig and paper.tables == PAPER_TABLES
+    assert dict(paper.figures) == {name: figure.caption for name, figure in PAPER_FIGURES.items()}
+    assert all(section.tables == (name,) for name, section in SECTIONS.items())
+    pipeline = Pipeline(load_config([], base=REPO / "config/config.yaml"))  # every section configured
+    assert pipeline.report_tables() == [f"results/tables/{t}.csv" for t in PAPER_TABLES + tuple(SECTIONS)]
+    assert pipeline.report_figures()[:len(PAPER_FIGURES)] == [f"results/figures/{f}.png" for f in PAPER_FIGURES]

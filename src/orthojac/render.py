@@ -5,8 +5,8 @@ their code), for a snapshot whose runs are not on this machine (a committed refe
     python -m orthojac.render results/reference/cpu --configfile config/cpu.yaml
 
 Reads `<snapshot>/tables/*.csv` and `<snapshot>/figures/*.png`; writes `<snapshot>/report/`:
-ledger.csv and overview.png (recomputed from the tables by this commit's judges), the section
-pages' provenance tables, and index.html plus one page per section (orthojac.report.SECTIONS).
+ledger.csv and overview.png (recomputed from the tables by this commit's judges), the pages'
+provenance tables, and index.html plus one page per entry of orthojac.workflow.PAGES.
 The configuration is the one the snapshot was made with (`--configfile`, laid over
 config/config.yaml and validated as the workflow does). The runs' own config files (the
 environment each run recorded) are not part of a snapshot: the index points to its manifest.
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from .report import SECTIONS
-from .workflow import load_config
+from .workflow import PAGES, load_config
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -88,16 +87,16 @@ def render(snapshot: Path, configfiles: list[Path]) -> list[Path]:
     index = execute("index", "index", snapshot, config=config,
                     input={"tables": tables, "configs": []},
                     output={"ledger": ledger, "overview": str(report / "overview.png")},
-                    params={"sections": list(SECTIONS), "reference_ledger": ledger,
+                    params={"pages": list(PAGES), "reference_ledger": ledger,
                             "manifest": str(snapshot / "manifest.json")},
                     wildcards={})
-    for section in SECTIONS:
-        nb = execute(section, section, snapshot, config=config,
+    for page in PAGES:
+        nb = execute(page, page, snapshot, config=config,
                      input={"tables": tables, "figures": figures, "ledger": ledger},
-                     output={"provenance": str(report / f"{section}.provenance.csv")},
-                     params={}, wildcards={"section": section})
-        (report / f"{section}.html").write_text(to_html(nb, section), encoding="utf-8")
-        pages.append(report / f"{section}.html")
+                     output={"provenance": str(report / f"{page}.provenance.csv")},
+                     params={}, wildcards={"page": page})
+        (report / f"{page}.html").write_text(to_html(nb, page), encoding="utf-8")
+        pages.append(report / f"{page}.html")
     (report / "index.html").write_text(to_html(index, "index"), encoding="utf-8")
     return [report / "index.html", *pages]
 

@@ -1,9 +1,11 @@
-"""What the report notebooks show, as tested functions: the sections, the provenance table and
-the run summary.
+"""What the report notebooks show, as tested functions: the pages, the provenance table and the
+run summary.
 
-The report is an index page (claims ledger, links to the sections, runs, environment) and one
-page per experiment family. A family is named by the claims its experiments test: an experiment
-belongs to every section one of whose claims it lists under `claims:`.
+The report is an index page (claims ledger, links to the pages, runs, environment) and one page
+per entry of orthojac.workflow.PAGES. A page shows the claims whose page it is (Claim.page), the
+thesis sections whose page it is (Experiment.page), and the paper's experiments that test one of
+its claims: an experiment belongs to every page one of whose claims it lists under `claims:`.
+Each notebook opens with `page_view`, which gathers all of that for its page.
 """
 
 from __future__ import annotations
@@ -14,19 +16,36 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import final_accuracy, ledger_of
+from .claims import CLAIMS, final_accuracy, ledger_of
 from .config import RunConfig
 from .ledgerview import key_number
-from .workflow import PAGES
+from .workflow import EXPERIMENTS, PAGES
 from .workflow import SECTIONS as THESIS
 
-
-# The report's pages besides the index (orthojac.workflow.PAGES: title, claims), the one list of them.
-SECTIONS = PAGES
 # What the spectrum stage measures for each run of an experiment (its `spectra:` block): one
 # provenance row each, so a table shows how every number of the spectra was obtained.
 SPECTRUM_SETTINGS = ("checkpoints", "points", "method", "dtype", "layers", "grad_batch", "exact_max_dim",
                      "chunk_size")
+
+
+def _page(page: str):
+    if page not in PAGES:
+        raise ValueError(f"report page {page!r} is not one of {sorted(PAGES)}")
+    return PAGES[page]
+
+
+def page_claims(page: str) -> tuple[str, ...]:
+    """The claims report page `page` shows: those of orthojac.claims.CLAIMS whose page it is
+    (Claim.page), in the ledger's order."""
+    _page(page)
+    return tuple(c for c, claim in CLAIMS.items() if claim.page == page)
+
+
+def experiment_claims(name: str) -> tuple[str, ...]:
+    """The claims of experiment `name` (a key of orthojac.workflow.EXPERIMENTS): the claims of its
+    page that read one of its tables (Claim.reads)."""
+    experiment = EXPERIMENTS[name]
+    return tuple(c for c in page_claims(experiment.page) if set(CLAIMS[c].reads) & set(experiment.tables))
 
 
 def page_sections(page: str) -> list[str]:
@@ -34,16 +53,46 @@ def page_sections(page: str) -> list[str]:
     return [name for name, section in THESIS.items() if section.page == page]
 
 
-def section_experiments(config: dict, section: str) -> list[str]:
-    """Names of the experiments of `config` that test a claim of `section`, and of the screens
+def page_experiments(config: dict, page: str) -> list[str]:
+    """Names of the experiments of `config` that test a claim of page `page`, and of the screens
     whose choice one of them trains (`select.from`: its settings are part of the evidence), in
     config order."""
-    if section not in SECTIONS:
-        raise ValueError(f"report section {section!r} is not one of {sorted(SECTIONS)}")
-    claims = set(SECTIONS[section][1])
+    claims = set(page_claims(page))
     testing = [e for e in config["experiments"] if claims & set(e.get("claims", []))]
     screens = {e["select"]["from"] for e in testing if isinstance(e.get("select"), dict)}
     return [e["name"] for e in config["experiments"] if e in testing or e["name"] in screens]
+
+
+@dataclasses.dataclass
+class PageView:
+    """What a page's notebook shows, gathered by page_view: its `name`, `title` and `claims`, the
+    paper's `experiments` it shows (page_experiments), every tidy table by name (`tables`), the
+    runs of those experiments (`runs`) and every run's `metrics`, and the `provenance` of every
+    setting it shows (its experiments', its thesis sections' and, where one of them reads
+    downloads, the downloads')."""
+
+    name: str
+    title: str
+    claims: tuple[str, ...]
+    experiments: list[str]
+    tables: dict[str, pd.DataFrame]
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    provenance: pd.DataFrame
+
+
+def page_view(page: str, config: dict, table_paths) -> PageView:
+    """The page `page` of the report of `config`, from the tidy tables at `table_paths`."""
+    experiments = page_experiments(config, page)
+    tables = read_tables(table_paths)
+    runs = tables["runs"]
+    runs = runs[runs["experiment"].isin(experiments)] if not runs.empty else runs
+    sections = page_sections(page)
+    downloads = ["downloads"] if any(THESIS[s].inputs == "receipts" for s in sections) else []
+    provenance = provenance_table(config)
+    provenance = provenance[provenance["experiment"].isin(experiments + sections + downloads)]
+    return PageView(page, _page(page).title, page_claims(page), experiments, tables, runs, tables["metrics"],
+                    provenance)
 
 
 def experiment_summary(experiment: dict) -> str:
@@ -125,12 +174,6 @@ def ledger_from_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return with_scale(ledger_of(tables), tables.get("runs", pd.DataFrame()), tables)
 
 
-# The figure that decides each claim (a name of orthojac.figures.FIGURES or of a section's figures),
-# shown first in the claim's part of its section page and linked from its ledger row.
-CLAIM_FIGURES = {"P1": "layer_defect", "P2": "accuracy_vs_depth", "P3": "accuracy_vs_depth",
-                 "P4": "accuracy_vs_depth", "P5": "layer_defect", "P6": "accuracy_vs_depth", "P7": "grad_norm",
-                 "H-C1": "hlav_accuracy", "H-C2": "hlav_accuracy", "H-C3": "hlav_spectrum",
-                 "H-C4": "hlav_lstm_accuracy", "H-C5": "hlav_linear", "H-C6": "h4_spectra"}
 # Every page fits a 1280 px window: text wraps, tables take the page's width with fixed columns,
 # figures shrink to it (nbconvert's own styles leave wide tables running off the right edge).
 PAGE_CSS = """<style>
@@ -157,16 +200,16 @@ LEDGER_DETAILS = (("numbers", "numbers"), ("tolerance", "tolerance"), ("rule", "
                   ("quote", "quote"))
 
 
-def claim_section(claim: str) -> str:
-    """The report page (a key of SECTIONS) that holds `claim`'s part."""
-    for page, (_, claims) in SECTIONS.items():
-        if claim in claims:
-            return page
-    raise ValueError(f"claim {claim!r} belongs to no report section ({sorted(SECTIONS)})")
+def claim_page(claim: str) -> str:
+    """The report page (a key of orthojac.workflow.PAGES) that holds `claim`'s part (Claim.page)."""
+    page = CLAIMS[claim].page
+    if page not in PAGES:
+        raise ValueError(f"claim {claim!r} names page {page!r}, not a report page ({sorted(PAGES)})")
+    return page
 
 
 def claim_anchor(claim: str) -> str:
-    """The id of `claim`'s part of its section page."""
+    """The id of `claim`'s part of its page."""
     return f"claim-{claim}"
 
 
@@ -193,7 +236,7 @@ def ledger_html(ledger: pd.DataFrame, reference: pd.DataFrame | None = None, lab
     """The claims ledger as a compact table (class claims-ledger): claim, statement, verdict, the
     key number against its threshold (orthojac.ledgerview.key_number), scale and, given
     `reference` (reference_verdicts), the reference's verdict. Each statement expands
-    (<details>) to every column of the ledger and links to the claim's part of its section page
+    (<details>) to every column of the ledger and links to the claim's part of its page
     (its figure, its runs' curves)."""
     e = html.escape
     ref_col = reference is not None
@@ -204,12 +247,12 @@ def ledger_html(ledger: pd.DataFrame, reference: pd.DataFrame | None = None, lab
            "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead>", "<tbody>"]
     for _, row in ledger.iterrows():
         claim = row["claim"]
-        page = claim_section(claim)
+        page = claim_page(claim)
         link = f"{page}.html#{claim_anchor(claim)}"
         details = "".join(f"<dt>{e(title)}</dt><dd>{e(str(row[key]))}</dd>" for key, title in LEDGER_DETAILS
                           if key in row)
-        details += (f'<dt>evidence</dt><dd><a href="{link}">{e(SECTIONS[page][0])}: {e(claim)}</a>: the figure '
-                    f"that decides it ({e(CLAIM_FIGURES.get(claim, '—'))}), the learning curves and the list of "
+        details += (f'<dt>evidence</dt><dd><a href="{link}">{e(PAGES[page].title)}: {e(claim)}</a>: the figure '
+                    f"that decides it ({e(CLAIMS[claim].figure or '—')}), the learning curves and the list of "
                     "the runs it reads</dd>")
         cells = [f'<td><a href="{link}">{e(claim)}</a></td>',
                  f"<td><details><summary>{e(row['statement'])}</summary><dl>{details}</dl></details></td>",
@@ -240,7 +283,7 @@ def has_curves(runs: pd.DataFrame, metrics: pd.DataFrame) -> bool:
 
 
 def claim_header_html(row: pd.Series) -> str:
-    """The opening of a claim's part of its section page (id claim_anchor): its verdict, its
+    """The opening of a claim's part of its page (id claim_anchor): its verdict, its
     statement, our key number against its threshold beside the source's own words (P5: "~89%"),
     and its fragility."""
     e = html.escape

@@ -5,9 +5,9 @@ configuration has, each job's command-line flags, and the files each stage reads
 `Pipeline` from the validated config); `orthojac.progress` and the tests read the same functions,
 so no copy of the workflow's logic exists outside this module and its two pieces, whose names it
 re-exports: orthojac.workflow_config (the config files, their merge and errors) and
-orthojac.workflow_sections (the registries: the paper's tables and figures, SECTIONS, PAGES).
+orthojac.workflow_sections (the registries: EXPERIMENTS, the paper's figures, PAGES).
 
-Two kinds of jobs:
+The experiments (EXPERIMENTS) are of two kinds of jobs:
 - the paper's runs: each `experiments:` entry is a grid of `RunConfig` settings (orthojac.config),
   one `orthojac.train` job per grid point, its spectra, then the tables and figures of all runs;
 - the thesis sections (`SECTIONS`, one entry per top-level config section such as `hlav_linear:`):
@@ -28,7 +28,8 @@ from .data import IDX_FILES
 from .workflow_config import (SAFE_RUN_VALUE, SIZE_BOUNDS, ConfigFileError, config_errors,  # noqa: F401
                               config_file_errors, load_config, read_config_file, reference_part_errors,
                               replace_sections_whole, semantic_errors, update_config)
-from .workflow_sections import PAGES, PAPER_FIGURES, PAPER_TABLES, SECTIONS, STAND_IN_DIR, Section  # noqa: F401
+from .workflow_sections import (EXPERIMENTS, PAGES, PAPER, PAPER_FIGURES, PAPER_TABLES, SECTIONS,  # noqa: F401
+                                STAND_IN_DIR, Experiment, Page)
 
 
 # -- the paper's runs ------------------------------------------------------------------------
@@ -70,6 +71,8 @@ class Pipeline:
         self.experiments = {e["name"]: e for e in config["experiments"]}
         self.runs = self._build_runs()
         self.sections = [s for name, s in SECTIONS.items() if name in config]
+        # what this configuration runs, as entries of EXPERIMENTS: the paper's runs, then its sections
+        self.entries = [EXPERIMENTS[PAPER], *self.sections]
 
     def _build_runs(self) -> dict:
         """{(experiment, run): settings} over all experiments; checks cross-references."""
@@ -214,12 +217,6 @@ class Pipeline:
     def seed_tables(self, section: str) -> list[str]:
         return [SECTIONS[section].seed_table(seed) for seed in self.seeds(section)]
 
-    def section_tables(self) -> list[str]:
-        return [s.table for s in self.sections]
-
-    def section_figures(self) -> list[str]:
-        return [f"results/figures/{f}.png" for s in self.sections for f in s.figures]
-
     def lstm_receipts(self) -> dict[str, str]:
         """The receipts (status.json) H2 trains from: of the two downloads, or of the generated
         stand-in when `hlav_lstm.data` is `generated`. Checks that the downloads are configured."""
@@ -253,10 +250,12 @@ class Pipeline:
 
     # the report
     def report_tables(self) -> list[str]:
-        return [f"results/tables/{t}.csv" for t in PAPER_TABLES] + self.section_tables()
+        """Every table of the experiments this configuration runs (Experiment.tables)."""
+        return [f"results/tables/{t}.csv" for e in self.entries for t in e.tables]
 
     def report_figures(self) -> list[str]:
-        return [f"results/figures/{f}.png" for f in PAPER_FIGURES] + self.section_figures()
+        """Every figure of the experiments this configuration runs (Experiment.figures)."""
+        return [f"results/figures/{f}.png" for e in self.entries for f in e.figures]
 
     @staticmethod
     def index_outputs() -> list[str]:
@@ -269,7 +268,7 @@ class Pipeline:
 
     def page_inputs(self, page: str) -> list[str]:
         """What a report page is rendered from: its executed notebook's output, and for the index
-        the section pages it links to."""
+        the pages it links to."""
         if page == "index":
             return ["results/report/ledger.csv"] + [f"results/report/{p}.html" for p in self.pages()[1:]]
         return [f"results/report/{page}.provenance.csv"]

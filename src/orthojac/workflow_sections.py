@@ -1,12 +1,22 @@
-"""The workflow's registries (orthojac.workflow): what the paper's stages write (its tables and
-figures), the thesis sections (`SECTIONS`, one entry per top-level config section such as
-`hlav_linear:`, each a program of its own) and the report's pages."""
+"""The workflow's registries (orthojac.workflow): the experiments, one entry each for the paper's
+runs and for every thesis section (`EXPERIMENTS`: settings class, program, tables, figures with
+their captions, report page), the paper's figures (`PAPER_FIGURES`, how each is drawn) and the
+report's pages (`PAGES`).
+
+Words mean one thing: an *experiment* is an entry of EXPERIMENTS; a *section* is a thesis
+experiment, a top-level config section such as `hlav_linear:` (`SECTIONS`, the entries besides
+the paper's); a *page* is a page of the report (`PAGES`), which shows one or more experiments. The
+claims of a page or an experiment are not listed here: each Claim (orthojac.claims) names its page
+and the tables it reads, and orthojac.report derives the lists from them (the planner does not
+import the claims).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from .config import flag_of
+from .config import RunConfig, flag_of
 from .thesis import settings as thesis_settings
 
 # What the paper's stages write: orthojac.tables' tables, orthojac.figures' figures.
@@ -74,36 +84,48 @@ STAND_IN_DIR = "results/data/hlav_lstm_stand_in"  # H2's generated stand-in data
 
 
 @dataclass(frozen=True)
-class Section:
-    """A thesis section of the config: a program of its own, not `orthojac.train` runs.
+class Experiment:
+    """An entry of EXPERIMENTS: the paper's runs, or a thesis section (a program of its own).
 
-    name: the config's top-level key, and the name of its rule (its table's `<name>_table`, its
-    figures' `<name>_figure`). label: the thesis' experiment (H1…H5). module: run as
-    `python -m <module>`. settings: its dataclass (orthojac.thesis.settings), whose fields are the
-    config keys passed to it as flags. inputs: what a job reads ("idx": the IDX files of the
-    section's `dataset`; "receipts": H2's two downloads; "": nothing). folder: per-seed CSVs go to
-    results/hlav/<folder>/ ("": one job writes the table, H4). figures: {name: caption} of the
-    figures (results/figures/<name>.png) orthojac.thesis.figures draws from its table, in order,
-    each with the caption its report page shows (figure_caption). page: the report
-    page (a key of PAGES). gpu: whether its jobs take the `gpu` resource."""
+    name: its name; a thesis section's is the config's top-level key and the name of its rule (its
+    table's `<name>_table`, its figures' `<name>_figure`); the paper's runs are "paper", configured
+    by the `experiments:` entries. label: the source's experiment (H1…H5; the paper: "paper").
+    settings: the dataclass whose fields are its config keys, passed to its program as flags
+    (RunConfig, or the section's in orthojac.thesis.settings). program: the `orthojac` command it
+    runs (orthojac.cli), and module: that command's module, which the rules run as
+    `python -m <module>`. tables: the tables it makes (results/tables/<table>.csv). figures:
+    {name: caption} of the figures (results/figures/<name>.png) drawn from its tables, in order,
+    each with the caption its report page shows (figure_caption; the paper's are PAPER_FIGURES').
+    page: the report page that shows it (a key of PAGES). inputs: what a section's job reads
+    ("idx": the IDX files of the section's `dataset`; "receipts": H2's two downloads; "": nothing).
+    folder: a section's per-seed CSVs go to results/hlav/<folder>/ ("": one job writes the table,
+    H4). gpu: whether a section's jobs take the `gpu` resource."""
 
     name: str
     label: str
-    module: str
     settings: type
-    inputs: str
-    folder: str
-    figures: dict[str, str] = field(hash=False)
+    program: str
+    module: str
+    tables: tuple[str, ...]
+    figures: Mapping[str, str] = field(hash=False)
     page: str
+    inputs: str = ""
+    folder: str = ""
     gpu: bool = False
 
     @property
+    def is_section(self) -> bool:
+        """Whether it is a thesis section (a top-level config key of its own), not the paper's runs."""
+        return self.name != PAPER
+
+    @property
     def flags(self) -> dict[str, str]:
-        """{config key: its flag} for every field of the section's settings."""
+        """{config key: its flag} for every field of its settings."""
         return {f.name: flag_of(f) for f in fields(self.settings)}
 
     @property
     def table(self) -> str:
+        """A section's table (it makes one, named after it)."""
         return f"results/tables/{self.name}.csv"
 
     def seed_table(self, seed) -> str:
@@ -118,46 +140,74 @@ class Section:
         return f"results/benchmarks/{self.name}.tsv" if seed is None else f"results/benchmarks/{self.name}/seed={seed}.tsv"
 
 
-SECTIONS = {s.name: s for s in (
-    Section("h4", "H4", "orthojac.thesis.theory", thesis_settings.Theory, "", "", {
+PAPER = "paper"  # the name of the paper's entry
+
+
+class _Captions(Mapping):
+    """{name: caption} of the paper's figures, read from PAPER_FIGURES as it stands (a view, not a copy)."""
+
+    def __init__(self, figures: dict[str, PaperFigure]):
+        self._figures = figures
+
+    def __getitem__(self, name: str) -> str:
+        return self._figures[name].caption
+
+    def __iter__(self):
+        return iter(self._figures)
+
+    def __len__(self) -> int:
+        return len(self._figures)
+
+
+def section(name: str, label: str, settings: type, program: str, module: str, inputs: str, folder: str,
+            figures: dict[str, str], page: str, gpu: bool = False) -> Experiment:
+    """A thesis section: an Experiment making one table, named after it."""
+    return Experiment(name, label, settings, program, module, (name,), figures, page, inputs, folder, gpu)
+
+
+# The registry: the paper's runs, then each thesis section. The workflow plans its jobs from it
+# (orthojac.workflow), the figures' rules and captions read it, the report shows each on its page.
+EXPERIMENTS = {e.name: e for e in (
+    Experiment(PAPER, "paper", RunConfig, "train", "orthojac.train", PAPER_TABLES, _Captions(PAPER_FIGURES), "paper"),
+    section("h4", "H4", thesis_settings.Theory, "h4", "orthojac.thesis.theory", "", "", {
         "h4_spectra": "H4 (Hlav §3): mean, variance and maximum of the squared singular values of the input–output "
                       "Jacobian of dense networks at initialisation and criticality, Gaussian against orthogonal "
                       "weights; points: empirical (mean over seeds), dashed: wide-limit theory (orthojac.thesis.theory).",
     }, "theory"),
-    Section("hlav_rnn", "H1", "orthojac.thesis.rnn", thesis_settings.RNN, "idx", "rnn", {
+    section("hlav_rnn", "H1", thesis_settings.RNN, "hlav", "orthojac.thesis.rnn", "idx", "rnn", {
         "hlav_spectrum": "H1, Fig. 7 counterpart: singular values of the recurrent kernel W against epoch "
                          "(seed mean): mean ± std (band), min (red), max (blue); dotted: the initial gain g.",
         "hlav_accuracy": "H1, Fig. 8 counterpart: validation accuracy against epoch (seed mean), one panel "
                          "per regulariser form; the unregularised configurations appear in both.",
     }, "hlav"),
-    Section("hlav_lstm", "H2", "orthojac.thesis.lstm", thesis_settings.LSTM, "receipts", "lstm", {
+    section("hlav_lstm", "H2", thesis_settings.LSTM, "hlav-lstm", "orthojac.thesis.lstm", "receipts", "lstm", {
         "hlav_lstm_spectrum": "H2, Fig. 9 counterpart: singular values of the LSTM's recurrent kernel (the four "
                               "gates' kernels stacked, 4n × n) against epoch (seed mean): mean ± std (band), min (red), "
                               "max (blue); dotted: the initial gain g.",
         "hlav_lstm_accuracy": "H2, Fig. 10 counterpart: validation accuracy against epoch (seed mean), one panel "
                               "per regulariser form; the unregularised configurations appear in both.",
     }, "hlav"),
-    Section("hlav_linear", "H3", "orthojac.thesis.linear", thesis_settings.Linear, "idx", "linear", {
+    section("hlav_linear", "H3", thesis_settings.Linear, "hlav-linear", "orthojac.thesis.linear", "idx", "linear", {
         "hlav_linear": "Fig. 2 counterpart. Left: steps to the target against depth (median line, seeds as "
                        "dots; the dotted line collects runs that did not reach it). Right: validation "
                        "accuracy against step, seed mean; solid orthogonal, dashed Gaussian.",
     }, "hlav", gpu=True),
-    Section("hlav_deep", "H5", "orthojac.thesis.deep", thesis_settings.Deep, "idx", "deep", {
+    section("hlav_deep", "H5", thesis_settings.Deep, "hlav-deep", "orthojac.thesis.deep", "idx", "deep", {
         "hlav_deep": "Fig. 3 counterpart: test accuracy (left) and test loss (right) against epoch, seed mean; "
                      "blue tanh σ_w² = 1.05, red tanh σ_w² = 2, black ReLU σ_w² = 2; solid orthogonal, "
                      "dashed Gaussian; × where a run diverged.",
     }, "hlav", gpu=True),
 )}
+# The thesis sections: every entry but the paper's runs, in the registry's order.
+SECTIONS = {name: e for name, e in EXPERIMENTS.items() if e.is_section}
 
 
 def figure_caption(name: str) -> str:
-    """The caption of a paper figure (PAPER_FIGURES) or of a thesis section's (Section.figures)."""
-    captions = {n: f.caption for n, f in PAPER_FIGURES.items()}
-    for section in SECTIONS.values():
-        captions.update(section.figures)
+    """The caption of a figure of an experiment (Experiment.figures; the paper's: PAPER_FIGURES)."""
+    captions = {n: c for e in EXPERIMENTS.values() for n, c in e.figures.items()}
     if name not in captions:
-        raise KeyError(f"figure {name!r} is declared by no paper figure (PAPER_FIGURES) and no section "
-                       f"(SECTIONS); declared: {sorted(captions)}")
+        raise KeyError(f"figure {name!r} is declared by no paper figure (PAPER_FIGURES) and no thesis section "
+                       f"(EXPERIMENTS); declared: {sorted(captions)}")
     return captions[name]
 
 
@@ -166,11 +216,23 @@ def figure_markdown(name: str) -> str:
     return f"### {name.replace('_', ' ')}\n\n{figure_caption(name)}"
 
 
-# The report's pages besides the index, each with its title and the claims it judges (a thesis
-# section's page: Section.page); orthojac.report.SECTIONS is this dict.
-PAGES = {
-    "paper": ("Massucco, Murari, Schönlieb: fold, orthoff and their baselines",
-              ("P1", "P2", "P3", "P4", "P5", "P6", "P7")),
-    "hlav": ("Hlav (2019): RNNs, LSTMs, deep linear and deep tanh/ReLU networks", ("H-C1", "H-C2", "H-C3", "H-C4", "H-C5")),
-    "theory": ("Jacobian spectra at initialisation against theory (H4)", ("H-C6",)),
-}
+@dataclass(frozen=True)
+class Page:
+    """A page of the report besides the index: `name` (results/report/<name>.html), its `title`, and
+    its notebook (notebooks/<name>.py.ipynb). What it shows is derived: the experiments whose
+    `page` it is (Experiment.page) and the claims whose page it is (Claim.page, orthojac.report)."""
+
+    name: str
+    title: str
+
+    @property
+    def notebook(self) -> str:
+        return f"notebooks/{self.name}.py.ipynb"
+
+
+# The report's pages besides the index, in the order the index lists them.
+PAGES = {p.name: p for p in (
+    Page("paper", "Massucco, Murari, Schönlieb: fold, orthoff and their baselines"),
+    Page("hlav", "Hlav (2019): RNNs, LSTMs, deep linear and deep tanh/ReLU networks"),
+    Page("theory", "Jacobian spectra at initialisation against theory (H4)"),
+)}

@@ -1,7 +1,7 @@
 # Each report page is a notebook executed by Snakemake (its injected cell carries `snakemake.input`,
 # `snakemake.config`); the executed copy is its log, rendered to HTML without that cell. The index
-# holds the claims ledger and links to one page per section (orthojac.report.SECTIONS, the one list
-# of pages: REPORT_PAGES is index + those).
+# holds the claims ledger and links to one page per entry of orthojac.workflow.PAGES (the one list
+# of pages: REPORT_PAGES is index + those); each of those pages is rule report_section's job.
 rule report_index:
     input:
         tables=PIPELINE.report_tables(),
@@ -20,7 +20,7 @@ rule report_index:
     conda:
         "../../envs/report.yaml"
     params:
-        sections=REPORT_PAGES[1:],
+        pages=REPORT_PAGES[1:],
         # the committed CPU reference's ledger, shown beside this run's (read if present)
         reference_ledger="results/reference/cpu/report/ledger.csv",
     notebook:
@@ -35,18 +35,18 @@ rule report_section:
         ledger="results/report/ledger.csv",
     output:
         provenance=report(
-            "results/report/{section}.provenance.csv",
+            "results/report/{page}.provenance.csv",
             category="Provenance",
-            labels={"section": "{section}"},
+            labels={"page": "{page}"},
         ),
     log:
-        notebook="results/report/{section}.ipynb",
+        notebook="results/report/{page}.ipynb",
     wildcard_constraints:
-        section="|".join(REPORT_PAGES[1:]),
+        page="|".join(REPORT_PAGES[1:]),
     conda:
         "../../envs/report.yaml"
     notebook:
-        "../../notebooks/{wildcards.section}.py.ipynb"
+        "../../notebooks/{wildcards.page}.py.ipynb"
 
 
 rule render_page:

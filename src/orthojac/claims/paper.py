@@ -118,6 +118,7 @@ CLAIM_P1 = Claim(
     "layer-wise Jacobians are orthogonal almost everywhere, ensuring perfect dynamical isometry",
     "max |σ_i − 1| of the body's Jacobian at initialisation, float64, per family × arch",
     ("P1_TOL",), ("runs", "spectra"),
+    page="paper", figure="layer_defect",
     judge=judge_p1,
     provenance=[
         (f"max |σ_i − 1| < {P1_TOL:g}·√(L/{P1_REF_DEPTH}) (L ≥ {P1_REF_DEPTH} layers)", "choice", "the weights are "
@@ -202,6 +203,7 @@ CLAIM_P2 = Claim(
     "per family (best setting): seed-mean final validation accuracy − the ResNet's; stability",
     ("P2_TOL", "P2_COLLAPSE", "STAT_Z"), ("runs", "metrics", "spectra", "layers"), comparison=True,
     settled=True,
+    page="paper", figure="accuracy_vs_depth",
     judge=judge_p2,
     provenance=[
         (f"depth {P2_DEPTH}", "stated", "summary, Key Results: up to 200 layers"),
@@ -259,6 +261,7 @@ CLAIM_P3 = Claim(
     "standard deep networks",
     "seed-mean final test accuracy: plain ReLU against the best fold/orthoff setting",
     ("P3_MARGIN",), ("runs", "metrics"), settled=True,
+    page="paper", figure="accuracy_vs_depth",
     judge=judge_p3,
     provenance=[
         (f"depth ≥ {P3_MIN_DEPTH}", "choice", "\"deep\""),
@@ -307,6 +310,7 @@ CLAIM_P4 = Claim(
     "Orthogonal initialization alone often suffices without additional regularization",
     "per depth: seed-mean final test accuracy, init − soft (α > 0)",
     ("P4_TOL", "P4_MIN_ACCURACY", "STAT_Z"), ("runs", "metrics"), comparison=True, settled=True,
+    page="paper", figure="accuracy_vs_depth",
     judge=judge_p4,
     provenance=[
         ("α = 0.001", "stated", "summary, First 3 experiments: α ∈ {0, 0.001}"),

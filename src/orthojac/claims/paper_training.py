@@ -80,6 +80,7 @@ CLAIM_P5 = Claim(
     "per δ (0: the fold control): per-layer ε at initialisation and after training; seed-mean final "
     "validation accuracy, δ > 0 − δ = 0",
     ("P5_ACC_TOL", "P5_EPS", "STAT_Z"), ("runs", "metrics", "layers"), comparison=True, settled=True,
+    page="paper", figure="layer_defect",
     judge=judge_p5,
     provenance=[
         ("competitive accuracy", "stated", "summary, Mechanism 3: limit models achieve competitive accuracy "
@@ -129,6 +130,7 @@ CLAIM_P6 = Claim(
     "ReLU feedforward",
     "seed-mean final test accuracy: orthoff Aᵀ|Bx + b| (its best setting) − plain ReLU",
     ("P6_MARGIN", "STAT_Z"), ("runs", "metrics", "spectra", "layers"), comparison=True, settled=True,
+    page="paper", figure="accuracy_vs_depth",
     judge=judge_p6,
     provenance=[
         (f"L = {P6_DEPTH}", "stated", "summary, First 3 experiments"),
@@ -189,6 +191,7 @@ CLAIM_P7 = Claim(
     "backpropagation, enabling the training of very deep networks",
     "per d: decay rate of log‖∂L/∂x_ℓ‖ per layer at initialisation (median over layers and seeds)",
     ("P7_FLAT", "P7_DECAY"), ("runs", "layers"),
+    page="paper", figure="grad_norm",
     judge=judge_p7,
     provenance=[
         (f"|rate| ≤ {P7_FLAT:g} a layer for d > 0, rate ≥ {P7_DECAY:g} for d = 0", "choice", "measured at "

@@ -141,9 +141,11 @@ class Claim:
     judge `reads` (by name: runs, metrics, spectra, layers, h4, hlav_rnn, hlav_lstm, hlav_linear;
     see TABLE_ARGUMENTS), its `judge` (runs, metrics, spectra, **the other tables it reads) →
     Verdict, the `provenance` of each threshold ((threshold, "stated" or "choice", where / why),
-    each), whether compare_means decides it (`comparison`), and whether its verdict must be
-    `settled` (the same when judged at the runs' previous epoch: judge_settled). Registered in
-    orthojac.claims.CLAIMS, it is judged by the ledger and shown in the report."""
+    each), whether compare_means decides it (`comparison`), whether its verdict must be `settled`
+    (the same when judged at the runs' previous epoch: judge_settled), the report `page` that shows
+    it (a key of orthojac.workflow.PAGES: paper, hlav, theory) and the `figure` that decides it
+    (shown first in its part of that page, "" for none). Registered in orthojac.claims.CLAIMS, it
+    is judged by the ledger and shown on its page: nothing else lists it."""
     id: str
     source: str
     statement: str
@@ -155,6 +157,8 @@ class Claim:
     provenance: list[tuple[str, str, str]] = field(default_factory=list, compare=False, repr=False)
     comparison: bool = False
     settled: bool = False
+    page: str = field(kw_only=True)
+    figure: str = field(default="", kw_only=True)
 
     @property
     def tolerance_provenance(self) -> str:

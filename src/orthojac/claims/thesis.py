@@ -131,6 +131,7 @@ CLAIM_H_C1 = Claim(
     "per seed: the validation curve averaged over epochs (orthogonal: mean over its configurations); "
     "orthogonal − Glorot",
     ("H_C1_MARGIN", "STAT_Z"), ("hlav_rnn",), comparison=True,
+    page="hlav", figure="hlav_accuracy",
     judge=judge_h_c1,
     provenance=[
         ("MNIST", "stated", "Hlav §5: sequential MNIST"),
@@ -176,6 +177,7 @@ CLAIM_H_C2 = Claim(
     "The gain-adjusted regularized models are always outperforming the non-adjusted one",
     "per (regulariser form, λ): seed-mean final validation accuracy, adjusted − unadjusted",
     ("H_C2_MARGIN", "STAT_Z"), ("hlav_rnn",), comparison=True,
+    page="hlav", figure="hlav_accuracy",
     judge=judge_h_c2,
     provenance=[
         ("MNIST", "stated", "Hlav §5"),
@@ -238,6 +240,7 @@ CLAIM_H_C3 = Claim(
     "(Def. 2.3, eq. 6)",
     "after the last epoch: seed-mean condition number κ = σ_max/σ_min of the recurrent kernel; |mean σ − g|/g",
     ("H_C3_KAPPA_RATIO", "H_C3_GAIN_TOL"), ("hlav_rnn",),
+    page="hlav", figure="hlav_spectrum",
     judge=judge_h_c3,
     provenance=[
         ("MNIST", "stated", "Hlav §5"),
@@ -347,6 +350,7 @@ CLAIM_H_C4 = Claim(
     "We basically observe on Figure 10 that all models are behaving the same way",
     "range of the configurations' seed-mean final validation accuracy against a studentized-range test",
     ("H_C4_ALPHA", "H_C4_CLEAR"), ("hlav_lstm",),
+    page="hlav", figure="hlav_lstm_accuracy",
     judge=judge_h_c4,
     provenance=[
         (f"false-alarm rate {H_C4_ALPHA:.0%}", "choice", "the usual 5 %; checked by simulation in the tests"),

@@ -131,6 +131,7 @@ CLAIM_H_C5 = Claim(
     "per (weights, depth): median over ≥ 3 seeds of the SGD steps to a target validation accuracy "
     "(Fig. 2's measure) and how many seeds reached it",
     ("H_C5_FLAT", "H_C5_GROWTH", "H_C5_RESOLUTION"), ("hlav_linear",),
+    page="hlav", figure="hlav_linear",
     judge=judge_h_c5,
     provenance=[
         ("steps to a fixed validation accuracy", "stated", "Hlav Fig. 2 caption: \"Time of training to reach a "
@@ -244,6 +245,7 @@ CLAIM_H_C6 = Claim(
     "seed means of the mean and variance of σ²(J) at L ≤ 0.1·n against the wide-limit theory, within "
     "z·se (sampling over n·seeds eigenvalues, Bonferroni z) + (L/n)·|theory| (finite width)",
     ("H_C6_ALPHA", "H_C6_FW"), ("h4",),
+    page="theory", figure="h4_spectra",
     judge=judge_h_c6,
     provenance=[
         ("mean and variance of σ²(J) against the wide-limit formulas", "stated", "Hlav §3: \"it can be shown that "
