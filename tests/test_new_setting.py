@@ -10,6 +10,7 @@ import copy
 import dataclasses
 
 import pytest
+import yaml
 
 from conftest import REPO
 from orthojac.config import RunConfig, add_arguments, from_namespace, setting
@@ -102,3 +103,13 @@ def test_a_new_spectra_setting_reaches_the_schema_the_command_the_flags_and_the_
     first["spectra"]["lanczos_seed"] = 3
     row = rows(provenance_table(cfg, spectra_settings=new_spectra), first["name"])["spectra.lanczos_seed"]
     assert row == ("3", "choice", first["spectra"]["choice"])
+
+
+def test_orthojac_schema_prints_the_schema_the_workflow_validates_with(capsys):
+    from orthojac import cli
+
+    cli.main(["schema"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == config_schema()
+    depth = printed["$defs"]["experiment"]["properties"]["settings"]["properties"]["depth"]
+    assert depth == {"$ref": "#/$defs/positive_int_setting", "description": "number of layers L in the body"}

@@ -29,7 +29,7 @@ class SpectraSettings:
     method: str = setting("auto", "exact SVD (every σ), matrix-free Lanczos extremes (σ_max, σ_min), or exact "
                           "up to exact_max_dim (auto)", choices=list(METHODS))
     dtype: str = setting("float64", "precision of the Jacobian and the SVD", choices=list(DTYPES))
-    layers: bool = setting(True, "per-layer spectra (--no-layers: the body's only)")
+    layers: bool = setting(True, "the per-layer spectra too (false, --no-layers: the body's spectrum only)")
     grad_batch: int = setting(256, "test images of the fixed batch for the per-layer gradient norms (0: none)")
     exact_max_dim: int = setting(16384, "auto: largest body dimension computed exactly", bound="positive")
     chunk_size: int = setting(256, "Jacobian rows per vmapped VJP: bounds memory", bound="positive")

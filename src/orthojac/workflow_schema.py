@@ -153,7 +153,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skeleton", type=Path, default=SKELETON,
                         help="the schema's hand-written part (default: workflow/schemas/config.schema.yaml)")
     args = parser.parse_args(argv)
-    yaml.safe_dump(config_schema(args.skeleton), sys.stdout, sort_keys=False, allow_unicode=True, width=100)
+    class Dumper(yaml.SafeDumper):  # every block written out, no YAML aliases (&id001) between them
+        def ignore_aliases(self, data):
+            return True
+
+    yaml.dump(config_schema(args.skeleton), sys.stdout, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 if __name__ == "__main__":
