@@ -13,9 +13,9 @@ import yaml
 from conftest import REPO, job_counts, outside_checkout, run_snakemake
 from orthojac.config import RunConfig
 from orthojac.models import build_model
-from orthojac.workflow import SECTIONS, expand_experiment, load_config
+from orthojac.workflow import SECTIONS, config_schema, expand_experiment, load_config
 
-SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+SCHEMA = config_schema()  # the schema file with its settings blocks generated
 BASE = REPO / "config/config.yaml"
 CONFIGS = sorted(p.name for p in (REPO / "config").glob("*.yaml"))
 # A `stated` label begins with a citation of a source text (docs/replication.md, "The source

@@ -24,7 +24,7 @@ import yaml
 
 from conftest import REPO
 from orthojac.config import RunConfig, add_arguments, flag_of
-from orthojac.workflow import (ConfigFileError, Pipeline, config_errors, load_config,
+from orthojac.workflow import (ConfigFileError, Pipeline, config_errors, config_schema, load_config,
                                read_config_file, values)
 
 SCHEMA_FILE = REPO / "workflow/schemas/config.schema.yaml"
@@ -121,7 +121,7 @@ def _filling_validator():
     """The schema's validator that fills in defaults, as snakemake.utils.validate does (cached)."""
     from jsonschema import Draft202012Validator, validators
 
-    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    schema = config_schema(SCHEMA_FILE)
     properties = Draft202012Validator.VALIDATORS["properties"]
 
     def set_defaults(validator, props, instance, schema):

@@ -43,7 +43,7 @@ def test_the_one_console_script_is_the_dispatcher():
 
 def test_every_prog_is_a_subcommand_of_its_module():
     assert {name: command.module for name, command in cli.COMMANDS.items()} == declared_progs()
-    assert len(cli.COMMANDS) == 20
+    assert len(cli.COMMANDS) == 21
 
 
 def test_every_subcommand_prints_its_own_help(capsys):

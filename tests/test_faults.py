@@ -211,8 +211,9 @@ def test_corrupt_or_truncated_mirror_fails_the_data_rule_by_name(tmp_path, venv_
 def _numeric_settings() -> list[str]:
     """Settings whose schema is a number: "α given as text" is checked for each (alpha included,
     once the schema has it)."""
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    settings = schema["$defs"]["experiment"]["properties"]["settings"]["properties"]
+    from orthojac.workflow import config_schema
+
+    settings = config_schema()["$defs"]["experiment"]["properties"]["settings"]["properties"]
     return sorted(k for k, s in settings.items() if "number_setting" in str(s))
 
 

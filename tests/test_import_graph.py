@@ -19,7 +19,7 @@ SRC = REPO / "src"
 STAGES = [
     ("base", ["orthojac", "orthojac.files", "orthojac.config", "orthojac.activations", "orthojac.orthogonal",
               "orthojac.fastpath", "orthojac.device", "orthojac.progress_line", "orthojac.thesis",
-              "orthojac.thesis.settings"], []),
+              "orthojac.thesis.settings", "orthojac.spectra_settings"], []),
     ("data", ["orthojac.data", "orthojac.downloads", "orthojac.mnist", "orthojac.thesis.sentiment"], ["base"]),
     ("layers", ["orthojac.layers", "orthojac.regularisers"], ["base"]),  # the operators and their penalties
     ("networks", ["orthojac.models", "orthojac.checkpoint"], ["base", "layers"]),
@@ -31,7 +31,8 @@ STAGES = [
     ("claims", ["orthojac.claims", "orthojac.claims.rules", "orthojac.claims.runs", "orthojac.claims.paper",
                 "orthojac.claims.paper_training", "orthojac.claims.thesis", "orthojac.claims.thesis_theory",
                 "orthojac.tables", "orthojac.ledgerview"], ["base"]),
-    ("plan", ["orthojac.workflow", "orthojac.workflow_config", "orthojac.workflow_sections", "orthojac.progress"],
+    ("plan", ["orthojac.workflow", "orthojac.workflow_config", "orthojac.workflow_schema", "orthojac.workflow_sections",
+              "orthojac.progress"],
      ["base", "data"]),
     ("report", ["orthojac.figures", "orthojac.thesis.figures", "orthojac.scale", "orthojac.report",
                 "orthojac.render", "orthojac.reportcheck", "orthojac.reference", "orthojac.reference_env",

@@ -4,6 +4,7 @@ per claim, the pages hold the right experiments, and `snakemake --report` packs 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import zipfile
 
 import matplotlib
@@ -14,10 +15,11 @@ from conftest import REPO, TEST_CONFIG, job_counts, run_snakemake
 from orthojac import figures
 from orthojac.claims import CLAIMS
 from orthojac.figures import FIGURES
-from orthojac.report import (SPECTRUM_SETTINGS, claim_page, experiment_claims, ledger_html, page_claims,
+from orthojac.report import (claim_page, experiment_claims, ledger_html, page_claims,
                              page_experiments, provenance_table, reference_verdicts)
 from orthojac.workflow import EXPERIMENTS, PAGES
 from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
+from orthojac.spectra_settings import SpectraSettings
 
 matplotlib.use("Agg")
 REPORT_PAGES = list(PAGES)  # the one list of pages (orthojac.workflow.PAGES: the rules read it too)
@@ -139,7 +141,7 @@ def test_provenance_table_lists_each_experiments_spectrum_settings():
                                "spectra": {"checkpoints": ["init", "final"], "points": 2, "method": "lanczos",
                                            "dtype": "float32", "layers": True, "choice": "why these"}}]}
     table = provenance_table(config).set_index("setting")
-    spectra = table.loc[[f"spectra.{k}" for k in SPECTRUM_SETTINGS]]
+    spectra = table.loc[[f"spectra.{f.name}" for f in dataclasses.fields(SpectraSettings)]]
     assert {"spectra.method", "spectra.dtype", "spectra.points", "spectra.checkpoints"} <= set(spectra.index)
     assert spectra.loc["spectra.checkpoints", "value"] == "init, final"
     assert (spectra.loc["spectra.method", "value"], spectra.loc["spectra.dtype", "value"]) == ("lanczos", "float32")

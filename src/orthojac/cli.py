@@ -42,6 +42,7 @@ COMMANDS = {
     "reference": Command("orthojac.reference", "snapshot a finished run of the pipeline as a reference"),
     "compare": Command("orthojac.compare", "how a run of the pipeline differs from a reference"),
     "progress": Command("orthojac.progress", "the state of every job of a configuration, and the time left"),
+    "schema": Command("orthojac.workflow_schema", "print the config's whole schema (its settings blocks generated)"),
 }
 
 

@@ -13,10 +13,17 @@ import typing
 from dataclasses import dataclass, field
 
 
-def setting(default, help: str, choices=None, flag: str | None = None):
-    """A settings field: its default (a list: a fresh copy per instance; dataclasses.MISSING: a
-    required flag), help text and choices, and the flag when it is not `--name-with-dashes`."""
-    metadata = {"help": help, "choices": choices, "flag": flag}
+def setting(default, help: str, choices=None, flag: str | bool | None = None, *, bound: str | None = None,
+            values: str | None = None, maximum: float | None = None, single: bool = False):
+    """A settings field, the one place of everything about it: its default (a list: a fresh copy per
+    instance; dataclasses.MISSING: a required flag), help text and choices; its flag when it is not
+    `--name-with-dashes` (False: a key the workflow reads, no flag of the program). What the
+    config's schema allows of each value (orthojac.workflow_schema generates it from the field):
+    its type, `choices`, `bound` ("positive": > 0; "nonnegative": ≥ 0, an int's default; None:
+    any number, a float's default), `values` (a `$defs` entry of the schema each value matches,
+    such as `family`), `maximum`, and `single` (a text setting taking one `value:`, no grid)."""
+    metadata = {"help": help, "choices": choices, "flag": flag, "bound": bound, "values": values,
+                "maximum": maximum, "single": single}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -32,36 +39,36 @@ GAUSSIAN_CONTROL = "gaussian"  # `init` of the control: a fold layer whose B is 
 class RunConfig:
     dataset: str = _f("fashion_mnist", "data set name (a key of the config's `data:`)")
     arch: str = _f("conv", "network type: conv (28×28×C) or dense (flattened 784 → width)", ["conv", "dense"])
-    family: str = _f("fold", "layer family of the body (see orthojac.models.MODELS)")
-    activation: str = _f("relu", "activation ρ/σ of each layer (see orthojac.activations)")
-    depth: int = _f(10, "number of layers L in the body")
-    channels: int = _f(16, "channels C of the convolutional body")
-    width: int = _f(128, "width n of the dense body")
-    kernel_size: int = _f(3, "kernel size of the body's convolutions")
+    family: str = _f("fold", "layer family of the body (see orthojac.models.MODELS)", values="family")
+    activation: str = _f("relu", "activation ρ/σ of each layer (see orthojac.activations)", values="activation")
+    depth: int = _f(10, "number of layers L in the body", bound="positive")
+    channels: int = _f(16, "channels C of the convolutional body", bound="positive")
+    width: int = _f(128, "width n of the dense body", bound="positive")
+    kernel_size: int = _f(3, "kernel size of the body's convolutions", bound="positive")
     init: str = _f("haar", "orthogonal construction of B (and A); gaussian: the control, a non-orthogonal B with "
                    "N(0, 1/n) entries (dense, regime init)", ["haar", "cayley", "expm", "identity", "gaussian"])
     bias_init: float = _f(-2.0, "constant initial bias b of every body layer (fold, orthoff, partial, limit, pso)")
-    k: int = _f(1, "number of breakpoints k of relu_k / sigma_k")
-    breakpoints: str = _f("", "breakpoints t_0<…<t_{k−1} of relu_k / sigma_k, comma-separated ('': linspace(−1,1,k); 0 for k=1)")
+    k: int = _f(1, "number of breakpoints k of relu_k / sigma_k", bound="positive")
+    breakpoints: str = _f("", "breakpoints t_0<…<t_{k−1} of relu_k / sigma_k, comma-separated ('': linspace(−1,1,k); 0 for k=1)", values="breakpoints")
     breakpoint_mode: str = _f("fixed", "relu_k / sigma_k breakpoints fixed or learnable per channel", ["fixed", "learnable"])
     width_mid: int = _f(0, "rows m of B (dense) or channels C_mid (conv) of fold/partial/limit: B has orthonormal rows, m ≤ n (0: square)")
     ab_init: str = _f("independent", "orthoff: A drawn independently of B, or A = B at initialisation (equal: with σ_1 and its breakpoint above the pre-activations the layer starts as the identity, docs/replication.md §5)", ["independent", "equal"])
-    delta: float = _f(0.1, "modulation strength δ of the limit layer, s(x) = 1 + δ tanh(Mx)")
+    delta: float = _f(0.1, "modulation strength δ of the limit layer, s(x) = 1 + δ tanh(Mx)", bound="nonnegative")
     pso_strategy: str = _f("bias", "persistent isometric subspace: large-bias units (bias) or identity channels (block)", ["bias", "block"])
     pso_d: int = _f(4, "dimension d of the persistent isometric subspace (pso family)")
     pso_bias: float = _f(10.0, "bias of the d subspace units of the pso `bias` strategy (large: ReLU linear there)")
     init_scheme: str = _f("he", "initialisation of the baselines plain/resnet", ["he", "glorot", "gaussian", "orthogonal"])
-    sigma_w: float = _f(1.0, "init_scheme gaussian: W ~ N(0, sigma_w²/fan_in)")
-    sigma_b: float = _f(0.0, "init_scheme gaussian: b ~ N(0, sigma_b²)")
-    gain: float = _f(1.0, "gain g: init_scheme orthogonal uses g·Q; soft_gain regularises ‖BBᵀ/g² − I‖²")
+    sigma_w: float = _f(1.0, "init_scheme gaussian: W ~ N(0, sigma_w²/fan_in)", bound="positive")
+    sigma_b: float = _f(0.0, "init_scheme gaussian: b ~ N(0, sigma_b²)", bound="nonnegative")
+    gain: float = _f(1.0, "gain g: init_scheme orthogonal uses g·Q; soft_gain regularises ‖BBᵀ/g² − I‖²", bound="positive")
     norm: str = _f("none", "normalisation inside the resnet block (with none its last layer starts at zero)", ["none", "batch"])
     regime: str = _f("init", "orthogonality regime: init only, soft penalty, hard parametrisation, soft_gain (Hlav eq. 11), soft_gain_listing (Hlav's code)", ["init", "soft", "hard", "soft_gain", "soft_gain_listing"])
-    alpha: float = _f(1e-3, "weight α (λ) of the soft regularisers")
+    alpha: float = _f(1e-3, "weight α (λ) of the soft regularisers", bound="nonnegative")
     optimizer: str = _f("adam", "optimiser", ["adam"])
-    lr: float = _f(3e-4, "peak learning rate")
+    lr: float = _f(3e-4, "peak learning rate", bound="positive")
     schedule: str = _f("cosine", "learning-rate schedule over all steps", ["cosine", "constant"])
-    epochs: int = _f(2, "training epochs")
-    batch_size: int = _f(128, "mini-batch size")
+    epochs: int = _f(2, "training epochs (0: the network is measured at initialisation only)")
+    batch_size: int = _f(128, "mini-batch size", bound="positive")
     train_size: int = _f(0, "training images used (0: all but the validation split)")
     val_size: int = _f(5000, "images held out of the training split for validation")
     test_size: int = _f(0, "test images evaluated each epoch (0: all)")
@@ -71,10 +78,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-_TYPES = {"int": int, "float": float, "str": str}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def _kind(annotation) -> tuple[type, bool]:
+def field_kind(annotation) -> tuple[type, bool]:
     """(element type, is a list) of a field's annotation (`int`, `list[float]`, or its string)."""
     if not isinstance(annotation, str):
         annotation = getattr(annotation, "__name__", None) if typing.get_origin(annotation) is None \
@@ -85,17 +92,28 @@ def _kind(annotation) -> tuple[type, bool]:
 
 
 def flag_of(f: dataclasses.Field) -> str:
-    """The command-line flag of a settings field: `--name-with-dashes`, unless its metadata names one."""
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+    """The command-line flag of a settings field: `--name-with-dashes` (a yes/no field true by
+    default: `--no-name-with-dashes`), unless its metadata names one."""
+    if f.metadata.get("flag"):
+        return f.metadata["flag"]
+    no = "no-" if field_kind(f.type)[0] is bool and f.default is True else ""
+    return f"--{no}" + f.name.replace("_", "-")
 
 
 def add_arguments(parser: argparse.ArgumentParser, settings=RunConfig, defaults_in_help: bool = True) -> None:
-    """One `--flag` per field of the dataclass `settings` (RunConfig, or a thesis section's
-    Settings), with its type, default, choices and help text; a list field takes one or more
-    values (nargs="+"), a field without a default is a required flag. `defaults_in_help`: append
-    "(default: …)" to each help text."""
+    """One `--flag` per field of the dataclass `settings` (RunConfig, a thesis section's Settings,
+    SpectraSettings), with its type, default, choices and help text; a list field takes one or more
+    values (nargs="+"), a field without a default is a required flag, a yes/no field is a switch
+    that turns its default over (`--no-layers`), a field whose flag is False (a key the workflow
+    reads) has none. `defaults_in_help`: append "(default: …)" to each help text."""
     for f in dataclasses.fields(settings):
-        kind, many = _kind(f.type)
+        if f.metadata.get("flag") is False:
+            continue
+        kind, many = field_kind(f.type)
+        if kind is bool:
+            parser.add_argument(flag_of(f), dest=f.name, action="store_false" if f.default else "store_true",
+                                help=f.metadata["help"])
+            continue
         options = {"dest": f.name, "type": kind, "choices": f.metadata.get("choices"), "help": f.metadata["help"]}
         if many:
             options["nargs"] = "+"
@@ -111,8 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser, settings=RunConfig, defaults_
 
 
 def from_namespace(ns: argparse.Namespace, settings=RunConfig):
-    """The `settings` dataclass (default RunConfig) of parsed arguments."""
-    return settings(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(settings)})
+    """The `settings` dataclass (default RunConfig) of parsed arguments (a field without a flag
+    keeps its default)."""
+    return settings(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(settings) if hasattr(ns, f.name)})
 
 
 def field_names() -> list[str]:

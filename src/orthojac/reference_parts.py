@@ -114,7 +114,7 @@ def config_parts(configfiles: list[Path]) -> tuple[dict, dict[str, list[str]]]:
     from .workflow import config_errors, load_config
 
     cfg = load_config(configfiles, base=ROOT / "config/config.yaml")
-    errors = config_errors(cfg, ROOT / "workflow/schemas/config.schema.yaml")
+    errors = config_errors(cfg, ROOT / "workflow/schemas/config.schema.yaml")  # its settings generated
     if errors:
         raise SystemExit("the config does not match config.schema.yaml:\n  " + "\n  ".join(errors))
     if not cfg.get("reference_parts"):

@@ -20,20 +20,16 @@ from pathlib import Path
 
 import nbformat
 
-from .workflow import PAGES, load_config
+from .workflow import PAGES, fill_defaults, load_config
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 INJECTED_TAG = "snakemake-job-properties"  # as Snakemake tags its cell; left out of the page
 
 
 def validated_config(configfiles: list[Path]) -> dict:
     """The config the workflow sees for `--configfile configfiles…`, with the schema's defaults."""
-    from snakemake.utils import validate
-
     config = load_config(configfiles, base=NOTEBOOKS.parent / "config" / "config.yaml")
-    validate(config, str(SCHEMA))
-    return config
+    return fill_defaults(config)
 
 
 def job_cell(**parts) -> nbformat.NotebookNode:

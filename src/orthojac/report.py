@@ -19,13 +19,9 @@ import pandas as pd
 from .claims import CLAIMS, final_accuracy, ledger_of
 from .config import RunConfig
 from .ledgerview import key_number
+from .spectra_settings import SpectraSettings
 from .workflow import EXPERIMENTS, PAGES
 from .workflow import SECTIONS as THESIS
-
-# What the spectrum stage measures for each run of an experiment (its `spectra:` block): one
-# provenance row each, so a table shows how every number of the spectra was obtained.
-SPECTRUM_SETTINGS = ("checkpoints", "points", "method", "dtype", "layers", "grad_batch", "exact_max_dim",
-                     "chunk_size")
 
 
 def _page(page: str):
@@ -103,20 +99,21 @@ def experiment_summary(experiment: dict) -> str:
             f" Claims: {html.escape(claims)}.</p>")
 
 
-def provenance_table(config: dict) -> pd.DataFrame:
+def provenance_table(config: dict, run_settings=RunConfig, spectra_settings=SpectraSettings) -> pd.DataFrame:
     """One row per experiment × setting: its value or grid, `stated` (with where) or `choice`.
 
     The `h4:`, `hlav_rnn:`, `hlav_lstm:`, `hlav_linear:` and `hlav_deep:` sections (their own
     programs, not orthojac-train runs) are listed as experiments under their section's name; each
     file of `downloads:` as a row of "downloads".
-    Settings an experiment leaves out take orthojac's defaults (RunConfig) and are listed as
-    `choice` with the note "orthojac default", so the table covers every knob of every run. The
-    spectrum settings follow as `spectra.<key>` (SPECTRUM_SETTINGS), `choice` with the note of the
-    experiment's `spectra:` block; a key the block leaves out (in a config not yet validated, which
-    fills them in) reads "schema default".
+    Settings an experiment leaves out take orthojac's defaults (`run_settings`, RunConfig) and are
+    listed as `choice` with the note "orthojac default", so the table covers every knob of every
+    run. The spectrum settings follow as `spectra.<key>`, one per field of `spectra_settings`
+    (SpectraSettings: what the spectrum stage measures, so a table shows how every number of the
+    spectra was obtained), `choice` with the note of the experiment's `spectra:` block; a key the
+    block leaves out (in a config not yet validated, which fills them in) reads "schema default".
     """
     rows = []
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    defaults = {f.name: f.default for f in dataclasses.fields(run_settings)}
     for exp in config["experiments"]:
         settings = exp["settings"]
         for key, default in defaults.items():
@@ -127,7 +124,7 @@ def provenance_table(config: dict) -> pd.DataFrame:
                              "provenance": "choice", "where / why": "orthojac default"})
         spectra = exp.get("spectra") or {}
         why = spectra.get("choice", "orthojac's measurement settings")
-        for key in SPECTRUM_SETTINGS:
+        for key in (f.name for f in dataclasses.fields(spectra_settings)):
             value = spectra.get(key, "schema default")
             value = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
             rows.append({"experiment": exp["name"], "setting": f"spectra.{key}", "value": value,

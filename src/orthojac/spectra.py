@@ -45,16 +45,15 @@ import torch.nn.functional as F
 import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 from .checkpoint import load_checkpoint
-from .config import RunConfig
+from .config import RunConfig, add_arguments
 from .data import load_split
 from .files import write_csv_atomic, write_text_atomic
 from .models import build_model
 from .spectra_free import extreme_singular_values
+from .spectra_settings import DEFAULTS, SpectraSettings
 
-METHODS = ("exact", "lanczos", "auto")
 
-
-def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
+def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_size) -> torch.Tensor:
     """The dim×dim Jacobian J of f at a single input x (any shape), rows chunked.
 
     One forward pass of x; then, a chunk of k rows at a time, one vectorised backward pass of the
@@ -79,7 +78,7 @@ def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch.T
     return torch.cat(rows)
 
 
-def jacobian_spectrum(f, x: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
+def jacobian_spectrum(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_size) -> torch.Tensor:
     """Singular values (descending) of the Jacobian of f at x."""
     return torch.linalg.svdvals(jacobian_matrix(f, x, chunk_size))
 
@@ -181,7 +180,7 @@ def finite(model) -> bool:
 
 
 def spectra(model, images: torch.Tensor, chunk_size: int, per_layer: bool, method: str = "exact",
-            exact_max_dim: int = 16384):
+            exact_max_dim: int = DEFAULTS.exact_max_dim):
     """Rows for the body table and the per-layer table, one input point at a time."""
     body_rows, layer_rows = [], []
     with torch.no_grad():
@@ -229,19 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", type=Path, required=True, help="init.pt, final.pt or epochs.pt of a run")
     parser.add_argument("--epoch", type=int, help="with epochs.pt: the epoch whose weights to measure")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of the IDX files")
-    parser.add_argument("--points", type=int, default=2, help="test images to evaluate at (the first N)")
-    parser.add_argument("--method", choices=METHODS, default="auto",
-                        help="exact (every σ), lanczos (matrix-free σ_max, σ_min) or auto")
-    parser.add_argument("--exact-max-dim", type=int, default=16384,
-                        help="auto: largest body dimension computed exactly")
-    parser.add_argument("--grad-batch", type=int, default=256,
-                        help="test images of the fixed batch for the per-layer gradient norms (0: none)")
-    parser.add_argument("--chunk-size", type=int, default=256,
-                        help="Jacobian rows per vmapped VJP: bounds memory")
-    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
-                        help="precision of the Jacobian and the SVD")
+    add_arguments(parser, SpectraSettings)  # --points, --method, --dtype, --no-layers, …
     parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
-    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer spectra")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     parser.add_argument("--out-body", type=Path, required=True, help="CSV of the body's singular values")
     parser.add_argument("--out-layers", type=Path, required=True, help="CSV of per-layer summaries")
@@ -265,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         images = torch.as_tensor(x_test[:n].copy(), dtype=dtype, device=device).unsqueeze(1)
         return (images / 255 - norm["mean"]) / norm["std"]
 
-    body, layers = spectra(model, test_images(args.points), args.chunk_size, not args.no_layers,
+    body, layers = spectra(model, test_images(args.points), args.chunk_size, args.layers,
                            args.method, args.exact_max_dim)
     if finite(model):
         layers += weight_defects(model)
@@ -287,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
             dim = model.embed(test_images(1)).numel()
         write_text_atomic(args.out_timing, json.dumps({
             "seconds": seconds, "dimension": dim, "points": args.points, "method": args.method,
-            "dtype": args.dtype, "layers": not args.no_layers, "device": str(device)}) + "\n")
+            "dtype": args.dtype, "layers": args.layers, "device": str(device)}) + "\n")
     dev = max((abs(r["sigma"] - 1) for r in body), default=float("nan"))
     print(f"{args.weights}: body max|σ−1| = {dev:.3e} over {args.points} points", file=sys.stderr)
 

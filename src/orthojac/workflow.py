@@ -3,9 +3,10 @@ configuration has, each job's command-line flags, and the files each stage reads
 
 `workflow/rules/*.smk` are the Snakemake glue around it (workflow/rules/common.smk builds one
 `Pipeline` from the validated config); `orthojac.progress` and the tests read the same functions,
-so no copy of the workflow's logic exists outside this module and its two pieces, whose names it
-re-exports: orthojac.workflow_config (the config files, their merge and errors) and
-orthojac.workflow_sections (the registries: EXPERIMENTS, the paper's figures, PAGES).
+so no copy of the workflow's logic exists outside this module and its three pieces, whose names it
+re-exports: orthojac.workflow_config (the config files, their merge and errors),
+orthojac.workflow_schema (the config's schema, its settings blocks generated from the settings
+dataclasses) and orthojac.workflow_sections (the registries: EXPERIMENTS, the paper's figures, PAGES).
 
 The experiments (EXPERIMENTS) are of two kinds of jobs:
 - the paper's runs: each `experiments:` entry is a grid of `RunConfig` settings (orthojac.config),
@@ -25,9 +26,11 @@ from pathlib import Path
 
 from .config import RunConfig, flag_of
 from .data import IDX_FILES
+from .spectra_settings import command_flags
 from .workflow_config import (SAFE_RUN_VALUE, SIZE_BOUNDS, ConfigFileError, config_errors,  # noqa: F401
                               config_file_errors, load_config, read_config_file, reference_part_errors,
                               replace_sections_whole, semantic_errors, update_config)
+from .workflow_schema import config_schema, fill_defaults  # noqa: F401
 from .workflow_sections import (EXPERIMENTS, PAGES, PAPER, PAPER_FIGURES, PAPER_TABLES, SECTIONS,  # noqa: F401
                                 STAND_IN_DIR, Experiment, Page)
 
@@ -172,10 +175,8 @@ class Pipeline:
         return f"--epoch {shlex.quote(str(epoch))}" if epoch else ""
 
     def spectra_args(self, experiment: str) -> str:
-        spec = self.experiments[experiment]["spectra"]
-        layers = "" if spec["layers"] else " --no-layers"
-        return _flags((f"--{key.replace('_', '-')}", [spec[key]])
-                      for key in ("points", "method", "exact_max_dim", "grad_batch", "chunk_size", "dtype")) + layers
+        """The experiment's `spectra:` settings as orthojac-spectra flags (SpectraSettings)."""
+        return " ".join(shlex.quote(arg) for arg in command_flags(self.experiments[experiment]["spectra"]))
 
     def run_files(self, name: str) -> list[str]:
         """results/runs/<experiment>/<run>/<name> of every run (metrics.csv, config.json)."""

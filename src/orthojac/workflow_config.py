@@ -1,6 +1,7 @@
 """The workflow's config (orthojac.workflow): how the config files combine (each `--configfile`'s
 sections replace config.yaml's whole), reading them (a repeated key refused), and every error of a
-merged config, one line each naming the key: the schema's and what the schema cannot say."""
+merged config, one line each naming the key: the schema's (orthojac.workflow_schema) and what the
+schema cannot say."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 import yaml
 
 from .data import IDX_FILES
+from .workflow_schema import SKELETON, config_schema
+from .workflow_schema import validator as schema_validator
 from .workflow_sections import SECTIONS
 
 
@@ -142,25 +145,23 @@ def _key_path(cfg, path) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _validator(schema_file: str, mtime_ns: int):
-    """The schema's validator, read once per version of the file. An `integer` is an int: JSON
-    Schema also counts 2.0, which would reach a program's int flag as "2.0" and fail there."""
-    import jsonschema
-
-    base = jsonschema.Draft202012Validator
-    strict = base.TYPE_CHECKER.redefine(
-        "integer", lambda checker, instance: isinstance(instance, int) and not isinstance(instance, bool))
-    validator = jsonschema.validators.extend(base, type_checker=strict)
-    return validator(yaml.safe_load(Path(schema_file).read_text()))
+def _validator(skeleton: str, mtime_ns: int):
+    """The whole schema's validator (orthojac.workflow_schema: the file with the settings blocks
+    generated from the settings dataclasses), built once per version of the file."""
+    return schema_validator(config_schema(Path(skeleton)))
 
 
-def config_errors(cfg: dict, schema_file: Path) -> list[str]:
+def config_errors(cfg: dict, schema: Path | dict = SKELETON) -> list[str]:
     """Every schema violation of `cfg`, one line each, naming the key and the offending value.
-    (snakemake.utils.validate reports only the first, followed by the whole sub-schema.)"""
+    (snakemake.utils.validate reports only the first, followed by the whole sub-schema.) `schema`:
+    the schema's file (workflow/schemas/config.schema.yaml, its settings blocks generated) or a
+    whole schema (orthojac.workflow_schema.config_schema)."""
     import jsonschema
 
     lines = []
-    for error in _validator(str(schema_file), Path(schema_file).stat().st_mtime_ns).iter_errors(cfg):
+    validator = (schema_validator(schema) if isinstance(schema, dict)
+                 else _validator(str(schema), Path(schema).stat().st_mtime_ns))
+    for error in validator.iter_errors(cfg):
         leaf = jsonschema.exceptions.best_match([error])
         while leaf.context:
             leaf = jsonschema.exceptions.best_match(leaf.context)

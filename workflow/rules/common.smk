@@ -42,17 +42,21 @@ from orthojac.workflow import (
     Pipeline,
     config_errors,
     config_file_errors,
+    config_schema,
+    fill_defaults,
     replace_sections_whole,
 )
 from snakemake.common.configfile import load_configfile
-from snakemake.utils import validate
 
+# The schema's file: what is not a setting; orthojac.workflow_schema adds the settings blocks,
+# generated from the settings dataclasses (`orthojac schema` prints the whole).
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
 # The config: config.yaml, each `--configfile` replacing the sections it names whole, `--config`
 # last (orthojac.workflow.replace_sections_whole); every schema violation named, with what the
 # schema cannot say (a key repeated in a file, non-finite numbers, names, bounds: all at once);
-# then validated again by Snakemake, which fills in the schema's defaults.
+# then the schema's defaults filled in (orthojac.workflow.fill_defaults, as snakemake.utils.validate
+# would fill them).
 _file_errors = config_file_errors(
     dict.fromkeys([*workflow.configfiles, *workflow.overwrite_configfiles])
 )
@@ -66,7 +70,7 @@ if _errors:
     raise ValueError(
         f"the config does not match {SCHEMA.name}:\n  " + "\n  ".join(_errors)
     )
-validate(config, schema="../schemas/config.schema.yaml")
+fill_defaults(config, config_schema(SCHEMA))
 
 # Every job, flag and file of this configuration (orthojac.workflow, imported and tested).
 PIPELINE = Pipeline(config)
