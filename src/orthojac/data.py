@@ -1,4 +1,5 @@
-"""Data sets in IDX format (Fashion-MNIST, MNIST): fetch, verify, load.
+"""Data sets in IDX format (Fashion-MNIST, MNIST): fetch, verify, load (`load_split`), and the
+splits every training program reads (`load_images`: the one place images become tensors).
 
 A file is accepted only when its *decompressed* payload has the expected size and sha256: Debian's
 offline copy of Fashion-MNIST is re-gzipped, so the .gz digests differ from the official ones while
@@ -235,6 +236,35 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{label_file}: {bad.size} labels outside 0 … {CLASSES - 1} (first: "
                         f"label {int(labels[bad[0]])} at index {int(bad[0])})")
     return images, labels
+
+
+def pixels(images: np.ndarray, dtype="float32", device="cpu"):
+    """uint8 images as a torch tensor of `dtype` on `device`, scaled to [0, 1]: k / 255 (computed
+    in `dtype` on `device`). The one scaling of every program's images: the paper's runs and
+    spectra (orthojac.train, orthojac.spectra) and the thesis' H1, H3 and H5. torch is imported
+    here, when called: the data rules, which only fetch, need none."""
+    import torch
+
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    return torch.as_tensor(images.copy(), dtype=dtype, device=device) / 255.0
+
+
+def load_images(data_dir: Path, train_size: int = 0, val_size: int = 0, test_size: int = 0) -> dict:
+    """{"train", "val", "test": (images, labels)}: images (N, 28, 28) float32 in [0, 1] (`pixels`),
+    labels int64, on the CPU. Validation: the last `val_size` images of the official training
+    split; training: the first `train_size` of the rest (0: all); test: the first `test_size` of
+    t10k (0: all). (Hlav §5: 48000/12000/10000; the paper's runs: the config's sizes.)"""
+    import torch
+
+    x_all, y_all = load_split(data_dir, "train")
+    x_test, y_test = load_split(data_dir, "t10k")
+    if val_size >= len(x_all):
+        raise ValueError(f"--val-size {val_size} leaves no training images out of {len(x_all)} in {data_dir}")
+    n = len(x_all) - val_size
+    parts = {"train": (x_all[:n][: train_size or None], y_all[:n][: train_size or None]),
+             "val": (x_all[n:], y_all[n:]),
+             "test": (x_test[: test_size or None], y_test[: test_size or None])}
+    return {k: (pixels(x), torch.as_tensor(y.astype("int64"))) for k, (x, y) in parts.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

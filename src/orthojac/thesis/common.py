@@ -1,8 +1,8 @@
-"""What the thesis sections share: the IDX images as tensors, accuracy, Keras' Glorot-uniform
-initialisation, the training loop of H1 and H2 (`fit`) and what it shares with that of H3 and H5
-(orthojac.thesis.dense.train_curve): the mini-batch order (`batches`) and the guarded optimiser
-step (`descend`); and the one command line of every section (`section_main`: `train`, whose flags
-are the section's settings', and `collect`).
+"""What the thesis sections share: accuracy, Keras' Glorot-uniform initialisation, the training
+loop of H1 and H2 (`fit`) and what it shares with that of H3 and H5 (orthojac.thesis.dense.
+train_curve): the mini-batch order (`batches`) and the guarded optimiser step (`descend`); and
+the one command line of every section (`section_main`: `train`, whose flags are the section's
+settings', and `collect`). Their images come from orthojac.data.load_images.
 
 Each section module (rnn, lstm, linear, deep, theory) declares its config section's settings as a
 dataclass `Settings` (field names: the config keys; default, help and choices in the fields'
@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from ..config import add_arguments
-from ..data import load_split
 from ..files import write_csv_atomic
 from ..progress_line import Progress
 
@@ -35,22 +34,6 @@ def glorot_uniform_(w: torch.Tensor, gen: torch.Generator) -> None:
     """U(−a, a), a = √(6 / (fan_in + fan_out)) (Keras' glorot_uniform)."""
     a = math.sqrt(6.0 / sum(w.shape))
     w.copy_((torch.rand(w.shape, generator=gen) * 2 - 1) * a)
-
-
-def load_sequences(data_dir: Path, train_size: int, val_size: int, test_size: int) -> dict:
-    """Images as (N, 28 steps, 28) float tensors in [0, 1], labels int64. Validation: the last
-    `val_size` of the official training split; training: the first `train_size` of the rest
-    (Hlav §5: 48000/12000/10000); test: the first `test_size` of t10k (0: all)."""
-    x_all, y_all = load_split(data_dir, "train")
-    x_test, y_test = load_split(data_dir, "t10k")
-    if val_size >= len(x_all):
-        raise ValueError(f"--val-size {val_size} leaves no training images out of {len(x_all)} in {data_dir}")
-    n = len(x_all) - val_size
-    parts = {"train": (x_all[:n][: train_size or None], y_all[:n][: train_size or None]),
-             "val": (x_all[n:], y_all[n:]),
-             "test": (x_test[: test_size or None], y_test[: test_size or None])}
-    return {k: (torch.as_tensor(x.copy(), dtype=torch.float32) / 255.0,
-                torch.as_tensor(y.astype("int64"))) for k, (x, y) in parts.items()}
 
 
 @torch.no_grad()

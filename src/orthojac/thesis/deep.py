@@ -22,10 +22,11 @@ import argparse
 import math
 import sys
 
+from ..data import load_images
 from ..files import write_csv_atomic
 from ..progress_line import Progress
 from ..device import select_device
-from .common import IDX_INPUT, load_sequences, section_main
+from .common import IDX_INPUT, section_main
 from .dense import ACTIVATIONS, build, train_curve
 from .settings import Deep as Settings
 
@@ -70,7 +71,7 @@ def _train_main(args: argparse.Namespace) -> None:
             parse_network(network)
     except ValueError as error:
         raise SystemExit(f"--networks: {error}") from None
-    data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
+    data = load_images(args.data, args.train_size, args.val_size, args.test_size)
     n_runs = len(args.networks) * len(args.weights)
     progress = Progress(n_runs * args.epochs * math.ceil(len(data["train"][0]) / args.batch_size), runs=n_runs)
     rows = [r for n in args.networks for w in args.weights for r in train_one(n, w, data, args, progress)]

@@ -35,13 +35,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data import load_images
 from ..files import write_csv_atomic
 from ..orthogonal import haar
 from ..progress_line import Progress
 from ..regularisers import dense_defect, listing_defect
 from . import settings
 from .settings import RNN as Settings
-from .common import IDX_INPUT, accuracy, fit, flag, glorot_uniform_, load_sequences, section_main
+from .common import IDX_INPUT, accuracy, fit, flag, glorot_uniform_, section_main
 
 CONFIGURATIONS = ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB", "Orthogonal_GainA_NoReg",
                   "Orthogonal_NoReg", "NoOrthogonal")
@@ -128,7 +129,7 @@ def _train_main(args: argparse.Namespace) -> None:
                          f"{args.hidden}, {args.batch_size}")
     if any(lam <= 0 for lam in args.lambdas):
         raise SystemExit(f"--lambdas must be > 0 (the unregularised configurations are always run), got {args.lambdas}")
-    data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
+    data = load_images(args.data, args.train_size, args.val_size, args.test_size)
     rows = []
     configurations = runs(args.gain, args.lambdas, args.variants)
     per_epoch = math.ceil(len(data["train"][0]) / args.batch_size)
