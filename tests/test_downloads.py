@@ -99,3 +99,32 @@ def test_an_md5_pin_alone_accepts_the_file_and_refuses_another(tmp_path, archive
     with pytest.raises(SystemExit):
         downloads.main(["--file", "x", "--key", "k", "--md5", "abc", "--out-dir", str(tmp_path)])
     assert "--md5 'abc': want 32 hex digits or null" in capsys.readouterr().err
+
+
+def test_the_fetch_loop_tries_each_source_in_order_and_says_why_each_was_refused(tmp_path):
+    """orthojac.downloads.first_accepted, the loop of both fetchers (orthojac.data's IDX files too):
+    a URL base found unreachable is skipped for the next file, a missing file is `not found`, a
+    copy `accept` refuses is listed with its reason, and the first accepted copy ends the loop."""
+    (tmp_path / "bad").write_bytes(b"no")
+    (tmp_path / "good").write_bytes(b"yes")
+    (tmp_path / "later").write_bytes(b"yes")
+
+    def accept(reader):
+        blob = reader.read()
+        if blob != b"yes":
+            raise downloads.Refused(f"got {blob!r}")
+        return blob
+
+    base = "http://nonexistent.invalid/"
+    unreachable = {}
+    sources = [downloads.Source(base + "x", url=True, base=base), downloads.Source(str(tmp_path / "missing")),
+               downloads.Source(str(tmp_path / "bad")), downloads.Source(str(tmp_path / "good")),
+               downloads.Source(str(tmp_path / "later"))]
+    found, tried = downloads.first_accepted(sources, accept, timeout=5, unreachable=unreachable)
+    assert found == (str(tmp_path / "good"), b"yes")
+    assert tried[0].startswith(f"{base}x: unreachable (") and list(unreachable) == [base]
+    assert tried[1:] == [f"{tmp_path / 'missing'}: not found", f"{tmp_path / 'bad'}: got b'no'"]
+    again, tried = downloads.first_accepted([downloads.Source(base + "y", url=True, base=base)], accept, 5,
+                                            unreachable)
+    assert again is None and tried == [f"{base}y: skipped, {unreachable[base]}"]
+    assert downloads.not_verified("f", "3 B", []).endswith("Sources tried, in order:\n  (no URL and no mirror configured)")

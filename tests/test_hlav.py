@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from orthojac.data import load_images
 from orthojac.thesis import rnn
 from orthojac.regularisers import dense_defect, listing_defect
 from orthojac.reportcheck import PNG_SIGNATURE, parse_page
@@ -72,7 +73,7 @@ def test_train_writes_the_per_epoch_record(idx_folder, tmp_path):
 
 def test_divergence_is_recorded_not_raised(idx_folder):
     folder = idx_folder
-    data = rnn.load_sequences(folder, 100, 100, 100)
+    data = load_images(folder, 100, 100, 100)
     run = {"configuration": "Orthogonal_GainA_adj_RegB", "label": "x", "variant": "eq11", "gain": 1.1,
            "lam": float("inf")}
     rows = pd.DataFrame(rnn.train_one(run, data, 0, 2, 8, 50, 1e-3))
@@ -84,7 +85,7 @@ def test_bad_arguments_name_the_flag(idx_folder, tmp_path):
     with pytest.raises(SystemExit, match="--lambdas"):
         rnn.main(["train", "--data", str(folder), "--lambdas", "0", "--out", str(tmp_path / "x.csv")])
     with pytest.raises(ValueError, match="--val-size"):
-        rnn.load_sequences(folder, 0, 10_000, 0)
+        load_images(folder, 0, 10_000, 0)
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(SystemExit, match="bad.csv"):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO
+from orthojac.data import load_images
 from orthojac.thesis import deep, dense, figures, linear
 from orthojac.reportcheck import PNG_SIGNATURE
 
@@ -74,7 +75,7 @@ def test_learning_rate_scales_with_inverse_depth():
 
 
 def test_divergence_is_recorded_not_raised(idx_folder):
-    data = linear.load_sequences(idx_folder, 200, 100, 1)
+    data = load_images(idx_folder, 200, 100, 1)
     model = dense.build(8, 16, "linear", "gaussian", 1.0, seed=0)
     rows = pd.DataFrame(dense.train_curve(model, data, "sgd", 1e6, 2, 50, 2, seed=0))
     diverged = rows[rows["metric"] == "diverged"]

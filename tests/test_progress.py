@@ -23,6 +23,7 @@ import yaml
 from conftest import REPO
 from orthojac import progress, progress_line, train
 from orthojac.checkpoint import load_checkpoint
+from orthojac.data import load_images
 from orthojac.config import RunConfig
 from orthojac.thesis import common, dense, rnn, theory
 
@@ -151,7 +152,7 @@ def test_a_diverging_training_run_says_so_at_its_step(idx_folder, tmp_path, caps
 
 
 def test_thesis_loops_log_each_epoch_and_say_divergence_at_its_step(idx_folder, capsys):
-    data = rnn.load_sequences(idx_folder, 100, 100, 100)
+    data = load_images(idx_folder, 100, 100, 100)
     run = {"configuration": "Orthogonal_NoReg", "label": "Orthogonal_NoReg", "variant": "none",
            "gain": 1.0, "lam": 0.0}
     rows = pd.DataFrame(rnn.train_one(run, data, 0, 2, 8, 50, 1e-3))  # H1 (and H2: the same fit)
@@ -205,7 +206,7 @@ def test_progress_reporting_leaves_every_result_bit_for_bit(idx_folder, tmp_path
         train.train(small_config(seed=3, regime="soft"), idx_folder, out, torch.device("cpu"), 7, save_epochs=(1,))
         metrics = [line for line in (out / "metrics.csv").read_text().splitlines() if ",seconds," not in line]
         weights = {f: load_checkpoint(out / f) for f in ("init.pt", "final.pt", "epochs.pt")}
-        data = rnn.load_sequences(idx_folder, 100, 100, 100)
+        data = load_images(idx_folder, 100, 100, 100)
         run = {"configuration": "Orthogonal_GainA_adj_RegB", "label": "x", "variant": "listing", "gain": 1.1,
                "lam": 0.01}
         h1 = rnn.train_one(run, data, 0, 2, 8, 50, 1e-3)

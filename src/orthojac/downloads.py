@@ -1,4 +1,5 @@
-"""Single-file downloads (an archive such as glove.6B.zip) verified by sha256 or md5, with a receipt.
+"""Single-file downloads (an archive such as glove.6B.zip) verified by sha256 or md5, with a receipt;
+and the fetch loop they share with the IDX data sets (orthojac.data): `first_accepted`.
 
     python -m orthojac.downloads --file glove.6B.zip --size 862182613 --md5 <32 hex> \
         --url https://nlp.stanford.edu/data/glove.6B.zip --mirror /data/glove \
@@ -17,7 +18,7 @@ and md5, so that a person who has checked the copy (against the publisher, or a 
 can pin it in the config. Nothing unverified is ever read by the pipeline.
 
 When no source gives an accepted copy: by default the program fails naming every source tried and
-what each gave, and writes nothing (as orthojac.data does). With `--optional` (the consumer can
+what each gave (`not_verified`), and writes nothing (as orthojac.data does). With `--optional` (the consumer can
 report "data unavailable" instead), it writes only the receipt, {"status": "unavailable",
 "tried", "how_to"}, logs the failure loudly and exits 0.
 """
@@ -32,12 +33,77 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from .files import DataError, write_text_atomic
 
 CHUNK = 1 << 20
 STATUS = "status.json"
+
+
+class Refused(Exception):
+    """A source's copy is not the wanted file; the message says why (with what it got)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a copy may be: a local file, or with `url` a URL (`base`: the server or URL base
+    that, once unreachable, is not asked again for other files; the URL itself by default)."""
+
+    name: str
+    url: bool = False
+    base: str = ""
+
+    def open(self, timeout: float):
+        """A binary reader of the copy (a context manager); FileNotFoundError where there is none."""
+        if self.url:
+            return urllib.request.urlopen(self.name, timeout=timeout)
+        if not Path(self.name).is_file():
+            raise FileNotFoundError(self.name)
+        return open(self.name, "rb")
+
+
+def first_accepted(sources, accept, timeout: float, unreachable: dict[str, str] | None = None):
+    """Try `sources` in order: open each and hand its reader to `accept`, which returns what the
+    copy gives or raises Refused. ((source name, that), tried) for the first accepted copy, or
+    (None, tried); `tried`: one line for each source before it, "NAME: why not" (HTTP status, not
+    found, unreachable or unreadable, refused and why). A URL base found unreachable is recorded
+    in `unreachable` and skipped from then on (shared by the calls for one data set's files)."""
+    unreachable = {} if unreachable is None else unreachable
+    tried: list[str] = []
+    for source in sources:
+        base = source.base or source.name
+        if source.url and base in unreachable:
+            tried.append(f"{source.name}: skipped, {unreachable[base]}")
+            continue
+        try:
+            with source.open(timeout) as reader:
+                got = accept(reader)
+        except Refused as why:
+            tried.append(f"{source.name}: {why}")
+            continue
+        except urllib.error.HTTPError as err:
+            tried.append(f"{source.name}: HTTP {err.code}")
+            continue
+        except FileNotFoundError:
+            tried.append(f"{source.name}: not found")
+            continue
+        except (urllib.error.URLError, OSError) as err:
+            if source.url:
+                unreachable[base] = f"unreachable ({getattr(err, 'reason', err)})"
+                tried.append(f"{source.name}: {unreachable[base]}")
+            else:
+                tried.append(f"{source.name}: unreadable ({err})")
+            continue
+        return (source.name, got), tried
+    return None, tried
+
+
+def not_verified(file: str, want: str, tried: list[str]) -> str:
+    """The error of a file no source gave: what was wanted and every source tried, in order."""
+    return (f"no verified copy of {file} (want {want}).\nSources tried, in order:\n  "
+            + "\n  ".join(tried or ["(no URL and no mirror configured)"]))
 
 
 def how_to(file: str, key: str, receipt: Path) -> str:
@@ -88,32 +154,23 @@ def fetch_file(file: str, size: int | None, sha256: str | None, urls: list[str],
     every source tried gave."""
     if Path(file).name != file or file in ("", ".", ".."):
         raise ValueError(f"--file {file!r}: want a file name, not a path (the copy goes to {out_dir})")
-    tried: list[str] = []
-    sources = [(u, lambda u=u: urllib.request.urlopen(u, timeout=timeout)) for u in urls]
-    sources += [(str(Path(m) / file), lambda p=Path(m) / file: open(p, "rb")) for m in mirrors]
-    for name, opener in sources:
-        try:
-            with opener() as reader:
-                tmp, got_size, got = _stream_copy(reader, out_dir, file, size)
-        except urllib.error.HTTPError as err:
-            tried.append(f"{name}: HTTP {err.code}")
-            continue
-        except FileNotFoundError:
-            tried.append(f"{name}: not found")
-            continue
-        except (urllib.error.URLError, OSError) as err:
-            tried.append(f"{name}: unreachable or unreadable ({getattr(err, 'reason', err)})")
-            continue
+
+    def accept(reader) -> tuple[Path, int, dict[str, str]]:
+        tmp, got_size, got = _stream_copy(reader, out_dir, file, size)
         why = (f"expected {size} B, got more (the copy stopped after {got_size} B)"
                if size is not None and got_size > size else _refusal(got_size, got, size, {"sha256": sha256, "md5": md5}))
         if why:
             tmp.unlink()
-            tried.append(f"{name}: {why}")
-            continue
-        os.replace(tmp, out_dir / file)
-        return {"status": "verified", "file": file, "size": got_size, **got, "source": name,
-                "tried": tried}, tried
-    return None, tried
+            raise Refused(why)
+        return tmp, got_size, got
+
+    sources = [Source(u, url=True) for u in urls] + [Source(str(Path(m) / file)) for m in mirrors]
+    found, tried = first_accepted(sources, accept, timeout)
+    if found is None:
+        return None, tried
+    name, (tmp, got_size, got) = found
+    os.replace(tmp, out_dir / file)
+    return {"status": "verified", "file": file, "size": got_size, **got, "source": name, "tried": tried}, tried
 
 
 def fetch(file: str, key: str, size: int | None, sha256: str | None, urls: list[str], mirrors: list[Path],
@@ -124,8 +181,7 @@ def fetch(file: str, key: str, size: int | None, sha256: str | None, urls: list[
     if receipt is None:
         lines = tried or ["(no URL and no mirror configured)"]
         wanted = f"sha256 {sha256 or 'not pinned'}" + (f", md5 {md5}" if md5 else "")
-        message = (f"no verified copy of {file} (want {size if size is not None else '?'} B, {wanted})."
-                   "\nSources tried, in order:\n  " + "\n  ".join(lines))
+        message = not_verified(file, f"{size if size is not None else '?'} B, {wanted}", tried)
         if not optional:
             raise DataError(message + "\nNothing was written. " + how_to(file, key, out_dir / STATUS))
         print(f"DATA UNAVAILABLE: {message}\nWriting only the receipt {out_dir / STATUS}: its consumer "

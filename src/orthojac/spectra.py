@@ -46,7 +46,7 @@ import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 from .checkpoint import load_checkpoint
 from .config import RunConfig, add_arguments
-from .data import load_split
+from .data import load_split, pixels
 from .files import write_csv_atomic, write_text_atomic
 from .models import build_model
 from .spectra_free import extreme_singular_values
@@ -250,8 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     norm = ckpt["normalisation"]
 
     def test_images(n):
-        images = torch.as_tensor(x_test[:n].copy(), dtype=dtype, device=device).unsqueeze(1)
-        return (images / 255 - norm["mean"]) / norm["std"]
+        return (pixels(x_test[:n], dtype, device).unsqueeze(1) - norm["mean"]) / norm["std"]
 
     body, layers = spectra(model, test_images(args.points), args.chunk_size, args.layers,
                            args.method, args.exact_max_dim)

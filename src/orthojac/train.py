@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from . import config as run_config
 from . import fastpath
 from .checkpoint import atomic_save, code_fingerprint, load_checkpoint
-from .data import load_split
+from .data import load_images
 from .device import select_device
 from .fastpath import FastPath
 from .files import remove_stale_temporaries, write_csv_atomic, write_text_atomic
@@ -63,39 +63,19 @@ def train_evaluation_subset(n: int) -> torch.Tensor:
 
 
 def prepare_data(cfg: run_config.RunConfig, data_dir: Path, device: torch.device) -> dict:
-    """The three splits as normalised float tensors held on `device` (the data set is small), and
-    the normalisation (mean, std of the training pixels) under "normalisation".
+    """The three splits as normalised float tensors (N, 1, 28, 28) held on `device` (the data set
+    is small), and the normalisation (mean, std of the training pixels) under "normalisation".
 
-    Validation: the last `val_size` images of the official training split (choice); training: the
-    first `train_size` of the rest (all when 0); test: the first `test_size` of t10k (all when 0).
+    The splits and their [0, 1] pixels are orthojac.data.load_images': validation the last
+    `val_size` images of the official training split (choice); training the first `train_size` of
+    the rest (all when 0); test the first `test_size` of t10k (all when 0).
     """
-    x_all, y_all = load_split(data_dir, "train")
-    x_test, y_test = load_split(data_dir, "t10k")
-    n_val = cfg.val_size
-    if n_val >= len(x_all):
-        raise ValueError(f"val_size={n_val} leaves no training images out of {len(x_all)}")
-    x_train, y_train = x_all[: len(x_all) - n_val], y_all[: len(y_all) - n_val]
-    x_val, y_val = x_all[len(x_all) - n_val :], y_all[len(y_all) - n_val :]
-    if cfg.train_size:
-        x_train, y_train = x_train[: cfg.train_size], y_train[: cfg.train_size]
-    if cfg.test_size:
-        x_test, y_test = x_test[: cfg.test_size], y_test[: cfg.test_size]
-
-    def tensor(x):
-        return torch.as_tensor(x.copy(), dtype=torch.float32).unsqueeze(1) / 255.0
-
-    xt = tensor(x_train)
+    parts = load_images(data_dir, cfg.train_size, cfg.val_size, cfg.test_size)
+    xt = parts["train"][0].unsqueeze(1)
     mean, std = xt.mean().item(), xt.std().item()
     splits = {"normalisation": (mean, std)}
-    for name, (x, y) in {
-        "train": (xt, y_train),
-        "val": (tensor(x_val), y_val),
-        "test": (tensor(x_test), y_test),
-    }.items():
-        splits[name] = (
-            ((x - mean) / std).to(device),
-            torch.as_tensor(y.astype("int64")).to(device),
-        )
+    for name, (x, y) in parts.items():
+        splits[name] = (((x.unsqueeze(1) - mean) / std).to(device), y.to(device))
     return splits
 
 

@@ -1,12 +1,13 @@
-"""What the thesis sections share: the IDX images as tensors, accuracy, Keras' Glorot-uniform
-initialisation, the training loop of H1 and H2 (`fit`) and what it shares with that of H3 and H5
-(orthojac.thesis.dense.train_curve): the mini-batch order (`batches`) and the guarded optimiser
-step (`descend`); the `collect` subcommand, and the `train` flags of a section's settings.
+"""What the thesis sections share: accuracy, Keras' Glorot-uniform initialisation, the training
+loop of H1 and H2 (`fit`) and what it shares with that of H3 and H5 (orthojac.thesis.dense.
+train_curve): the mini-batch order (`batches`) and the guarded optimiser step (`descend`); and
+the one command line of every section (`section_main`: `train`, whose flags are the section's
+settings', and `collect`). Their images come from orthojac.data.load_images.
 
 Each section module (rnn, lstm, linear, deep, theory) declares its config section's settings as a
 dataclass `Settings` (field names: the config keys; default, help and choices in the fields'
 metadata); `add_settings` turns it into the `train` parser's flags (orthojac.config.add_arguments,
-which does the same for RunConfig).
+which does the same for RunConfig). A section module's `main` is one call of `section_main`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import torch
 from torch import nn
 
 from ..config import add_arguments
-from ..data import load_split
 from ..files import write_csv_atomic
 from ..progress_line import Progress
 
@@ -34,22 +34,6 @@ def glorot_uniform_(w: torch.Tensor, gen: torch.Generator) -> None:
     """U(−a, a), a = √(6 / (fan_in + fan_out)) (Keras' glorot_uniform)."""
     a = math.sqrt(6.0 / sum(w.shape))
     w.copy_((torch.rand(w.shape, generator=gen) * 2 - 1) * a)
-
-
-def load_sequences(data_dir: Path, train_size: int, val_size: int, test_size: int) -> dict:
-    """Images as (N, 28 steps, 28) float tensors in [0, 1], labels int64. Validation: the last
-    `val_size` of the official training split; training: the first `train_size` of the rest
-    (Hlav §5: 48000/12000/10000); test: the first `test_size` of t10k (0: all)."""
-    x_all, y_all = load_split(data_dir, "train")
-    x_test, y_test = load_split(data_dir, "t10k")
-    if val_size >= len(x_all):
-        raise ValueError(f"--val-size {val_size} leaves no training images out of {len(x_all)} in {data_dir}")
-    n = len(x_all) - val_size
-    parts = {"train": (x_all[:n][: train_size or None], y_all[:n][: train_size or None]),
-             "val": (x_all[n:], y_all[n:]),
-             "test": (x_test[: test_size or None], y_test[: test_size or None])}
-    return {k: (torch.as_tensor(x.copy(), dtype=torch.float32) / 255.0,
-                torch.as_tensor(y.astype("int64"))) for k, (x, y) in parts.items()}
 
 
 @torch.no_grad()
@@ -146,15 +130,47 @@ def collect(tables: list[Path], out: Path, columns: list[str]) -> None:
     write_csv_atomic(out, pd.concat(frames, ignore_index=True).to_dict("records"), columns)
 
 
-def run_command(parser: argparse.ArgumentParser, sub, argv: list[str] | None, train_main,
-                columns: list[str]) -> None:
-    """Add the `collect` subcommand (shared by H1, H2, H3 and H5) to `sub`, parse `argv`, and run
-    `train_main(args)` or `collect`."""
-    co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
-    co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
-    co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        train_main(args)
+def flag(name: str, **kwargs) -> tuple[str, dict]:
+    """One flag of a section's command line: `parser.add_argument(name, **kwargs)`."""
+    return name, kwargs
+
+
+# The inputs of a section's `train`: the IDX folder (H1, H3, H5) or H2's two download receipts.
+IDX_INPUT = (flag("--data", type=Path, required=True, help="folder with the four IDX files"),)
+
+
+def section_main(argv: list[str] | None, settings, train_main, columns: list[str] | None, *, prog: str,
+                 doc: str, out_help: str, train_help: str = "", inputs=(), device: bool = False) -> None:
+    """The command line of a thesis section, shared by all of them, and its run.
+
+    A section trained once per seed (H1, H2, H3, H5: `columns`, its per-seed CSV's) has two
+    subcommands: `train` (the `inputs` flags, --seed, one flag per field of `settings`,
+    --threads, --device when `device`, --out) runs `train_main(args)`, and `collect`
+    concatenates the per-seed CSVs (`collect`). A section run once (H4: `columns` None) takes
+    the settings' flags, --threads and --out at the top level and runs `train_main(args)`.
+    --threads (0: PyTorch's default) is applied before `train_main` runs."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if columns is None:
+        train = parser
     else:
+        sub = parser.add_subparsers(dest="command", required=True)
+        train = sub.add_parser("train", help=train_help)
+        for name, kwargs in inputs:
+            train.add_argument(name, **kwargs)
+        train.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
+    add_settings(train, settings)
+    train.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    if device:
+        train.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
+    train.add_argument("--out", type=Path, required=True, help=out_help)
+    if columns is not None:
+        co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
+        co.add_argument("tables", type=Path, nargs="+", help="per-seed CSVs written by `train`")
+        co.add_argument("--out", type=Path, required=True, help="the combined tidy CSV")
+    args = parser.parse_args(argv)
+    if columns is not None and args.command == "collect":
         collect(args.tables, args.out, columns)
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_main(args)

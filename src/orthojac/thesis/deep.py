@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
-import torch
-
+from ..data import load_images
 from ..files import write_csv_atomic
 from ..progress_line import Progress
 from ..device import select_device
-from .common import add_settings, load_sequences, run_command
+from .common import IDX_INPUT, section_main
 from .dense import ACTIVATIONS, build, train_curve
 from .settings import Deep as Settings
 
@@ -65,8 +63,6 @@ def train_one(network: str, weights: str, data: dict, args: argparse.Namespace,
 
 
 def _train_main(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if min(args.depth, args.width, args.epochs, args.batch_size) < 1:
         raise SystemExit(f"--depth, --width, --epochs and --batch-size must be ≥ 1, got {args.depth}, "
                          f"{args.width}, {args.epochs}, {args.batch_size}")
@@ -75,7 +71,7 @@ def _train_main(args: argparse.Namespace) -> None:
             parse_network(network)
     except ValueError as error:
         raise SystemExit(f"--networks: {error}") from None
-    data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
+    data = load_images(args.data, args.train_size, args.val_size, args.test_size)
     n_runs = len(args.networks) * len(args.weights)
     progress = Progress(n_runs * args.epochs * math.ceil(len(data["train"][0]) / args.batch_size), runs=n_runs)
     rows = [r for n in args.networks for w in args.weights for r in train_one(n, w, data, args, progress)]
@@ -84,17 +80,9 @@ def _train_main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac hlav-deep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train every (network, weights) for one seed; write a tidy CSV")
-    tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
-    tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
-    add_settings(tr, Settings)
-    tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
-    tr.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
-    tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
-    run_command(parser, sub, argv, _train_main, COLUMNS)
+    section_main(argv, Settings, _train_main, COLUMNS, prog="orthojac hlav-deep", doc=__doc__,
+                 train_help="train every (network, weights) for one seed; write a tidy CSV",
+                 out_help="tidy CSV of per-epoch metrics", inputs=IDX_INPUT, device=True)
 
 
 if __name__ == "__main__":

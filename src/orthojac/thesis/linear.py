@@ -23,15 +23,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
 import pandas as pd
-import torch
 
+from ..data import load_images
 from ..files import write_csv_atomic
 from ..progress_line import Progress
 from ..device import select_device
-from .common import add_settings, load_sequences, run_command
+from .common import IDX_INPUT, section_main
 from .dense import build, train_curve
 from .settings import LR_SCALINGS
 from .settings import Linear as Settings
@@ -85,8 +84,6 @@ def train_one(weights: str, depth: int, data: dict, args: argparse.Namespace,
 
 
 def _train_main(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if min(args.depths) < 1 or min(args.width, args.epochs, args.batch_size, args.eval_every) < 1:
         raise SystemExit(f"--depths, --width, --epochs, --batch-size and --eval-every must be ≥ 1, got "
                          f"{args.depths}, {args.width}, {args.epochs}, {args.batch_size}, {args.eval_every}")
@@ -94,7 +91,7 @@ def _train_main(args: argparse.Namespace) -> None:
         raise SystemExit(f"--sigma-w2 must be > 0, got {args.sigma_w2}")
     if not 0 < args.target <= 1:
         raise SystemExit(f"--target must be an accuracy in (0, 1], got {args.target}")
-    data = load_sequences(args.data, args.train_size, args.val_size, 1)
+    data = load_images(args.data, args.train_size, args.val_size, 1)
     n_runs = len(args.weights) * len(args.depths)
     progress = Progress(n_runs * args.epochs * math.ceil(len(data["train"][0]) / args.batch_size), runs=n_runs)
     rows = [r for w in args.weights for d in args.depths for r in train_one(w, d, data, args, progress)]
@@ -103,17 +100,9 @@ def _train_main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac hlav-linear", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train every (weights, depth) for one seed; write a tidy CSV")
-    tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
-    tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
-    add_settings(tr, Settings)
-    tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
-    tr.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
-    tr.add_argument("--out", type=Path, required=True, help="tidy CSV of curves and times to accuracy")
-    run_command(parser, sub, argv, _train_main, COLUMNS)
+    section_main(argv, Settings, _train_main, COLUMNS, prog="orthojac hlav-linear", doc=__doc__,
+                 train_help="train every (weights, depth) for one seed; write a tidy CSV",
+                 out_help="tidy CSV of curves and times to accuracy", inputs=IDX_INPUT, device=True)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from ..orthogonal import orthogonal_matrix
 from ..regularisers import dense_defect, listing_defect
 from . import STAND_IN, TRAINED, UNAVAILABLE, sentiment
 from .settings import LSTM as Settings
-from .common import add_settings, fit, glorot_uniform_, run_command
+from .common import fit, flag, glorot_uniform_, section_main
 from .rnn import COLUMNS as H1_COLUMNS
 from .rnn import CONFIGURATIONS, VARIANTS, runs
 
@@ -135,8 +135,6 @@ def unavailable_rows(receipts: list[dict], seed: int) -> list[dict]:
 
 
 def _train_main(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if min(args.epochs, args.hidden, args.batch_size, args.seq_len, args.train_size, args.val_size,
            args.test_size) < 1:
         raise SystemExit("--epochs, --hidden, --batch-size, --seq-len, --train-size, --val-size and "
@@ -166,17 +164,11 @@ def _train_main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac hlav-lstm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train every configuration for one seed; write a tidy CSV")
-    tr.add_argument("--text", type=Path, required=True, help="receipt (status.json) of the sentence archive")
-    tr.add_argument("--embeddings", type=Path, required=True, help="receipt (status.json) of the GloVe zip")
-    tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
-    add_settings(tr, Settings)
-    tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
-    tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
-    run_command(parser, sub, argv, _train_main, COLUMNS)
+    section_main(argv, Settings, _train_main, COLUMNS, prog="orthojac hlav-lstm", doc=__doc__,
+                 train_help="train every configuration for one seed; write a tidy CSV",
+                 out_help="tidy CSV of per-epoch metrics",
+                 inputs=(flag("--text", type=Path, required=True, help="receipt (status.json) of the sentence archive"),
+                         flag("--embeddings", type=Path, required=True, help="receipt (status.json) of the GloVe zip")))
 
 
 if __name__ == "__main__":

@@ -35,13 +35,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data import load_images
 from ..files import write_csv_atomic
 from ..orthogonal import haar
 from ..progress_line import Progress
 from ..regularisers import dense_defect, listing_defect
 from . import settings
 from .settings import RNN as Settings
-from .common import accuracy, add_settings, fit, glorot_uniform_, load_sequences, run_command
+from .common import IDX_INPUT, accuracy, fit, flag, glorot_uniform_, section_main
 
 CONFIGURATIONS = ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB", "Orthogonal_GainA_NoReg",
                   "Orthogonal_NoReg", "NoOrthogonal")
@@ -123,14 +124,12 @@ def train_one(run: dict, data: dict, seed: int, epochs: int, hidden: int, batch_
 
 
 def _train_main(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.epochs < 1 or args.hidden < 1 or args.batch_size < 1:
         raise SystemExit(f"--epochs, --hidden and --batch-size must be ≥ 1, got {args.epochs}, "
                          f"{args.hidden}, {args.batch_size}")
     if any(lam <= 0 for lam in args.lambdas):
         raise SystemExit(f"--lambdas must be > 0 (the unregularised configurations are always run), got {args.lambdas}")
-    data = load_sequences(args.data, args.train_size, args.val_size, args.test_size)
+    data = load_images(args.data, args.train_size, args.val_size, args.test_size)
     rows = []
     configurations = runs(args.gain, args.lambdas, args.variants)
     per_epoch = math.ceil(len(data["train"][0]) / args.batch_size)
@@ -146,17 +145,11 @@ def _train_main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac hlav", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train every configuration for one seed; write a tidy CSV")
-    tr.add_argument("--data", type=Path, required=True, help="folder with the four IDX files")
-    tr.add_argument("--dataset", default="", help="data set name recorded in the table (default: the --data folder's name)")
-    tr.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
-    add_settings(tr, Settings)
-    tr.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
-    tr.add_argument("--out", type=Path, required=True, help="tidy CSV of per-epoch metrics")
-    run_command(parser, sub, argv, _train_main, COLUMNS)
+    section_main(argv, Settings, _train_main, COLUMNS, prog="orthojac hlav", doc=__doc__,
+                 train_help="train every configuration for one seed; write a tidy CSV",
+                 out_help="tidy CSV of per-epoch metrics",
+                 inputs=IDX_INPUT + (flag("--dataset", default="", help="data set name recorded in the table "
+                                          "(default: the --data folder's name)"),))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,7 +36,7 @@ import torch
 from ..files import write_csv_atomic
 from ..orthogonal import random_weight
 from ..progress_line import Progress
-from .common import add_settings
+from .common import section_main
 from .settings import H4_ACTIVATIONS as ACTIVATIONS
 from .settings import H4_WEIGHTS as WEIGHTS
 from .settings import Theory as Settings
@@ -142,15 +141,7 @@ def h4_table(activations, weights, width: int, depths: list[int], seeds: list[in
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="orthojac h4", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_settings(parser, Settings)
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
-    parser.add_argument("--out", type=Path, required=True, help="tidy CSV of empirical and theoretical moments")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def _run_main(args: argparse.Namespace) -> None:
     if min(args.depths) < 1 or args.width < 1:
         raise SystemExit(f"--depths and --width must be ≥ 1, got depths {args.depths}, width {args.width}")
     progress = Progress(len(args.activations) * len(args.weights) * len(args.seeds), unit="points")
@@ -159,6 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     progress.finish()
     write_csv_atomic(args.out, rows, COLUMNS)
     print(f"{args.out}: {len(rows)} rows", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    section_main(argv, Settings, _run_main, None, prog="orthojac h4", doc=__doc__,
+                 out_help="tidy CSV of empirical and theoretical moments")
 
 
 if __name__ == "__main__":
