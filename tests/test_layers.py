@@ -103,8 +103,11 @@ def test_hand_written_dense_fold_matches_autograd():
 
 def test_the_hand_written_path_is_taken_only_for_training_a_plain_dense_fold_relu_layer():
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(3, 8)
+    x = torch.randn(3, 8, generator=gen)
     layer = Fold(DenseOperator(8, 8), make_activation("relu"))
+    with torch.no_grad():  # the operator's weight is torch.empty until initialised: garbage, perhaps NaN
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
     layer.fused = True
     assert layer.takes_fused_path(x)
     with torch.no_grad():
