@@ -42,26 +42,26 @@ PART ?=
 REFERENCE_CONFIG := config/cpu.yaml
 reference: .venv/.installed mirror mnist
 ifeq ($(PART),)
-	@parts=$$($(PY) -m orthojac.reference parts --configfile $(REFERENCE_CONFIG) $(if $(ALLOW_DIRTY),,--clean)) && \
+	@parts=$$($(PY) -m orthojac reference parts --configfile $(REFERENCE_CONFIG) $(if $(ALLOW_DIRTY),,--clean)) && \
 	for part in $$parts; do $(MAKE) --no-print-directory reference PART=$$part SNAPSHOT=$(SNAPSHOT) || exit 1; done
 	@$(MAKE) --no-print-directory reference PART=report SNAPSHOT=$(SNAPSHOT)
 else ifeq ($(PART),report)
 	@start=$$(date +%s); \
-	pins=$$($(PY) -m orthojac.reference pins) && echo "rounding pins: $$pins" && \
-	parts=$$(env $$pins $(PY) -m orthojac.reference check-report --configfile $(REFERENCE_CONFIG) \
+	pins=$$($(PY) -m orthojac reference pins) && echo "rounding pins: $$pins" && \
+	parts=$$(env $$pins $(PY) -m orthojac reference check-report --configfile $(REFERENCE_CONFIG) \
 		--out $(SNAPSHOT) $(if $(ALLOW_DIRTY),--allow-dirty)) && \
 	env $$pins $(SNAKEMAKE) --cores 2 --configfile $(REFERENCE_CONFIG) && \
 	log=$$(ls -t .snakemake/log/*.snakemake.log | head -1) && \
-	env $$pins $(PY) -m orthojac.reference snapshot results --out $(SNAPSHOT) --command "make reference PART=report" \
+	env $$pins $(PY) -m orthojac reference snapshot results --out $(SNAPSHOT) --command "make reference PART=report" \
 		--wall-seconds $$(( $$(date +%s) - start )) --log $$log --parts $$parts
 	@if [ "$(SNAPSHOT)" != results/reference/cpu ]; then \
-		$(PY) -m orthojac.compare $(SNAPSHOT) results/reference/cpu; fi
+		$(PY) -m orthojac compare $(SNAPSHOT) results/reference/cpu; fi
 else
 	@start=$$(date +%s); \
-	pins=$$($(PY) -m orthojac.reference pins) && echo "rounding pins: $$pins; part $(PART)" && \
+	pins=$$($(PY) -m orthojac reference pins) && echo "rounding pins: $$pins; part $(PART)" && \
 	env $$pins $(SNAKEMAKE) --cores 2 --configfile $(REFERENCE_CONFIG) --config reference_part=$(PART) && \
 	log=$$(ls -t .snakemake/log/*.snakemake.log | head -1) && \
-	env $$pins $(PY) -m orthojac.reference part-manifest $(PART) --configfile $(REFERENCE_CONFIG) --out $(SNAPSHOT) \
+	env $$pins $(PY) -m orthojac reference part-manifest $(PART) --configfile $(REFERENCE_CONFIG) --out $(SNAPSHOT) \
 		--command "make reference PART=$(PART)" --wall-seconds $$(( $$(date +%s) - start )) --log $$log
 endif
 
@@ -81,7 +81,7 @@ test-expected: .venv/.installed
 # One table of every training and thesis job: done, running (epoch k of n, ETA) or waiting, and the
 # time left; `make progress CONFIGFILE=config/quick.yaml` for a run of another configuration.
 progress: .venv/.installed
-	$(PY) -m orthojac.progress results $(if $(CONFIGFILE),--configfile $(CONFIGFILE))
+	$(PY) -m orthojac progress results $(if $(CONFIGFILE),--configfile $(CONFIGFILE))
 
 lint: .venv/.installed
 	$(SNAKEMAKE) --lint
@@ -130,7 +130,7 @@ mnist: .venv/.installed
 # The README's picture of the report: the committed CPU reference's index page as a 1280 px wide
 # browser window shows it (Debian's headless Chromium), to docs/report_index.png.
 # `make report-pages` first renders the reference's pages again from its committed tables and
-# figures with this commit's notebooks (orthojac.render), so the picture shows today's report.
+# figures with this commit's notebooks (orthojac.report.render), so the picture shows today's report.
 REFERENCE := results/reference/cpu
 SCREENSHOT_HEIGHT ?= 2200
 screenshot:
@@ -140,7 +140,7 @@ screenshot:
 		2> /dev/null; status=$$?; rm -rf $$profile; exit $$status
 
 report-pages: .venv/.installed
-	$(PY) -m orthojac.render $(REFERENCE) --configfile config/cpu.yaml
+	$(PY) -m orthojac render $(REFERENCE) --configfile config/cpu.yaml
 
 # What benchmarks/gpu_check.sh needs on a GPU machine without a package registry: Python 3.12
 # wheels and the Fashion-MNIST .gz files in the git-ignored .gpu-check/ (≤ 64 MiB with the

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from orthojac.config import RunConfig
-from orthojac.models import build_model
+from orthojac.nets.models import build_model
 
 FAMILIES = {  # the families whose layers carry a stream x from layer to layer
     "fold": {"activation": "relu"},

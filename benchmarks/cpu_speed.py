@@ -6,8 +6,8 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
    each); also the 128³ rate, the ceiling of a width-128 layer's matrix products;
 2. per network (fold, orthoff, resnet, plain: dense, depth --depth, width --width, batch --batch;
    fold and orthoff (Aᵀ|Bx + b|) in regimes soft and hard; limit50's network at depth 50):
-   the training step as orthojac.train takes it (`training_step` with the default CPU levers,
-   orthojac.fastpath: fused Adam, hand-written dense fold layers, hard weights computed once a
+   the training step as orthojac.run.train takes it (`training_step` with the default CPU levers,
+   orthojac.run.fastpath: fused Adam, hand-written dense fold layers, hard weights computed once a
    step by the hand-written Cayley map, the soft penalty batched) against the old code
    (`--no-fused-adam --no-fused-layers`: the foreach Adam and autograd's layers, and under
    `old_code()` torch's Cayley parametrisation read anew at each use and the penalty weight by
@@ -17,7 +17,7 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
    not the LU factorisations and solves of the Cayley map);
 3. H1's RNN (sequential MNIST, hidden 64, batch 256, the soft penalty): its step with the fused
    Adam against the foreach one;
-4. the headline, a whole job: `python -m orthojac.train` as a separate process, one epoch of the
+4. the headline, a whole job: `python -m orthojac train` as a separate process, one epoch of the
    fold network on --job-images images of the real Fashion-MNIST (--data-dir), one thread, the
    default CPU settings, timed from process start to exit (start-up, data, evaluation and
    checkpoints included), then the same with the old settings (foreach Adam, autograd's layers,
@@ -51,10 +51,11 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrizations
 from torch.utils.flop_counter import FlopCounterMode
 
-from orthojac import fastpath, layers, regularisers, train
+from orthojac.run import fastpath, train
+from orthojac.nets import layers, regularisers
 from orthojac.config import RunConfig
-from orthojac.fastpath import FastPath
-from orthojac.models import build_model
+from orthojac.run.fastpath import FastPath
+from orthojac.nets.models import build_model
 
 FAMILY_SETTINGS = {  # as benchmarks/train_throughput.py: fold and orthoff near the identity at the start
     "fold": {"family": "fold", "bias_init": -2.0},
@@ -77,7 +78,7 @@ OLD_FLAGS = ["--no-fused-adam", "--no-fused-layers"]
 @contextlib.contextmanager
 def old_code():
     """The code before issue 24's regime levers, in this process: torch's Cayley parametrisation
-    for regime hard (orthojac.layers.CayleyOrthogonal's reference), each read of a hard weight
+    for regime hard (orthojac.nets.layers.CayleyOrthogonal's reference), each read of a hard weight
     computing it again (no fastpath.weights_once), and the soft penalty summed weight by weight
     (no regularisers.dense_defects). Networks built inside it keep torch's parametrisation."""
     def torch_cayley(op):
@@ -118,7 +119,7 @@ def family_config(name: str, args) -> RunConfig:
 
 
 def orthojac_stepper(cfg: RunConfig, fast: FastPath, old: bool = False):
-    """A closure taking one training step of `cfg`'s network as orthojac.train does (the fast
+    """A closure taking one training step of `cfg`'s network as orthojac.run.train does (the fast
     path's model, optimiser and divergence guard), on a fixed random batch; `old`: built and
     stepped under `old_code()`."""
     if old:
@@ -192,9 +193,9 @@ def time_in_turns(steppers: dict, steps: int, rounds: int, warmup: int = 3) -> d
 
 
 def whole_job(args, flags: list[str], full_train_evaluation: bool, out: Path) -> dict:
-    """`python -m orthojac.train` in a fresh process: one epoch of dense fold, one thread; its
+    """`python -m orthojac train` in a fresh process: one epoch of dense fold, one thread; its
     wall time from start to exit, and its config.json."""
-    code = ("import sys, orthojac.train as t\n"
+    code = ("import sys, orthojac.run.train as t\n"
             + ("t.TRAIN_EVAL_SIZE = 10**9\n" if full_train_evaluation else "")
             + "t.main(sys.argv[1:])\n")
     cmd = [sys.executable, "-c", code, "--arch", "dense", "--family", "fold", "--depth", str(args.depth),

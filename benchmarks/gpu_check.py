@@ -14,7 +14,7 @@ configuration of a CPU rehearsal, the data from local mirrors, and the manifest 
      graph per batch size, none skipped; regime hard runs without CUDA graphs (fast_path.note);
   2. Jacobian spectra on the device against the CPU, float64 (exact SVD and Lanczos);
   3. bf16 against fp32 at depth 200: the body-gradient error (benchmarks/bf16_residual.py);
-  4. kill and resume: `python -m orthojac.train` killed (SIGKILL) after its first checkpoint,
+  4. kill and resume: `python -m orthojac train` killed (SIGKILL) after its first checkpoint,
      restarted, resumes and ends where an uninterrupted run ends.
 Each check is a JSON record with `ok`; the command exits 1 when one is not ok.
 """
@@ -79,7 +79,7 @@ def graph_counter():
 def fast_path_for(device, regime: str, rehearse: bool):
     """The levers a run gets by default on `device`; in a CPU rehearsal, compile on (with dynamo's
     eager backend: the same graph capture, no code generation)."""
-    from orthojac import fastpath
+    from orthojac.run import fastpath
 
     parser = argparse.ArgumentParser()
     fastpath.add_arguments(parser)
@@ -91,7 +91,7 @@ def check_fast_path(name: str, settings: dict, data: Path, work: Path, device, r
     import torch
     from torch._dynamo.utils import counters
 
-    from orthojac import fastpath, train
+    from orthojac.run import fastpath, train
     from orthojac.config import RunConfig
 
     cfg = RunConfig(**settings, depth=2 if rehearse else 3, channels=2 if rehearse else 4,
@@ -142,7 +142,7 @@ def check_kill_and_resume(data: Path, work: Path, device, rehearse: bool) -> dic
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if rehearse:
         env.pop("ORTHOJAC_FAST_PATH", None)
-    cmd = [sys.executable, "-m", "orthojac.train", *args]
+    cmd = [sys.executable, "-m", "orthojac", "train", *args]
     whole, killed = work / "uninterrupted", work / "killed"
     subprocess.run(cmd + [f"--out-dir={whole}"], env=env, check=True, capture_output=True)
     proc = subprocess.Popen(cmd + [f"--out-dir={killed}"], env=env, stderr=subprocess.PIPE, text=True)
@@ -177,9 +177,9 @@ def check_spectra(device, rehearse: bool) -> dict:
     import torch
 
     from orthojac.config import RunConfig
-    from orthojac.models import build_model
+    from orthojac.nets.models import build_model
     from orthojac.spectra import jacobian_spectrum
-    from orthojac.spectra_free import extreme_singular_values
+    from orthojac.spectra.free import extreme_singular_values
 
     cfg = RunConfig(family="fold", depth=3, channels=1 if rehearse else 2, bias_init=-0.5)
     x = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -200,9 +200,9 @@ def check_spectra(device, rehearse: bool) -> dict:
 def check_bf16(device, rehearse: bool) -> dict:
     from bf16_residual import relative_error
 
-    from orthojac import fastpath
+    from orthojac.run import fastpath
     from orthojac.config import RunConfig
-    from orthojac.fastpath import FastPath
+    from orthojac.run.fastpath import FastPath
 
     fastpath.set_backends(FastPath())  # fp32 is fp32: TF32 off
     depth = 3 if rehearse else 200

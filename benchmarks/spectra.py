@@ -28,9 +28,9 @@ import torch
 def _case(method: str, channels: int, depth: int, queue) -> None:
     torch.set_num_threads(1)
     from orthojac.config import RunConfig
-    from orthojac.models import build_model
+    from orthojac.nets.models import build_model
     from orthojac.spectra import jacobian_spectrum
-    from orthojac.spectra_free import extreme_singular_values
+    from orthojac.spectra.free import extreme_singular_values
 
     cfg = RunConfig(arch="conv", family="fold", channels=channels, depth=depth, bias_init=-0.5)
     body = build_model(cfg).double().body

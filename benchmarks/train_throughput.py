@@ -2,15 +2,15 @@
 
 (a) naive: eager fp32 (TF32 off), a `DataLoader` over CPU tensors copied to the device batch by
     batch, `torch.optim.Adam` with its defaults, batch 128, --steps timed steps;
-(b) pipeline: `orthojac.train.train` itself — the data set resident on the device as training
+(b) pipeline: `orthojac.run.train.train` itself — the data set resident on the device as training
     holds it (IDX files → normalised NCHW fp32), one permutation an epoch, the smaller last batch,
     the cosine learning rate, the divergence test, checkpoints every --checkpoint-every steps and
-    the evaluation after each epoch — with the fast path's levers (orthojac.fastpath: the device's
+    the evaluation after each epoch — with the fast path's levers (orthojac.run.fastpath: the device's
     defaults, or the flags given here), at each --batch-sizes, for --epochs epochs of
     --train-size images. Its rate is that of the epochs after the first (read from the run's
     metrics.csv: training seconds, evaluation excluded); the first epoch's excess over them is
     reported as `compile_seconds` (compilation, CUDA graph recording, warm-up);
-(c) with --pack K, K seeds of the same network packed into one vmapped model (orthojac.fastpath.
+(c) with --pack K, K seeds of the same network packed into one vmapped model (orthojac.run.fastpath.
     PackedModels: not what a training run uses; a lever measured for the grids).
 
 No `cudnn.benchmark`: training does not set it. Images/s and the ratios to (a) are printed and
@@ -45,12 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from orthojac import fastpath, train
+from orthojac.run import fastpath, train
 from orthojac.files import write_text_atomic
 from orthojac.config import RunConfig
 from orthojac.device import select_device
-from orthojac.fastpath import FastPath, PackedModels
-from orthojac.models import build_model
+from orthojac.run.fastpath import FastPath, PackedModels
+from orthojac.nets.models import build_model
 
 NAIVE_BATCH = 128
 FAMILY_SETTINGS = {  # docs/replication.md §5: fold and orthoff near the identity at the start; plain He-initialised
@@ -135,7 +135,7 @@ def random_idx(folder: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
 
 
 def pipeline(cfg: RunConfig, data_dir: Path, device, fast: FastPath, checkpoint_every: int) -> dict:
-    """`orthojac.train.train` for cfg.epochs ≥ 2 epochs; the rate of the epochs after the first."""
+    """`orthojac.run.train.train` for cfg.epochs ≥ 2 epochs; the rate of the epochs after the first."""
     fastpath.set_backends(fast)
     with tempfile.TemporaryDirectory() as tmp:
         summary = train.train(cfg, data_dir, Path(tmp) / "run", device, checkpoint_every, fast)
@@ -153,7 +153,7 @@ def pipeline(cfg: RunConfig, data_dir: Path, device, fast: FastPath, checkpoint_
 
 
 def packed(cfg: RunConfig, k: int, x, y, device, fast: FastPath, n_warmup: int, n_steps: int) -> dict:
-    """K seeds of cfg's network as one vmapped model (orthojac.fastpath.PackedModels), each
+    """K seeds of cfg's network as one vmapped model (orthojac.run.fastpath.PackedModels), each
     network on its own batch; images/s counts all K batches."""
     fastpath.set_backends(fast)
     x, y = x.to(device), y.to(device)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from orthojac.activations import ACTIVATIONS, default_breakpoints, make_activation, parse_breakpoints
+from orthojac.nets.activations import ACTIVATIONS, default_breakpoints, make_activation, parse_breakpoints
 
 
 def _slopes(act, z):

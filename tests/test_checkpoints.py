@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from orthojac import spectra, train
-from orthojac.checkpoint import load_checkpoint
+from orthojac import spectra
+from orthojac.run import train
+from orthojac.run.checkpoint import load_checkpoint
 from orthojac.config import RunConfig
-from orthojac.figures import checkpoint_order
+from orthojac.report.figures import checkpoint_order
 
 
 def _cfg(**kw) -> RunConfig:

@@ -179,7 +179,7 @@ def test_p1_judges_only_orthogonal_families():
 
 
 def test_first_breakpoint_is_the_activations_default():
-    from orthojac.activations import default_breakpoints
+    from orthojac.nets.activations import default_breakpoints
     for k in (1, 2, 3):
         assert first_breakpoint("", k) == default_breakpoints(k)[0]
     assert first_breakpoint("2", 1) == 2.0 and first_breakpoint("-1,0,1", 3) == -1.0

@@ -1,4 +1,4 @@
-"""orthojac.compare: a new run against a reference, per run, per table, per claim; and
+"""orthojac.reference.compare: a new run against a reference, per run, per table, per claim; and
 orthojac.reference's snapshot and manifest."""
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from orthojac import compare, reference, tables, train
+from orthojac.reference import compare
+from orthojac import reference
+from orthojac.claims import tables
+from orthojac.run import train
 from orthojac.config import RunConfig
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import REPO, job_counts, outside_checkout, run_snakemake
 from orthojac.config import RunConfig
-from orthojac.models import build_model
+from orthojac.nets.models import build_model
 from orthojac.workflow import SECTIONS, config_schema, expand_experiment, load_config
 
 SCHEMA = config_schema()  # the schema file with its settings blocks generated

@@ -285,7 +285,7 @@ def test_a_dry_run_of_a_mutant_with_shell_characters_prints_commands_that_parse_
     commands = [line.split("Shell command: ", 1)[1] for line in out.splitlines() if "orthojac.data" in line
                 and "Shell command: " in line]
     if not commands:  # older Snakemake prints the command on its own line
-        commands = [line.strip() for line in out.splitlines() if line.strip().startswith("python -m orthojac.data")]
+        commands = [line.strip() for line in out.splitlines() if line.strip().startswith("python -m orthojac fetch")]
     assert commands, out[-3000:]
     tokens = shlex.split(commands[0])
     assert pairs(tokens, "--mirror") == [mirror]

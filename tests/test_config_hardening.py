@@ -282,7 +282,7 @@ def test_compare_pairs_rows_whose_key_columns_were_read_with_other_types_and_nam
 
     import pandas as pd
 
-    from orthojac import compare
+    from orthojac.reference import compare
 
     ref = tmp_path / "ref"
     shutil.copytree(REPO / "results/reference/cpu/tables", ref / "tables")
@@ -315,8 +315,8 @@ def test_a_run_killed_then_asked_for_an_epoch_it_did_not_keep_starts_afresh(tmp_
     then wrote NaN rows 'the run ended before it' for a completed run)."""
     import torch
 
-    from orthojac import train
-    from orthojac.checkpoint import load_checkpoint
+    from orthojac.run import train
+    from orthojac.run.checkpoint import load_checkpoint
     from orthojac.config import RunConfig
 
     torch.set_num_threads(1)
@@ -391,7 +391,7 @@ def test_a_multi_member_gzip_is_still_read_whole(tmp_path):
 
 
 def test_a_download_larger_than_its_pinned_size_is_not_copied_whole(tmp_path):
-    from orthojac import downloads
+    from orthojac.data import downloads
     from orthojac.files import DataError
 
     mirror = tmp_path / "mirror"
@@ -415,7 +415,7 @@ def test_a_download_larger_than_its_pinned_size_is_not_copied_whole(tmp_path):
 
 
 def test_a_download_file_with_a_folder_is_refused_by_the_program(tmp_path):
-    from orthojac import downloads
+    from orthojac.data import downloads
 
     with pytest.raises(ValueError, match="want a file name, not a path"):
         downloads.fetch("../x.zip", "x", 10, ZEROS, [], [tmp_path], tmp_path / "out", False, timeout=1)
@@ -444,7 +444,7 @@ def test_a_non_finite_jacobian_or_a_failed_svd_is_a_noted_row_and_the_other_poin
 
     from orthojac import spectra
     from orthojac.config import RunConfig
-    from orthojac.models import build_model
+    from orthojac.nets.models import build_model
 
     model = build_model(RunConfig(arch="dense", family="fold", width=8, depth=2)).double()
     images = torch.randn(3, 1, 28, 28, dtype=torch.float64)
@@ -479,9 +479,9 @@ def test_the_cli_writes_a_note_column_for_a_failed_point_and_exits_normally(tmp_
     import torch
 
     from orthojac import spectra
-    from orthojac.checkpoint import atomic_save
+    from orthojac.run.checkpoint import atomic_save
     from orthojac.config import RunConfig
-    from orthojac.models import build_model
+    from orthojac.nets.models import build_model
 
     cfg = RunConfig(arch="dense", family="fold", width=8, depth=2)
     weights = tmp_path / "init.pt"
@@ -508,7 +508,7 @@ def test_the_cli_writes_a_note_column_for_a_failed_point_and_exits_normally(tmp_
 def test_lanczos_records_whether_it_converged():
     import torch
 
-    from orthojac.spectra_free import extreme_singular_values
+    from orthojac.spectra.free import extreme_singular_values
 
     torch.manual_seed(0)
     a = torch.randn(60, 60, dtype=torch.float64)
@@ -526,7 +526,7 @@ def test_a_buffer_that_is_not_finite_makes_the_network_not_finite():
 
     from orthojac import spectra
     from orthojac.config import RunConfig
-    from orthojac.models import build_model
+    from orthojac.nets.models import build_model
 
     model = build_model(RunConfig(arch="dense", family="resnet", width=8, depth=2, norm="batch"))
     assert spectra.finite(model)

@@ -92,8 +92,8 @@ def test_train_imports_no_report_or_workflow_code():
     code = ("import sys\nfrom orthojac import cli\ntry:\n    cli.main(['train', '--help'])\n"
             "except SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'matplotlib', 'snakemake')\n"
-            "      or m in ('orthojac.workflow', 'orthojac.progress', 'orthojac.claims', 'orthojac.report',\n"
-            "               'orthojac.figures', 'orthojac.thesis.settings')))\n")
+            "      or m in ('orthojac.workflow', 'orthojac.workflow.progress', 'orthojac.claims', 'orthojac.report',\n"
+            "               'orthojac.report.figures', 'orthojac.thesis.settings')))\n")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -79,7 +79,7 @@ def test_bad_idx_header(tmp_path):
 
 
 # The formulas by which each program made its tensors before orthojac.data.load_images and
-# orthojac.data.pixels were the one loader: the paper's runs (orthojac.train.prepare_data), the
+# orthojac.data.pixels were the one loader: the paper's runs (orthojac.run.train.prepare_data), the
 # thesis' H1, H3 and H5 (their load_sequences) and the spectra's test images (orthojac.spectra).
 def _old_paper(data_dir, train_size, val_size, test_size):
     x_all, y_all = load_split(data_dir, "train")
@@ -121,9 +121,9 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 @pytest.mark.parametrize("sizes", [(0, 100, 0), (300, 50, 40), (1, 599, 1)])
 def test_every_program_trains_on_the_tensors_the_old_formulas_made(idx_folder, sizes):
-    """orthojac.data.load_images (the thesis' H1, H3, H5) and orthojac.train.prepare_data (the
+    """orthojac.data.load_images (the thesis' H1, H3, H5) and orthojac.run.train.prepare_data (the
     paper's runs, built on it) give bit-identical tensors to the formulas each program had."""
-    from orthojac import train
+    from orthojac.run import train
     from orthojac.config import RunConfig
     from orthojac.data import load_images
 

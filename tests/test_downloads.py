@@ -1,11 +1,11 @@
-"""orthojac.downloads: pinned single-file downloads, refusals, and the optional receipt."""
+"""orthojac.data.downloads: pinned single-file downloads, refusals, and the optional receipt."""
 
 import hashlib
 import json
 
 import pytest
 
-from orthojac import downloads
+from orthojac.data import downloads
 from orthojac.thesis import sentiment
 from orthojac.files import DataError
 
@@ -102,7 +102,7 @@ def test_an_md5_pin_alone_accepts_the_file_and_refuses_another(tmp_path, archive
 
 
 def test_the_fetch_loop_tries_each_source_in_order_and_says_why_each_was_refused(tmp_path):
-    """orthojac.downloads.first_accepted, the loop of both fetchers (orthojac.data's IDX files too):
+    """orthojac.data.downloads.first_accepted, the loop of both fetchers (orthojac.data's IDX files too):
     a URL base found unreachable is skipped for the next file, a missing file is `not found`, a
     copy `accept` refuses is listed with its reason, and the first accepted copy ends the loop."""
     (tmp_path / "bad").write_bytes(b"no")

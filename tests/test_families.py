@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from orthojac.config import RunConfig
-from orthojac.models import _pso_basis, build_model
+from orthojac.nets.models import _pso_basis, build_model
 from orthojac.spectra import jacobian_matrix
 
 DENSE_N, CONV_C, SIDE = 10, 3, 5

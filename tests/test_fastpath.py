@@ -19,11 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from orthojac import fastpath, train
+from orthojac.run import fastpath, train
 from orthojac.config import RunConfig
 from orthojac.data import Expected, fetch
-from orthojac.fastpath import FastPath, PackedModels
-from orthojac.models import build_model
+from orthojac.run.fastpath import FastPath, PackedModels
+from orthojac.nets.models import build_model
 
 from conftest import REPO, make_idx_dataset
 
@@ -112,7 +112,7 @@ def test_tf32_is_set_through_fp32_precision_only_and_only_when_asked_for():
 def test_tf32_legacy_flags_where_torch_has_no_fp32_precision(venv_env):
     """torch < 2.9 (simulated in a fresh interpreter, where no new-API setting was made): the
     legacy allow_tf32 flags alone."""
-    code = ("import torch; from orthojac import fastpath; from orthojac.fastpath import FastPath\n"
+    code = ("import torch; from orthojac.run import fastpath; from orthojac.run.fastpath import FastPath\n"
             "fastpath.tf32_api = lambda: 'allow_tf32'\n"
             "fastpath.set_backends(FastPath('tf32'))\n"
             "assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32\n"
@@ -272,7 +272,7 @@ def test_packing_refuses_what_vmap_cannot_run():
 
 def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_dir):
     """benchmarks/train_throughput.py end to end at the smallest size: every path measured, the
-    pipeline as orthojac.train trains (2 epochs of 50 images: a smaller last batch at 16 and 32),
+    pipeline as orthojac.run.train trains (2 epochs of 50 images: a smaller last batch at 16 and 32),
     ratios to the naive loop, the accuracy check; no cudnn.benchmark. The speed itself is the
     benchmark's business, not a test's."""
     sys.path.insert(0, str(REPO / "benchmarks"))

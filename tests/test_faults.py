@@ -25,8 +25,9 @@ import torch
 import yaml
 
 from conftest import REPO, make_idx_dataset
-from orthojac import checkpoint, figures, train
-from orthojac.checkpoint import atomic_save, load_checkpoint
+from orthojac.run import checkpoint, train
+from orthojac.report import figures
+from orthojac.run.checkpoint import atomic_save, load_checkpoint
 from orthojac.config import RunConfig
 from orthojac.data import IDX_FILES, Expected, fetch
 
@@ -80,7 +81,7 @@ def fixture_data(tmp_path_factory):
 def reference(fixture_data, tmp_path_factory, venv_env):
     """An uninterrupted run of SETTINGS: the result every interrupted run must reproduce."""
     out = tmp_path_factory.mktemp("reference")
-    subprocess.run([sys.executable, "-m", "orthojac.train", *flags(SETTINGS), "--data-dir",
+    subprocess.run([sys.executable, "-m", "orthojac", "train", *flags(SETTINGS), "--data-dir",
                     str(fixture_data[2]), "--out-dir", str(out), "--threads", "1"],
                    env=venv_env, check=True, capture_output=True, timeout=300)
     return out
@@ -111,13 +112,13 @@ def pause_mid_epoch(pid: int, ckpt: Path, proc: subprocess.Popen, after_step: in
 
 
 def training_pid(work: Path, deadline_s: float = 240) -> int:
-    """The pid of the `python -m orthojac.train` process Snakemake started in `work`."""
+    """The pid of the `python -m orthojac train` process Snakemake started in `work`."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         for proc in Path("/proc").iterdir():
             try:
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
-                if b"orthojac.train" in cmd and Path(os.readlink(proc / "cwd")) == work:
+                if b"orthojac.run.train" in cmd and Path(os.readlink(proc / "cwd")) == work:
                     return int(proc.name)
             except (FileNotFoundError, PermissionError, ProcessLookupError, NotADirectoryError):
                 continue
@@ -159,7 +160,7 @@ def test_kill_9_mid_epoch_then_snakemake_resumes_to_the_same_metrics(
 
 def test_sigterm_checkpoints_exits_143_and_the_rerun_resumes(tmp_path, fixture_data, reference,
                                                              venv_env):
-    cmd = [sys.executable, "-m", "orthojac.train", *flags(SETTINGS), "--data-dir",
+    cmd = [sys.executable, "-m", "orthojac", "train", *flags(SETTINGS), "--data-dir",
            str(fixture_data[2]), "--out-dir", str(tmp_path), "--threads", "1",
            "--checkpoint-every", CHECKPOINT_EVERY]
     proc = subprocess.Popen(cmd, env=venv_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""The figures' registry (orthojac.workflow_sections): a paper figure declared once, with its report
+"""The figures' registry (orthojac.workflow.sections): a paper figure declared once, with its report
 subcategory, caption, tables and drawing function, reaches the workflow's file list, the figures
 job's folder and the caption its report page shows; the thesis sections' figures carry theirs."""
 
@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from orthojac import figures, workflow_sections
+from orthojac.report import figures
+from orthojac.workflow import sections as workflow_sections
 from orthojac.workflow import Pipeline, load_config
-from orthojac.workflow_sections import (PAPER_FIGURES, PAPER_TABLES, SECTIONS, PaperFigure, figure_caption,
+from orthojac.workflow.sections import (PAPER_FIGURES, PAPER_TABLES, SECTIONS, PaperFigure, figure_caption,
                                         figure_markdown, register)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -125,7 +126,7 @@ def test_no_notebook_keeps_captions_of_its_own():
     for notebook in ("paper", "hlav", "theory"):
         source = (REPO / f"notebooks/{notebook}.py.ipynb").read_text()
         assert "CAPTIONS" not in source and "counterpart" not in source, notebook
-        assert "orthojac.workflow_sections import" in source, notebook
+        assert "orthojac.workflow.sections import" in source, notebook
 
 
 def test_the_registry_is_the_plan_stages_and_draws_nothing():

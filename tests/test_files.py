@@ -1,5 +1,5 @@
 """The data rules' modules need no torch: orthojac.files holds DataError and the atomic writers,
-and orthojac.data, orthojac.downloads and the MNIST pickle reader import nothing that imports torch
+and orthojac.data, orthojac.data.downloads and the MNIST pickle reader import nothing that imports torch
 (envs/data.yaml installs none). Nor do the figure modules, which draw from tables only, nor the
 workflow's logic (orthojac.workflow and the sections' settings): Snakemake plans without torch."""
 
@@ -11,9 +11,9 @@ import sys
 
 from conftest import REPO
 
-TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.downloads", "orthojac.mnist",
-              "orthojac.figures", "orthojac.thesis.figures", "orthojac.workflow", "orthojac.thesis.settings",
-              "orthojac.cli", "orthojac.progress", "orthojac.progress_line"]
+TORCH_FREE = ["orthojac.files", "orthojac.data", "orthojac.data.downloads", "orthojac.data.mnist",
+              "orthojac.report.figures", "orthojac.thesis.figures", "orthojac.workflow", "orthojac.thesis.settings",
+              "orthojac.cli", "orthojac.workflow.progress", "orthojac.run.progress_line"]
 
 
 def test_the_data_modules_import_without_torch():
@@ -33,7 +33,7 @@ def test_the_data_modules_import_without_torch():
 
 def test_the_check_notices_a_torch_import():
     """The same subprocess fails for a module that does import torch (the check is not vacuous)."""
-    code = "import sys\nsys.modules['torch'] = None\nimport orthojac.checkpoint\n"
+    code = "import sys\nsys.modules['torch'] = None\nimport orthojac.run.checkpoint\n"
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0 and "torch" in proc.stderr

@@ -8,8 +8,8 @@ import torch
 
 from orthojac.data import load_images
 from orthojac.thesis import rnn
-from orthojac.regularisers import dense_defect, listing_defect
-from orthojac.reportcheck import PNG_SIGNATURE, parse_page
+from orthojac.nets.regularisers import dense_defect, listing_defect
+from orthojac.report.check import PNG_SIGNATURE, parse_page
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,7 @@ import torch
 from conftest import REPO
 from orthojac.data import load_images
 from orthojac.thesis import deep, dense, figures, linear
-from orthojac.reportcheck import PNG_SIGNATURE
+from orthojac.report.check import PNG_SIGNATURE
 
 torch.set_num_threads(1)
 

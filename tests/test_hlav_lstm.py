@@ -11,10 +11,10 @@ import torch
 import yaml
 
 from conftest import REPO, fixture_config, make_idx_dataset
-from orthojac import downloads
+from orthojac.data import downloads
 from orthojac.thesis import figures, lstm, sentiment
 from orthojac.files import DataError
-from orthojac.reportcheck import PNG_SIGNATURE
+from orthojac.report.check import PNG_SIGNATURE
 
 torch.set_num_threads(1)
 TABLE = torch.randn(5, 6)

@@ -17,26 +17,26 @@ SRC = REPO / "src"
 # wings side by side: neither imports the other. `orthojac` and `orthojac.thesis` are the packages'
 # __init__ files (constants only).
 STAGES = [
-    ("base", ["orthojac", "orthojac.files", "orthojac.config", "orthojac.activations", "orthojac.orthogonal",
-              "orthojac.fastpath", "orthojac.device", "orthojac.progress_line", "orthojac.thesis",
+    ("base", ["orthojac", "orthojac.files", "orthojac.config", "orthojac.nets.activations", "orthojac.nets.orthogonal",
+              "orthojac.run.fastpath", "orthojac.device", "orthojac.run.progress_line", "orthojac.thesis",
               "orthojac.thesis.settings", "orthojac.spectra_settings"], []),
-    ("data", ["orthojac.data", "orthojac.downloads", "orthojac.mnist", "orthojac.thesis.sentiment"], ["base"]),
-    ("layers", ["orthojac.layers", "orthojac.regularisers"], ["base"]),  # the operators and their penalties
-    ("networks", ["orthojac.models", "orthojac.checkpoint"], ["base", "layers"]),
-    ("paper run", ["orthojac.select", "orthojac.train"], ["base", "data", "layers", "networks"]),
+    ("data", ["orthojac.data", "orthojac.data.downloads", "orthojac.data.mnist", "orthojac.thesis.sentiment"], ["base"]),
+    ("layers", ["orthojac.nets.layers", "orthojac.nets.regularisers"], ["base"]),  # the operators and their penalties
+    ("networks", ["orthojac.nets.models", "orthojac.run.checkpoint"], ["base", "layers"]),
+    ("paper run", ["orthojac.run.select", "orthojac.run.train"], ["base", "data", "layers", "networks"]),
     ("thesis run", ["orthojac.thesis.common", "orthojac.thesis.dense", "orthojac.thesis.rnn",
                     "orthojac.thesis.lstm", "orthojac.thesis.linear", "orthojac.thesis.deep",
                     "orthojac.thesis.theory"], ["base", "data", "layers", "networks"]),
-    ("spectra", ["orthojac.spectra", "orthojac.spectra_free"], ["base", "data", "layers", "networks"]),
+    ("spectra", ["orthojac.spectra", "orthojac.spectra.free"], ["base", "data", "layers", "networks"]),
     ("claims", ["orthojac.claims", "orthojac.claims.rules", "orthojac.claims.runs", "orthojac.claims.paper",
                 "orthojac.claims.paper_training", "orthojac.claims.thesis", "orthojac.claims.thesis_theory",
-                "orthojac.tables", "orthojac.ledgerview"], ["base"]),
-    ("plan", ["orthojac.workflow", "orthojac.workflow_config", "orthojac.workflow_schema", "orthojac.workflow_sections",
-              "orthojac.progress"],
+                "orthojac.claims.tables", "orthojac.claims.ledgerview"], ["base"]),
+    ("plan", ["orthojac.workflow", "orthojac.workflow.config", "orthojac.workflow.schema", "orthojac.workflow.sections",
+              "orthojac.workflow.progress"],
      ["base", "data"]),
-    ("report", ["orthojac.figures", "orthojac.thesis.figures", "orthojac.scale", "orthojac.report",
-                "orthojac.render", "orthojac.reportcheck", "orthojac.reference", "orthojac.reference_env",
-                "orthojac.reference_snapshot", "orthojac.reference_parts", "orthojac.compare"],
+    ("report", ["orthojac.report.figures", "orthojac.thesis.figures", "orthojac.report.scale", "orthojac.report",
+                "orthojac.report.render", "orthojac.report.check", "orthojac.reference", "orthojac.reference.env",
+                "orthojac.reference.snapshot", "orthojac.reference.parts", "orthojac.reference.compare"],
      ["base", "claims", "plan"]),
     ("command", ["orthojac.cli", "orthojac.__main__"], ["base"]),  # cli imports its command on demand
 ]
@@ -105,7 +105,7 @@ def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
 
 def test_no_import_cycle():
     graph = import_graph()
-    assert "orthojac.mnist" in graph["orthojac.data"]  # the graph sees late imports too
+    assert "orthojac.data.mnist" in graph["orthojac.data"]  # the graph sees late imports too
     assert cycles(graph) == []
 
 
@@ -137,8 +137,8 @@ def test_a_planted_upward_import_is_found(tmp_path):
         path = tmp_path / "orthojac" / file
         path.write_text(path.read_text() + "\n\ndef _planted():\n    " + line)
     assert upward_imports(import_graph(tmp_path)) == [
-        ("orthojac.data", "orthojac.thesis.common"), ("orthojac.regularisers", "orthojac.models"),
-        ("orthojac.thesis.deep", "orthojac.train"), ("orthojac.train", "orthojac.workflow")]
+        ("orthojac.data", "orthojac.thesis.common"), ("orthojac.nets.regularisers", "orthojac.nets.models"),
+        ("orthojac.thesis.deep", "orthojac.run.train"), ("orthojac.run.train", "orthojac.workflow")]
 
 
 MAX_MODULE_LINES = 400  # issue 28: a module a reader can hold; split by what the code does beyond it

@@ -3,13 +3,13 @@
 import pandas as pd
 import torch
 
-from orthojac import figures
+from orthojac.report import figures
 from orthojac.claims import P1_TOL, P5_EPS
 from orthojac.config import RunConfig
-from orthojac.figures import init_study as init_study_figure
-from orthojac.figures import residual_baseline
-from orthojac.models import build_model
-from orthojac.tables import init_study
+from orthojac.report.figures import init_study as init_study_figure
+from orthojac.report.figures import residual_baseline
+from orthojac.nets.models import build_model
+from orthojac.claims.tables import init_study
 
 
 def test_orthoff_with_a_equal_b_and_breakpoint_t_is_fold_with_bias_minus_t():

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from orthojac.activations import make_activation
-from orthojac.layers import ConvOperator, DenseOperator, Fold
-from orthojac.orthogonal import CONSTRUCTIONS, orthogonal_matrix
+from orthojac.nets.activations import make_activation
+from orthojac.nets.layers import ConvOperator, DenseOperator, Fold
+from orthojac.nets.orthogonal import CONSTRUCTIONS, orthogonal_matrix
 from orthojac.spectra import jacobian_spectrum
 
 
@@ -77,7 +77,7 @@ def test_hand_written_dense_fold_matches_autograd():
     """DenseFoldReLU (the training path of a dense fold/ReLU layer): its backward passes torch's
     gradcheck in float64, and forward and gradients equal autograd's through the plain code up to
     rounding, in float32 too (with units on both sides of ReLU's kink)."""
-    from orthojac.layers import DenseFoldReLU
+    from orthojac.nets.layers import DenseFoldReLU
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(6, 5, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -141,7 +141,7 @@ def test_hand_written_cayley_map_is_torchs_parametrisation(gain):
 
     from torch.nn.utils import parametrizations
 
-    from orthojac.layers import CayleyOrthogonal
+    from orthojac.nets.layers import CayleyOrthogonal
 
     gen = torch.Generator().manual_seed(3)
     ours = DenseOperator(10, 10).double()
@@ -179,8 +179,8 @@ def test_rectangular_hard_weights_keep_torchs_parametrisation():
 def test_a_fold_layer_computes_its_hard_weight_once_a_step(monkeypatch):
     """Under fastpath.weights_once the fold layer's two reads of B (Bx and Bᵀ·) share one Cayley
     map, forward and backward, and the gradient is the one computed without the cache."""
-    from orthojac import layers
-    from orthojac.fastpath import FastPath, weights_once
+    from orthojac.nets import layers
+    from orthojac.run.fastpath import FastPath, weights_once
 
     gen = torch.Generator().manual_seed(1)
     layer = _fold(DenseOperator(6, 6), 0.5, gen)

@@ -10,7 +10,7 @@ import pytest
 
 from orthojac.data import load_split
 from orthojac.files import DataError
-from orthojac.mnist import load_mnist_pkl, restricted_loads, write_idx_files
+from orthojac.data.mnist import load_mnist_pkl, restricted_loads, write_idx_files
 
 
 def _pkl(path, obj) -> str:
@@ -59,7 +59,7 @@ def test_tampered_pickle_is_refused_before_it_is_opened(tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the file was opened for unpickling before its md5 was checked")
 
-    monkeypatch.setattr("orthojac.mnist.restricted_loads", never)
+    monkeypatch.setattr("orthojac.data.mnist.restricted_loads", never)
     with pytest.raises(DataError, match=f"expected {md5}"):
         load_mnist_pkl(path, md5)
 
@@ -74,7 +74,7 @@ def test_exploit_with_matching_md5_is_still_refused(tmp_path):
 def test_data_rule_falls_back_to_the_verified_pickle(tmp_path):
     """No URL, no mirror: the IDX files come from the pickle, each verified by sha256."""
     from orthojac.data import Expected, fetch
-    from orthojac.mnist import idx_payloads
+    from orthojac.data.mnist import idx_payloads
 
     data = _splits()
     md5 = _pkl(tmp_path / "mnist.pkl.gz", data)

@@ -1,7 +1,7 @@
 """Progress a researcher can watch: the per-epoch lines every training and thesis job writes to its
-log while it runs (orthojac.progress_line), divergence said at its step, the terminal bar, logging
+log while it runs (orthojac.run.progress_line), divergence said at its step, the terminal bar, logging
 that leaves every result bit for bit as it was, and the view of a results folder
-(orthojac.progress)."""
+(orthojac.workflow.progress)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ import torch
 import yaml
 
 from conftest import REPO
-from orthojac import progress, progress_line, train
-from orthojac.checkpoint import load_checkpoint
+from orthojac.workflow import progress
+from orthojac.run import progress_line, train
+from orthojac.run.checkpoint import load_checkpoint
 from orthojac.data import load_images
 from orthojac.config import RunConfig
 from orthojac.thesis import common, dense, rnn, theory
@@ -46,7 +47,7 @@ def test_a_training_job_logs_one_line_per_epoch_while_it_runs(idx_folder, tmp_pa
     with every field, agreeing with metrics.csv."""
     out, log = tmp_path / "run", tmp_path / "run.log"
     epochs, steps_per_epoch = 4, 100  # 500 training images in batches of 5
-    cmd = [sys.executable, "-m", "orthojac.train", "--family", "fold", "--depth", "2", "--channels", "1",
+    cmd = [sys.executable, "-m", "orthojac", "train", "--family", "fold", "--depth", "2", "--channels", "1",
            "--bias-init", "-0.5", "--lr", "0.01", "--epochs", str(epochs), "--val-size", "100",
            "--batch-size", "5", "--data-dir", str(idx_folder), "--out-dir", str(out), "--threads", "1"]
     with log.open("w") as stderr:

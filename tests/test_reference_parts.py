@@ -163,12 +163,12 @@ def test_make_reference_runs_a_part_or_the_report_or_all_parts_in_order():
     makefile = (REPO / "Makefile").read_text()
     recipe = makefile.split("\nreference:")[1].split("\n\n")[0]
     part = recipe.split("\nelse\n")[1]
-    assert "--config reference_part=$(PART)" in part and "orthojac.reference part-manifest $(PART)" in part
+    assert "--config reference_part=$(PART)" in part and "orthojac reference part-manifest $(PART)" in part
     report = recipe.split("else ifeq ($(PART),report)")[1].split("\nelse\n")[0]
-    assert report.index("orthojac.reference check-report") < report.index("env $$pins $(SNAKEMAKE)")
+    assert report.index("orthojac reference check-report") < report.index("env $$pins $(SNAKEMAKE)")
     assert "--parts $$parts" in report
     every = recipe.split("ifeq ($(PART),)")[1].split("else ifeq")[0]
-    assert "orthojac.reference parts --configfile $(REFERENCE_CONFIG) $(if $(ALLOW_DIRTY),,--clean)" in every
+    assert "orthojac reference parts --configfile $(REFERENCE_CONFIG) $(if $(ALLOW_DIRTY),,--clean)" in every
     assert every.index("for part in $$parts") < every.index("PART=report")
 
 

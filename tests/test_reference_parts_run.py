@@ -23,7 +23,7 @@ PART_RULES = {"train", "select", "spectrum", *SECTIONS, *(f"{s}_table" for s in 
 
 
 def reference(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orthojac.reference", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "orthojac", "reference", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -82,7 +82,7 @@ def test_parts_then_report_train_each_job_once_and_gather_every_manifest(tmp_pat
     assert list(final["parts"]) == ["runs", "thesis"] and final["parts"]["runs"]["jobs"] == experiments
     assert final["rules"]["train"]["jobs"] == runs and "train" not in final["report_rules"]
     assert final["report_wall_seconds"] == 3.0 and final["wall_seconds"] is None  # thesis gave no wall time
-    compared = subprocess.run([sys.executable, "-m", "orthojac.compare", str(snapshot), str(snapshot)], cwd=work,
+    compared = subprocess.run([sys.executable, "-m", "orthojac", "compare", str(snapshot), str(snapshot)], cwd=work,
                               env=env, capture_output=True, text=True, timeout=600)
     assert compared.returncode == 0, compared.stdout + compared.stderr
 

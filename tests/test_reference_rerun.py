@@ -4,12 +4,12 @@ committed metrics exactly.
 Which run: the cheapest trained one (epochs ≥ 1, status completed) of the snapshot's
 tables/runs.csv, cheapest by its optimizer steps, then depth × width², then the evaluated images,
 then its name: a rule, not a name, so the test follows the reference when it is made again with
-other experiments. How: `python -m orthojac.train` with every setting of its runs.csv row as a
+other experiments. How: `python -m orthojac train` with every setting of its runs.csv row as a
 flag (runs.csv records every field of orthojac.config.RunConfig as the run resolved it), one
 thread, as the workflow's train rule runs it, under orthojac.reference.ROUNDING_PINS (what
 `make reference` sets for every job). Compared: every value of its rows in tables/metrics.csv
 (loss, accuracy and learning rate of every split and epoch) as text, against the rerun's
-metrics.csv written into a table by orthojac.tables as the reference's was: the same characters,
+metrics.csv written into a table by orthojac.claims.tables as the reference's was: the same characters,
 so the same bits; the `seconds` rows (training time) are left out, no rerun repeats them.
 
 test_the_comparison_passes_on_the_same_bits_and_names_one_changed_digit checks the same code on a
@@ -35,7 +35,7 @@ from conftest import REPO, make_idx_dataset
 from orthojac.config import RunConfig, flag_of
 from orthojac.data import IDX_FILES
 from orthojac.reference import ROUNDING_PINS
-from orthojac.tables import collect_runs
+from orthojac.claims.tables import collect_runs
 from orthojac.workflow import Pipeline, load_config
 
 REFERENCE = REPO / "results/reference/cpu"
@@ -63,7 +63,7 @@ def train_command(run: pd.Series, data_dir: Path, out_dir: Path) -> list[str]:
     (as orthojac.workflow.Pipeline.train_args writes them; a field the row lacks, added after the
     snapshot was made, keeps its default), one thread, no epoch checkpoints."""
     flags = [f"{flag_of(f)}={run[f.name]}" for f in dataclasses.fields(RunConfig) if f.name in run.index]
-    return [sys.executable, "-m", "orthojac.train", *flags, "--data-dir", str(data_dir),
+    return [sys.executable, "-m", "orthojac", "train", *flags, "--data-dir", str(data_dir),
             "--out-dir", str(out_dir), "--threads", "1", "--save-epochs"]
 
 
@@ -85,7 +85,7 @@ def metric_differences(committed: pd.DataFrame, rerun: pd.DataFrame) -> list[str
 
 
 def as_metrics_table(metrics_csv: Path) -> pd.DataFrame:
-    """A run's metrics.csv as its rows of tables/metrics.csv read it: written by orthojac.tables'
+    """A run's metrics.csv as its rows of tables/metrics.csv read it: written by orthojac.claims.tables'
     collect_runs and pandas' to_csv, as the tables rule writes them, then read by read_table."""
     _, metrics = collect_runs([metrics_csv], {})
     return pd.read_csv(io.StringIO(metrics.to_csv(index=False)), dtype=str, keep_default_na=False)
@@ -113,7 +113,7 @@ def fetched_data(dataset: str, work: Path) -> Path:
         return here
     pipeline = Pipeline(load_config([REPO / "config/cpu.yaml"], base=REPO / "config/config.yaml"))
     out = work / "data" / dataset
-    command = (f"{shlex.quote(sys.executable)} -m orthojac.data --out-dir {shlex.quote(str(out))} "
+    command = (f"{shlex.quote(sys.executable)} -m orthojac fetch --out-dir {shlex.quote(str(out))} "
                f"{pipeline.fetch_args(dataset)}")
     proc = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"{command} failed:\n{proc.stderr[-3000:]}"
@@ -128,7 +128,7 @@ def test_the_cheapest_trained_run_of_the_committed_reference_reruns_to_identical
 
 def _tiny_snapshot(root: Path, data_dir: Path) -> Path:
     """A snapshot of two tiny runs made here under the pins (a trained one and one at
-    initialisation), their tables written by orthojac.tables as `make reference` writes them."""
+    initialisation), their tables written by orthojac.claims.tables as `make reference` writes them."""
     files = []
     for run, epochs in (("trained", 2), ("untrained", 0)):
         row = {**{f.name: f.default for f in dataclasses.fields(RunConfig)}, "dataset": "fixture", "arch": "dense",

@@ -1,5 +1,5 @@
 """What decides a CPU run's rounding: pinned by `make reference`, recorded in the manifest
-(orthojac.reference), and reported by orthojac.compare, which then compares statistically (seed
+(orthojac.reference), and reported by orthojac.reference.compare, which then compares statistically (seed
 means within their spread) as well as bit for bit."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from conftest import REPO
-from orthojac import compare, reference
+from orthojac.reference import compare
+from orthojac import reference
 
 
 def test_the_manifest_records_the_pins_the_capability_the_blas_and_the_cpu(tmp_path, monkeypatch):
@@ -54,8 +55,8 @@ def test_the_pins_are_printed_for_env_and_torch_obeys_the_capability_pin(capsys)
 
 def test_make_reference_runs_every_job_and_the_snapshot_under_the_pins():
     recipe = (REPO / "Makefile").read_text().split("\nreference:")[1].split("\n\n")[0]
-    assert "pins=$$($(PY) -m orthojac.reference pins)" in recipe
-    assert "env $$pins $(SNAKEMAKE)" in recipe and "env $$pins $(PY) -m orthojac.reference snapshot" in recipe
+    assert "pins=$$($(PY) -m orthojac reference pins)" in recipe
+    assert "env $$pins $(SNAKEMAKE)" in recipe and "env $$pins $(PY) -m orthojac reference snapshot" in recipe
 
 
 def _folder(root: Path, values: dict[str, list[float]], rounding: dict | None, manifest: bool = True) -> Path:

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from orthojac.config import RunConfig
-from orthojac.layers import ConvOperator
-from orthojac.models import build_model, orthogonal_operators
-from orthojac.orthogonal import delta_orthogonal_, orthogonal_matrix
-from orthojac.regularisers import (conv_operator_defect, dense_defect, listing_defect,
+from orthojac.nets.layers import ConvOperator
+from orthojac.nets.models import build_model, orthogonal_operators
+from orthojac.nets.orthogonal import delta_orthogonal_, orthogonal_matrix
+from orthojac.nets.regularisers import (conv_operator_defect, dense_defect, listing_defect,
                                    operator_defect, regularisation)
 
 
@@ -117,7 +117,7 @@ def test_model_hook_sums_the_defects_of_the_orthogonal_operators(arch):
 def test_batched_dense_defects_are_the_sum_of_each_weights(gain):
     """The soft penalty's batched form (weights of one shape stacked: `dense_defects`) has the
     value and the gradients of Σ `dense_defect`, over weights of two shapes."""
-    from orthojac.regularisers import dense_defects
+    from orthojac.nets.regularisers import dense_defects
 
     gen = _gen(5)
     weights = [torch.randn(7, 7, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(4)]

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, TEST_CONFIG, job_counts, run_snakemake
-from orthojac import figures
+from orthojac.report import figures
 from orthojac.claims import CLAIMS
-from orthojac.figures import FIGURES
+from orthojac.report.figures import FIGURES
 from orthojac.report import (claim_page, experiment_claims, ledger_html, page_claims,
                              page_experiments, provenance_table, reference_verdicts)
 from orthojac.workflow import EXPERIMENTS, PAGES
-from orthojac.reportcheck import PNG_SIGNATURE, check_report, image_problem, parse_page
+from orthojac.report.check import PNG_SIGNATURE, check_report, image_problem, parse_page
 from orthojac.spectra_settings import SpectraSettings
 
 matplotlib.use("Agg")

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO
 from orthojac.claims import CLAIMS
 from orthojac.report import claim_page
-from orthojac.reportcheck import check_report, parse_page
+from orthojac.report.check import check_report, parse_page
 from orthojac.workflow import PAGES as REPORT_PAGES
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -113,7 +113,7 @@ def test_the_measurement_sees_a_page_that_runs_off_the_right_edge(tmp_path):
 
 
 def test_the_committed_reference_pages_fit_1280_px_with_every_row_opened(tmp_path):
-    """The committed CPU reference's pages (orthojac.render), the index with every ledger row's
+    """The committed CPU reference's pages (orthojac.report.render), the index with every ledger row's
     <details> open: the widest the index gets."""
     folder = REFERENCE / "report"
     assert check_report(folder) == []

@@ -8,10 +8,10 @@ import math
 import pandas as pd
 
 from conftest import REPO
-from orthojac import figures
+from orthojac.report import figures
 from orthojac.claims import CLAIMS, REPRODUCED
-from orthojac.ledgerview import claim_points, fragility_counts, key_number, no_statistic_reason, overview_table
-from orthojac.reportcheck import PNG_SIGNATURE
+from orthojac.claims.ledgerview import claim_points, fragility_counts, key_number, no_statistic_reason, overview_table
+from orthojac.report.check import PNG_SIGNATURE
 
 REFERENCE_LEDGER = REPO / "results/reference/cpu/report/ledger.csv"
 

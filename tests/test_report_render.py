@@ -1,4 +1,4 @@
-"""A snapshot's report pages rendered again from its tables and figures (orthojac.render), as the
+"""A snapshot's report pages rendered again from its tables and figures (orthojac.report.render), as the
 committed CPU reference's are: the same ledger, every link and figure resolves, every claim's part
 shows its figure, and the reference is not compared with itself."""
 
@@ -10,8 +10,8 @@ import pandas as pd
 
 from conftest import REPO
 from orthojac.claims import CLAIMS
-from orthojac.render import render
-from orthojac.reportcheck import check_report, parse_page
+from orthojac.report.render import render
+from orthojac.report.check import check_report, parse_page
 from orthojac.workflow import PAGES
 
 REFERENCE = REPO / "results/reference/cpu"

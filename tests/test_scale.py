@@ -1,10 +1,10 @@
-"""orthojac.scale: the scale each verdict rests on, read off the tables; the reference beside it."""
+"""orthojac.report.scale: the scale each verdict rests on, read off the tables; the reference beside it."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from orthojac.scale import claim_scale, with_reference, with_scale
+from orthojac.report.scale import claim_scale, with_reference, with_scale
 
 
 def _runs():

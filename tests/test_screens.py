@@ -16,8 +16,8 @@ import torch
 from conftest import REPO
 from orthojac.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, ledger, previous_epoch
 from orthojac.config import RunConfig
-from orthojac.models import build_model
-from orthojac.select import SCREEN_TIE, apply_selection, choose, selection
+from orthojac.nets.models import build_model
+from orthojac.run.select import SCREEN_TIE, apply_selection, choose, selection
 from orthojac.spectra import weight_defects
 from orthojac.workflow import Pipeline, config_errors, load_config
 

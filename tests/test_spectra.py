@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from orthojac import spectra
-from orthojac.checkpoint import atomic_save
+from orthojac.run.checkpoint import atomic_save
 from orthojac.config import RunConfig
-from orthojac.models import build_model
-from orthojac.orthogonal import haar
-from orthojac.spectra_free import extreme_singular_values, spectral_density
+from orthojac.nets.models import build_model
+from orthojac.nets.orthogonal import haar
+from orthojac.spectra.free import extreme_singular_values, spectral_density
 
 
 def _perturbed_fold(width=48, depth=3, noise=0.05, seed=0) -> nn.Module:

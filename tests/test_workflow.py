@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from conftest import REPO, SNAKEMAKE, job_counts, outside_checkout
-from orthojac.figures import FIGURES
+from orthojac.report.figures import FIGURES
 from orthojac.workflow import Pipeline, load_config
 
 

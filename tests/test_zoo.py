@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from orthojac import config as run_config
-from orthojac.activations import ACTIVATIONS
+from orthojac.nets.activations import ACTIVATIONS
 from orthojac.config import RunConfig
-from orthojac.models import MODELS, build_model, orthogonal_operators
+from orthojac.nets.models import MODELS, build_model, orthogonal_operators
 from orthojac.config import GAUSSIAN_CONTROL
-from orthojac.orthogonal import CONSTRUCTIONS
-from orthojac.regularisers import operator_defect
-from orthojac.train import train
+from orthojac.nets.orthogonal import CONSTRUCTIONS
+from orthojac.nets.regularisers import operator_defect
+from orthojac.run.train import train
 from orthojac.workflow import config_schema
 
 def test_the_schema_and_the_flags_name_the_zoo_and_the_activations():

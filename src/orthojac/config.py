@@ -18,7 +18,7 @@ def setting(default, help: str, choices=None, flag: str | bool | None = None, *,
     """A settings field, the one place of everything about it: its default (a list: a fresh copy per
     instance; dataclasses.MISSING: a required flag), help text and choices; its flag when it is not
     `--name-with-dashes` (False: a key the workflow reads, no flag of the program). What the
-    config's schema allows of each value (orthojac.workflow_schema generates it from the field):
+    config's schema allows of each value (orthojac.workflow.schema generates it from the field):
     its type, `choices`, `bound` ("positive": > 0; "nonnegative": ≥ 0, an int's default; None:
     any number, a float's default), `values` (a `$defs` entry of the schema each value matches,
     such as `family`), `maximum`, and `single` (a text setting taking one `value:`, no grid)."""
@@ -32,15 +32,15 @@ def setting(default, help: str, choices=None, flag: str | bool | None = None, *,
 _f = setting
 
 
-GAUSSIAN_CONTROL = "gaussian"  # `init` of the control: a fold layer whose B is not orthogonal (orthojac.models)
+GAUSSIAN_CONTROL = "gaussian"  # `init` of the control: a fold layer whose B is not orthogonal (orthojac.nets.models)
 
 
 @dataclass
 class RunConfig:
     dataset: str = _f("fashion_mnist", "data set name (a key of the config's `data:`)")
     arch: str = _f("conv", "network type: conv (28×28×C) or dense (flattened 784 → width)", ["conv", "dense"])
-    family: str = _f("fold", "layer family of the body (see orthojac.models.MODELS)", values="family")
-    activation: str = _f("relu", "activation ρ/σ of each layer (see orthojac.activations)", values="activation")
+    family: str = _f("fold", "layer family of the body (see orthojac.nets.models.MODELS)", values="family")
+    activation: str = _f("relu", "activation ρ/σ of each layer (see orthojac.nets.activations)", values="activation")
     depth: int = _f(10, "number of layers L in the body", bound="positive")
     channels: int = _f(16, "channels C of the convolutional body", bound="positive")
     width: int = _f(128, "width n of the dense body", bound="positive")

@@ -1,4 +1,4 @@
-"""The torch device a job runs on, from its --device flag (shared by orthojac.train and the thesis
+"""The torch device a job runs on, from its --device flag (shared by orthojac.run.train and the thesis
 loops)."""
 
 from __future__ import annotations

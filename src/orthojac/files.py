@@ -2,7 +2,7 @@
 
 Every output is written to a temporary file beside its destination and renamed into place, so a
 reader (or a killed run) sees the old file or the new one, never half of one. The data rules
-(orthojac.data, orthojac.downloads, orthojac.mnist) import only this module of orthojac's
+(orthojac.data, orthojac.data.downloads, orthojac.data.mnist) import only this module of orthojac's
 writers, so their environment needs no torch.
 """
 

@@ -3,7 +3,7 @@
 
 `orthojac spectra` takes one flag per field (orthojac.config.add_arguments), the workflow passes
 them (orthojac.workflow.Pipeline.spectra_args), the config's schema allows them with these defaults
-(orthojac.workflow_schema) and the report lists each as a provenance row, in this order. No torch:
+(orthojac.workflow.schema) and the report lists each as a provenance row, in this order. No torch:
 the workflow reads it to build each job's flags.
 """
 

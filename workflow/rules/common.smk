@@ -48,7 +48,7 @@ from orthojac.workflow import (
 )
 from snakemake.common.configfile import load_configfile
 
-# The schema's file: what is not a setting; orthojac.workflow_schema adds the settings blocks,
+# The schema's file: what is not a setting; orthojac.workflow.schema adds the settings blocks,
 # generated from the settings dataclasses (`orthojac schema` prints the whole).
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 

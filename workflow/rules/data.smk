@@ -9,4 +9,4 @@ rule fetch_data:
         args=lambda w: PIPELINE.fetch_args(w.dataset),
         out_dir=lambda w: PIPELINE.data_dir(w.dataset),
     shell:
-        "python -m orthojac.data --out-dir {params.out_dir:q} {params.args} 2> {log:q}"
+        "python -m orthojac fetch --out-dir {params.out_dir:q} {params.args} 2> {log:q}"

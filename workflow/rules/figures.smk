@@ -13,7 +13,7 @@ rule tables:
     params:
         claims=PIPELINE.claims_json(),
     shell:
-        "python -m orthojac.tables --out-dir results/tables --claims {params.claims}"
+        "python -m orthojac tables --out-dir results/tables --claims {params.claims}"
         " --metrics {input.metrics:q} --body {input.body:q} --layers {input.layers:q}"
         " --selections {input.selections:q} 2> {log:q}"
 
@@ -36,4 +36,4 @@ rule figures:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m orthojac.figures --tables results/tables --out-dir results/figures 2> {log:q}"
+        "python -m orthojac figures --tables results/tables --out-dir results/figures 2> {log:q}"

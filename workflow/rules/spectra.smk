@@ -22,7 +22,7 @@ rule spectrum:
         epoch=lambda w: PIPELINE.checkpoint_epoch(w.checkpoint),
         data_dir=lambda w: PIPELINE.data_dir(PIPELINE.run_dataset(w.experiment, w.run)),
     shell:
-        "python -m orthojac.spectra --weights {input.weights:q} --data-dir {params.data_dir:q}"
+        "python -m orthojac spectra --weights {input.weights:q} --data-dir {params.data_dir:q}"
         " {params.args} {params.epoch} --threads {threads} --out-body {output.body:q}"
         " --out-layers {output.layers:q} --out-timing {output.timing:q}"
         " 2> {log:q}"

@@ -90,7 +90,7 @@ for _s in PIPELINE.sections:
             section=_s.name,
             out_dir=lambda wildcards, output: Path(output[0]).parent,
         shell:
-            "python -m orthojac.thesis.figures {params.section:q} --table {input:q}"
+            "python -m orthojac thesis-figures {params.section:q} --table {input:q}"
             " --out-dir {params.out_dir:q} 2> {log:q}"
 
 
@@ -109,7 +109,7 @@ rule fetch_download:
         args=lambda w: PIPELINE.download_args(w.download),
         out_dir=lambda w: PIPELINE.data_dir(w.download),
     shell:
-        "python -m orthojac.downloads {params.args}"
+        "python -m orthojac download {params.args}"
         " --out-dir {params.out_dir:q} 2> {log:q}"
 
 
@@ -125,5 +125,5 @@ rule hlav_lstm_stand_in:
         out_dir=lambda wildcards, output: Path(output.text).parent.parent,
         sentences=PIPELINE.stand_in_sentences(),
     shell:
-        "python -m orthojac.thesis.sentiment stand-in --out-dir {params.out_dir:q}"
+        "python -m orthojac sentiment stand-in --out-dir {params.out_dir:q}"
         " --sentences {params.sentences:q} 2> {log:q}"

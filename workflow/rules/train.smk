@@ -25,13 +25,13 @@ rule train:
         data_dir=lambda w: PIPELINE.data_dir(PIPELINE.run_dataset(w.experiment, w.run)),
         out_dir=lambda w: PIPELINE.run_dir(w.experiment, w.run),
     shell:
-        "python -m orthojac.train {params.args} --data-dir {params.data_dir:q}"
+        "python -m orthojac train {params.args} --data-dir {params.data_dir:q}"
         " --out-dir {params.out_dir:q} --threads {threads}"
         " --save-epochs {params.save_epochs}"
         " 2> {log:q}"
 
 
-# A screen's best setting, by orthojac.select's rule (fixed before the screen ran), for the
+# A screen's best setting, by orthojac.run.select's rule (fixed before the screen ran), for the
 # experiments whose `select:` names it.
 rule select:
     input:
@@ -45,5 +45,5 @@ rule select:
     params:
         keep=lambda w: PIPELINE.selection_keep(w.experiment),
     shell:
-        "python -m orthojac.select --runs {input:q} --keep {params.keep}"
+        "python -m orthojac select --runs {input:q} --keep {params.keep}"
         " --screen {wildcards.experiment:q} --out {output:q} 2> {log:q}"

@@ -34,7 +34,7 @@ P4_MIN_ACCURACY = 0.2  # below this neither regime trained (chance is 0.1): noth
 
 def first_breakpoint(breakpoints: str, k: int) -> float:
     """t_0 of relu_k/sigma_k: the first of `breakpoints` (comma-separated), else the default of
-    orthojac.activations (linspace(−1, 1, k): −1 for k ≥ 2, 0 for k = 1), without importing torch."""
+    orthojac.nets.activations (linspace(−1, 1, k): −1 for k ≥ 2, 0 for k = 1), without importing torch."""
     text = str(breakpoints).strip() if pd.notna(breakpoints) else ""
     return float(text.split(",")[0]) if text else (0.0 if int(k) == 1 else -1.0)
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..config import add_arguments
 from ..files import write_csv_atomic
-from ..progress_line import Progress
+from ..run.progress_line import Progress
 
 
 def add_settings(parser: argparse.ArgumentParser, settings) -> None:
@@ -85,7 +85,7 @@ def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_s
     the validation accuracy, then the test accuracy; `extra` columns on every row. A non-finite
     objective stops the run with metric `diverged` = the epoch (a result, not a crash).
     `progress`: the job's progress lines (default: lines for this run alone)."""
-    # The fused Adam (one kernel for all parameters), as orthojac.train's default.
+    # The fused Adam (one kernel for all parameters), as orthojac.run.train's default.
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, fused=True)
     x, y = data["train"]
     order = torch.Generator().manual_seed(seed)

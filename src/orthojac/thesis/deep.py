@@ -1,9 +1,9 @@
 """H5 (Hlav §3, Fig. 3, after Pennington et al. 2017): deep dense tanh and ReLU networks, depth
 200, width 400, orthogonal vs Gaussian weights; the test accuracy during training.
 
-    python -m orthojac.thesis.deep train --data results/data/fashion_mnist --seed 0 \
+    python -m orthojac hlav-deep train --data results/data/fashion_mnist --seed 0 \
         --networks tanh:1.05 tanh:2 relu:2 --depth 200 --width 400 --out results/hlav/deep/seed=0.csv
-    python -m orthojac.thesis.deep collect results/hlav/deep/seed=*.csv --out results/tables/hlav_deep.csv
+    python -m orthojac hlav-deep collect results/hlav/deep/seed=*.csv --out results/tables/hlav_deep.csv
 
 Hlav Fig. 3 (caption): "networks of depth 200 and width 400 trained on CIFAR-10 with 4 different
 optimizer. Blue is tanh with σ_w² = 1.05, red is tanh with σ_w² = 2, and black is ReLU with
@@ -24,7 +24,7 @@ import sys
 
 from ..data import load_images
 from ..files import write_csv_atomic
-from ..progress_line import Progress
+from ..run.progress_line import Progress
 from ..device import select_device
 from .common import IDX_INPUT, section_main
 from .dense import ACTIVATIONS, build, train_curve

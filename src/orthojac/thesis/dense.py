@@ -25,14 +25,14 @@ import math
 import torch
 from torch import nn
 
-from ..orthogonal import random_weight
-from ..progress_line import Progress
+from ..nets.orthogonal import random_weight
+from ..run.progress_line import Progress
 from .common import accuracy, batches, descend
 from .settings import DENSE_WEIGHTS as WEIGHTS
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 # The fused implementations where torch has them (SGD, Adam: one kernel for all parameters, CPU
-# and CUDA; RMSprop has none), as orthojac.train's Adam (orthojac.fastpath).
+# and CUDA; RMSprop has none), as orthojac.run.train's Adam (orthojac.run.fastpath).
 OPTIMIZERS = {"sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, fused=True),
               "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, fused=True),
               "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),

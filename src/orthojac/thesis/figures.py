@@ -1,6 +1,6 @@
 """The thesis figures (Hlav's counterparts), each section's from its table only. No torch.
 
-    python -m orthojac.thesis.figures SECTION --table results/tables/SECTION.csv --out-dir results/figures
+    python -m orthojac thesis-figures SECTION --table results/tables/SECTION.csv --out-dir results/figures
 
 writes the section's files (FIGURES) into --out-dir:
 - hlav_rnn (H1, orthojac.thesis.rnn; Hlav Figs. 7–8): hlav_spectrum.png, one panel per
@@ -23,7 +23,7 @@ writes the section's files (FIGURES) into --out-dir:
   over seeds, per weight distribution; dashed lines: the wide-limit theory at criticality (mean
   χ^L = 1, variance L(m₂/m₁² − 1 − s₁), the max from Hlav §3 where φ' ∈ {0, 1}).
 
-Every file is written atomically, at one resolution (orthojac.figures.save_figure).
+Every file is written atomically, at one resolution (orthojac.report.figures.save_figure).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..claims import h3_learning_times  # noqa: E402
-from ..figures import message_figure, save_figure  # noqa: E402
+from ..report.figures import message_figure, save_figure  # noqa: E402
 from ..workflow import SECTIONS  # noqa: E402
 from . import UNAVAILABLE  # noqa: E402
 

@@ -1,9 +1,9 @@
 """H3 (Hlav §3, Fig. 2, after Saxe et al. 2013): the time a deep linear network needs to reach a
 fixed accuracy, against depth, for orthogonal and Gaussian weights.
 
-    python -m orthojac.thesis.linear train --data results/data/fashion_mnist --seed 0 \
+    python -m orthojac hlav-linear train --data results/data/fashion_mnist --seed 0 \
         --depths 2 4 8 16 32 64 128 --width 128 --target 0.8 --out results/hlav/linear/seed=0.csv
-    python -m orthojac.thesis.linear collect results/hlav/linear/seed=*.csv --out results/tables/hlav_linear.csv
+    python -m orthojac hlav-linear collect results/hlav/linear/seed=*.csv --out results/tables/hlav_linear.csv
 
 Hlav §3: "For a deep linear network, they obtain a training time (number of epochs required to
 achieve a certain degree of accuracy) that is independent of depth, unlike Gaussian initialization
@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..data import load_images
 from ..files import write_csv_atomic
-from ..progress_line import Progress
+from ..run.progress_line import Progress
 from ..device import select_device
 from .common import IDX_INPUT, section_main
 from .dense import build, train_curve

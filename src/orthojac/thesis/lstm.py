@@ -1,8 +1,8 @@
 """H2 (Hlav §5, Figs. 9–10): a many-to-one LSTM sentiment classifier on GloVe vectors.
 
-    python -m orthojac.thesis.lstm train --text results/data/sentence_polarity/status.json \
+    python -m orthojac hlav-lstm train --text results/data/sentence_polarity/status.json \
         --embeddings results/data/glove_6b/status.json --seed 0 --out results/hlav/lstm/seed=0.csv
-    python -m orthojac.thesis.lstm collect results/hlav/lstm/seed=*.csv --out results/tables/hlav_lstm.csv
+    python -m orthojac hlav-lstm collect results/hlav/lstm/seed=*.csv --out results/tables/hlav_lstm.csv
 
 Stated (Hlav §5): GloVe 300-d vectors of every token, sequences padded to length 50, a many-to-one
 LSTM with hidden size 128, binary cross-entropy, batch 128, tensors (4264 | 533 | 533, 50, 300),
@@ -28,7 +28,7 @@ Tracked: the n singular values of W (mean, std, min, max: Fig. 9) and the valida
 defaults: input kernel Glorot-uniform, biases 0 but the forget gate's 1 (`unit_forget_bias`),
 read-out Glorot-uniform with bias 0; Adam.
 
-Data unavailable: when a receipt says "unavailable" (orthojac.downloads --optional), `train` writes
+Data unavailable: when a receipt says "unavailable" (orthojac.data.downloads --optional), `train` writes
 one row per seed with status `data unavailable` and, in `note`, every source tried and how to
 provide the files, instead of training. Rows of a generated stand-in carry status
 `generated stand-in`.
@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from ..files import DataError, write_csv_atomic
-from ..orthogonal import orthogonal_matrix
-from ..regularisers import dense_defect, listing_defect
+from ..nets.orthogonal import orthogonal_matrix
+from ..nets.regularisers import dense_defect, listing_defect
 from . import STAND_IN, TRAINED, UNAVAILABLE, sentiment
 from .settings import LSTM as Settings
 from .common import fit, flag, glorot_uniform_, section_main

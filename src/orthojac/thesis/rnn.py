@@ -1,8 +1,8 @@
 """H1 (Hlav §5, Figs. 7–8): a vanilla RNN on sequential MNIST (rows), five configurations.
 
-    python -m orthojac.thesis.rnn train --data results/data/mnist --seed 0 --epochs 20 \
+    python -m orthojac hlav train --data results/data/mnist --seed 0 --epochs 20 \
         --gain 1.1 --lambdas 0.001 0.01 --variants eq11 listing --out results/hlav/rnn/seed=0.csv
-    python -m orthojac.thesis.rnn collect results/hlav/rnn/seed=*.csv --out results/tables/hlav_rnn.csv
+    python -m orthojac hlav collect results/hlav/rnn/seed=*.csv --out results/tables/hlav_rnn.csv
 
 Model (Hlav §5): many-to-one RNN, h_t = tanh(W h_{t−1} + U x_t + b), t = 1 … 28 (one image row
 x_t ∈ R²⁸ a step), hidden 64, a linear read-out of h_28, cross-entropy, batch 256. The five
@@ -15,7 +15,7 @@ configurations (Hlav §5, list under Figs. 7–8), with gain A and penalty λ = 
 - NoOrthogonal:              W Glorot-uniform (Keras' `glorot_uniform`)
 
 R is eq. (11), ‖WWᵀ/g² − I‖²_F (variant `eq11`), or the thesis' code listing,
-mean((WWᵀ/g² − 1)²) (variant `listing`); both from orthojac.regularisers. The unregularised
+mean((WWᵀ/g² − 1)²) (variant `listing`); both from orthojac.nets.regularisers. The unregularised
 configurations do not depend on the variant and are trained once (variant `none`).
 Input kernel U: Glorot-uniform, bias 0 (Keras' SimpleRNN defaults: choice).
 
@@ -37,9 +37,9 @@ from torch import nn
 
 from ..data import load_images
 from ..files import write_csv_atomic
-from ..orthogonal import haar
-from ..progress_line import Progress
-from ..regularisers import dense_defect, listing_defect
+from ..nets.orthogonal import haar
+from ..run.progress_line import Progress
+from ..nets.regularisers import dense_defect, listing_defect
 from . import settings
 from .settings import RNN as Settings
 from .common import IDX_INPUT, accuracy, fit, flag, glorot_uniform_, section_main

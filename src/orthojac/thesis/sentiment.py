@@ -15,7 +15,7 @@ sequences are padded with zero vectors, or truncated, at the front to `seq_len` 
 `pad_sequences`: padding and truncating "pre"). Index 0 of the embedding table is that zero
 vector.
 
-    python -m orthojac.thesis.sentiment stand-in --out-dir results/data/hlav_lstm_stand_in
+    python -m orthojac sentiment stand-in --out-dir results/data/hlav_lstm_stand_in
 writes a generated corpus and embedding file in these formats (not the thesis data), each with a
 receipt `status.json` whose status is "generated": for the tests and the quick run.
 """
@@ -42,7 +42,7 @@ EMBEDDINGS_FILE = "glove.6B.zip"
 
 
 def read_receipt(path: Path) -> dict:
-    """The receipt (status.json) of orthojac.downloads or of `stand-in`, with `path` set to the
+    """The receipt (status.json) of orthojac.data.downloads or of `stand-in`, with `path` set to the
     file it vouches for."""
     path = Path(path)
     try:

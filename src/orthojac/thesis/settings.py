@@ -1,7 +1,7 @@
 """The settings of each thesis section: one dataclass per config section, its fields the section's
 keys, each field's default, help, choices and bounds in its metadata (orthojac.config.setting);
 the section's `train` flags (orthojac.config.add_arguments) and its block of the config's schema
-(orthojac.workflow_schema) are generated from it. No torch: the workflow (orthojac.workflow.SECTIONS)
+(orthojac.workflow.schema) are generated from it. No torch: the workflow (orthojac.workflow.SECTIONS)
 reads them to build each job's flags. The section's keys that are not a program's flags (its
 `description`, `dataset`, `seeds`, H2's data) are in the schema's file, workflow/schemas.
 """

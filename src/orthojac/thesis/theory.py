@@ -1,7 +1,7 @@
 """H4 (Hlav §3, after Pennington, Schoenholz & Ganguli 2017): Jacobian spectra of dense networks
 at initialisation, against free-probability theory. Nothing is trained.
 
-    python -m orthojac.thesis.theory --activations relu tanh hardtanh --depths 2 8 32 128 200 \
+    python -m orthojac h4 --activations relu tanh hardtanh --depths 2 8 32 128 200 \
         --width 400 --seeds 0 1 2 --q-star 0.015625 --out results/tables/h4.csv
 
 Network: h_ℓ = W_ℓ x_{ℓ−1} + b_ℓ, x_ℓ = φ(h_ℓ), ℓ = 1 … L, width n, with W_ℓ Gaussian
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from ..files import write_csv_atomic
-from ..orthogonal import random_weight
-from ..progress_line import Progress
+from ..nets.orthogonal import random_weight
+from ..run.progress_line import Progress
 from .common import section_main
 from .settings import H4_ACTIVATIONS as ACTIVATIONS
 from .settings import H4_WEIGHTS as WEIGHTS

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import claims as C
+from .. import claims as C
 
 NUM = r"[+\-−]?(?:\d+(?:\.\d*)?(?:e[+\-]?\d+)?|inf)"
 COMPARISON = re.compile(rf"(?:(?P<label>[^;:]+): )?(?P<a>[^;:]+?) − (?P<b>[^;:]+?) = (?P<d>{NUM}) ± (?P<se>{NUM}) "

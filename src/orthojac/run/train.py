@@ -1,6 +1,6 @@
 """Train one run: seed, data, model, optimiser, loop, evaluate, save.
 
-    python -m orthojac.train --family fold --depth 10 --data-dir results/data/fashion_mnist \
+    python -m orthojac train --family fold --depth 10 --data-dir results/data/fashion_mnist \
         --out-dir results/runs/demo/fold
 
 Writes into --out-dir: `init.pt` and `final.pt` (weights + config), `epochs.pt` (the weights after
@@ -17,7 +17,7 @@ one with the same config resumes from it. A loss or parameter that is not finite
 `diverged` at that step: a result, not a crash.
 
 Runtime flags (not config: they change results by rounding only, and are recorded in config.json)
-pick the fast path's levers, orthojac.fastpath: on by default on CUDA; on CPU the fused Adam and the
+pick the fast path's levers, orthojac.run.fastpath: on by default on CUDA; on CPU the fused Adam and the
 hand-written dense fold layer only (deterministic: a rerun on the same machine and thread count
 gives identical metrics).
 """
@@ -37,16 +37,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import config as run_config
+from .. import config as run_config
 from . import fastpath
 from .checkpoint import atomic_save, code_fingerprint, load_checkpoint
-from .data import load_images
-from .device import select_device
+from ..data import load_images
+from ..device import select_device
 from .fastpath import FastPath
-from .files import remove_stale_temporaries, write_csv_atomic, write_text_atomic
-from .models import build_model
+from ..files import remove_stale_temporaries, write_csv_atomic, write_text_atomic
+from ..nets.models import build_model
 from .progress_line import Progress
-from .regularisers import regularisation
+from ..nets.regularisers import regularisation
 
 METRIC_COLUMNS = ["epoch", "step", "split", "metric", "value"]
 TRAIN_EVAL_SIZE = 10_000  # training images evaluated each epoch (a fixed subset; see the docstring)
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="epochs after which to keep the weights (epochs.pt), for spectra at "
                         "intermediate checkpoints")
     parser.add_argument("--selection", type=Path,
-                        help="a screen's selection file (orthojac.select): its chosen settings replace "
+                        help="a screen's selection file (orthojac.run.select): its chosen settings replace "
                         "the flags' values of the settings named by --selection-keep (config.json records "
                         "the result)")
     parser.add_argument("--selection-keep", nargs="+", default=[],
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
-    # Precision in one place: the fast path's levers (orthojac.fastpath), all on for CUDA (bf16
+    # Precision in one place: the fast path's levers (orthojac.run.fastpath), all on for CUDA (bf16
     # autocast, channels-last, torch.compile with CUDA graphs, fused Adam) and off for CPU but the
     # fused Adam and the hand-written layers, where fp32 with TF32 off is the deterministic,
     # resumable reference. Each flag turns one off.

@@ -5,12 +5,12 @@ blocks generated from the settings dataclasses, the one place of each setting:
 
 - an experiment's `settings:`, one key per field of RunConfig (orthojac.config), none required;
 - an experiment's `spectra:`, one key per field of SpectraSettings, each with its default;
-- each thesis section's keys (orthojac.workflow_sections.SECTIONS), one per field of its
+- each thesis section's keys (orthojac.workflow.sections.SECTIONS), one per field of its
   `settings` dataclass (orthojac.thesis.settings), every one required.
 
 A field's type, `choices`, `bound`, `values`, `maximum` and `single` (orthojac.config.setting)
 choose its block; its help is the block's description. The workflow validates with the whole
-(orthojac.workflow_config.config_errors, fill_defaults below); `orthojac schema` prints it.
+(orthojac.workflow.config.config_errors, fill_defaults below); `orthojac schema` prints it.
 
     orthojac schema [--skeleton FILE]
 """
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import yaml
 
-from .config import RunConfig, field_kind
-from .spectra_settings import SpectraSettings
-from .workflow_sections import SECTIONS
+from ..config import RunConfig, field_kind
+from ..spectra_settings import SpectraSettings
+from .sections import SECTIONS
 
-SKELETON = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SKELETON = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
 # A setting with its provenance ({value: …} or {grid: […]}, `stated` or `choice`): the `$defs`
 # entry of each (type, bound); a text setting is `string_setting` (`single`: one value, no grid).
@@ -106,7 +106,7 @@ def config_schema(skeleton: Path = SKELETON, run=RunConfig, spectra=SpectraSetti
                   sections: dict | None = None) -> dict:
     """The whole schema: `skeleton`'s, with the blocks of `run` (an experiment's settings),
     `spectra` (its `spectra:`) and each section's settings ({config key: dataclass}; default:
-    orthojac.workflow_sections.SECTIONS') generated."""
+    orthojac.workflow.sections.SECTIONS') generated."""
     schema = yaml.safe_load(Path(skeleton).read_text(encoding="utf-8"))
     experiment = schema["$defs"]["experiment"]["properties"]
     _add(experiment["settings"], run, setting_schema, required=False)

@@ -16,21 +16,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from .config import RunConfig, flag_of
-from .thesis import settings as thesis_settings
+from ..config import RunConfig, flag_of
+from ..thesis import settings as thesis_settings
 
-# What the paper's stages write: orthojac.tables' tables, orthojac.figures' figures.
+# What the paper's stages write: orthojac.claims.tables' tables, orthojac.report.figures' figures.
 PAPER_TABLES = ("runs", "metrics", "spectra", "layers", "init_study", "screens", "diagnostics")
 
 
 @dataclass(frozen=True)
 class PaperFigure:
     """A figure of the paper's stages, declared once (PAPER_FIGURES): everything but the drawing
-    itself, which needs matplotlib and lives in orthojac.figures (this module feeds the planner).
+    itself, which needs matplotlib and lives in orthojac.report.figures (this module feeds the planner).
 
     name: its file, results/figures/<name>.png. subcategory: its heading in the Snakemake report.
     tables: the tables (of PAPER_TABLES) it is drawn from, in the order its function takes them.
-    draw: the name of its function in orthojac.figures, called as draw(*tables, path) (an empty
+    draw: the name of its function in orthojac.report.figures, called as draw(*tables, path) (an empty
     table is an empty DataFrame). caption: what the report's paper page shows under its heading."""
 
     name: str
@@ -55,8 +55,8 @@ def register(*figures: PaperFigure) -> dict[str, PaperFigure]:
 
 
 # The paper's figures: the workflow requests them (workflow/rules/figures.smk, Pipeline.report_figures),
-# orthojac.figures draws them, the paper page captions them (figure_markdown). A new figure: one
-# PaperFigure here and its function in orthojac.figures.
+# orthojac.report.figures draws them, the paper page captions them (figure_markdown). A new figure: one
+# PaperFigure here and its function in orthojac.report.figures.
 PAPER_FIGURES = register(
     PaperFigure("accuracy", "Training", ("runs", "metrics"), "accuracy_curves",
                 "Accuracy against epoch (train and test), per depth and family."),
@@ -168,7 +168,7 @@ def section(name: str, label: str, settings: type, program: str, module: str, in
 # The registry: the paper's runs, then each thesis section. The workflow plans its jobs from it
 # (orthojac.workflow), the figures' rules and captions read it, the report shows each on its page.
 EXPERIMENTS = {e.name: e for e in (
-    Experiment(PAPER, "paper", RunConfig, "train", "orthojac.train", PAPER_TABLES, _Captions(PAPER_FIGURES), "paper"),
+    Experiment(PAPER, "paper", RunConfig, "train", "orthojac.run.train", PAPER_TABLES, _Captions(PAPER_FIGURES), "paper"),
     section("h4", "H4", thesis_settings.Theory, "h4", "orthojac.thesis.theory", "", "", {
         "h4_spectra": "H4 (Hlav §3): mean, variance and maximum of the squared singular values of the input–output "
                       "Jacobian of dense networks at initialisation and criticality, Gaussian against orthogonal "

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .reference_env import git_state, pins_for_env
-from .reference_snapshot import part_manifest_path
+from .env import git_state, pins_for_env
+from .snapshot import part_manifest_path
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: Snakefile, config/, workflow/
+ROOT = Path(__file__).resolve().parents[3]  # the checkout: Snakefile, config/, workflow/
 
 
 # The modules of src/orthojac that decide no number of a run, a spectrum or a thesis table: the
@@ -55,7 +55,7 @@ def parts_errors(parts: dict[str, list[str]], out: Path, state: dict, allow_dirt
     checkout's (`state`: git_state) whose code that decides results differs (result_code_changes),
     with uncommitted changes (unless allow_dirty), or not under
     the rounding pins; a part manifest in `out` of a part the config no longer has."""
-    from .workflow import SECTIONS as THESIS_SECTIONS
+    from ..workflow import SECTIONS as THESIS_SECTIONS
 
     errors = []
     if state["dirty"] and not allow_dirty:
@@ -111,7 +111,7 @@ def job_counts(snakemake_output: str) -> dict[str, int]:
 def config_parts(configfiles: list[Path]) -> tuple[dict, dict[str, list[str]]]:
     """The validated config of `--configfile configfiles` (over config/config.yaml) and its
     `reference_parts:`; refuses a config with errors or without parts, naming them."""
-    from .workflow import config_errors, load_config
+    from ..workflow import config_errors, load_config
 
     cfg = load_config(configfiles, base=ROOT / "config/config.yaml")
     errors = config_errors(cfg, ROOT / "workflow/schemas/config.schema.yaml")  # its settings generated
@@ -127,7 +127,7 @@ def check_report(configfiles: list[Path], out: Path, allow_dirty: bool = False) 
     `out`, on this checkout's commit, clean and pinned (parts_errors), and Snakemake's dry run of
     the whole config plans no job of a part's rules (Pipeline.part_rules: nothing is trained
     again). Returns the parts' names, in the config's order."""
-    from .workflow import Pipeline
+    from ..workflow import Pipeline
 
     cfg, parts = config_parts(configfiles)
     errors = parts_errors(parts, out, git_state(Path.cwd()), allow_dirty)

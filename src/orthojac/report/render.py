@@ -2,7 +2,7 @@
 notebooks: what the report rules do (orthojac's notebooks executed, then rendered to HTML without
 their code), for a snapshot whose runs are not on this machine (a committed reference).
 
-    python -m orthojac.render results/reference/cpu --configfile config/cpu.yaml
+    python -m orthojac render results/reference/cpu --configfile config/cpu.yaml
 
 Reads `<snapshot>/tables/*.csv` and `<snapshot>/figures/*.png`; writes `<snapshot>/report/`:
 ledger.csv and overview.png (recomputed from the tables by this commit's judges), the pages'
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nbformat
 
-from .workflow import PAGES, fill_defaults, load_config
+from ..workflow import PAGES, fill_defaults, load_config
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[3] / "notebooks"
 INJECTED_TAG = "snakemake-job-properties"  # as Snakemake tags its cell; left out of the page
 
 

@@ -1,6 +1,6 @@
 """Figures, made from the tidy tables only (never from a model).
 
-    python -m orthojac.figures --tables results/tables --out-dir results/figures
+    python -m orthojac figures --tables results/tables --out-dir results/figures
 
 Writes accuracy.png and loss.png (against epoch), accuracy_vs_depth.png, singular_values.png
 (the body's singular values at initialisation and after training, with the theory's σ = 1 of an
@@ -13,7 +13,7 @@ initialisation, per learning rate and family, from init_study.csv, against the r
 the study's depth when the configuration trained one).
 
 Each is declared once, with its report subcategory, caption, the tables it reads and the name of
-its function here, in orthojac.workflow_sections.PAPER_FIGURES; main draws every declared figure.
+its function here, in orthojac.workflow.sections.PAPER_FIGURES; main draws every declared figure.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .claims import P1_TOL, P5_EPS, final_accuracy  # noqa: E402
-from .files import atomic_write_bytes  # noqa: E402
-from .ledgerview import overview_table  # noqa: E402
-from .workflow_sections import PAPER_FIGURES  # noqa: E402
+from ..claims import P1_TOL, P5_EPS, final_accuracy  # noqa: E402
+from ..files import atomic_write_bytes  # noqa: E402
+from ..claims.ledgerview import overview_table  # noqa: E402
+from ..workflow.sections import PAPER_FIGURES  # noqa: E402
 
 FIGURES = tuple(PAPER_FIGURES)  # the names of the figures main draws, declared in PAPER_FIGURES
 # The per-layer max |σ − 1| each claim's judge holds a layer to (orthojac.claims): P1 every layer
@@ -252,7 +252,7 @@ OVERVIEW_LIMIT = 3.0  # the overview's x axis: normalised margins beyond ±3 are
 
 
 def overview(ledger: pd.DataFrame, path: Path) -> None:
-    """The verdicts at a glance, from the ledger table (orthojac.ledgerview): one row per claim,
+    """The verdicts at a glance, from the ledger table (orthojac.claims.ledgerview): one row per claim,
     each of its tests' normalised margin from the threshold (0: at the threshold, > 0: on the side
     the claim states) with its seed spread as a bar, coloured by the claim's verdict; a margin
     beyond ±OVERVIEW_LIMIT drawn as a triangle at the edge; at the right the fragility ("k/n":
@@ -325,12 +325,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def draw(figure, tables: dict[str, pd.DataFrame], path: Path) -> None:
-    """Draw a declared figure (orthojac.workflow_sections.PaperFigure): its function of this module,
+    """Draw a declared figure (orthojac.workflow.sections.PaperFigure): its function of this module,
     given the tables it reads, in its order, and the path."""
     function = globals().get(figure.draw)
     if not callable(function):
         raise ValueError(f"paper figure {figure.name!r}: its drawing function {figure.draw!r} is not a "
-                         "function of orthojac.figures")
+                         "function of orthojac.report.figures")
     function(*(tables[t] for t in figure.tables), path)
 
 

@@ -1,4 +1,4 @@
-"""The progress lines every training and thesis job writes to its log (`Progress`); orthojac.progress
+"""The progress lines every training and thesis job writes to its log (`Progress`); orthojac.workflow.progress
 reads them back. Imported by the training loops: nothing of the workflow.
 
 A job's training loop reports each step and each epoch's end; the job's log (its stderr,

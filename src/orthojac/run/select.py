@@ -1,6 +1,6 @@
 """Pick a family's setting from a screen, by a rule fixed before the screen ran.
 
-    python -m orthojac.select --runs results/runs/screen_fold/*/config.json \
+    python -m orthojac select --runs results/runs/screen_fold/*/config.json \
         --keep lr regime --out results/selections/screen_fold.json
 
 A screen is an experiment that trains one family over a grid of the choices the sources leave open
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import RunConfig, field_names
-from .files import write_text_atomic
+from ..config import RunConfig, field_names
+from ..files import write_text_atomic
 
 SCREEN_TIE = 0.01  # settings within 1 point of the best screen score are tied (choice, see SELECTION_RULE)
 REGIME_ORDER = ("init", "soft", "hard", "soft_gain", "soft_gain_listing")
@@ -91,7 +91,7 @@ def apply_selection(cfg: RunConfig, path: Path, keep: list[str]) -> RunConfig:
         record = json.loads(Path(path).read_text())
         values = record["chosen"]["settings"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise SystemExit(f"{path}: not a selection file of orthojac.select ({error})") from None
+        raise SystemExit(f"{path}: not a selection file of orthojac.run.select ({error})") from None
     missing = sorted(set(keep) - set(values))
     if not keep or missing:
         raise SystemExit(f"{path}: --selection-keep {keep}: " + (f"{missing} not chosen by this selection "

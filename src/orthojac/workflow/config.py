@@ -1,6 +1,6 @@
 """The workflow's config (orthojac.workflow): how the config files combine (each `--configfile`'s
 sections replace config.yaml's whole), reading them (a repeated key refused), and every error of a
-merged config, one line each naming the key: the schema's (orthojac.workflow_schema) and what the
+merged config, one line each naming the key: the schema's (orthojac.workflow.schema) and what the
 schema cannot say."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from .data import IDX_FILES
-from .workflow_schema import SKELETON, config_schema
-from .workflow_schema import validator as schema_validator
-from .workflow_sections import SECTIONS
+from ..data import IDX_FILES
+from .schema import SKELETON, config_schema
+from .schema import validator as schema_validator
+from .sections import SECTIONS
 
 
 # -- what a config may name -----------------------------------------------------------------
@@ -146,7 +146,7 @@ def _key_path(cfg, path) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _validator(skeleton: str, mtime_ns: int):
-    """The whole schema's validator (orthojac.workflow_schema: the file with the settings blocks
+    """The whole schema's validator (orthojac.workflow.schema: the file with the settings blocks
     generated from the settings dataclasses), built once per version of the file."""
     return schema_validator(config_schema(Path(skeleton)))
 
@@ -155,7 +155,7 @@ def config_errors(cfg: dict, schema: Path | dict = SKELETON) -> list[str]:
     """Every schema violation of `cfg`, one line each, naming the key and the offending value.
     (snakemake.utils.validate reports only the first, followed by the whole sub-schema.) `schema`:
     the schema's file (workflow/schemas/config.schema.yaml, its settings blocks generated) or a
-    whole schema (orthojac.workflow_schema.config_schema)."""
+    whole schema (orthojac.workflow.schema.config_schema)."""
     import jsonschema
 
     lines = []

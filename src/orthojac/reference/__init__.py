@@ -1,14 +1,14 @@
 """Snapshot a finished run of the pipeline as a reference: its tables, figures, report pages, the
 ledger, and a manifest of how it was made.
 
-    python -m orthojac.reference snapshot results --out results/reference/cpu \
+    python -m orthojac reference snapshot results --out results/reference/cpu \
         --command "make reference" --wall-seconds 4200 --log .snakemake/log/….snakemake.log
-    python -m orthojac.reference part-manifest paper --configfile config/cpu.yaml --out … --log …
-    python -m orthojac.reference check-report --configfile config/cpu.yaml --out results/reference/cpu
+    python -m orthojac reference part-manifest paper --configfile config/cpu.yaml --out … --log …
+    python -m orthojac reference check-report --configfile config/cpu.yaml --out results/reference/cpu
 
 The snapshot mirrors `results/`' layout (`tables/`, `figures/`, `report/`; not `report_site/`,
 which holds the same pages again, for `--report`), so
-`python -m orthojac.compare` reads a snapshot and a results folder alike. No checkpoints, no
+`python -m orthojac compare` reads a snapshot and a results folder alike. No checkpoints, no
 weights: only what the report is made of. `manifest.json` records the commit (and whether the
 working tree had changes), the CPU model and cores, torch, Python, the date, the command, the
 wall time in all and per rule (from Snakemake's log: each job's start to its finish), and what
@@ -25,14 +25,14 @@ results is the same (result_code_changes), and Snakemake's dry run plans no part
 Bit for bit on any x86-64 machine. A trained network amplifies the last bit of every sum, and
 the last bit depends on which kernels run: torch picks its vectorised kernels by the CPU's
 capability (AVX2 or AVX-512), oneDNN and MKL pick theirs too, and threads change the order of
-sums. `make reference` runs every job under ROUNDING_PINS (`python -m orthojac.reference pins`
+sums. `make reference` runs every job under ROUNDING_PINS (`python -m orthojac reference pins`
 prints them as `NAME=value` for `env`): ATEN_CPU_CAPABILITY=avx2 (torch's kernels: AVX2, which
 every x86-64 CPU since 2013–2015 has), ONEDNN_MAX_CPU_ISA=AVX2 (oneDNN's), MKL_CBWR=AVX2 (MKL's
 conditional numerical reproducibility, AVX2 branch; Intel documents it for Intel CPUs, on others
 MKL may use its automatic branch, so the manifest records the CPU vendor), and one thread
 (OMP_NUM_THREADS, MKL_NUM_THREADS; each job also asks torch for one). With the same torch, MKL
 and oneDNN (requirements.lock), these give the same bits on AVX-512 and AVX2 machines alike; a
-rerun records its own `rounding`, and `python -m orthojac.compare` names what differs.
+rerun records its own `rounding`, and `python -m orthojac compare` names what differs.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ from pathlib import Path
 
 # The reference's pieces, each importable from here as before: the pins and the environment, the
 # snapshot and its manifests, the parts and the report step's check.
-from .reference_env import (CPU_FLAGS, FINISHED, JOBID, ROUNDING_PINS, STAMP, START, blas_info,  # noqa: F401
-                            cpu_info, cpu_model, git_state, merge_rule_times, pins_for_env, rounding, rule_times)
-from .reference_parts import (NOT_RESULT_CODE, NOT_RESULT_PACKAGES, RESULT_PATHS, ROOT,  # noqa: F401
-                              THESIS_PROGRAMS, check_report, config_parts, job_counts, parts_errors,
-                              result_code_changes)
-from .reference_snapshot import (PARTS, gather_parts, manifest, part_manifest_path, snapshot,  # noqa: F401
-                                 write_part_manifest)
+from .env import (CPU_FLAGS, FINISHED, JOBID, ROUNDING_PINS, STAMP, START, blas_info,  # noqa: F401
+                  cpu_info, cpu_model, git_state, merge_rule_times, pins_for_env, rounding, rule_times)
+from .parts import (NOT_RESULT_CODE, NOT_RESULT_PACKAGES, RESULT_PATHS, ROOT,  # noqa: F401
+                    THESIS_PROGRAMS, check_report, config_parts, job_counts, parts_errors,
+                    result_code_changes)
+from .snapshot import (PARTS, gather_parts, manifest, part_manifest_path, snapshot,  # noqa: F401
+                       write_part_manifest)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,9 +4,9 @@ Every family is written against a linear operator B with an adjoint Bᵀ: a matr
 stride-1 'same' convolution whose adjoint is the transposed convolution with the same kernel
 (docs/replication.md §1.1). Notation: u = Bx + b, D = diag(ρ'(u)). Operators that a layer wants
 orthogonal carry `orthogonal = True` (set by `init_orthogonal_`): the soft regularisers
-(orthojac.regularisers) penalise exactly those.
+(orthojac.nets.regularisers) penalise exactly those.
 
-Precision (bf16 autocast, orthojac.fastpath): the stream x that a layer passes on stays in x's dtype
+Precision (bf16 autocast, orthojac.run.fastpath): the stream x that a layer passes on stays in x's dtype
 (fp32) — the branch Bᵀρ(Bx + b) is computed in bf16 and added in fp32 — so that 200 layers do not
 round x to bf16 200 times. Without autocast every cast below is the identity (no copy, no rounding).
 """
@@ -224,7 +224,7 @@ class Fold(nn.Module):
     each layer starts near the identity (docs/replication.md §5).
     """
 
-    fused = False  # set by orthojac.fastpath.prepare_model (lever `fused_layers`)
+    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
 
     def __init__(self, op: nn.Module, activation: nn.Module, bias_init: float = 0.0):
         super().__init__()
@@ -234,7 +234,7 @@ class Fold(nn.Module):
 
     def takes_fused_path(self, x: torch.Tensor) -> bool:
         """Whether this call goes through `DenseFoldReLU`: asked for (`fused`), training with
-        gradients or evaluating without (orthojac.train's evaluation), a plain dense operator (no
+        gradients or evaluating without (orthojac.run.train's evaluation), a plain dense operator (no
         parametrisation) with ReLU, no autocast, and no torch.func transform (PackedModels)
         around it. Anything else (spectra: eval mode with gradients; conv, relu_k, regime hard,
         bf16) takes the module's plain code."""

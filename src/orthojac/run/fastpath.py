@@ -3,7 +3,7 @@
 into one process.
 
 Why: a depth-200, C = 32 network at batch 128 is bound by kernel launches (≈ 800 kernels a step),
-not arithmetic (docs/replication.md §5). The data set is already resident on the device (orthojac.train
+not arithmetic (docs/replication.md §5). The data set is already resident on the device (orthojac.run.train
 `prepare_data`). Each lever is a runtime setting, not experiment data: it changes the numbers only
 by rounding, and `FastPath` is recorded in each run's config.json. Every lever defaults to on for
 CUDA and off for CPU, where the reference path (eager fp32) stays deterministic and resumable —
@@ -26,7 +26,7 @@ two in a run; benchmarks/gpu_check.py counts both on the GPU).
 
 Regime `hard` runs without CUDA graphs: a convolution's orthogonal parametrisation (torch's,
 `matrix_exp`) reads a norm back to the host on CUDA to choose its degree, which a CUDA graph cannot
-capture, and a dense weight's Cayley map (orthojac.layers.CayleyOrthogonal: an LU factorisation a
+capture, and a dense weight's Cayley map (orthojac.nets.layers.CayleyOrthogonal: an LU factorisation a
 step) has not been checked inside one on a GPU. `FastPath.note` says so in config.json.
 """
 
@@ -60,7 +60,7 @@ class FastPath:
     fused_adam: Adam's single-kernel implementation (and with it the finiteness test on the
     device, `DivergenceGuard`). note: why a lever is not at its default (e.g. regime hard).
     fused_layers: layers whose forward and backward are written by hand, for training and
-    evaluation (a dense `fold` layer with ReLU, orthojac.layers.DenseFoldReLU), where they apply;
+    evaluation (a dense `fold` layer with ReLU, orthojac.nets.layers.DenseFoldReLU), where they apply;
     on by default without compile."""
 
     precision: str = "fp32"
@@ -106,7 +106,7 @@ def _add_lever_flags(parser: argparse.ArgumentParser) -> None:
                         help="Adam's fused implementation (default: on, CPU and CUDA)")
     parser.add_argument("--fused-layers", action=onoff, default=None,
                         help="train dense fold/ReLU layers through their hand-written forward and "
-                        "backward (orthojac.layers.DenseFoldReLU; default: on without --compile)")
+                        "backward (orthojac.nets.layers.DenseFoldReLU; default: on without --compile)")
 
 
 def environment_defaults() -> dict:
@@ -221,7 +221,7 @@ def make_optimiser(params, lr: float, fast: FastPath) -> torch.optim.Adam:
 class DivergenceGuard:
     """The finiteness test of the loss, kept on the device: no `.item()` per step.
 
-    orthojac.train ends a run as `diverged` at the first step whose loss is not finite, with that
+    orthojac.run.train ends a run as `diverged` at the first step whose loss is not finite, with that
     step not taken. Here each step ORs "loss not finite" into a flag on the device and hands the
     flag to the fused Adam as `found_inf`, which then leaves the parameters, its moments and its
     step count untouched; the flag is sticky, so no later step moves the weights either, and the

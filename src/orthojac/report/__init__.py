@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import CLAIMS, final_accuracy, ledger_of
-from .config import RunConfig
-from .ledgerview import key_number
-from .spectra_settings import SpectraSettings
-from .workflow import EXPERIMENTS, PAGES
-from .workflow import SECTIONS as THESIS
+from ..claims import CLAIMS, final_accuracy, ledger_of
+from ..config import RunConfig
+from ..claims.ledgerview import key_number
+from ..spectra_settings import SpectraSettings
+from ..workflow import EXPERIMENTS, PAGES
+from ..workflow import SECTIONS as THESIS
 
 
 def _page(page: str):
@@ -164,7 +164,7 @@ def read_tables(paths) -> dict[str, pd.DataFrame]:
 
 def ledger_from_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The claims ledger of orthojac.claims computed from the tidy tables, with the scale each
-    verdict was reached at (orthojac.scale): what the index page writes to ledger.csv, and what a
+    verdict was reached at (orthojac.report.scale): what the index page writes to ledger.csv, and what a
     test recomputes from a committed reference's tables."""
     from .scale import with_scale
 
@@ -231,7 +231,7 @@ def reference_verdicts(ledger: pd.DataFrame, reference: Path) -> pd.DataFrame | 
 
 def ledger_html(ledger: pd.DataFrame, reference: pd.DataFrame | None = None, label: str = "CPU reference") -> str:
     """The claims ledger as a compact table (class claims-ledger): claim, statement, verdict, the
-    key number against its threshold (orthojac.ledgerview.key_number), scale and, given
+    key number against its threshold (orthojac.claims.ledgerview.key_number), scale and, given
     `reference` (reference_verdicts), the reference's verdict. Each statement expands
     (<details>) to every column of the ledger and links to the claim's part of its page
     (its figure, its runs' curves)."""

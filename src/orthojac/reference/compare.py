@@ -1,6 +1,6 @@
 """How a run of the pipeline differs from a reference: per run, per thesis table, per claim.
 
-    python -m orthojac.compare results results/reference/cpu
+    python -m orthojac compare results results/reference/cpu
 
 Both folders have the layout of `results/` (a snapshot of orthojac.reference has it too):
 `tables/*.csv` and `report/ledger.csv`. For every training run in both, the largest absolute
@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .claims import difference_of_means
-from .workflow import SECTIONS
+from ..claims import difference_of_means
+from ..workflow import SECTIONS
 
 IDENTICAL, CLOSE, DIFFERS, MISSING = "identical", "close", "differs", "missing"
 TIMING = {"seconds", "train_seconds", "spectra_seconds"}

@@ -1,5 +1,5 @@
 """Progress a researcher can watch: one view of every run of a configuration, from the lines every
-training and thesis job writes to its log (orthojac.progress_line).
+training and thesis job writes to its log (orthojac.run.progress_line).
 
     orthojac progress [results] [--configfile config/quick.yaml]   (also: make progress)
 
@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .progress_line import PREFIX, clock, number_text, seconds_of
-from .workflow import IDX_FILES, SECTIONS, expand_experiment, load_config, values
+from ..run.progress_line import PREFIX, clock, number_text, seconds_of
+from . import IDX_FILES, SECTIONS, expand_experiment, load_config, values
 
 
 # -- reading a log ----------------------------------------------------------------------------
@@ -111,7 +111,7 @@ class Job:
 def _train_images(results: Path, settings: dict) -> int:
     """Training images of a run: `train_size`, else the training split (its IDX header, 60000
     when the data is not there yet) less `val_size`."""
-    from .config import RunConfig
+    from ..config import RunConfig
 
     if settings.get("train_size", RunConfig.train_size):
         return int(settings["train_size"])
@@ -125,7 +125,7 @@ def _train_images(results: Path, settings: dict) -> int:
 
 def jobs(config: dict, results: Path) -> list[Job]:
     """The training and thesis jobs of `config`, with what their files say."""
-    from .config import RunConfig
+    from ..config import RunConfig
 
     out = []
     for experiment in config.get("experiments", []):

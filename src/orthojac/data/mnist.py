@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy._core.multiarray import _reconstruct
 
-from .files import DataError, atomic_write_bytes
+from ..files import DataError, atomic_write_bytes
 
 MNIST_PKL_MD5 = "98100ca27dc0e07ddd9f822cf9d244db"
 

@@ -1,8 +1,8 @@
 """Jacobian spectra of a trained (or freshly initialised) network.
 
-    python -m orthojac.spectra --weights results/runs/E/R/final.pt --data-dir D \
+    python -m orthojac spectra --weights results/runs/E/R/final.pt --data-dir D \
         --out-body body.csv --out-layers layers.csv [--method exact|lanczos|auto]
-    python -m orthojac.spectra --weights results/runs/E/R/epochs.pt --epoch 3 ...
+    python -m orthojac spectra --weights results/runs/E/R/epochs.pt --epoch 3 ...
 
 Checkpoints: `init.pt`, `final.pt`, or one epoch of `epochs.pt` (the weights training kept after
 the epochs its --save-epochs named). --out-timing records the seconds the spectra took in this
@@ -11,7 +11,7 @@ process (model built to rows ready; not Python's start-up), for benchmarks/spect
 The body's input→output Jacobian ∂body(h)/∂h at fixed test inputs h = lift(image), two ways:
 - `exact`: the Jacobian a chunk of rows at a time (one vmapped vector-Jacobian product per chunk:
   memory grows with the chunk, not with the dimension) and `torch.linalg.svdvals`: every σ_i;
-- `lanczos`: matrix-free (orthojac.spectra_free): σ_max and σ_min only, written as the rows of
+- `lanczos`: matrix-free (orthojac.spectra.free): σ_max and σ_min only, written as the rows of
   index 0 and dim − 1;
 - `auto`: exact up to --exact-max-dim, Lanczos above.
 Per layer, the same at that layer's own input along the forward pass: σ_min, σ_max, max|σ − 1|
@@ -44,13 +44,13 @@ import torch.nn.functional as F
 # that import out of the seconds --out-timing reports.
 import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
-from .checkpoint import load_checkpoint
-from .config import RunConfig, add_arguments
-from .data import load_split, pixels
-from .files import write_csv_atomic, write_text_atomic
-from .models import build_model
-from .spectra_free import extreme_singular_values
-from .spectra_settings import DEFAULTS, SpectraSettings
+from ..run.checkpoint import load_checkpoint
+from ..config import RunConfig, add_arguments
+from ..data import load_split, pixels
+from ..files import write_csv_atomic, write_text_atomic
+from ..nets.models import build_model
+from .free import extreme_singular_values
+from ..spectra_settings import DEFAULTS, SpectraSettings
 
 
 def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_size) -> torch.Tensor:

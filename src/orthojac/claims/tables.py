@@ -1,6 +1,6 @@
 """Collect the per-run outputs into tidy tables under one folder.
 
-    python -m orthojac.tables --out-dir results/tables --metrics results/runs/*/*/metrics.csv \
+    python -m orthojac tables --out-dir results/tables --metrics results/runs/*/*/metrics.csv \
         --body results/spectra/*/*/*.body.csv --layers results/spectra/*/*/*.layers.csv
 
 Paths name their run: results/runs/EXPERIMENT/RUN/metrics.csv (with config.json beside it) and
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .files import write_text_atomic
-from .claims import INIT_STUDY_PREFIX, final_accuracy, weight_diagnostics
+from ..files import write_text_atomic
+from . import INIT_STUDY_PREFIX, final_accuracy, weight_diagnostics
 
 INIT_KNOBS = ["bias_init", "width_mid", "ab_init", "breakpoints", "lr"]  # what the study varies
 
@@ -80,7 +80,7 @@ SCREEN_SETTINGS = ["family", "activation", "ab_init", "regime", "lr"]  # what a 
 
 
 def screens(selection_files: list[Path]) -> pd.DataFrame:
-    """One row per screened setting (orthojac.select's selection files): the screen, the run, its
+    """One row per screened setting (orthojac.run.select's selection files): the screen, the run, its
     settings (SCREEN_SETTINGS), status, final validation accuracy and score, and whether the rule
     chose it. Every setting stays, the failed ones too."""
     columns = ["screen", "run", *SCREEN_SETTINGS, "status", "accuracy", "score", "chosen"]
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--body", type=Path, nargs="*", default=[], help="spectra: *.body.csv")
     parser.add_argument("--layers", type=Path, nargs="*", default=[], help="spectra: *.layers.csv")
     parser.add_argument("--selections", type=Path, nargs="*", default=[],
-                        help="the screens' selection files (orthojac.select)")
+                        help="the screens' selection files (orthojac.run.select)")
     parser.add_argument("--claims", default="{}",
                         help="JSON object: experiment → list of claims it tests")
     args = parser.parse_args(argv)

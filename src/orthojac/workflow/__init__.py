@@ -2,15 +2,15 @@
 configuration has, each job's command-line flags, and the files each stage reads and writes.
 
 `workflow/rules/*.smk` are the Snakemake glue around it (workflow/rules/common.smk builds one
-`Pipeline` from the validated config); `orthojac.progress` and the tests read the same functions,
+`Pipeline` from the validated config); `orthojac.workflow.progress` and the tests read the same functions,
 so no copy of the workflow's logic exists outside this module and its three pieces, whose names it
-re-exports: orthojac.workflow_config (the config files, their merge and errors),
-orthojac.workflow_schema (the config's schema, its settings blocks generated from the settings
-dataclasses) and orthojac.workflow_sections (the registries: EXPERIMENTS, the paper's figures, PAGES).
+re-exports: orthojac.workflow.config (the config files, their merge and errors),
+orthojac.workflow.schema (the config's schema, its settings blocks generated from the settings
+dataclasses) and orthojac.workflow.sections (the registries: EXPERIMENTS, the paper's figures, PAGES).
 
 The experiments (EXPERIMENTS) are of two kinds of jobs:
 - the paper's runs: each `experiments:` entry is a grid of `RunConfig` settings (orthojac.config),
-  one `orthojac.train` job per grid point, its spectra, then the tables and figures of all runs;
+  one `orthojac.run.train` job per grid point, its spectra, then the tables and figures of all runs;
 - the thesis sections (`SECTIONS`, one entry per top-level config section such as `hlav_linear:`):
   each runs its own program, one job per seed (H4: one job), whose per-seed CSVs are collected
   into `results/tables/<section>.csv` and drawn as the section's figures.
@@ -24,15 +24,15 @@ import shlex
 from dataclasses import fields
 from pathlib import Path
 
-from .config import RunConfig, flag_of
-from .data import IDX_FILES
-from .spectra_settings import command_flags
-from .workflow_config import (SAFE_RUN_VALUE, SIZE_BOUNDS, ConfigFileError, config_errors,  # noqa: F401
-                              config_file_errors, load_config, read_config_file, reference_part_errors,
-                              replace_sections_whole, semantic_errors, update_config)
-from .workflow_schema import config_schema, fill_defaults  # noqa: F401
-from .workflow_sections import (EXPERIMENTS, PAGES, PAPER, PAPER_FIGURES, PAPER_TABLES, SECTIONS,  # noqa: F401
-                                STAND_IN_DIR, Experiment, Page)
+from ..config import RunConfig, flag_of
+from ..data import IDX_FILES
+from ..spectra_settings import command_flags
+from .config import (SAFE_RUN_VALUE, SIZE_BOUNDS, ConfigFileError, config_errors,  # noqa: F401
+                     config_file_errors, load_config, read_config_file, reference_part_errors,
+                     replace_sections_whole, semantic_errors, update_config)
+from .schema import config_schema, fill_defaults  # noqa: F401
+from .sections import (EXPERIMENTS, PAGES, PAPER, PAPER_FIGURES, PAPER_TABLES, SECTIONS,  # noqa: F401
+                       STAND_IN_DIR, Experiment, Page)
 
 
 # -- the paper's runs ------------------------------------------------------------------------
@@ -238,7 +238,7 @@ class Pipeline:
         return 0 if h2 is None else sum(h2[k]["value"] for k in ("train_size", "val_size", "test_size"))
 
     def download_args(self, download: str) -> str:
-        """`downloads.KEY` as orthojac.downloads flags; `--optional` when H2, the downloads' consumer,
+        """`downloads.KEY` as orthojac.data.downloads flags; `--optional` when H2, the downloads' consumer,
         may report its data as unavailable (`hlav_lstm.data: optional`)."""
         spec = self.config["downloads"][download]
         args = [f"--file {shlex.quote(spec['file'])} --key {shlex.quote(download)}"]

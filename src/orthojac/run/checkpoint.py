@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 
 def atomic_save(obj: dict, path: Path) -> None:
@@ -40,7 +40,7 @@ def code_fingerprint() -> str:
         __version__ = version("orthojac")
     except Exception:  # not installed (a source tree on PYTHONPATH): the module bytes still count
         __version__ = "unknown"
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(f"orthojac {__version__}\n".encode())
     for module in sorted(package.rglob("*.py")):
         digest.update(str(module.relative_to(package)).encode() + b"\0")

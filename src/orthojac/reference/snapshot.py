@@ -11,7 +11,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .reference_env import cpu_model, git_state, merge_rule_times, rounding
+from .env import cpu_model, git_state, merge_rule_times, rounding
 
 PARTS = ("tables", "figures", "report")
 

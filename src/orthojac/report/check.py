@@ -1,6 +1,6 @@
 """Checks that the rendered report is what a person sees: every figure and every link resolves.
 
-    python -m orthojac.reportcheck results/report
+    python -m orthojac reportcheck results/report
 
 Reads every *.html of the folder with the standard library's HTML parser. An <img> resolves when
 its `src` is a data: URI whose base64 payload decodes to a PNG, or a relative path to a file that

@@ -1,7 +1,7 @@
 """Single-file downloads (an archive such as glove.6B.zip) verified by sha256 or md5, with a receipt;
 and the fetch loop they share with the IDX data sets (orthojac.data): `first_accepted`.
 
-    python -m orthojac.downloads --file glove.6B.zip --size 862182613 --md5 <32 hex> \
+    python -m orthojac download --file glove.6B.zip --size 862182613 --md5 <32 hex> \
         --url https://nlp.stanford.edu/data/glove.6B.zip --mirror /data/glove \
         --out-dir results/data/glove_6b [--optional]
 
@@ -36,7 +36,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import DataError, write_text_atomic
+from ..files import DataError, write_text_atomic
 
 CHUNK = 1 << 20
 STATUS = "status.json"

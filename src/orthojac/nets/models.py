@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .activations import SLOPES_01, SLOPES_PM1, make_activation, parse_breakpoints
-from .config import GAUSSIAN_CONTROL, RunConfig
+from ..config import GAUSSIAN_CONTROL, RunConfig
 from .layers import (BlockIdentity, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
                      OrthFF, Partial, Plain, Residual)
 from .orthogonal import orthogonal_matrix, orthogonal_operators
