@@ -282,7 +282,7 @@ def test_a_dry_run_of_a_mutant_with_shell_characters_prints_commands_that_parse_
                           cwd=REPO, env=venv_env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    commands = [line.split("Shell command: ", 1)[1] for line in out.splitlines() if "orthojac.data" in line
+    commands = [line.split("Shell command: ", 1)[1] for line in out.splitlines() if "python -m orthojac fetch" in line
                 and "Shell command: " in line]
     if not commands:  # older Snakemake prints the command on its own line
         commands = [line.strip() for line in out.splitlines() if line.strip().startswith("python -m orthojac fetch")]

@@ -26,7 +26,8 @@ def declared_progs() -> dict[str, str]:
     for path in sorted((REPO / "src").rglob("*.py")):
         for prog in PROG.findall(path.read_text()):
             assert prog not in progs, f"{prog} is declared by {progs[prog]} and {path}"
-            progs[prog] = ".".join(path.relative_to(REPO / "src").with_suffix("").parts)
+            parts = path.relative_to(REPO / "src").with_suffix("").parts
+            progs[prog] = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
     return progs
 
 
@@ -98,3 +99,18 @@ def test_train_imports_no_report_or_workflow_code():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_install_finds_every_package_of_the_tree():
+    """pyproject.toml's package discovery (setuptools, under src/) finds each folder of modules of
+    src/orthojac, so an installed orthojac has every stage's package (a folder without an
+    __init__.py would be left out)."""
+    from setuptools import find_packages
+
+    where = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["where"]
+    assert where == ["src"]
+    folders = {".".join(p.parent.relative_to(REPO / "src").parts) for p in (REPO / "src").rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert {"orthojac.data", "orthojac.nets", "orthojac.run", "orthojac.spectra", "orthojac.claims",
+            "orthojac.workflow", "orthojac.report", "orthojac.reference", "orthojac.thesis"} < folders
+    assert set(find_packages(str(REPO / "src"))) == folders

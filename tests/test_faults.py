@@ -117,8 +117,8 @@ def training_pid(work: Path, deadline_s: float = 240) -> int:
     while time.monotonic() < deadline:
         for proc in Path("/proc").iterdir():
             try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-                if b"orthojac.run.train" in cmd and Path(os.readlink(proc / "cwd")) == work:
+                cmd = (proc / "cmdline").read_bytes()
+                if b"\0-m\0orthojac\0train\0" in cmd and Path(os.readlink(proc / "cwd")) == work:
                     return int(proc.name)
             except (FileNotFoundError, PermissionError, ProcessLookupError, NotADirectoryError):
                 continue
@@ -464,14 +464,15 @@ def test_the_code_fingerprint_changes_with_any_module(tmp_path, monkeypatch):
     import shutil
 
     package = tmp_path / "orthojac"
-    shutil.copytree(Path(checkpoint.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(checkpoint.__file__).parents[1], package, ignore=shutil.ignore_patterns("__pycache__"))
     before = checkpoint.code_fingerprint()
-    fake = package / "checkpoint.py"
+    fake = package / "run" / "checkpoint.py"
     monkeypatch.setattr(checkpoint, "__file__", str(fake))
     checkpoint.code_fingerprint.cache_clear()
     try:
         assert checkpoint.code_fingerprint() == before  # same bytes, same fingerprint
-        (package / "layers.py").write_text((package / "layers.py").read_text() + "\n# edited\n")
+        layers = package / "nets" / "layers.py"
+        layers.write_text(layers.read_text() + "\n# edited\n")
         checkpoint.code_fingerprint.cache_clear()
         assert checkpoint.code_fingerprint() != before
     finally:

@@ -13,32 +13,40 @@ from conftest import REPO
 SRC = REPO / "src"
 
 # The pipeline's stages in order, each with its modules and the earlier stages it may import (a
-# module may also import its own stage's). The paper's runs and the thesis' programs are two
-# wings side by side: neither imports the other. `orthojac` and `orthojac.thesis` are the packages'
-# __init__ files (constants only).
+# module may also import its own stage's). A stage is a package of src/orthojac (data, nets, run,
+# spectra, claims, workflow, report, reference), in the order the pipeline runs them, above the base
+# (the top-level modules both wings share); two packages hold two stages each, in order: nets (the
+# operators and their penalties, then the networks built from them) and run (what every training job
+# writes, then the paper's training). The paper's runs and the thesis' programs are two wings side by
+# side: neither imports the other; the thesis package's modules sit in the stages they serve.
+# `orthojac`, `orthojac.nets`, `orthojac.run` and `orthojac.thesis` are __init__ files (a docstring,
+# constants); data, spectra, workflow, report and reference are each their stage's main module.
 STAGES = [
-    ("base", ["orthojac", "orthojac.files", "orthojac.config", "orthojac.nets.activations", "orthojac.nets.orthogonal",
-              "orthojac.run.fastpath", "orthojac.device", "orthojac.run.progress_line", "orthojac.thesis",
-              "orthojac.thesis.settings", "orthojac.spectra_settings"], []),
-    ("data", ["orthojac.data", "orthojac.data.downloads", "orthojac.data.mnist", "orthojac.thesis.sentiment"], ["base"]),
-    ("layers", ["orthojac.nets.layers", "orthojac.nets.regularisers"], ["base"]),  # the operators and their penalties
-    ("networks", ["orthojac.nets.models", "orthojac.run.checkpoint"], ["base", "layers"]),
-    ("paper run", ["orthojac.run.select", "orthojac.run.train"], ["base", "data", "layers", "networks"]),
+    ("base", ["orthojac", "orthojac.__main__", "orthojac.cli", "orthojac.files", "orthojac.config",
+              "orthojac.device", "orthojac.thesis", "orthojac.thesis.settings",
+              "orthojac.spectra_settings"], []),  # cli imports its command on demand
+    ("data", ["orthojac.data", "orthojac.data.downloads", "orthojac.data.mnist", "orthojac.thesis.sentiment"],
+     ["base"]),
+    ("layers", ["orthojac.nets", "orthojac.nets.activations", "orthojac.nets.orthogonal", "orthojac.nets.layers",
+                "orthojac.nets.regularisers"], ["base"]),  # the operators and their penalties
+    ("networks", ["orthojac.nets.models"], ["base", "layers"]),
+    ("run", ["orthojac.run", "orthojac.run.progress_line", "orthojac.run.checkpoint"], ["base"]),  # every job's
+    ("paper run", ["orthojac.run.select", "orthojac.run.train", "orthojac.run.fastpath"],
+     ["base", "data", "layers", "networks", "run"]),
     ("thesis run", ["orthojac.thesis.common", "orthojac.thesis.dense", "orthojac.thesis.rnn",
                     "orthojac.thesis.lstm", "orthojac.thesis.linear", "orthojac.thesis.deep",
-                    "orthojac.thesis.theory"], ["base", "data", "layers", "networks"]),
-    ("spectra", ["orthojac.spectra", "orthojac.spectra.free"], ["base", "data", "layers", "networks"]),
+                    "orthojac.thesis.theory"], ["base", "data", "layers", "networks", "run"]),
+    ("spectra", ["orthojac.spectra", "orthojac.spectra.free"], ["base", "data", "layers", "networks", "run"]),
     ("claims", ["orthojac.claims", "orthojac.claims.rules", "orthojac.claims.runs", "orthojac.claims.paper",
                 "orthojac.claims.paper_training", "orthojac.claims.thesis", "orthojac.claims.thesis_theory",
                 "orthojac.claims.tables", "orthojac.claims.ledgerview"], ["base"]),
-    ("plan", ["orthojac.workflow", "orthojac.workflow.config", "orthojac.workflow.schema", "orthojac.workflow.sections",
-              "orthojac.workflow.progress"],
-     ["base", "data"]),
-    ("report", ["orthojac.report.figures", "orthojac.thesis.figures", "orthojac.report.scale", "orthojac.report",
-                "orthojac.report.render", "orthojac.report.check", "orthojac.reference", "orthojac.reference.env",
-                "orthojac.reference.snapshot", "orthojac.reference.parts", "orthojac.reference.compare"],
-     ["base", "claims", "plan"]),
-    ("command", ["orthojac.cli", "orthojac.__main__"], ["base"]),  # cli imports its command on demand
+    ("plan", ["orthojac.workflow", "orthojac.workflow.config", "orthojac.workflow.schema",
+              "orthojac.workflow.sections",
+              "orthojac.workflow.progress"], ["base", "data", "run"]),
+    ("report", ["orthojac.report", "orthojac.report.figures", "orthojac.report.scale", "orthojac.report.render",
+                "orthojac.report.check", "orthojac.thesis.figures"], ["base", "claims", "plan"]),
+    ("reference", ["orthojac.reference", "orthojac.reference.env", "orthojac.reference.snapshot",
+                   "orthojac.reference.parts", "orthojac.reference.compare"], ["base", "claims", "plan"]),
 ]
 
 
@@ -63,6 +71,10 @@ def import_graph(src: Path = SRC) -> dict[str, set[str]]:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
                 target = ".".join(base + ([node.module] if node.module else []))
                 targets |= {target} | {f"{target}.{a.name}" for a in node.names}
+        # importing orthojac.run.checkpoint runs orthojac/run/__init__.py first: a package's
+        # __init__ counts as imported by every module that imports one of its modules from outside
+        targets |= {".".join(t.split(".")[:i]) for t in targets for i in range(2, t.count(".") + 1)
+                    if not (name + ".").startswith(".".join(t.split(".")[:i]) + ".")}
         graph[name] = {t for t in targets if t in modules and t != name}
     return graph
 
@@ -106,6 +118,7 @@ def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
 def test_no_import_cycle():
     graph = import_graph()
     assert "orthojac.data.mnist" in graph["orthojac.data"]  # the graph sees late imports too
+    assert "orthojac.run" in graph["orthojac.spectra"]  # and the __init__ of a package it imports from
     assert cycles(graph) == []
 
 
@@ -120,6 +133,18 @@ def test_stages_are_in_order_and_hold_every_module():
     assert set(stage_of()) == set(import_graph()), "a module of src/orthojac is in no stage, or a stage names none"
 
 
+def test_each_stage_is_one_package():
+    """Apart from the thesis wing's modules, a stage's modules are one package of src/orthojac (or
+    the top level: the base), so the tree reads as the pipeline."""
+    for stage, modules, _ in STAGES:
+        packages = {".".join(m.split(".")[:2]) if m.count(".") else m for m in modules
+                    if not m.startswith("orthojac.thesis")}
+        if stage == "base":
+            assert all(m.count(".") <= 1 for m in modules if not m.startswith("orthojac.thesis")), modules
+        elif packages:
+            assert len(packages) == 1, f"stage {stage} spans packages {sorted(packages)}"
+
+
 def test_no_stage_imports_a_later_or_sibling_stage():
     assert upward_imports(import_graph()) == []
 
@@ -127,18 +152,18 @@ def test_no_stage_imports_a_later_or_sibling_stage():
 def test_a_planted_upward_import_is_found(tmp_path):
     """Imports the stages forbid, planted (as late imports) in a copy of the package: the training
     job importing the planner, a thesis program the paper's training, the penalties the networks
-    and the data a thesis program: each is found, and nothing else."""
+    (within one package: nets) and the data a thesis program: each is found, and nothing else."""
     shutil.copytree(SRC / "orthojac", tmp_path / "orthojac")
-    plants = {"train.py": "from .workflow import SECTIONS\n",
-              "thesis/deep.py": "from ..train import select_device\n",
-              "regularisers.py": "from .models import build_model\n",
-              "data.py": "from .thesis import common\n"}
+    plants = {"run/train.py": "from ..workflow import SECTIONS\n",
+              "thesis/deep.py": "from ..run.train import train\n",
+              "nets/regularisers.py": "from .models import build_model\n",
+              "data/__init__.py": "from ..thesis import common\n"}
     for file, line in plants.items():
         path = tmp_path / "orthojac" / file
         path.write_text(path.read_text() + "\n\ndef _planted():\n    " + line)
     assert upward_imports(import_graph(tmp_path)) == [
         ("orthojac.data", "orthojac.thesis.common"), ("orthojac.nets.regularisers", "orthojac.nets.models"),
-        ("orthojac.thesis.deep", "orthojac.run.train"), ("orthojac.run.train", "orthojac.workflow")]
+        ("orthojac.run.train", "orthojac.workflow"), ("orthojac.thesis.deep", "orthojac.run.train")]
 
 
 MAX_MODULE_LINES = 400  # issue 28: a module a reader can hold; split by what the code does beyond it

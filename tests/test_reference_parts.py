@@ -226,3 +226,42 @@ def test_a_part_of_an_earlier_commit_counts_only_if_nothing_that_decides_results
     git("commit", "-qm", "a thesis program")
     assert reference.result_code_changes(part_commit, tmp_path, thesis=False) == ["src/orthojac/train.py"]
     assert "src/orthojac/thesis/theory.py" in reference.result_code_changes(part_commit, tmp_path)
+
+
+def test_a_part_made_before_the_packages_counts_when_only_files_that_decide_nothing_moved(tmp_path):
+    """The modules became one package per stage: a part made on a commit with the flat modules is
+    gathered when only files that decide no result changed (the judges, the planner, the report,
+    the reference, the command, in their old places and their new ones), not when a module a job
+    computes with changed, in its new place."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    src = tmp_path / "src/orthojac"
+    flat = ["workflow.py", "workflow_sections.py", "progress.py", "progress_line.py", "report.py", "figures.py",
+            "tables.py", "ledgerview.py", "reference.py", "compare.py", "cli.py", "train.py"]
+    src.mkdir(parents=True)
+    for name in flat:
+        (src / name).write_text("x = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "flat")
+    part_commit = git("rev-parse", "HEAD")
+    moved = ["workflow/__init__.py", "workflow/sections.py", "workflow/progress.py", "run/progress_line.py",
+             "report/__init__.py", "report/figures.py", "claims/tables.py", "claims/ledgerview.py",
+             "reference/__init__.py", "reference/compare.py", "cli.py", "__main__.py"]
+    for name in flat[:-2]:
+        git("rm", "-q", f"src/orthojac/{name}")
+    for name in moved:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text("x = 2\n")
+    git("add", ".")
+    git("commit", "-qm", "one package per stage")
+    assert reference.result_code_changes(part_commit, tmp_path) == []
+    git("mv", "src/orthojac/train.py", "src/orthojac/run/train.py")
+    git("commit", "-qm", "the training moved")
+    assert "src/orthojac/run/train.py" in reference.result_code_changes(part_commit, tmp_path)

@@ -3,8 +3,9 @@
     orthojac <command> [its arguments]          (also: python -m orthojac <command> …)
     orthojac <command> --help                   (the command's own flags)
 
-Each command takes exactly the arguments of `python -m <its module>`, which the workflow's rules
-run. Only the chosen command's module is imported: `orthojac train` loads no report code.
+The workflow's rules run every program this way, `python -m orthojac <command> …`, so each is
+usable by hand exactly as the rules use it. Only the chosen command's module is imported:
+`orthojac train` loads no report code.
 """
 
 from __future__ import annotations

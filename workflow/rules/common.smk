@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 
-# The rules run `python -m orthojac…` (and the notebooks `jupyter-nbconvert`) from PATH. A local job's
+# The rules run `python -m orthojac …` (and the notebooks `jupyter-nbconvert`) from PATH. A local job's
 # shell gets this process's os.environ; a SLURM job is submitted with `sbatch --export=ALL` (and
 # PATH, declared below, is exported in its command) and runs `<this interpreter> -m snakemake`, which
 # loads this file again. So the folder of the interpreter running Snakemake, which must import

@@ -25,11 +25,11 @@ for _s in PIPELINE.sections:
             resources:
                 gpu=int(_s.gpu),
             params:
-                module=_s.module,
+                command=_s.program,
                 inputs=PIPELINE.section_input_args(_s.name),
                 args=PIPELINE.section_args(_s.name),
             shell:
-                "python -m {params.module:q} train {params.inputs} --seed {wildcards.seed:q}"
+                "python -m orthojac {params.command:q} train {params.inputs} --seed {wildcards.seed:q}"
                 " {params.args} --threads {threads} --out {output:q} 2> {log:q}"
 
         rule:
@@ -44,9 +44,9 @@ for _s in PIPELINE.sections:
             conda:
                 "../../envs/train.yaml"
             params:
-                module=_s.module,
+                command=_s.program,
             shell:
-                "python -m {params.module:q} collect {input:q} --out {output:q} 2> {log:q}"
+                "python -m orthojac {params.command:q} collect {input:q} --out {output:q} 2> {log:q}"
 
     else:
 
@@ -63,10 +63,10 @@ for _s in PIPELINE.sections:
                 "../../envs/train.yaml"
             threads: 1
             params:
-                module=_s.module,
+                command=_s.program,
                 args=PIPELINE.section_args(_s.name),
             shell:
-                "python -m {params.module:q} {params.args} --threads {threads} --out {output:q} 2> {log:q}"
+                "python -m orthojac {params.command:q} {params.args} --threads {threads} --out {output:q} 2> {log:q}"
 
     rule:
         name:

@@ -15,19 +15,26 @@ from .snapshot import part_manifest_path
 ROOT = Path(__file__).resolve().parents[3]  # the checkout: Snakefile, config/, workflow/
 
 
-# The modules of src/orthojac that decide no number of a run, a spectrum or a thesis table: the
-# judges, the tables and the report, the planner and the progress viewer, the reference's modules. A
-# part made on an earlier commit is gathered when nothing else differs between that commit and this checkout
-# (result_code_changes): a change to a judge or to the report does not force retraining, a change to
-# anything a job computes with does. What a part's jobs were given is checked apart: its manifest's
-# job list, and Snakemake's dry run, which would train again a job whose parameters changed.
+# The files of src/orthojac that decide no number of a run, a spectrum or a thesis table: the
+# judges and the tables, the planner and the progress viewer, the report, the reference, the
+# command. A part made on an earlier commit is gathered when nothing else differs between that
+# commit and this checkout (result_code_changes): a change to a judge or to the report does not
+# force retraining, a change to anything a job computes with does. What a part's jobs were given is
+# checked apart: its manifest's job list, and Snakemake's dry run, which would train again a job
+# whose parameters changed. Each is named as it is now (a package: its folder) and as it was before
+# the modules became one package per stage (a flat file), so that a part made before that move
+# still counts these files as deciding nothing.
 NOT_RESULT_CODE = frozenset(f"src/orthojac/{name}.py" for name in (
+    "cli", "__main__", "run/progress_line",  # the progress lines: logging only
+    # before the packages, the flat modules:
     "claims", "compare", "figures", "ledgerview", "render", "report", "reportcheck", "tables", "reference",
     "reference_env", "reference_snapshot", "reference_parts", "workflow", "workflow_config", "workflow_sections",
-    "progress", "progress_line", "cli", "__main__"))
-# … and the packages of src/orthojac that decide none: the judges (orthojac.claims, a package since
-# it was split from claims.py, which stays above so that a part made before the split counts).
-NOT_RESULT_PACKAGES = ("src/orthojac/claims/",)
+    "progress", "progress_line"))
+# … and the packages of src/orthojac that decide none: the judges with the tables and the ledger's
+# view (orthojac.claims), the planner and the progress viewer (orthojac.workflow), the report, the
+# reference.
+NOT_RESULT_PACKAGES = ("src/orthojac/claims/", "src/orthojac/workflow/", "src/orthojac/report/",
+                       "src/orthojac/reference/")
 # (pyproject.toml is not among them: the installed versions are requirements.lock's, and its console
 # scripts decide nothing.)
 RESULT_PATHS = ("src/orthojac", "requirements.lock", "envs")

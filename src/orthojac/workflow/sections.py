@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from ..cli import COMMANDS
 from ..config import RunConfig, flag_of
 from ..thesis import settings as thesis_settings
 
@@ -92,8 +93,8 @@ class Experiment:
     by the `experiments:` entries. label: the source's experiment (H1…H5; the paper: "paper").
     settings: the dataclass whose fields are its config keys, passed to its program as flags
     (RunConfig, or the section's in orthojac.thesis.settings). program: the `orthojac` command it
-    runs (orthojac.cli), and module: that command's module, which the rules run as
-    `python -m <module>`. tables: the tables it makes (results/tables/<table>.csv). figures:
+    runs (orthojac.cli), which the rules run as `python -m orthojac <program>` (module: that
+    command's module, read from orthojac.cli.COMMANDS). tables: the tables it makes (results/tables/<table>.csv). figures:
     {name: caption} of the figures (results/figures/<name>.png) drawn from its tables, in order,
     each with the caption its report page shows (figure_caption; the paper's are PAPER_FIGURES').
     page: the report page that shows it (a key of PAGES). inputs: what a section's job reads
@@ -105,7 +106,6 @@ class Experiment:
     label: str
     settings: type
     program: str
-    module: str
     tables: tuple[str, ...]
     figures: Mapping[str, str] = field(hash=False)
     page: str
@@ -117,6 +117,11 @@ class Experiment:
     def is_section(self) -> bool:
         """Whether it is a thesis section (a top-level config key of its own), not the paper's runs."""
         return self.name != PAPER
+
+    @property
+    def module(self) -> str:
+        """The module its program runs (orthojac.cli.COMMANDS: the one place of a command's module)."""
+        return COMMANDS[self.program].module
 
     @property
     def flags(self) -> dict[str, str]:
@@ -159,40 +164,40 @@ class _Captions(Mapping):
         return len(self._figures)
 
 
-def section(name: str, label: str, settings: type, program: str, module: str, inputs: str, folder: str,
+def section(name: str, label: str, settings: type, program: str, inputs: str, folder: str,
             figures: dict[str, str], page: str, gpu: bool = False) -> Experiment:
     """A thesis section: an Experiment making one table, named after it."""
-    return Experiment(name, label, settings, program, module, (name,), figures, page, inputs, folder, gpu)
+    return Experiment(name, label, settings, program, (name,), figures, page, inputs, folder, gpu)
 
 
 # The registry: the paper's runs, then each thesis section. The workflow plans its jobs from it
 # (orthojac.workflow), the figures' rules and captions read it, the report shows each on its page.
 EXPERIMENTS = {e.name: e for e in (
-    Experiment(PAPER, "paper", RunConfig, "train", "orthojac.run.train", PAPER_TABLES, _Captions(PAPER_FIGURES), "paper"),
-    section("h4", "H4", thesis_settings.Theory, "h4", "orthojac.thesis.theory", "", "", {
+    Experiment(PAPER, "paper", RunConfig, "train", PAPER_TABLES, _Captions(PAPER_FIGURES), "paper"),
+    section("h4", "H4", thesis_settings.Theory, "h4", "", "", {
         "h4_spectra": "H4 (Hlav §3): mean, variance and maximum of the squared singular values of the input–output "
                       "Jacobian of dense networks at initialisation and criticality, Gaussian against orthogonal "
                       "weights; points: empirical (mean over seeds), dashed: wide-limit theory (orthojac.thesis.theory).",
     }, "theory"),
-    section("hlav_rnn", "H1", thesis_settings.RNN, "hlav", "orthojac.thesis.rnn", "idx", "rnn", {
+    section("hlav_rnn", "H1", thesis_settings.RNN, "hlav", "idx", "rnn", {
         "hlav_spectrum": "H1, Fig. 7 counterpart: singular values of the recurrent kernel W against epoch "
                          "(seed mean): mean ± std (band), min (red), max (blue); dotted: the initial gain g.",
         "hlav_accuracy": "H1, Fig. 8 counterpart: validation accuracy against epoch (seed mean), one panel "
                          "per regulariser form; the unregularised configurations appear in both.",
     }, "hlav"),
-    section("hlav_lstm", "H2", thesis_settings.LSTM, "hlav-lstm", "orthojac.thesis.lstm", "receipts", "lstm", {
+    section("hlav_lstm", "H2", thesis_settings.LSTM, "hlav-lstm", "receipts", "lstm", {
         "hlav_lstm_spectrum": "H2, Fig. 9 counterpart: singular values of the LSTM's recurrent kernel (the four "
                               "gates' kernels stacked, 4n × n) against epoch (seed mean): mean ± std (band), min (red), "
                               "max (blue); dotted: the initial gain g.",
         "hlav_lstm_accuracy": "H2, Fig. 10 counterpart: validation accuracy against epoch (seed mean), one panel "
                               "per regulariser form; the unregularised configurations appear in both.",
     }, "hlav"),
-    section("hlav_linear", "H3", thesis_settings.Linear, "hlav-linear", "orthojac.thesis.linear", "idx", "linear", {
+    section("hlav_linear", "H3", thesis_settings.Linear, "hlav-linear", "idx", "linear", {
         "hlav_linear": "Fig. 2 counterpart. Left: steps to the target against depth (median line, seeds as "
                        "dots; the dotted line collects runs that did not reach it). Right: validation "
                        "accuracy against step, seed mean; solid orthogonal, dashed Gaussian.",
     }, "hlav", gpu=True),
-    section("hlav_deep", "H5", thesis_settings.Deep, "hlav-deep", "orthojac.thesis.deep", "idx", "deep", {
+    section("hlav_deep", "H5", thesis_settings.Deep, "hlav-deep", "idx", "deep", {
         "hlav_deep": "Fig. 3 counterpart: test accuracy (left) and test loss (right) against epoch, seed mean; "
                      "blue tanh σ_w² = 1.05, red tanh σ_w² = 2, black ReLU σ_w² = 2; solid orthogonal, "
                      "dashed Gaussian; × where a run diverged.",
