@@ -152,3 +152,17 @@ def test_claims_numbers_and_fragility_are_shown_beside_the_references(tmp_path, 
     out = capsys.readouterr().out
     assert "- P6: orthoff 0.23 ± 0.05 (se, n = 3) vs plain 0.10 [reproduced at 1 of 5 settings]" in out
     assert "  reference: old n6 [—]" in out
+
+
+def test_the_pins_promise_the_same_bits_only_between_intel_cpus_with_avx2():
+    from orthojac.reference.env import bit_reproducible
+
+    intel = {"vendor": "GenuineIntel", "flags": ["avx", "avx2", "fma", "avx512f"]}
+    intel_avx2 = {"vendor": "GenuineIntel", "flags": ["avx", "avx2", "fma"]}
+    amd = {"vendor": "AuthenticAMD", "flags": ["avx", "avx2", "fma"]}
+    old_intel = {"vendor": "GenuineIntel", "flags": ["avx"]}
+    assert bit_reproducible(intel, intel_avx2)  # AVX-512 or not: MKL's AVX2 branch on both
+    assert not bit_reproducible(intel, amd)  # MKL's AUTO branch on the AMD CPU
+    assert not bit_reproducible(amd, amd)  # not promised even between two of them
+    assert not bit_reproducible(intel, old_intel)
+    assert not bit_reproducible(intel, {})  # a manifest that records no CPU promises nothing

@@ -20,7 +20,7 @@ bit of every sum, so a network trained on a CPU that rounds differently (AVX-512
 kernels, another BLAS branch, other threads) ends a few tenths of a point of accuracy away after a
 few epochs, far beyond 1e-6; 1e-6 is met only by numbers no training went into (spectra at
 initialisation, H4). So for trained runs the comparison is twofold: bit for bit (`identical`, which
-`make reference`'s rounding pins give on any x86-64 CPU), and statistical: per configuration the
+`make reference`'s rounding pins give between Intel CPUs with AVX2, where MKL's reproducible branch holds), and statistical: per configuration the
 seed means and their spread in both folders (compare_groups: `within spread` when |Δ mean| ≤ 2 se),
 and per run `within seed spread`. First of all it says what differs in the two manifests'
 rounding settings (torch's CPU capability, BLAS, CPU, pins: rounding_differences), which is why
@@ -177,6 +177,7 @@ def compare_claims(new: Path, ref: Path) -> pd.DataFrame:
 # manifest keys beside it that a reader must know differ before reading any number.
 ROUNDING_KEYS = ("cpu_capability", "blas", "mkl", "onednn", "vendor", "threads", "pinned")
 MANIFEST_KEYS = ("cpu", "torch")
+ATOL = 1e-6  # `close`: the rounding of one operation on another BLAS or CPU (the module's text)
 SPREAD = "within seed spread"  # a trained run that differs, by no more than its seeds differ from each other
 SPREAD_Z = 2.0  # … by at most 2 seed-to-seed sd of the reference (as the claims' rule: 2 standard errors)
 FINAL = (("test", "accuracy"), ("val", "accuracy"), ("test", "loss"))  # what the group comparison reads
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path, help="the new results (or a snapshot of them)")
     parser.add_argument("reference", type=Path, help="the reference, e.g. results/reference/cpu")
-    parser.add_argument("--atol", type=float, default=1e-6, help="largest |difference| counted as close")
+    parser.add_argument("--atol", type=float, default=ATOL, help="largest |difference| counted as close")
     parser.add_argument("--strict", action="store_true", help="fail on any number beyond --atol too")
     parser.add_argument("--out", type=Path, help="write the per-run comparison as CSV here")
     args = parser.parse_args(argv)

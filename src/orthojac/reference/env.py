@@ -99,6 +99,15 @@ def rounding() -> dict:
             "threads": torch.get_num_threads(), **blas_info(torch.__config__.show()), **cpu_info()}
 
 
+def bit_reproducible(a: dict, b: dict) -> bool:
+    """Whether the pins make two machines' rounding the same bits: both record an Intel CPU with
+    AVX2 (`rounding()`'s vendor and flags). MKL's reproducible branch is Intel's only: "On non-Intel
+    CPUs and on Intel CPUs that do not support Intel AVX2, this environment setting may cause
+    results to differ because the AUTO branch is used instead" (oneMKL Developer Guide, Getting
+    Started with Conditional Numerical Reproducibility)."""
+    return all(r.get("vendor") == "GenuineIntel" and "avx2" in r.get("flags", []) for r in (a, b))
+
+
 def pins_for_env() -> str:
     """ROUNDING_PINS as `NAME=value …`, for `env $(python -m orthojac reference pins) command`."""
     return " ".join(f"{k}={v}" for k, v in ROUNDING_PINS.items())
