@@ -19,15 +19,13 @@ test accuracy and loss; a non-finite loss is recorded as `diverged` (the step).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 from ..data import load_images
-from ..files import write_csv_atomic
 from ..run.progress_line import Progress
 from ..device import select_device
 from .common import IDX_INPUT, section_main
-from .dense import ACTIVATIONS, build, train_curve
+from .dense import ACTIVATIONS, build, train_curve, train_each
 from .settings import Deep as Settings
 
 COLUMNS = ["network", "activation", "sigma_w2", "weights", "depth", "width", "optimizer", "lr", "seed",
@@ -72,11 +70,7 @@ def _train_main(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"--networks: {error}") from None
     data = load_images(args.data, args.train_size, args.val_size, args.test_size)
-    n_runs = len(args.networks) * len(args.weights)
-    progress = Progress(n_runs * args.epochs * math.ceil(len(data["train"][0]) / args.batch_size), runs=n_runs)
-    rows = [r for n in args.networks for w in args.weights for r in train_one(n, w, data, args, progress)]
-    progress.finish()
-    write_csv_atomic(args.out, rows, COLUMNS)
+    train_each([(n, w) for n in args.networks for w in args.weights], train_one, data, args, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ import math
 import torch
 from torch import nn
 
+from ..files import write_csv_atomic
 from ..nets.orthogonal import random_weight
 from ..run.progress_line import Progress
 from .common import accuracy, batches, descend
@@ -153,3 +154,13 @@ def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs:
     if epochs:
         progress.epoch_end(epochs, last["val_accuracy"])
     return rows
+
+
+def train_each(grid: list[tuple], train_one, data: dict, args, columns: list[str]) -> None:
+    """One seed's job of H3 and H5: train_one(*point, data, args, progress) → rows, for every point
+    of `grid` in order, under one progress line over all their steps; their rows to args.out."""
+    progress = Progress(len(grid) * args.epochs * math.ceil(len(data["train"][0]) / args.batch_size),
+                        runs=len(grid))
+    rows = [row for point in grid for row in train_one(*point, data, args, progress)]
+    progress.finish()
+    write_csv_atomic(args.out, rows, columns)

@@ -27,11 +27,10 @@ import sys
 import pandas as pd
 
 from ..data import load_images
-from ..files import write_csv_atomic
 from ..run.progress_line import Progress
 from ..device import select_device
 from .common import IDX_INPUT, section_main
-from .dense import build, train_curve
+from .dense import build, train_curve, train_each
 from .settings import LR_SCALINGS
 from .settings import Linear as Settings
 
@@ -92,11 +91,7 @@ def _train_main(args: argparse.Namespace) -> None:
     if not 0 < args.target <= 1:
         raise SystemExit(f"--target must be an accuracy in (0, 1], got {args.target}")
     data = load_images(args.data, args.train_size, args.val_size, 1)
-    n_runs = len(args.weights) * len(args.depths)
-    progress = Progress(n_runs * args.epochs * math.ceil(len(data["train"][0]) / args.batch_size), runs=n_runs)
-    rows = [r for w in args.weights for d in args.depths for r in train_one(w, d, data, args, progress)]
-    progress.finish()
-    write_csv_atomic(args.out, rows, COLUMNS)
+    train_each([(w, d) for w in args.weights for d in args.depths], train_one, data, args, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> None:
