@@ -37,6 +37,21 @@ def glorot_uniform_(w: torch.Tensor, gen: torch.Generator) -> None:
 
 
 @torch.no_grad()
+def init_readout_and_recurrent_(model: nn.Module, configuration: str, gain: float, gen: torch.Generator,
+                                orthogonal) -> None:
+    """The last draws of an H1 or H2 network's initialisation (Hlav §5), in this order: the
+    readout's weight Glorot-uniform and its bias zero, then the recurrent kernel (model.recurrent):
+    Glorot-uniform for NoOrthogonal, else orthogonal(gen), a Haar matrix of its shape, times the
+    gain (1 for Orthogonal_NoReg). Under torch.no_grad."""
+    glorot_uniform_(model.readout.weight, gen)
+    model.readout.bias.zero_()
+    if configuration == "NoOrthogonal":
+        glorot_uniform_(model.recurrent, gen)
+    else:
+        g = 1.0 if configuration == "Orthogonal_NoReg" else gain
+        model.recurrent.copy_(g * orthogonal(gen).float())
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
     """Share of images whose largest logit is the label's."""
     hits = sum((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item() for i in range(0, len(x), batch))

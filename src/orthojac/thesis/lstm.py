@@ -48,7 +48,7 @@ from ..nets.orthogonal import orthogonal_matrix
 from ..nets.regularisers import dense_defect, listing_defect
 from . import STAND_IN, TRAINED, UNAVAILABLE, sentiment
 from .settings import LSTM as Settings
-from .common import fit, flag, glorot_uniform_, section_main
+from .common import fit, flag, glorot_uniform_, init_readout_and_recurrent_, section_main
 from .rnn import COLUMNS as H1_COLUMNS
 from .rnn import CONFIGURATIONS, VARIANTS, runs
 
@@ -86,13 +86,8 @@ def build(configuration: str, gain: float, table: torch.Tensor, hidden: int, see
         model.lstm.bias_ih_l0.zero_()
         model.lstm.bias_ih_l0[hidden:2 * hidden] = 1.0  # forget gate (torch's gate order i, f, g, o)
         model.lstm.bias_hh_l0.zero_()
-        glorot_uniform_(model.readout.weight, gen)
-        model.readout.bias.zero_()
-        if configuration == "NoOrthogonal":
-            glorot_uniform_(model.recurrent, gen)
-        else:
-            g = 1.0 if configuration == "Orthogonal_NoReg" else gain
-            model.recurrent.copy_(g * orthogonal_matrix(4 * hidden, hidden, "haar", gen).float())
+        init_readout_and_recurrent_(model, configuration, gain, gen,
+                                    lambda gen: orthogonal_matrix(4 * hidden, hidden, "haar", gen))
     return model
 
 

@@ -42,7 +42,7 @@ from ..run.progress_line import Progress
 from ..nets.regularisers import dense_defect, listing_defect
 from . import settings
 from .settings import RNN as Settings
-from .common import IDX_INPUT, accuracy, fit, flag, glorot_uniform_, section_main
+from .common import IDX_INPUT, accuracy, fit, flag, glorot_uniform_, init_readout_and_recurrent_, section_main
 
 CONFIGURATIONS = ("Orthogonal_GainA_adj_RegB", "Orthogonal_GainA_RegB", "Orthogonal_GainA_NoReg",
                   "Orthogonal_NoReg", "NoOrthogonal")
@@ -81,13 +81,7 @@ def build(configuration: str, gain: float, hidden: int, seed: int) -> Sequential
         glorot_uniform_(model.rnn.weight_ih_l0, gen)
         model.rnn.bias_ih_l0.zero_()
         model.rnn.bias_hh_l0.zero_()
-        glorot_uniform_(model.readout.weight, gen)
-        model.readout.bias.zero_()
-        if configuration == "NoOrthogonal":
-            glorot_uniform_(model.recurrent, gen)
-        else:
-            g = 1.0 if configuration == "Orthogonal_NoReg" else gain
-            model.recurrent.copy_(g * haar(hidden, gen).float())
+        init_readout_and_recurrent_(model, configuration, gain, gen, lambda gen: haar(hidden, gen))
     return model
 
 
