@@ -122,7 +122,7 @@ def test_the_fetch_loop_tries_each_source_in_order_and_says_why_each_was_refused
                downloads.Source(str(tmp_path / "later"))]
     found, tried = downloads.first_accepted(sources, accept, timeout=5, unreachable=unreachable)
     assert found == (str(tmp_path / "good"), b"yes")
-    assert tried[0].startswith(f"{base}x: unreachable (") and list(unreachable) == [base]
+    assert tried[0].startswith(f"{base}x: unreachable or unreadable (") and list(unreachable) == [base]
     assert tried[1:] == [f"{tmp_path / 'missing'}: not found", f"{tmp_path / 'bad'}: got b'no'"]
     again, tried = downloads.first_accepted([downloads.Source(base + "y", url=True, base=base)], accept, 5,
                                             unreachable)

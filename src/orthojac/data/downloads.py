@@ -91,7 +91,7 @@ def first_accepted(sources, accept, timeout: float, unreachable: dict[str, str] 
             continue
         except (urllib.error.URLError, OSError) as err:
             if source.url:
-                unreachable[base] = f"unreachable ({getattr(err, 'reason', err)})"
+                unreachable[base] = f"unreachable or unreadable ({getattr(err, 'reason', err)})"
                 tried.append(f"{source.name}: {unreachable[base]}")
             else:
                 tried.append(f"{source.name}: unreadable ({err})")
