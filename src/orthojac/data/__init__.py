@@ -300,6 +300,3 @@ def main(argv: list[str] | None = None) -> None:
     except DataError as err:
         sys.exit(f"orthojac fetch: {err}")
 
-
-if __name__ == "__main__":
-    main()

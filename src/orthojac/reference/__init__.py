@@ -112,6 +112,3 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.out}: snapshot of {args.results} at {info['commit'][:12]}"
           f"{' (uncommitted changes)' if info['dirty'] else ''}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    main()

@@ -103,7 +103,7 @@ def provenance_table(config: dict, run_settings=RunConfig, spectra_settings=Spec
     """One row per experiment × setting: its value or grid, `stated` (with where) or `choice`.
 
     The `h4:`, `hlav_rnn:`, `hlav_lstm:`, `hlav_linear:` and `hlav_deep:` sections (their own
-    programs, not orthojac-train runs) are listed as experiments under their section's name; each
+    programs, not `orthojac train` runs) are listed as experiments under their section's name; each
     file of `downloads:` as a row of "downloads".
     Settings an experiment leaves out take orthojac's defaults (`run_settings`, RunConfig) and are
     listed as `choice` with the note "orthojac default", so the table covers every knob of every

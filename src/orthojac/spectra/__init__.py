@@ -278,6 +278,3 @@ def main(argv: list[str] | None = None) -> None:
     dev = max((abs(r["sigma"] - 1) for r in body), default=float("nan"))
     print(f"{args.weights}: body max|σ−1| = {dev:.3e} over {args.points} points", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    main()

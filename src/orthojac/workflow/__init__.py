@@ -122,7 +122,7 @@ class Pipeline:
         return self.runs[(experiment, run)].get("dataset", RunConfig.dataset)
 
     def train_args(self, experiment: str, run: str) -> str:
-        """The run's settings as orthojac-train flags; `--flag=value` so that a value starting with
+        """The run's settings as `orthojac train` flags; `--flag=value` so that a value starting with
         '-' (breakpoints such as -1,0,1) is not read as a flag."""
         flags = {f.name: flag_of(f) for f in fields(RunConfig)}
         settings = self.runs[(experiment, run)]
@@ -175,7 +175,7 @@ class Pipeline:
         return f"--epoch {shlex.quote(str(epoch))}" if epoch else ""
 
     def spectra_args(self, experiment: str) -> str:
-        """The experiment's `spectra:` settings as orthojac-spectra flags (SpectraSettings)."""
+        """The experiment's `spectra:` settings as `orthojac spectra` flags (SpectraSettings)."""
         return " ".join(shlex.quote(arg) for arg in command_flags(self.experiments[experiment]["spectra"]))
 
     def run_files(self, name: str) -> list[str]:
