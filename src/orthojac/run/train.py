@@ -41,7 +41,7 @@ from .. import config as run_config
 from . import fastpath
 from .checkpoint import atomic_save, code_fingerprint, load_checkpoint
 from ..data import load_images
-from ..device import select_device
+from ..device import add_device_flags, select_device, use_threads
 from .fastpath import FastPath
 from ..files import remove_stale_temporaries, write_csv_atomic, write_text_atomic
 from ..nets.models import build_model
@@ -326,8 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     run_config.add_arguments(parser)
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of the IDX files")
     parser.add_argument("--out-dir", type=Path, required=True, help="folder for this run's outputs")
-    parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    add_device_flags(parser)
     parser.add_argument("--checkpoint-every", type=int,
                         default=int(os.environ.get("ORTHOJAC_CHECKPOINT_EVERY", 200)),
                         help="save checkpoint.pt every this many steps (and at each epoch's end); "
@@ -348,8 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.selection:
         from .select import apply_selection
         cfg = apply_selection(cfg, args.selection, args.selection_keep)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     device = select_device(args.device)
     # Precision in one place: the fast path's levers (orthojac.run.fastpath), all on for CUDA (bf16
     # autocast, channels-last, torch.compile with CUDA graphs, fused Adam) and off for CPU but the

@@ -47,6 +47,7 @@ import torch.fx.experimental.symbolic_shapes  # noqa: F401
 from ..run.checkpoint import load_checkpoint
 from ..config import RunConfig, add_arguments
 from ..data import load_split, pixels
+from ..device import add_device_flags, select_device, use_threads
 from ..files import write_csv_atomic, write_text_atomic
 from ..nets.models import build_model
 from .free import extreme_singular_values
@@ -229,16 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epoch", type=int, help="with epochs.pt: the epoch whose weights to measure")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of the IDX files")
     add_arguments(parser, SpectraSettings)  # --points, --method, --dtype, --no-layers, …
-    parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    add_device_flags(parser)
     parser.add_argument("--out-body", type=Path, required=True, help="CSV of the body's singular values")
     parser.add_argument("--out-layers", type=Path, required=True, help="CSV of per-layer summaries")
     parser.add_argument("--out-timing", type=Path, help="JSON: seconds spent on the spectra, dimension, method")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    use_threads(args.threads)
+    device = select_device(args.device)
     ckpt = load_checkpoint(args.weights)
     started = time.perf_counter()
     cfg = RunConfig(**ckpt["config"])

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..config import add_arguments
+from ..device import add_device_flags, use_threads
 from ..files import write_csv_atomic
 from ..run.progress_line import Progress
 
@@ -174,9 +175,7 @@ def section_main(argv: list[str] | None, settings, train_main, columns: list[str
             train.add_argument(name, **kwargs)
         train.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order")
     add_settings(train, settings)
-    train.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
-    if device:
-        train.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
+    add_device_flags(train, device)
     train.add_argument("--out", type=Path, required=True, help=out_help)
     if columns is not None:
         co = sub.add_parser("collect", help="concatenate the per-seed CSVs into one table")
@@ -186,6 +185,5 @@ def section_main(argv: list[str] | None, settings, train_main, columns: list[str
     if columns is not None and args.command == "collect":
         collect(args.tables, args.out, columns)
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     train_main(args)
