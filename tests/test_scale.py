@@ -45,3 +45,18 @@ def test_the_reference_verdict_sits_beside_the_verdict(tmp_path):
     assert list(shown["CPU reference scale"]) == ["dense width 128", ""]
     missing = with_reference(ledger, tmp_path / "none.csv", "CPU reference")
     assert set(missing["CPU reference verdict"]) == {"not in the reference"}
+
+
+def test_a_new_claim_gets_the_scale_of_the_tables_it_reads(monkeypatch):
+    """A claim is one Claim: its scale comes from what it reads (Claim.reads), not from its id."""
+    import dataclasses
+
+    from orthojac.claims import CLAIMS
+
+    runs = _runs().assign(claims=lambda r: r["claims"].str.replace("P2;P3", "P2;P3;X1"))
+    monkeypatch.setitem(CLAIMS, "X1", dataclasses.replace(CLAIMS["P3"], id="X1"))  # reads runs and metrics
+    monkeypatch.setitem(CLAIMS, "X2", dataclasses.replace(CLAIMS["H-C5"], id="X2"))  # reads hlav_linear
+    assert claim_scale("X1", runs, {}) == "dense width 128, depth 200, 2 epochs, 3 seeds, cpu"
+    linear = pd.DataFrame({"width": [64, 64], "depth": [2, 8], "seed": [0, 1]})
+    assert claim_scale("X2", pd.DataFrame(), {"hlav_linear": linear}) == "linear width 64, depths 2/8, 2 seeds"
+    assert claim_scale("X2", pd.DataFrame(), {}) == "not run"

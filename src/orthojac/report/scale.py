@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-H1_CLAIMS = ("H-C1", "H-C2", "H-C3")
-
+from ..claims import CLAIMS
 
 def _ints(values) -> str:
     values = sorted({int(v) for v in values if pd.notna(v)})
@@ -35,37 +34,44 @@ def _runs_scale(sel: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def _rnn_scale(t: pd.DataFrame) -> str:
+    dataset = "/".join(sorted(t["dataset"].astype(str).unique())) if "dataset" in t else "?"
+    return (f"RNN on {dataset}, {_ints(t['train_size'])} training sequences, {_ints([t['epoch'].max()])} epochs, "
+            f"{t['seed'].nunique()} seeds")
+
+
+def _lstm_scale(t: pd.DataFrame) -> str:
+    if "status" in t and (t["status"] == "data unavailable").any():
+        return "data unavailable (nothing trained)"
+    return f"LSTM, {_ints(t['train_size'])} sentences, {_ints([t['epoch'].max()])} epochs, {t['seed'].nunique()} seeds"
+
+
+def _linear_scale(t: pd.DataFrame) -> str:
+    return f"linear width {_ints(t['width'])}, depths {_ints(t['depth'])}, {t['seed'].nunique()} seeds"
+
+
+def _h4_scale(t: pd.DataFrame) -> str:
+    return f"width {_ints(t['width'])}, depths {_ints(t['depth'])}, {t['seed'].nunique()} seeds, at initialisation"
+
+
+# The scale of the evidence in each thesis table a claim can read (Claim.reads), by table.
+TABLE_SCALES = {"hlav_rnn": _rnn_scale, "hlav_lstm": _lstm_scale, "hlav_linear": _linear_scale, "h4": _h4_scale}
+
+
 def claim_scale(claim: str, runs: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> str:
-    """The scale the claim's evidence has in this configuration ('not run' when it has none)."""
-    if claim.startswith("P"):
+    """The scale the claim's evidence has in this configuration ('not run' when it has none), read
+    from the tables its Claim reads: the runs tagged with it (runs.csv's `claims`) where it reads
+    the runs, else its thesis table (TABLE_SCALES)."""
+    reads = CLAIMS[claim].reads if claim in CLAIMS else ()
+    if "runs" in reads:
         if runs.empty or "claims" not in runs:
             return "not run"
         sel = runs[runs["claims"].fillna("").str.split(";").apply(lambda cs: claim in cs)]
         return _runs_scale(sel) if len(sel) else "not run"
-    if claim in H1_CLAIMS:
-        t = tables.get("hlav_rnn")
-        if t is None or t.empty:
-            return "not run"
-        dataset = "/".join(sorted(t["dataset"].astype(str).unique())) if "dataset" in t else "?"
-        return (f"RNN on {dataset}, {_ints(t['train_size'])} training sequences, {_ints([t['epoch'].max()])} epochs, "
-                f"{t['seed'].nunique()} seeds")
-    if claim == "H-C4":
-        t = tables.get("hlav_lstm")
-        if t is None or t.empty:
-            return "not run"
-        if "status" in t and (t["status"] == "data unavailable").any():
-            return "data unavailable (nothing trained)"
-        return f"LSTM, {_ints(t['train_size'])} sentences, {_ints([t['epoch'].max()])} epochs, {t['seed'].nunique()} seeds"
-    if claim == "H-C5":
-        t = tables.get("hlav_linear")
-        if t is None or t.empty:
-            return "not run"
-        return f"linear width {_ints(t['width'])}, depths {_ints(t['depth'])}, {t['seed'].nunique()} seeds"
-    if claim == "H-C6":
-        t = tables.get("h4")
-        if t is None or t.empty:
-            return "not run"
-        return f"width {_ints(t['width'])}, depths {_ints(t['depth'])}, {t['seed'].nunique()} seeds, at initialisation"
+    for table in reads:
+        if table in TABLE_SCALES:
+            t = tables.get(table)
+            return "not run" if t is None or t.empty else TABLE_SCALES[table](t)
     return "not run"
 
 
