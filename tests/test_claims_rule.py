@@ -110,3 +110,13 @@ def test_thresholds_are_restored_and_unknown_names_refused():
     with pytest.raises(KeyError, match="NOT_A_THRESHOLD"):
         with thresholds(NOT_A_THRESHOLD=1.0):
             pass
+
+
+def test_a_claim_can_read_every_table_the_workflow_makes():
+    """Claim.arguments hands a judge any table of results/tables/ (the claims stage imports no
+    workflow, so this is where the two meet): a new claim may read any of them."""
+    from orthojac.claims.rules import POSITIONAL_TABLES, TABLE_ARGUMENTS
+    from orthojac.workflow import EXPERIMENTS
+
+    made = {t for e in EXPERIMENTS.values() for t in e.tables}
+    assert made == set(POSITIONAL_TABLES) | set(TABLE_ARGUMENTS)

@@ -178,10 +178,11 @@ class Claim:
 
 # The tidy tables a judge reads (Claim.reads), by the name of their CSV in results/tables/: runs,
 # metrics and spectra go to every judge (positionally; an absent one is an empty table), each other
-# one to the judges that read it, as this keyword argument.
+# one to the judges that read it, as this keyword argument (every other table the workflow makes).
 POSITIONAL_TABLES = ("runs", "metrics", "spectra")
-TABLE_ARGUMENTS = {"layers": "layers", "h4": "h4", "hlav_rnn": "hlav", "hlav_lstm": "hlav_lstm",
-                   "hlav_linear": "hlav_linear"}
+TABLE_ARGUMENTS = {"layers": "layers", "init_study": "init_study", "screens": "screens", "diagnostics": "diagnostics",
+                   "h4": "h4", "hlav_rnn": "hlav", "hlav_lstm": "hlav_lstm", "hlav_linear": "hlav_linear",
+                   "hlav_deep": "hlav_deep"}
 
 # The registry: claim id → Claim, in the ledger's order. orthojac.claims fills it; a judge's
 # Verdict reads its claim's source, quote and provenance here.
