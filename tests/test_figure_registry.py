@@ -149,3 +149,23 @@ def test_a_figure_with_confidence_bands_is_drawn_to_the_same_bytes_twice(tmp_pat
         figures.draw(PAPER_FIGURES["accuracy_vs_depth"], read, path)
         drawn.append(path.read_bytes())
     assert drawn[0][:8] == b"\x89PNG\r\n\x1a\n" and drawn[0] == drawn[1]
+
+
+def test_a_thesis_figure_is_drawn_by_its_name_whatever_the_order_of_its_sections_figures(tmp_path, monkeypatch):
+    """orthojac.thesis.figures matches each file to its function by the figure's name: a section whose
+    figures are declared in the other order still writes each figure's drawing to that figure's file."""
+    from dataclasses import replace
+
+    from orthojac.thesis import figures as thesis_figures
+
+    for name, section in SECTIONS.items():
+        declared = list(section.figures)
+        reordered = replace(section, figures=dict(reversed(list(section.figures.items()))))
+        monkeypatch.setitem(SECTIONS, name, reordered)
+        drawn = []
+        for figure in declared:
+            monkeypatch.setitem(thesis_figures.DRAW, figure,
+                                lambda table, path, figure=figure: drawn.append((figure, path.name)))
+        paths = thesis_figures.draw(name, pd.DataFrame({"status": ["ok"]}), tmp_path)
+        assert drawn == [(figure, f"{figure}.png") for figure in reversed(declared)], name
+        assert [p.name for p in paths] == [f"{figure}.png" for figure in reversed(declared)], name

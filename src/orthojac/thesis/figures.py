@@ -2,7 +2,7 @@
 
     python -m orthojac thesis-figures SECTION --table results/tables/SECTION.csv --out-dir results/figures
 
-writes the section's files (FIGURES) into --out-dir:
+writes the section's files (its figures in orthojac.workflow.SECTIONS, each by its function in DRAW) into --out-dir:
 - hlav_rnn (H1, orthojac.thesis.rnn; Hlav Figs. 7–8): hlav_spectrum.png, one panel per
   configuration, the recurrent kernel's singular values against epoch, averaged over seeds:
   mean ± std (band), min and max (lines), dotted: the gain g; hlav_accuracy.png, validation
@@ -44,8 +44,6 @@ from ..report.figures import message_figure, save_figure  # noqa: E402
 from ..workflow import SECTIONS  # noqa: E402
 from . import UNAVAILABLE  # noqa: E402
 
-# section → the files it draws, as the workflow's registry of sections names them
-FIGURES = {name: [f"{figure}.png" for figure in section.figures] for name, section in SECTIONS.items()}
 KEYS = ["label", "variant", "gain", "epoch"]
 STYLE = {"orthogonal": "-", "gaussian": "--"}
 COLOUR = {"orthogonal": "tab:green", "gaussian": "tab:purple"}
@@ -176,35 +174,37 @@ def h4_spectra(table: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def lstm_figures(table: pd.DataFrame, spectrum: Path, accuracy: Path) -> None:
-    """H2's two figures, or a panel each that says the data was unavailable."""
-    if (table["status"] == UNAVAILABLE).any():
-        for path, what in ((spectrum, "recurrent spectrum"), (accuracy, "validation accuracy")):
+def _unless_unavailable(what: str, draw_figure):
+    """H2's drawing of `what`, or a panel that says the data was unavailable when the table says so."""
+    def drawn(table: pd.DataFrame, path: Path) -> None:
+        if (table["status"] == UNAVAILABLE).any():
             message_figure(path, f"H2 {what}: data unavailable, nothing trained\n"
                            "(the report lists the sources tried)")
-        return
-    spectrum_figure(table, spectrum)
-    accuracy_figure(table, accuracy)
+            return
+        draw_figure(table, path)
+    return drawn
 
 
-DRAW = {"hlav_rnn": lambda table, paths: (spectrum_figure(table, paths[0]), accuracy_figure(table, paths[1])),
-        "hlav_lstm": lambda table, paths: lstm_figures(table, *paths),
-        "hlav_linear": lambda table, paths: linear_figure(table, paths[0]),
-        "hlav_deep": lambda table, paths: deep_figure(table, paths[0]),
-        "h4": lambda table, paths: h4_spectra(table, paths[0])}
+# figure name → its function, called as function(table, path); each section's figures are its
+# entries in orthojac.workflow.SECTIONS, matched here by name
+DRAW = {"hlav_spectrum": spectrum_figure, "hlav_accuracy": accuracy_figure,
+        "hlav_lstm_spectrum": _unless_unavailable("recurrent spectrum", spectrum_figure),
+        "hlav_lstm_accuracy": _unless_unavailable("validation accuracy", accuracy_figure),
+        "hlav_linear": linear_figure, "hlav_deep": deep_figure, "h4_spectra": h4_spectra}
 
 
 def draw(section: str, table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Write the section's FIGURES into `out_dir`; their paths."""
-    paths = [Path(out_dir) / name for name in FIGURES[section]]
-    DRAW[section](table, paths)
+    """Write the section's figures into `out_dir`, each <name>.png by its function; their paths."""
+    paths = []
+    for name in SECTIONS[section].figures:
+        paths.append(Path(out_dir) / f"{name}.png")
+        DRAW[name](table, paths[-1])
     return paths
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac thesis-figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=list(FIGURES), help="which section's table and figures")
+    parser.add_argument("section", choices=list(SECTIONS), help="which section's table and figures")
     parser.add_argument("--table", type=Path, required=True, help="the section's tidy CSV")
     parser.add_argument("--out-dir", type=Path, required=True, help="folder for the section's PNG files")
     args = parser.parse_args(argv)
