@@ -16,7 +16,7 @@ from conftest import REPO
 from orthojac.report import figures
 from orthojac.workflow import sections as workflow_sections
 from orthojac.workflow import Pipeline, load_config
-from orthojac.workflow.sections import (PAPER_FIGURES, PAPER_TABLES, SECTIONS, PaperFigure, figure_caption,
+from orthojac.workflow.sections import (PAPER_FIGURES, PAPER_TABLES, SECTIONS, Figure, figure_caption,
                                         figure_markdown, register)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -59,8 +59,8 @@ def test_a_figure_declared_once_reaches_the_plan_the_figures_folder_and_the_repo
 
     monkeypatch.setattr(figures, "screen_scores", screen_scores, raising=False)
     monkeypatch.setitem(PAPER_FIGURES, "screen_scores",
-                        PaperFigure("screen_scores", "Screens", ("screens",), "screen_scores",
-                                    "Score of each screened setting (a figure added by the test)."))
+                        Figure("screen_scores", "Score of each screened setting (a figure added by the test).",
+                               ("screens",), "screen_scores", subcategory="Screens"))
 
     # the plan: the report (and the figures rule, which writes every PAPER_FIGURES entry) asks for it
     config = load_config([], base=REPO / "config/config.yaml")
@@ -103,19 +103,20 @@ def test_every_declared_figure_has_its_function_and_reads_only_paper_tables():
 
 
 def test_a_figure_whose_function_is_missing_or_declared_twice_is_an_error_naming_it(tmp_path):
-    lost = PaperFigure("lost", "Training", ("runs",), "no_such_function", "Lost.")
+    lost = Figure("lost", "Lost.", ("runs",), "no_such_function", subcategory="Training")
     with pytest.raises(ValueError, match="'lost': its drawing function 'no_such_function' is not a function"):
         figures.draw(lost, {"runs": pd.DataFrame()}, tmp_path / "lost.png")
     with pytest.raises(ValueError, match="paper figure 'lost' is declared twice"):
         register(lost, lost)
     with pytest.raises(ValueError, match=r"'odd' reads \['nope'\], not tables of PAPER_TABLES"):
-        register(PaperFigure("odd", "Training", ("runs", "nope"), "grad_norm", "Odd."))
+        register(Figure("odd", "Odd.", ("runs", "nope"), "grad_norm", subcategory="Training"))
 
 
 def test_every_thesis_figure_has_its_caption_and_an_unknown_figure_is_named():
     for section in SECTIONS.values():
-        for name, caption in section.figures.items():
-            assert caption and figure_caption(name) == caption
+        for name, figure in section.figures.items():
+            caption = figure.caption
+            assert caption and figure.tables == section.tables and figure_caption(name) == caption
             assert figure_markdown(name) == f"### {name.replace('_', ' ')}\n\n{caption}"
     with pytest.raises(KeyError, match="figure 'nope' is declared by no paper figure"):
         figure_caption("nope")
@@ -163,8 +164,8 @@ def test_a_thesis_figure_is_drawn_by_its_name_whatever_the_order_of_its_sections
         reordered = replace(section, figures=dict(reversed(list(section.figures.items()))))
         monkeypatch.setitem(SECTIONS, name, reordered)
         drawn = []
-        for figure in declared:
-            monkeypatch.setitem(thesis_figures.DRAW, figure,
+        for figure in declared:  # each figure's function records the file it is given
+            monkeypatch.setattr(thesis_figures, section.figures[figure].draw,
                                 lambda table, path, figure=figure: drawn.append((figure, path.name)))
         paths = thesis_figures.draw(name, pd.DataFrame({"status": ["ok"]}), tmp_path)
         assert drawn == [(figure, f"{figure}.png") for figure in reversed(declared)], name

@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def draw(figure, tables: dict[str, pd.DataFrame], path: Path) -> None:
-    """Draw a declared figure (orthojac.workflow.sections.PaperFigure): its function of this module,
+    """Draw a declared figure (orthojac.workflow.sections.Figure): its function of this module,
     given the tables it reads, in its order, and the path."""
     function = globals().get(figure.draw)
     if not callable(function):

@@ -2,7 +2,7 @@
 
     python -m orthojac thesis-figures SECTION --table results/tables/SECTION.csv --out-dir results/figures
 
-writes the section's files (its figures in orthojac.workflow.SECTIONS, each by its function in DRAW) into --out-dir:
+writes the section's files (its figures in orthojac.workflow.SECTIONS, each by its function here) into --out-dir:
 - hlav_rnn (H1, orthojac.thesis.rnn; Hlav Figs. 7–8): hlav_spectrum.png, one panel per
   configuration, the recurrent kernel's singular values against epoch, averaged over seeds:
   mean ± std (band), min and max (lines), dotted: the gain g; hlav_accuracy.png, validation
@@ -174,31 +174,37 @@ def h4_spectra(table: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _unless_unavailable(what: str, draw_figure):
-    """H2's drawing of `what`, or a panel that says the data was unavailable when the table says so."""
-    def drawn(table: pd.DataFrame, path: Path) -> None:
-        if (table["status"] == UNAVAILABLE).any():
-            message_figure(path, f"H2 {what}: data unavailable, nothing trained\n"
-                           "(the report lists the sources tried)")
-            return
-        draw_figure(table, path)
-    return drawn
+def _unavailable(table: pd.DataFrame, path: Path, what: str) -> bool:
+    """Whether H2's table says the data was unavailable; if so, `path` is a panel that says so."""
+    if not (table["status"] == UNAVAILABLE).any():
+        return False
+    message_figure(path, f"H2 {what}: data unavailable, nothing trained\n(the report lists the sources tried)")
+    return True
 
 
-# figure name → its function, called as function(table, path); each section's figures are its
-# entries in orthojac.workflow.SECTIONS, matched here by name
-DRAW = {"hlav_spectrum": spectrum_figure, "hlav_accuracy": accuracy_figure,
-        "hlav_lstm_spectrum": _unless_unavailable("recurrent spectrum", spectrum_figure),
-        "hlav_lstm_accuracy": _unless_unavailable("validation accuracy", accuracy_figure),
-        "hlav_linear": linear_figure, "hlav_deep": deep_figure, "h4_spectra": h4_spectra}
+def lstm_spectrum_figure(table: pd.DataFrame, path: Path) -> None:
+    """H2's spectrum figure, or a panel that says the data was unavailable."""
+    if not _unavailable(table, path, "recurrent spectrum"):
+        spectrum_figure(table, path)
+
+
+def lstm_accuracy_figure(table: pd.DataFrame, path: Path) -> None:
+    """H2's accuracy figure, or a panel that says the data was unavailable."""
+    if not _unavailable(table, path, "validation accuracy"):
+        accuracy_figure(table, path)
 
 
 def draw(section: str, table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Write the section's figures into `out_dir`, each <name>.png by its function; their paths."""
+    """Write the section's figures (orthojac.workflow.SECTIONS) into `out_dir`: each <name>.png by
+    the function of this module its declaration names (Figure.draw); their paths."""
     paths = []
-    for name in SECTIONS[section].figures:
+    for name, figure in SECTIONS[section].figures.items():
+        function = globals().get(figure.draw)
+        if not callable(function):
+            raise ValueError(f"thesis figure {name!r}: its drawing function {figure.draw!r} is not a "
+                             "function of orthojac.thesis.figures")
         paths.append(Path(out_dir) / f"{name}.png")
-        DRAW[name](table, paths[-1])
+        function(table, paths[-1])
     return paths
 
 def main(argv: list[str] | None = None) -> None:
