@@ -2,26 +2,10 @@
 
     python -m orthojac thesis-figures SECTION --table results/tables/SECTION.csv --out-dir results/figures
 
-writes the section's files (its figures in orthojac.workflow.SECTIONS, each by its function here) into --out-dir:
-- hlav_rnn (H1, orthojac.thesis.rnn; Hlav Figs. 7–8): hlav_spectrum.png, one panel per
-  configuration, the recurrent kernel's singular values against epoch, averaged over seeds:
-  mean ± std (band), min and max (lines), dotted: the gain g; hlav_accuracy.png, validation
-  accuracy against epoch (seed mean), one panel per regulariser form (eq. 11, the listing), the
-  unregularised configurations in both.
-- hlav_lstm (H2, orthojac.thesis.lstm; Figs. 9–10): the same drawings of the LSTM's recurrent
-  kernel W_hh, hlav_lstm_spectrum.png and hlav_lstm_accuracy.png. When the table says the data was
-  unavailable, each is a panel that says so, so the report still renders and shows why.
-- hlav_linear (H3, orthojac.thesis.linear; Fig. 2, "time of training to reach a certain accuracy
-  threshold"): hlav_linear.png; left, the SGD steps to the target validation accuracy against depth
-  (median over seeds, each seed a dot; runs that never reach it, or diverge, sit on the "not
-  reached" line); right, the validation accuracy curves.
-- hlav_deep (H5, orthojac.thesis.deep; Fig. 3, its colours and line styles): hlav_deep.png, test
-  accuracy and test loss against epoch; blue tanh σ_w² = 1.05, red tanh σ_w² = 2, black ReLU
-  σ_w² = 2; solid orthogonal, dashed Gaussian; a cross where a run diverged.
-- h4 (H4, orthojac.thesis.theory): h4_spectra.png, one panel per activation (columns) and moment
-  of λ = σ²(J) (rows: mean, variance, max) against depth L; points: the empirical moment averaged
-  over seeds, per weight distribution; dashed lines: the wide-limit theory at criticality (mean
-  χ^L = 1, variance L(m₂/m₁² − 1 − s₁), the max from Hlav §3 where φ' ∈ {0, 1}).
+writes each figure of the section into --out-dir as <name>.png, by the function of this module
+its declaration names. What each figure is (its name, caption, table and function) is declared once, as a
+Figure among the section's figures in orthojac.workflow.sections.EXPERIMENTS; the report shows its caption.
+When H2's table says the data was unavailable, each of its figures is a panel that says so.
 
 Every file is written atomically, at one resolution (orthojac.report.figures.save_figure).
 """
