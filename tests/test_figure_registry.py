@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -170,3 +174,87 @@ def test_a_thesis_figure_is_drawn_by_its_name_whatever_the_order_of_its_sections
         paths = thesis_figures.draw(name, pd.DataFrame({"status": ["ok"]}), tmp_path)
         assert drawn == [(figure, f"{figure}.png") for figure in reversed(declared)], name
         assert [p.name for p in paths] == [f"{figure}.png" for figure in reversed(declared)], name
+
+
+# Run with the temporary copy first on the path: the workflow's requested figures, the captions, and
+# the figures cell of a report page run as its notebook holds it, given that page's figure files.
+IN_THE_COPY = """
+import json, sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import orthojac
+from orthojac.workflow import Pipeline, load_config
+from orthojac.workflow.sections import figure_markdown
+
+config, cell, figure_paths = sys.argv[1], Path(sys.argv[2]).read_text(), json.loads(sys.argv[3])
+shown = []
+namespace = {"snakemake": SimpleNamespace(input=SimpleNamespace(figures=figure_paths)), "Path": Path,
+             "Markdown": lambda text: ("markdown", text), "Image": lambda filename: ("image", filename),
+             "display": shown.append}
+exec(cell, namespace)
+print(json.dumps({"package": orthojac.__file__, "requested": Pipeline(load_config([], base=config)).report_figures(),
+                  "markdown": figure_markdown(sys.argv[4]), "shown": shown}))
+"""
+NEW_PAPER_FIGURE = """    Figure("screen_scores", "Score of each screened setting (a figure added in a copy).",
+           ("screens",), "screen_scores", subcategory="Screens"),
+"""
+NEW_PAPER_FUNCTION = """
+
+def screen_scores(screens, path):
+    \"\"\"One bar per screened setting (a figure added in a copy).\"\"\"
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.bar(screens["run"], screens["score"])
+    save_figure(fig, path)
+"""
+
+
+def copy_of_the_package(tmp_path: Path) -> Path:
+    copy = tmp_path / "src"
+    shutil.copytree(REPO / "src/orthojac", copy / "orthojac", ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def edit(path: Path, anchor: str, insert_before: str) -> None:
+    """Insert text before the one occurrence of `anchor` in `path`."""
+    source = path.read_text()
+    assert source.count(anchor) == 1, (path, anchor)
+    path.write_text(source.replace(anchor, insert_before + anchor))
+
+
+def in_the_copy(copy: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(copy), "MPLBACKEND": "Agg"}
+    out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_a_paper_figure_added_to_a_copy_of_the_package_is_planned_drawn_and_captioned(tmp_path):
+    """A new paper figure is its declaration and its function: added by text to a copy of the package,
+    the workflow requests its file, `orthojac figures` draws it and the paper page shows its caption."""
+    copy = copy_of_the_package(tmp_path)
+    edit(copy / "orthojac/workflow/sections.py", ")\nSTAND_IN_DIR", NEW_PAPER_FIGURE)
+    edit(copy / "orthojac/report/figures.py", "\n\ndef main(", NEW_PAPER_FUNCTION)
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for name in PAPER_TABLES:  # no rows: the other figures say so
+        (tables / f"{name}.csv").write_text(",".join(EMPTY_COLUMNS.get(name, [])) + "\n")
+    pd.DataFrame({"screen": ["s", "s"], "run": ["a", "b"], "score": [0.25, 0.5]}).to_csv(tables / "screens.csv",
+                                                                                        index=False)
+    out = tmp_path / "figures"
+    in_the_copy(copy, "-m", "orthojac", "figures", "--tables", str(tables), "--out-dir", str(out), cwd=tmp_path)
+    drawn = sorted(p.name for p in out.iterdir())
+    assert drawn == sorted([*(f"{name}.png" for name in PAPER_FIGURES), "screen_scores.png"])
+    assert (out / "screen_scores.png").read_bytes().startswith(PNG_SIGNATURE)
+
+    cell = tmp_path / "cell.py"
+    cell.write_text(notebook_cell("paper", "figure_markdown"))
+    paths = [str(out / f"{name}.png") for name in [*PAPER_FIGURES, "screen_scores"]]
+    seen = json.loads(in_the_copy(copy, "-c", IN_THE_COPY, str(REPO / "config/config.yaml"), str(cell),
+                                  json.dumps(paths), "screen_scores", cwd=tmp_path).stdout.splitlines()[-1])
+    assert seen["package"].startswith(str(copy))  # the copy was imported, not the checkout
+    paper = [f"results/figures/{name}.png" for name in [*PAPER_FIGURES, "screen_scores"]]
+    assert seen["requested"][:len(paper)] == paper
+    caption = "### screen scores\n\nScore of each screened setting (a figure added in a copy)."
+    assert seen["markdown"] == caption
+    assert seen["shown"][-2:] == [["markdown", caption], ["image", str(out / "screen_scores.png")]]
