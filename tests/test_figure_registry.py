@@ -185,13 +185,13 @@ from types import SimpleNamespace
 
 import orthojac
 from orthojac.workflow import Pipeline, load_config
-from orthojac.workflow.sections import figure_markdown
+from orthojac.workflow.sections import SECTIONS, figure_markdown
 
 config, cell, figure_paths = sys.argv[1], Path(sys.argv[2]).read_text(), json.loads(sys.argv[3])
 shown = []
 namespace = {"snakemake": SimpleNamespace(input=SimpleNamespace(figures=figure_paths)), "Path": Path,
              "Markdown": lambda text: ("markdown", text), "Image": lambda filename: ("image", filename),
-             "display": shown.append}
+             "display": shown.append, "THESIS_SECTIONS": SECTIONS, "figure_markdown": figure_markdown}
 exec(cell, namespace)
 print(json.dumps({"package": orthojac.__file__, "requested": Pipeline(load_config([], base=config)).report_figures(),
                   "markdown": figure_markdown(sys.argv[4]), "shown": shown}))
@@ -258,3 +258,45 @@ def test_a_paper_figure_added_to_a_copy_of_the_package_is_planned_drawn_and_capt
     caption = "### screen scores\n\nScore of each screened setting (a figure added in a copy)."
     assert seen["markdown"] == caption
     assert seen["shown"][-2:] == [["markdown", caption], ["image", str(out / "screen_scores.png")]]
+
+
+NEW_THESIS_FIGURE = """        Figure("hlav_lstm_status", "H2's status, one panel (a figure added in a copy).",
+               ("hlav_lstm",), "lstm_status_figure"),
+"""
+NEW_THESIS_FUNCTION = """
+
+def lstm_status_figure(table, path):
+    \"\"\"H2's status in one panel (a figure added in a copy).\"\"\"
+    message_figure(path, "H2: " + str(table["status"].iloc[0]))
+"""
+
+
+def test_a_thesis_figure_added_to_a_copy_of_the_package_is_planned_drawn_and_captioned(tmp_path):
+    """A new thesis figure is its declaration among its section's figures and its function: added by
+    text to a copy, the workflow requests its file, `orthojac thesis-figures` draws it beside the
+    section's others and the section's page shows its caption."""
+    copy = copy_of_the_package(tmp_path)
+    edit(copy / "orthojac/workflow/sections.py", '    ), "hlav"),\n    section("hlav_linear"', NEW_THESIS_FIGURE)
+    edit(copy / "orthojac/thesis/figures.py", "\n\ndef main(", NEW_THESIS_FUNCTION)
+    table = tmp_path / "hlav_lstm.csv"
+    pd.DataFrame({"status": ["data unavailable"], "seed": [1], "note": ["no sources"]}).to_csv(table, index=False)
+    out = tmp_path / "figures"
+    in_the_copy(copy, "-m", "orthojac", "thesis-figures", "hlav_lstm", "--table", str(table), "--out-dir", str(out),
+                cwd=tmp_path)
+    names = [*SECTIONS["hlav_lstm"].figures, "hlav_lstm_status"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.png" for name in names)
+    assert all((out / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE) for name in names)
+
+    # the hlav page's H2 cell, from where it shows the section's figures
+    source = notebook_cell("hlav", 'THESIS_SECTIONS["hlav_lstm"].figures')
+    cell = tmp_path / "cell.py"
+    cell.write_text(source[source.index("for path in snakemake.input.figures:"):])
+    paths = [str(out / f"{name}.png") for name in names]
+    seen = json.loads(in_the_copy(copy, "-c", IN_THE_COPY, str(REPO / "config/config.yaml"), str(cell),
+                                  json.dumps(paths), "hlav_lstm_status", cwd=tmp_path).stdout.splitlines()[-1])
+    assert seen["package"].startswith(str(copy))
+    assert "results/figures/hlav_lstm_status.png" in seen["requested"]
+    caption = "### hlav lstm status\n\nH2's status, one panel (a figure added in a copy)."
+    assert seen["markdown"] == caption
+    assert seen["shown"][-2:] == [["markdown", caption], ["image", str(out / "hlav_lstm_status.png")]]
+    assert len(seen["shown"]) == 2 * len(names)
