@@ -2,18 +2,9 @@
 
     python -m orthojac figures --tables results/tables --out-dir results/figures
 
-Writes accuracy.png and loss.png (against epoch), accuracy_vs_depth.png, singular_values.png
-(the body's singular values at initialisation and after training, with the theory's σ = 1 of an
-orthogonal Jacobian, Theorem 2.6), layer_defect.png (max |σ − 1| of each layer's Jacobian against
-its position, one row of panels per experiment and depth, with the per-layer tolerance of each claim
-the experiment tests: LAYER_DEFECT_TOLERANCE) and grad_norm.png (per-layer gradient norms, `grad_norm` rows
-of the layers table; a "not measured" panel when the configuration records none) and
-init_study.png (the depth-200 initialisation study of docs/replication.md §5: final test accuracy of each
-initialisation, per learning rate and family, from init_study.csv, against the residual baseline at
-the study's depth when the configuration trained one).
-
-Each is declared once, with its report subcategory, caption, the tables it reads and the name of
-its function here, in orthojac.workflow.sections.PAPER_FIGURES; main draws every declared figure.
+Writes each paper figure into --out-dir as <name>.png. What each figure is (its name, caption,
+report subcategory, the tables it reads and the name of its function here) is declared once, as a
+Figure in orthojac.workflow.sections.PAPER_FIGURES; main draws every declared figure.
 """
 
 from __future__ import annotations
@@ -325,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def draw(figure, tables: dict[str, pd.DataFrame], path: Path) -> None:
-    """Draw a declared figure (orthojac.workflow.sections.PaperFigure): its function of this module,
+    """Draw a declared figure (orthojac.workflow.sections.Figure): its function of this module,
     given the tables it reads, in its order, and the path."""
     function = globals().get(figure.draw)
     if not callable(function):

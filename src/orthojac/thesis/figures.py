@@ -2,26 +2,10 @@
 
     python -m orthojac thesis-figures SECTION --table results/tables/SECTION.csv --out-dir results/figures
 
-writes the section's files (FIGURES) into --out-dir:
-- hlav_rnn (H1, orthojac.thesis.rnn; Hlav Figs. 7–8): hlav_spectrum.png, one panel per
-  configuration, the recurrent kernel's singular values against epoch, averaged over seeds:
-  mean ± std (band), min and max (lines), dotted: the gain g; hlav_accuracy.png, validation
-  accuracy against epoch (seed mean), one panel per regulariser form (eq. 11, the listing), the
-  unregularised configurations in both.
-- hlav_lstm (H2, orthojac.thesis.lstm; Figs. 9–10): the same drawings of the LSTM's recurrent
-  kernel W_hh, hlav_lstm_spectrum.png and hlav_lstm_accuracy.png. When the table says the data was
-  unavailable, each is a panel that says so, so the report still renders and shows why.
-- hlav_linear (H3, orthojac.thesis.linear; Fig. 2, "time of training to reach a certain accuracy
-  threshold"): hlav_linear.png; left, the SGD steps to the target validation accuracy against depth
-  (median over seeds, each seed a dot; runs that never reach it, or diverge, sit on the "not
-  reached" line); right, the validation accuracy curves.
-- hlav_deep (H5, orthojac.thesis.deep; Fig. 3, its colours and line styles): hlav_deep.png, test
-  accuracy and test loss against epoch; blue tanh σ_w² = 1.05, red tanh σ_w² = 2, black ReLU
-  σ_w² = 2; solid orthogonal, dashed Gaussian; a cross where a run diverged.
-- h4 (H4, orthojac.thesis.theory): h4_spectra.png, one panel per activation (columns) and moment
-  of λ = σ²(J) (rows: mean, variance, max) against depth L; points: the empirical moment averaged
-  over seeds, per weight distribution; dashed lines: the wide-limit theory at criticality (mean
-  χ^L = 1, variance L(m₂/m₁² − 1 − s₁), the max from Hlav §3 where φ' ∈ {0, 1}).
+writes each figure of the section into --out-dir as <name>.png, by the function of this module
+its declaration names. What each figure is (its name, caption, table and function) is declared once, as a
+Figure among the section's figures in orthojac.workflow.sections.EXPERIMENTS; the report shows its caption.
+When H2's table says the data was unavailable, each of its figures is a panel that says so.
 
 Every file is written atomically, at one resolution (orthojac.report.figures.save_figure).
 """
@@ -44,8 +28,6 @@ from ..report.figures import message_figure, save_figure  # noqa: E402
 from ..workflow import SECTIONS  # noqa: E402
 from . import UNAVAILABLE  # noqa: E402
 
-# section → the files it draws, as the workflow's registry of sections names them
-FIGURES = {name: [f"{figure}.png" for figure in section.figures] for name, section in SECTIONS.items()}
 KEYS = ["label", "variant", "gain", "epoch"]
 STYLE = {"orthogonal": "-", "gaussian": "--"}
 COLOUR = {"orthogonal": "tab:green", "gaussian": "tab:purple"}
@@ -176,35 +158,43 @@ def h4_spectra(table: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def lstm_figures(table: pd.DataFrame, spectrum: Path, accuracy: Path) -> None:
-    """H2's two figures, or a panel each that says the data was unavailable."""
-    if (table["status"] == UNAVAILABLE).any():
-        for path, what in ((spectrum, "recurrent spectrum"), (accuracy, "validation accuracy")):
-            message_figure(path, f"H2 {what}: data unavailable, nothing trained\n"
-                           "(the report lists the sources tried)")
-        return
-    spectrum_figure(table, spectrum)
-    accuracy_figure(table, accuracy)
+def _unavailable(table: pd.DataFrame, path: Path, what: str) -> bool:
+    """Whether H2's table says the data was unavailable; if so, `path` is a panel that says so."""
+    if not (table["status"] == UNAVAILABLE).any():
+        return False
+    message_figure(path, f"H2 {what}: data unavailable, nothing trained\n(the report lists the sources tried)")
+    return True
 
 
-DRAW = {"hlav_rnn": lambda table, paths: (spectrum_figure(table, paths[0]), accuracy_figure(table, paths[1])),
-        "hlav_lstm": lambda table, paths: lstm_figures(table, *paths),
-        "hlav_linear": lambda table, paths: linear_figure(table, paths[0]),
-        "hlav_deep": lambda table, paths: deep_figure(table, paths[0]),
-        "h4": lambda table, paths: h4_spectra(table, paths[0])}
+def lstm_spectrum_figure(table: pd.DataFrame, path: Path) -> None:
+    """H2's spectrum figure, or a panel that says the data was unavailable."""
+    if not _unavailable(table, path, "recurrent spectrum"):
+        spectrum_figure(table, path)
+
+
+def lstm_accuracy_figure(table: pd.DataFrame, path: Path) -> None:
+    """H2's accuracy figure, or a panel that says the data was unavailable."""
+    if not _unavailable(table, path, "validation accuracy"):
+        accuracy_figure(table, path)
 
 
 def draw(section: str, table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Write the section's FIGURES into `out_dir`; their paths."""
-    paths = [Path(out_dir) / name for name in FIGURES[section]]
-    DRAW[section](table, paths)
+    """Write the section's figures (orthojac.workflow.SECTIONS) into `out_dir`: each <name>.png by
+    the function of this module its declaration names (Figure.draw); their paths."""
+    paths = []
+    for name, figure in SECTIONS[section].figures.items():
+        function = globals().get(figure.draw)
+        if not callable(function):
+            raise ValueError(f"thesis figure {name!r}: its drawing function {figure.draw!r} is not a "
+                             "function of orthojac.thesis.figures")
+        paths.append(Path(out_dir) / f"{name}.png")
+        function(table, paths[-1])
     return paths
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac thesis-figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=list(FIGURES), help="which section's table and figures")
+    parser.add_argument("section", choices=list(SECTIONS), help="which section's table and figures")
     parser.add_argument("--table", type=Path, required=True, help="the section's tidy CSV")
     parser.add_argument("--out-dir", type=Path, required=True, help="folder for the section's PNG files")
     args = parser.parse_args(argv)

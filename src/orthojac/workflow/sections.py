@@ -25,23 +25,25 @@ PAPER_TABLES = ("runs", "metrics", "spectra", "layers", "init_study", "screens",
 
 
 @dataclass(frozen=True)
-class PaperFigure:
-    """A figure of the paper's stages, declared once (PAPER_FIGURES): everything but the drawing
-    itself, which needs matplotlib and lives in orthojac.report.figures (this module feeds the planner).
+class Figure:
+    """A figure, the paper's (PAPER_FIGURES) or a thesis section's (Experiment.figures), declared once:
+    everything but the drawing itself, which needs matplotlib (this module feeds the planner).
 
-    name: its file, results/figures/<name>.png. subcategory: its heading in the Snakemake report.
-    tables: the tables (of PAPER_TABLES) it is drawn from, in the order its function takes them.
-    draw: the name of its function in orthojac.report.figures, called as draw(*tables, path) (an empty
-    table is an empty DataFrame). caption: what the report's paper page shows under its heading."""
+    name: its file, results/figures/<name>.png. caption: what its report page shows under its heading
+    (figure_markdown). tables: the tables it is drawn from, in the order its function takes them (a
+    thesis figure's: its section's one table). draw: the name of its function, in orthojac.report.figures
+    for a paper figure, called as draw(*tables, path) (an empty table is an empty DataFrame), in
+    orthojac.thesis.figures for a thesis figure, called as draw(table, path). subcategory: a paper
+    figure's heading in the Snakemake report."""
 
     name: str
-    subcategory: str
+    caption: str
     tables: tuple[str, ...]
     draw: str
-    caption: str
+    subcategory: str = ""
 
 
-def register(*figures: PaperFigure) -> dict[str, PaperFigure]:
+def register(*figures: Figure) -> dict[str, Figure]:
     """{name: figure} in the given order (the order the workflow requests and the report shows them);
     a repeated name or a table that is not a paper table is an error naming it."""
     registry = {}
@@ -57,29 +59,29 @@ def register(*figures: PaperFigure) -> dict[str, PaperFigure]:
 
 # The paper's figures: the workflow requests them (workflow/rules/figures.smk, Pipeline.report_figures),
 # orthojac.report.figures draws them, the paper page captions them (figure_markdown). A new figure: one
-# PaperFigure here and its function in orthojac.report.figures.
+# Figure here and its function in orthojac.report.figures.
 PAPER_FIGURES = register(
-    PaperFigure("accuracy", "Training", ("runs", "metrics"), "accuracy_curves",
-                "Accuracy against epoch (train and test), per depth and family."),
-    PaperFigure("loss", "Training", ("runs", "metrics"), "loss_curves",
-                "Cross-entropy against epoch (train and test), per depth and family."),
-    PaperFigure("accuracy_vs_depth", "Training", ("runs", "metrics"), "accuracy_vs_depth",
-                "Final test accuracy against depth, per family (claims P2, P3)."),
-    PaperFigure("singular_values", "Jacobian spectra", ("runs", "spectra"), "singular_values",
-                "Singular values of the body's input→output Jacobian (ECDF, symlog axis), at "
-                "initialisation and after training. Dotted: theory, σ = 1 for an orthogonal "
-                "Jacobian (Theorem 2.6, claim P1)."),
-    PaperFigure("layer_defect", "Jacobian spectra", ("runs", "layers"), "layer_defect",
-                "max |σ − 1| of each layer's Jacobian by position in the body, one row per experiment and "
-                "depth; dotted: the per-layer tolerance of each claim the experiment tests that judges it "
-                "(P1, P5; orthojac.claims)."),
-    PaperFigure("grad_norm", "Gradients", ("runs", "layers"), "grad_norm",
-                "Gradient norm of each layer by position in the body (claim P7)."),
-    PaperFigure("init_study", "Training", ("runs", "metrics", "init_study"), "init_study_figure",
-                "Depth-200 initialisation study (docs/replication.md §5): final test accuracy of each initialisation of "
-                "fold and orthoff, per learning rate; dotted: the residual baseline's final test accuracy at the "
-                "same depth (mean over its runs; drawn only where the configuration trains one), dashed: chance. "
-                "The failing initialisations are kept: they are the answer to why the naive reading does not train."),
+    Figure("accuracy", "Accuracy against epoch (train and test), per depth and family.",
+           ("runs", "metrics"), "accuracy_curves", subcategory="Training"),
+    Figure("loss", "Cross-entropy against epoch (train and test), per depth and family.",
+           ("runs", "metrics"), "loss_curves", subcategory="Training"),
+    Figure("accuracy_vs_depth", "Final test accuracy against depth, per family (claims P2, P3).",
+           ("runs", "metrics"), "accuracy_vs_depth", subcategory="Training"),
+    Figure("singular_values", "Singular values of the body's input→output Jacobian (ECDF, symlog axis), at "
+           "initialisation and after training. Dotted: theory, σ = 1 for an orthogonal "
+           "Jacobian (Theorem 2.6, claim P1).",
+           ("runs", "spectra"), "singular_values", subcategory="Jacobian spectra"),
+    Figure("layer_defect", "max |σ − 1| of each layer's Jacobian by position in the body, one row per experiment and "
+           "depth; dotted: the per-layer tolerance of each claim the experiment tests that judges it "
+           "(P1, P5; orthojac.claims).",
+           ("runs", "layers"), "layer_defect", subcategory="Jacobian spectra"),
+    Figure("grad_norm", "Gradient norm of each layer by position in the body (claim P7).",
+           ("runs", "layers"), "grad_norm", subcategory="Gradients"),
+    Figure("init_study", "Depth-200 initialisation study (docs/replication.md §5): final test accuracy of each initialisation of "
+           "fold and orthoff, per learning rate; dotted: the residual baseline's final test accuracy at the "
+           "same depth (mean over its runs; drawn only where the configuration trains one), dashed: chance. "
+           "The failing initialisations are kept: they are the answer to why the naive reading does not train.",
+           ("runs", "metrics", "init_study"), "init_study_figure", subcategory="Training"),
 )
 STAND_IN_DIR = "results/data/hlav_lstm_stand_in"  # H2's generated stand-in data
 
@@ -95,8 +97,8 @@ class Experiment:
     (RunConfig, or the section's in orthojac.thesis.settings). program: the `orthojac` command it
     runs (orthojac.cli), which the rules run as `python -m orthojac <program>` (module: that
     command's module, read from orthojac.cli.COMMANDS). tables: the tables it makes (results/tables/<table>.csv). figures:
-    {name: caption} of the figures (results/figures/<name>.png) drawn from its tables, in order,
-    each with the caption its report page shows (figure_caption; the paper's are PAPER_FIGURES').
+    {name: Figure} of the figures (results/figures/<name>.png) drawn from its tables, in order,
+    each with the caption its report page shows (figure_caption; the paper's are PAPER_FIGURES).
     page: the report page that shows it (a key of PAGES). inputs: what a section's job reads
     ("idx": the IDX files of the section's `dataset`; "receipts": H2's two downloads; "": nothing).
     folder: a section's per-seed CSVs go to results/hlav/<folder>/ ("": one job writes the table,
@@ -107,7 +109,7 @@ class Experiment:
     settings: type
     program: str
     tables: tuple[str, ...]
-    figures: Mapping[str, str] = field(hash=False)
+    figures: Mapping[str, Figure] = field(hash=False)
     page: str
     inputs: str = ""
     folder: str = ""
@@ -148,60 +150,52 @@ class Experiment:
 PAPER = "paper"  # the name of the paper's entry
 
 
-class _Captions(Mapping):
-    """{name: caption} of the paper's figures, read from PAPER_FIGURES as it stands (a view, not a copy)."""
-
-    def __init__(self, figures: dict[str, PaperFigure]):
-        self._figures = figures
-
-    def __getitem__(self, name: str) -> str:
-        return self._figures[name].caption
-
-    def __iter__(self):
-        return iter(self._figures)
-
-    def __len__(self) -> int:
-        return len(self._figures)
-
-
 def section(name: str, label: str, settings: type, program: str, inputs: str, folder: str,
-            figures: dict[str, str], page: str, gpu: bool = False) -> Experiment:
-    """A thesis section: an Experiment making one table, named after it."""
-    return Experiment(name, label, settings, program, (name,), figures, page, inputs, folder, gpu)
+            figures: tuple[Figure, ...], page: str, gpu: bool = False) -> Experiment:
+    """A thesis section: an Experiment making one table, named after it, its figures drawn from it."""
+    return Experiment(name, label, settings, program, (name,), {f.name: f for f in figures}, page, inputs,
+                      folder, gpu)
 
 
 # The registry: the paper's runs, then each thesis section. The workflow plans its jobs from it
 # (orthojac.workflow), the figures' rules and captions read it, the report shows each on its page.
 EXPERIMENTS = {e.name: e for e in (
-    Experiment(PAPER, "paper", RunConfig, "train", PAPER_TABLES, _Captions(PAPER_FIGURES), "paper"),
-    section("h4", "H4", thesis_settings.Theory, "h4", "", "", {
-        "h4_spectra": "H4 (Hlav §3): mean, variance and maximum of the squared singular values of the input–output "
-                      "Jacobian of dense networks at initialisation and criticality, Gaussian against orthogonal "
-                      "weights; points: empirical (mean over seeds), dashed: wide-limit theory (orthojac.thesis.theory).",
-    }, "theory"),
-    section("hlav_rnn", "H1", thesis_settings.RNN, "hlav", "idx", "rnn", {
-        "hlav_spectrum": "H1, Fig. 7 counterpart: singular values of the recurrent kernel W against epoch "
-                         "(seed mean): mean ± std (band), min (red), max (blue); dotted: the initial gain g.",
-        "hlav_accuracy": "H1, Fig. 8 counterpart: validation accuracy against epoch (seed mean), one panel "
-                         "per regulariser form; the unregularised configurations appear in both.",
-    }, "hlav"),
-    section("hlav_lstm", "H2", thesis_settings.LSTM, "hlav-lstm", "receipts", "lstm", {
-        "hlav_lstm_spectrum": "H2, Fig. 9 counterpart: singular values of the LSTM's recurrent kernel (the four "
-                              "gates' kernels stacked, 4n × n) against epoch (seed mean): mean ± std (band), min (red), "
-                              "max (blue); dotted: the initial gain g.",
-        "hlav_lstm_accuracy": "H2, Fig. 10 counterpart: validation accuracy against epoch (seed mean), one panel "
-                              "per regulariser form; the unregularised configurations appear in both.",
-    }, "hlav"),
-    section("hlav_linear", "H3", thesis_settings.Linear, "hlav-linear", "idx", "linear", {
-        "hlav_linear": "Fig. 2 counterpart. Left: steps to the target against depth (median line, seeds as "
-                       "dots; the dotted line collects runs that did not reach it). Right: validation "
-                       "accuracy against step, seed mean; solid orthogonal, dashed Gaussian.",
-    }, "hlav", gpu=True),
-    section("hlav_deep", "H5", thesis_settings.Deep, "hlav-deep", "idx", "deep", {
-        "hlav_deep": "Fig. 3 counterpart: test accuracy (left) and test loss (right) against epoch, seed mean; "
-                     "blue tanh σ_w² = 1.05, red tanh σ_w² = 2, black ReLU σ_w² = 2; solid orthogonal, "
-                     "dashed Gaussian; × where a run diverged.",
-    }, "hlav", gpu=True),
+    Experiment(PAPER, "paper", RunConfig, "train", PAPER_TABLES, PAPER_FIGURES, "paper"),
+    section("h4", "H4", thesis_settings.Theory, "h4", "", "", (
+        Figure("h4_spectra", "H4 (Hlav §3): mean, variance and maximum of the squared singular values of the input–output "
+               "Jacobian of dense networks at initialisation and criticality, Gaussian against orthogonal "
+               "weights; points: empirical (mean over seeds), dashed: wide-limit theory (orthojac.thesis.theory).",
+               ("h4",), "h4_spectra"),
+    ), "theory"),
+    section("hlav_rnn", "H1", thesis_settings.RNN, "hlav", "idx", "rnn", (
+        Figure("hlav_spectrum", "H1, Fig. 7 counterpart: singular values of the recurrent kernel W against epoch "
+               "(seed mean): mean ± std (band), min (red), max (blue); dotted: the initial gain g.",
+               ("hlav_rnn",), "spectrum_figure"),
+        Figure("hlav_accuracy", "H1, Fig. 8 counterpart: validation accuracy against epoch (seed mean), one panel "
+               "per regulariser form; the unregularised configurations appear in both.",
+               ("hlav_rnn",), "accuracy_figure"),
+    ), "hlav"),
+    section("hlav_lstm", "H2", thesis_settings.LSTM, "hlav-lstm", "receipts", "lstm", (
+        Figure("hlav_lstm_spectrum", "H2, Fig. 9 counterpart: singular values of the LSTM's recurrent kernel (the four "
+               "gates' kernels stacked, 4n × n) against epoch (seed mean): mean ± std (band), min (red), "
+               "max (blue); dotted: the initial gain g.",
+               ("hlav_lstm",), "lstm_spectrum_figure"),
+        Figure("hlav_lstm_accuracy", "H2, Fig. 10 counterpart: validation accuracy against epoch (seed mean), one panel "
+               "per regulariser form; the unregularised configurations appear in both.",
+               ("hlav_lstm",), "lstm_accuracy_figure"),
+    ), "hlav"),
+    section("hlav_linear", "H3", thesis_settings.Linear, "hlav-linear", "idx", "linear", (
+        Figure("hlav_linear", "Fig. 2 counterpart. Left: steps to the target against depth (median line, seeds as "
+               "dots; the dotted line collects runs that did not reach it). Right: validation "
+               "accuracy against step, seed mean; solid orthogonal, dashed Gaussian.",
+               ("hlav_linear",), "linear_figure"),
+    ), "hlav", gpu=True),
+    section("hlav_deep", "H5", thesis_settings.Deep, "hlav-deep", "idx", "deep", (
+        Figure("hlav_deep", "Fig. 3 counterpart: test accuracy (left) and test loss (right) against epoch, seed mean; "
+               "blue tanh σ_w² = 1.05, red tanh σ_w² = 2, black ReLU σ_w² = 2; solid orthogonal, "
+               "dashed Gaussian; × where a run diverged.",
+               ("hlav_deep",), "deep_figure"),
+    ), "hlav", gpu=True),
 )}
 # The thesis sections: every entry but the paper's runs, in the registry's order.
 SECTIONS = {name: e for name, e in EXPERIMENTS.items() if e.is_section}
@@ -209,7 +203,7 @@ SECTIONS = {name: e for name, e in EXPERIMENTS.items() if e.is_section}
 
 def figure_caption(name: str) -> str:
     """The caption of a figure of an experiment (Experiment.figures; the paper's: PAPER_FIGURES)."""
-    captions = {n: c for e in EXPERIMENTS.values() for n, c in e.figures.items()}
+    captions = {n: f.caption for e in EXPERIMENTS.values() for n, f in e.figures.items()}
     if name not in captions:
         raise KeyError(f"figure {name!r} is declared by no paper figure (PAPER_FIGURES) and no thesis section "
                        f"(EXPERIMENTS); declared: {sorted(captions)}")
