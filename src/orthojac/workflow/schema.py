@@ -1,7 +1,8 @@
 """The config's schema: the hand-written file workflow/schemas/config.schema.yaml (what is not a
-setting: data sets, downloads, experiments' names and claims, the reference's parts, a thesis
+setting: data sets, downloads, experiments' names, the reference's parts, a thesis
 section's description, data set and seeds, and the `$defs` a setting refers to) with the settings
-blocks generated from the settings dataclasses, the one place of each setting:
+blocks generated from the settings dataclasses, the one place of each setting, and the claim ids
+an experiment's `claims:` may name from orthojac.claims.CLAIMS, the one place of each claim:
 
 - an experiment's `settings:`, one key per field of RunConfig (orthojac.config), none required;
 - an experiment's `spectra:`, one key per field of SpectraSettings, each with its default;
@@ -111,6 +112,9 @@ def config_schema(skeleton: Path = SKELETON, run=RunConfig, spectra=SpectraSetti
     experiment = schema["$defs"]["experiment"]["properties"]
     _add(experiment["settings"], run, setting_schema, required=False)
     _add(experiment["spectra"], spectra, plain_schema, required=False)
+    from ..claims import CLAIMS  # the ids an experiment's `claims:` may name: the registry's
+
+    experiment["claims"]["items"] = {"enum": list(CLAIMS)}
     sections = {name: s.settings for name, s in SECTIONS.items()} if sections is None else sections
     for name, settings in sections.items():
         _add(schema["properties"][name], settings, setting_schema, required=True)
