@@ -112,4 +112,6 @@ def test_orthojac_schema_prints_the_schema_the_workflow_validates_with(capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed == config_schema()
     depth = printed["$defs"]["experiment"]["properties"]["settings"]["properties"]["depth"]
-    assert depth == {"$ref": "#/$defs/positive_int_setting", "description": "number of layers L in the body"}
+    assert depth == {"allOf": [{"$ref": "#/$defs/positive_int_setting"},
+                               {"properties": {"value": {"maximum": 10000}, "grid": {"items": {"maximum": 10000}}}}],
+                     "description": "number of layers L in the body"}  # its bound, from the field
