@@ -36,3 +36,19 @@ def test_lists_take_several_values_and_a_field_without_default_is_required():
     member = argparse.ArgumentParser()
     add_arguments(member, lstm.Settings, defaults_in_help=False)
     assert member.parse_args(["--member", "glove.6B.50d.txt"]).embeddings_member == "glove.6B.50d.txt"
+
+
+def test_a_section_key_with_a_default_may_be_left_out_and_reads_as_the_default():
+    from conftest import REPO
+    from orthojac.report import provenance_table
+    from orthojac.workflow import Pipeline, config_errors, fill_defaults, load_config
+
+    cfg = fill_defaults(load_config([REPO / "config/quick.yaml"], base=REPO / "config/config.yaml"))
+    del cfg["hlav_rnn"]["hidden"]
+    assert config_errors(cfg) == []
+    assert "--hidden" not in Pipeline(cfg).section_args("hlav_rnn")  # the program takes its default
+    table = provenance_table(cfg).set_index(["experiment", "setting"])
+    row = table.loc[("hlav_rnn", "hidden")]
+    assert (row["value"], row["provenance"], row["where / why"]) == ("64", "choice", "orthojac default")
+    del cfg["hlav_rnn"]["seeds"]  # no default: required
+    assert "config: hlav_rnn: 'seeds' is a required property" in config_errors(cfg)
