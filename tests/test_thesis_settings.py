@@ -52,3 +52,16 @@ def test_a_section_key_with_a_default_may_be_left_out_and_reads_as_the_default()
     assert (row["value"], row["provenance"], row["where / why"]) == ("64", "choice", "orthojac default")
     del cfg["hlav_rnn"]["seeds"]  # no default: required
     assert "config: hlav_rnn: 'seeds' is a required property" in config_errors(cfg)
+
+
+def test_the_dense_names_are_the_settings_and_the_schema_takes_them_from_there():
+    import re
+
+    from orthojac.thesis import dense, settings
+    from orthojac.workflow.schema import config_schema
+
+    assert set(dense.ACTIVATIONS) == set(settings.DENSE_ACTIVATIONS)
+    assert set(dense.OPTIMIZERS) == set(settings.OPTIMIZERS)
+    pattern = config_schema()["$defs"]["hlav_network"]["pattern"]
+    assert all(re.search(pattern, f"{a}:1.05") for a in settings.DENSE_ACTIVATIONS)
+    assert not re.search(pattern, "sigmoid:1.05") and not re.search(pattern, "tanh:")

@@ -16,6 +16,7 @@ from ..config import setting
 VARIANTS = ("eq11", "listing")  # H1/H2 regulariser forms (orthojac.thesis.rnn.VARIANTS: their functions)
 DENSE_WEIGHTS = ("orthogonal", "gaussian")  # H3/H5 initialisations
 OPTIMIZERS = ("adam", "momentum", "rmsprop", "sgd")  # H3/H5 (orthojac.thesis.dense.OPTIMIZERS: the optimisers)
+DENSE_ACTIVATIONS = ("linear", "tanh", "relu")  # H3/H5's φ (orthojac.thesis.dense.ACTIVATIONS: the modules)
 LR_SCALINGS = ("inverse_depth", "constant")  # H3
 H4_ACTIVATIONS = ("relu", "tanh", "hardtanh")
 H4_WEIGHTS = ("gaussian", "orthogonal")

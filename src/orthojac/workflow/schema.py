@@ -30,6 +30,7 @@ import yaml
 
 from ..config import RunConfig, field_kind
 from ..spectra_settings import SpectraSettings
+from ..thesis.settings import DENSE_ACTIVATIONS
 from .sections import SECTIONS
 
 SKELETON = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
@@ -117,6 +118,7 @@ def config_schema(skeleton: Path = SKELETON, run=RunConfig, spectra=SpectraSetti
     from ..claims import CLAIMS  # the ids an experiment's `claims:` may name: the registry's
 
     experiment["claims"]["items"] = {"enum": list(CLAIMS)}
+    schema["$defs"]["hlav_network"]["pattern"] = rf"^({'|'.join(DENSE_ACTIVATIONS)}):[0-9]*\.?[0-9]+\Z"
     sections = {name: s.settings for name, s in SECTIONS.items()} if sections is None else sections
     for name, settings in sections.items():
         _add(schema["properties"][name], settings, setting_schema)
