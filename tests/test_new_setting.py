@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from orthojac.config import RunConfig, add_arguments, from_namespace, setting
+from orthojac.config import add_arguments, from_namespace, setting
 from orthojac.report import provenance_table
 from orthojac.spectra_settings import SpectraSettings, command_flags
 from orthojac.workflow import config_errors, config_schema, fill_defaults, load_config
