@@ -120,11 +120,29 @@ job = SimpleNamespace(wildcards=SimpleNamespace(page="paper"), input=SimpleNames
                       config={"experiments": [{"name": "e", "claims": ["P8"], "settings": {}}]})
 page = {"snakemake": job}
 exec("".join(cells[0]["source"]), page)
-print(json.dumps({"package": orthojac.__file__, "claims": list(ledger.index), "P8": ledger.loc["P8"].to_dict(),
+# the config's schema (the copy's, with the checkout's hand-written part) lets an experiment claim P8
+import yaml
+from orthojac.workflow.schema import config_schema, validator
+config = yaml.safe_load(Path(sys.argv[4]).read_text())
+schema = validator(config_schema(Path(sys.argv[3])))
+errors = {}
+for claim in ("P8", "P9"):
+    config["experiments"][0]["claims"] = [claim]
+    errors[claim] = [e.message for e in schema.iter_errors(config)]
+print(json.dumps({"package": orthojac.__file__, "errors": errors, "claims": list(ledger.index), "P8": ledger.loc["P8"].to_dict(),
                   "page": claim_page("P8"), "page_claims": list(page["page_claims"]),
                   "experiments": page["experiments"], "runs": sorted(page["runs"]["run"]),
                   "provenance": sorted(set(page["provenance"]["experiment"]))}))
 """
+
+
+def claims_schema_ids() -> list[str]:
+    from orthojac.workflow.schema import config_schema
+    return config_schema()["$defs"]["experiment"]["properties"]["claims"]["items"]["enum"]
+
+
+def test_the_claims_an_experiment_may_name_are_the_registry_s():
+    assert claims_schema_ids() == list(CLAIMS)
 
 
 def test_a_claim_added_to_a_copy_of_the_package_reaches_the_ledger_and_its_page(tmp_path):
@@ -145,12 +163,16 @@ def test_a_claim_added_to_a_copy_of_the_package_reaches_the_ledger_and_its_page(
     for name, frame in _tables(0.7).items():
         frame.to_csv(tables / f"{name}.csv", index=False)
     env = {**os.environ, "PYTHONPATH": str(copy), "MPLBACKEND": "Agg"}
-    out = subprocess.run([sys.executable, "-c", IN_THE_COPY, str(tables), str(REPO / "notebooks/paper.py.ipynb")],
+    out = subprocess.run([sys.executable, "-c", IN_THE_COPY, str(tables), str(REPO / "notebooks/paper.py.ipynb"),
+                          str(REPO / "workflow/schemas/config.schema.yaml"), str(REPO / ".test/config.yaml")],
                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.splitlines()[-1])
     assert seen["package"].startswith(str(copy))  # the copy was imported, not the checkout
     assert seen["claims"] == [*CLAIMS, "P8"]
+    # config validation takes the new id from the registry and refuses one no claim has
+    assert seen["errors"]["P8"] == [] and "P8" not in claims_schema_ids()
+    assert len(seen["errors"]["P9"]) == 1 and "'P9' is not one of" in seen["errors"]["P9"][0]
     assert seen["P8"]["verdict"] == REPRODUCED and seen["P8"]["numbers"] == "mean test accuracy 0.700 (layers given)"
     assert seen["page"] == "paper" and seen["page_claims"][-1] == "P8"
     assert seen["experiments"] == ["e"] and seen["runs"] == ["r0", "r1"]

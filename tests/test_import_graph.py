@@ -42,7 +42,7 @@ STAGES = [
                 "orthojac.claims.tables", "orthojac.claims.ledgerview"], ["base"]),
     ("plan", ["orthojac.workflow", "orthojac.workflow.config", "orthojac.workflow.schema",
               "orthojac.workflow.sections",
-              "orthojac.workflow.progress"], ["base", "data", "run"]),
+              "orthojac.workflow.progress"], ["base", "data", "run", "claims"]),
     ("report", ["orthojac.report", "orthojac.report.figures", "orthojac.report.scale", "orthojac.report.render",
                 "orthojac.report.check", "orthojac.thesis.figures"], ["base", "claims", "plan"]),
     ("reference", ["orthojac.reference", "orthojac.reference.env", "orthojac.reference.snapshot",

@@ -1,26 +1,27 @@
-"""A new setting is one dataclass field: added to a copy of RunConfig, of a thesis section's
-Settings and of SpectraSettings, it reaches the config's schema (a config with it validates, a bad
-value is refused naming its key), the program's flags (`--new-field=…` parses into the dataclass)
-and the report's provenance rows, with nothing else written."""
+"""A new setting is one dataclass field: added to RunConfig or a thesis section's Settings in a
+temporary copy of the package (and to a subclass of SpectraSettings), it reaches the config's schema
+(a config with it validates, a bad value is refused naming its key), the program's flags, the
+command the workflow plans and the report's provenance rows, with nothing else written."""
 
 from __future__ import annotations
 
 import argparse
 import copy
 import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from conftest import REPO
-from orthojac.config import RunConfig, add_arguments, from_namespace, setting
+from orthojac.config import add_arguments, from_namespace, setting
 from orthojac.report import provenance_table
 from orthojac.spectra_settings import SpectraSettings, command_flags
-from orthojac.thesis.settings import RNN
-from orthojac.workflow import SECTIONS, config_errors, config_schema, fill_defaults, load_config
-
-SECTION_SETTINGS = {name: section.settings for name, section in SECTIONS.items()}
-
+from orthojac.workflow import config_errors, config_schema, fill_defaults, load_config
 
 @pytest.fixture(scope="module")
 def quick():
@@ -33,52 +34,98 @@ def rows(table, experiment: str) -> dict:
     return {r["setting"]: (r["value"], r["provenance"], r["where / why"]) for _, r in mine.iterrows()}
 
 
-def test_a_new_run_setting_reaches_the_schema_the_flags_and_the_provenance(quick):
-    new_run = dataclasses.make_dataclass(
-        "NewRun", [("dropout", float, setting(0.0, "dropout rate of each body layer", bound="nonnegative"))],
-        bases=(RunConfig,))
-    schema = config_schema(run=new_run)
+# A new setting as it is added: one line in a copy of the package (a field of RunConfig, one of the
+# thesis' RNN settings), nothing else edited. A subprocess with the copy first on the path sees it in
+# `orthojac schema`, the program's --help, the command the workflow plans and the provenance table.
+NEW_RUN_FIELD = '    dropout: float = _f(0.0, "dropout rate of each body layer", bound="nonnegative")\n'
+NEW_RNN_FIELD = '    clip: float = setting(1.0, "gradient-norm clipping", bound="positive")\n'
+IN_THE_COPY = """
+import json, subprocess, sys
+from pathlib import Path
+
+import yaml
+
+import orthojac
+from orthojac.report import provenance_table
+from orthojac.workflow import Pipeline, config_errors, fill_defaults, load_config
+
+repo = Path(sys.argv[1])
+cfg = fill_defaults(load_config([repo / "config/quick.yaml"], base=repo / "config/config.yaml"))
+first, second = cfg["experiments"][0]["name"], cfg["experiments"][1]["name"]
+cfg["experiments"][0]["settings"]["dropout"] = {"value": 0.25, "choice": "a new knob"}
+cfg["hlav_rnn"]["clip"] = {"value": 5.0, "choice": "no clipping in practice"}
+errors = config_errors(cfg)
+bad = json.loads(json.dumps(cfg))
+bad["experiments"][0]["settings"]["dropout"] = {"value": -0.5, "choice": "a new knob"}
+bad["hlav_rnn"]["clip"] = {"value": 0, "choice": "x"}
+pipeline = Pipeline(cfg)
+run = next(r for e, r in pipeline.runs if e == first)
+table = provenance_table(cfg)
+rows = {(r["experiment"], r["setting"]): [r["value"], r["provenance"], r["where / why"]] for _, r in table.iterrows()}
+help_of = lambda *cmd: subprocess.run([sys.executable, "-m", "orthojac", *cmd, "--help"], capture_output=True,
+                                      text=True, check=True).stdout
+schema = yaml.safe_load(subprocess.run([sys.executable, "-m", "orthojac", "schema"], capture_output=True, text=True,
+                                       check=True).stdout)
+print(json.dumps({
+    "package": orthojac.__file__, "errors": errors, "refused": config_errors(bad),
+    "schema_dropout": schema["$defs"]["experiment"]["properties"]["settings"]["properties"].get("dropout"),
+    "schema_clip": schema["properties"]["hlav_rnn"]["properties"].get("clip"),
+    "train_help": help_of("train"), "hlav_help": help_of("hlav", "train"),
+    "train_args": pipeline.train_args(first, run), "section_args": pipeline.section_args("hlav_rnn"),
+    "rows": {"dropout": rows.get((first, "dropout")), "dropout_default": rows.get((second, "dropout")),
+             "clip": rows.get(("hlav_rnn", "clip"))}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def in_a_copy(tmp_path_factory):
+    """What the copied package with one new field of RunConfig and of the RNN's settings shows."""
+    root = tmp_path_factory.mktemp("copy")
+    shutil.copytree(REPO / "src/orthojac", root / "src/orthojac", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "workflow/schemas", root / "workflow/schemas")  # the schema's hand-written part
+    for path, anchor, line in (("config.py", '    kernel_size: int = _f(3, "kernel size', NEW_RUN_FIELD),
+                               ("thesis/settings.py", '    hidden: int = setting(64, "hidden units of the RNN"',
+                                NEW_RNN_FIELD)):
+        file = root / "src/orthojac" / path
+        lines = file.read_text().splitlines(keepends=True)
+        at = [i for i, text in enumerate(lines) if text.startswith(anchor)]
+        assert len(at) == 1, (path, anchor)
+        lines.insert(at[0] + 1, line)
+        file.write_text("".join(lines))
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "MPLBACKEND": "Agg"}
+    out = subprocess.run([sys.executable, "-c", IN_THE_COPY, str(REPO)], env=env, capture_output=True, text=True,
+                         timeout=600, cwd=root)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["package"].startswith(str(root / "src"))  # the copy was imported, not the checkout
+    return seen
+
+
+def test_a_new_run_setting_reaches_the_schema_the_flags_the_command_and_the_provenance(in_a_copy, quick):
+    seen = in_a_copy
+    assert seen["errors"] == []  # a config setting it validates
     cfg = copy.deepcopy(quick)
-    first, second = cfg["experiments"][0]["name"], cfg["experiments"][1]["name"]
-    cfg["experiments"][0]["settings"]["dropout"] = {"grid": [0.0, 0.25], "choice": "a new knob"}
-    assert config_errors(cfg, schema) == []
-    refused = config_errors(cfg, REPO / "workflow/schemas/config.schema.yaml")  # the real RunConfig has no such field
-    assert any("'dropout' was unexpected" in line for line in refused), refused
-    cfg["experiments"][0]["settings"]["dropout"] = {"value": "fast", "choice": "a new knob"}
-    assert f"config: experiments[0]({first}).settings.dropout.value: 'fast' is not of type 'number'" \
-        in config_errors(cfg, schema)
-    cfg["experiments"][0]["settings"]["dropout"] = {"value": -0.5, "choice": "a new knob"}
-    assert f"config: experiments[0]({first}).settings.dropout.value: -0.5 is less than the minimum of 0" \
-        in config_errors(cfg, schema)
-
-    parser = argparse.ArgumentParser(exit_on_error=False)
-    add_arguments(parser, new_run)
-    parsed = from_namespace(parser.parse_args(["--dropout=0.25", "--depth=3"]), new_run)
-    assert (parsed.dropout, parsed.depth) == (0.25, 3)
-    assert from_namespace(parser.parse_args([]), new_run).dropout == 0.0
-
-    cfg["experiments"][0]["settings"]["dropout"] = {"value": 0.25, "choice": "a new knob"}
-    table = provenance_table(cfg, run_settings=new_run)
-    assert rows(table, first)["dropout"] == ("0.25", "choice", "a new knob")
-    assert rows(table, second)["dropout"] == ("0.0", "choice", "orthojac default")
-    assert "dropout" not in rows(provenance_table(quick), first)
+    cfg["experiments"][0]["settings"]["dropout"] = {"value": 0.25, "choice": "x"}
+    refused = config_errors(cfg)
+    assert any("'dropout' was unexpected" in line for line in refused), refused  # the checkout has no such field
+    assert seen["schema_dropout"] == {"$ref": "#/$defs/nonnegative_number_setting",
+                                      "description": "dropout rate of each body layer"}
+    assert any("experiments[0]" in e and "dropout.value: -0.5 is less than the minimum of 0" in e
+               for e in seen["refused"]), seen["refused"]
+    assert "--dropout DROPOUT" in seen["train_help"] and "dropout rate of each body layer" in seen["train_help"]
+    assert "--dropout=0.25" in seen["train_args"].split()
+    assert seen["rows"]["dropout"] == ["0.25", "choice", "a new knob"]
+    assert seen["rows"]["dropout_default"] == ["0.0", "choice", "orthojac default"]
+    assert "dropout" not in rows(provenance_table(quick), quick["experiments"][0]["name"])
 
 
-def test_a_new_thesis_setting_reaches_the_schema_the_flags_and_the_provenance(quick):
-    new_rnn = dataclasses.make_dataclass(
-        "NewRNN", [("clip", float, setting(1.0, "gradient-norm clipping", bound="positive"))], bases=(RNN,))
-    schema = config_schema(sections={**SECTION_SETTINGS, "hlav_rnn": new_rnn})
-    cfg = copy.deepcopy(quick)
-    assert "config: hlav_rnn: 'clip' is a required property" in config_errors(cfg, schema)  # a section states all
-    cfg["hlav_rnn"]["clip"] = {"value": 0, "choice": "test"}
-    assert "config: hlav_rnn.clip.value: 0 is less than or equal to the minimum of 0" in config_errors(cfg, schema)
-    cfg["hlav_rnn"]["clip"] = {"value": 5.0, "choice": "no clipping in practice"}
-    assert config_errors(cfg, schema) == []
-
-    parser = argparse.ArgumentParser(exit_on_error=False)
-    add_arguments(parser, new_rnn, defaults_in_help=False)
-    assert from_namespace(parser.parse_args(["--clip", "5"]), new_rnn).clip == 5.0
-    assert rows(provenance_table(cfg), "hlav_rnn")["clip"] == ("5.0", "choice", "no clipping in practice")
+def test_a_new_thesis_setting_reaches_the_schema_the_flags_the_command_and_the_provenance(in_a_copy):
+    seen = in_a_copy
+    assert seen["schema_clip"] == {"$ref": "#/$defs/positive_number_setting", "description": "gradient-norm clipping"}
+    assert "config: hlav_rnn.clip.value: 0 is less than or equal to the minimum of 0" in seen["refused"]
+    assert "--clip CLIP" in seen["hlav_help"] and "gradient-norm clipping" in seen["hlav_help"]
+    assert "--clip 5.0" in seen["section_args"]
+    assert seen["rows"]["clip"] == ["5.0", "choice", "no clipping in practice"]
 
 
 def test_a_new_spectra_setting_reaches_the_schema_the_command_the_flags_and_the_provenance(quick):
@@ -112,4 +159,6 @@ def test_orthojac_schema_prints_the_schema_the_workflow_validates_with(capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed == config_schema()
     depth = printed["$defs"]["experiment"]["properties"]["settings"]["properties"]["depth"]
-    assert depth == {"$ref": "#/$defs/positive_int_setting", "description": "number of layers L in the body"}
+    assert depth == {"allOf": [{"$ref": "#/$defs/positive_int_setting"},
+                               {"properties": {"value": {"maximum": 10000}, "grid": {"items": {"maximum": 10000}}}}],
+                     "description": "number of layers L in the body"}  # its bound, from the field

@@ -25,14 +25,14 @@ class SpectraSettings:
     checkpoints: list[str] = setting(["init", "final"], "init, final, and epochN: the weights after epoch N "
                                      "(training keeps them in epochs.pt); one spectrum job each",
                                      flag=False, values="checkpoint")
-    points: int = setting(2, "test images to evaluate at (the first N)", bound="positive")
+    points: int = setting(2, "test images to evaluate at (the first N)", bound="positive", maximum=10000)
     method: str = setting("auto", "exact SVD (every σ), matrix-free Lanczos extremes (σ_max, σ_min), or exact "
                           "up to exact_max_dim (auto)", choices=list(METHODS))
     dtype: str = setting("float64", "precision of the Jacobian and the SVD", choices=list(DTYPES))
     layers: bool = setting(True, "the per-layer spectra too (false, --no-layers: the body's spectrum only)")
-    grad_batch: int = setting(256, "test images of the fixed batch for the per-layer gradient norms (0: none)")
-    exact_max_dim: int = setting(16384, "auto: largest body dimension computed exactly", bound="positive")
-    chunk_size: int = setting(256, "Jacobian rows per vmapped VJP: bounds memory", bound="positive")
+    grad_batch: int = setting(256, "test images of the fixed batch for the per-layer gradient norms (0: none)", maximum=65536)
+    exact_max_dim: int = setting(16384, "auto: largest body dimension computed exactly", bound="positive", maximum=1_000_000)
+    chunk_size: int = setting(256, "Jacobian rows per vmapped VJP: bounds memory", bound="positive", maximum=65536)
 
 
 DEFAULTS = SpectraSettings()

@@ -110,7 +110,8 @@ def provenance_table(config: dict, run_settings=RunConfig, spectra_settings=Spec
     run. The spectrum settings follow as `spectra.<key>`, one per field of `spectra_settings`
     (SpectraSettings: what the spectrum stage measures, so a table shows how every number of the
     spectra was obtained), `choice` with the note of the experiment's `spectra:` block; a key the
-    block leaves out (in a config not yet validated, which fills them in) reads "schema default".
+    block leaves out (in a config not yet validated, which fills them in) reads "schema default". A
+    thesis section's key left out (one with a default: its program's) is listed as "orthojac default".
     """
     rows = []
     defaults = {f.name: f.default for f in dataclasses.fields(run_settings)}
@@ -129,10 +130,18 @@ def provenance_table(config: dict, run_settings=RunConfig, spectra_settings=Spec
             value = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
             rows.append({"experiment": exp["name"], "setting": f"spectra.{key}", "value": value,
                          "provenance": "choice", "where / why": why})
-    for section in THESIS:
-        for key, s in config.get(section, {}).items():
+    for section, spec in THESIS.items():
+        if section not in config:
+            continue
+        for key, s in config[section].items():
             if isinstance(s, dict):  # every entry but `description` is a setting with provenance
                 rows.append(_row(section, key, s))
+        for f in dataclasses.fields(spec.settings):  # a key the section leaves out: its program's default
+            if f.name not in config[section]:
+                default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                default = ", ".join(map(str, default)) if isinstance(default, list) else str(default)
+                rows.append({"experiment": section, "setting": f.name, "value": default,
+                             "provenance": "choice", "where / why": "orthojac default"})
     for key, d in config.get("downloads", {}).items():
         pinned = f"sha256 {d['sha256']}" if d["sha256"] else "sha256 not pinned: every copy refused"
         rows.append({"experiment": "downloads", "setting": key, "value": f"{d['file']} ({pinned})",

@@ -29,8 +29,11 @@ from ..files import write_csv_atomic
 from ..nets.orthogonal import random_weight
 from ..run.progress_line import Progress
 from .common import accuracy, batches, descend
+from . import settings
 from .settings import DENSE_WEIGHTS as WEIGHTS
 
+# The module of each activation and the optimiser of each name: the names are the settings'
+# (orthojac.thesis.settings, which the flags and the schema take them from), checked here at import.
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 # The fused implementations where torch has them (SGD, Adam: one kernel for all parameters, CPU
 # and CUDA; RMSprop has none), as orthojac.run.train's Adam (orthojac.run.fastpath).
@@ -38,6 +41,9 @@ OPTIMIZERS = {"sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, fused=True),
               "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, fused=True),
               "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
               "adam": lambda p, lr: torch.optim.Adam(p, lr=lr, fused=True)}
+if set(ACTIVATIONS) != set(settings.DENSE_ACTIVATIONS) or set(OPTIMIZERS) != set(settings.OPTIMIZERS):
+    raise ImportError(f"orthojac.thesis.dense: activations {sorted(ACTIVATIONS)} and optimisers {sorted(OPTIMIZERS)} "
+                      f"are not the settings' {sorted(settings.DENSE_ACTIVATIONS)} and {sorted(settings.OPTIMIZERS)}")
 INPUTS, CLASSES = 28 * 28, 10
 
 

@@ -16,6 +16,7 @@ from ..config import setting
 VARIANTS = ("eq11", "listing")  # H1/H2 regulariser forms (orthojac.thesis.rnn.VARIANTS: their functions)
 DENSE_WEIGHTS = ("orthogonal", "gaussian")  # H3/H5 initialisations
 OPTIMIZERS = ("adam", "momentum", "rmsprop", "sgd")  # H3/H5 (orthojac.thesis.dense.OPTIMIZERS: the optimisers)
+DENSE_ACTIVATIONS = ("linear", "tanh", "relu")  # H3/H5's φ (orthojac.thesis.dense.ACTIVATIONS: the modules)
 LR_SCALINGS = ("inverse_depth", "constant")  # H3
 H4_ACTIVATIONS = ("relu", "tanh", "hardtanh")
 H4_WEIGHTS = ("gaussian", "orthogonal")
@@ -26,12 +27,12 @@ EMBEDDINGS_MEMBER = "glove.6B.300d.txt"  # H2: the GloVe text file inside glove.
 class RNN:
     """The `hlav_rnn:` config section's settings, one `train` flag each."""
 
-    hidden: int = setting(64, "hidden units of the RNN", bound="positive")
-    batch_size: int = setting(256, "mini-batch size", bound="positive")
-    train_size: int = setting(48000, "training images (0: all but validation)")
-    val_size: int = setting(12000, "validation images (the last of the training split)", bound="positive")
-    test_size: int = setting(0, "test images (0: all)")
-    epochs: int = setting(20, "training epochs", bound="positive")
+    hidden: int = setting(64, "hidden units of the RNN", bound="positive", maximum=16384)
+    batch_size: int = setting(256, "mini-batch size", bound="positive", maximum=65536)
+    train_size: int = setting(48000, "training images (0: all but validation)", maximum=10_000_000)
+    val_size: int = setting(12000, "validation images (the last of the training split)", bound="positive", maximum=10_000_000)
+    test_size: int = setting(0, "test images (0: all)", maximum=10_000_000)
+    epochs: int = setting(20, "training epochs", bound="positive", maximum=10000)
     lr: float = setting(1e-3, "Adam learning rate", bound="positive")
     gain: float = setting(1.1, "gain A of the GainA configurations", bound="positive")
     lambdas: list[float] = setting([0.001, 0.01], "penalties λ = B", bound="positive")
@@ -43,14 +44,14 @@ class RNN:
 class LSTM:
     """The `hlav_lstm:` config section's settings, one `train` flag each."""
 
-    seq_len: int = setting(50, "tokens a sentence (padded/truncated at the front)", bound="positive")
-    hidden: int = setting(128, "hidden units of the LSTM", bound="positive")
-    batch_size: int = setting(128, "mini-batch size", bound="positive")
-    train_size: int = setting(4264, "training sentences", bound="positive")
-    val_size: int = setting(533, "validation sentences", bound="positive")
-    test_size: int = setting(533, "test sentences", bound="positive")
+    seq_len: int = setting(50, "tokens a sentence (padded/truncated at the front)", bound="positive", maximum=10000)
+    hidden: int = setting(128, "hidden units of the LSTM", bound="positive", maximum=16384)
+    batch_size: int = setting(128, "mini-batch size", bound="positive", maximum=65536)
+    train_size: int = setting(4264, "training sentences", bound="positive", maximum=10_000_000)
+    val_size: int = setting(533, "validation sentences", bound="positive", maximum=10_000_000)
+    test_size: int = setting(533, "test sentences", bound="positive", maximum=10_000_000)
     corpus_seed: int = setting(0, "seed of the choice and split of the sentences")
-    epochs: int = setting(20, "training epochs", bound="positive")
+    epochs: int = setting(20, "training epochs", bound="positive", maximum=10000)
     lr: float = setting(1e-3, "Adam learning rate", bound="positive")
     gain: float = setting(1.1, "gain A of the GainA configurations", bound="positive")
     lambdas: list[float] = setting([0.001, 0.01], "penalties λ = B", bound="positive")
@@ -64,19 +65,19 @@ class LSTM:
 class Linear:
     """The `hlav_linear:` config section's settings, one `train` flag each."""
 
-    depths: list[int] = setting([2, 4, 8, 16, 32, 64, 128], "hidden layers L", bound="positive")
+    depths: list[int] = setting([2, 4, 8, 16, 32, 64, 128], "hidden layers L", bound="positive", maximum=10000)
     weights: list[str] = setting(list(DENSE_WEIGHTS), "initialisations", choices=DENSE_WEIGHTS)
-    width: int = setting(128, "width n of every hidden layer", bound="positive")
+    width: int = setting(128, "width n of every hidden layer", bound="positive", maximum=16384)
     sigma_w2: float = setting(1.0, "σ_w² of the hidden weights (Hlav §3: 1)", bound="positive")
     optimizer: str = setting("sgd", "optimizer (momentum: SGD, 0.9)", choices=sorted(OPTIMIZERS))
-    epochs: int = setting(10, "most epochs a run may take to reach the target", bound="positive")
-    batch_size: int = setting(128, "mini-batch size", bound="positive")
+    epochs: int = setting(10, "most epochs a run may take to reach the target", bound="positive", maximum=10000)
+    batch_size: int = setting(128, "mini-batch size", bound="positive", maximum=65536)
     lr: float = setting(1.0, "SGD learning rate η (scaled by --lr-scaling)", bound="positive")
     lr_scaling: str = setting("inverse_depth", "inverse_depth: η_L = η / L; constant: η_L = η", choices=LR_SCALINGS)
     target: float = setting(0.8, "validation accuracy that ends a run", bound="positive", maximum=1)
     eval_every: int = setting(50, "steps between validation evaluations", bound="positive")
-    train_size: int = setting(0, "training images (0: all but validation)")
-    val_size: int = setting(10000, "validation images (the last of the training split)", bound="positive")
+    train_size: int = setting(0, "training images (0: all but validation)", maximum=10_000_000)
+    val_size: int = setting(10000, "validation images (the last of the training split)", bound="positive", maximum=10_000_000)
 
 
 @dataclass
@@ -86,15 +87,15 @@ class Deep:
     networks: list[str] = setting(["tanh:1.05", "tanh:2", "relu:2"],
                                   "activation:σ_w² of each network (Hlav Fig. 3: tanh:1.05 tanh:2 relu:2)", values="hlav_network")
     weights: list[str] = setting(list(DENSE_WEIGHTS), "initialisations", choices=DENSE_WEIGHTS)
-    depth: int = setting(200, "hidden layers L", bound="positive")
-    width: int = setting(400, "width n of every hidden layer", bound="positive")
+    depth: int = setting(200, "hidden layers L", bound="positive", maximum=10000)
+    width: int = setting(400, "width n of every hidden layer", bound="positive", maximum=16384)
     optimizer: str = setting("sgd", "optimizer (momentum: SGD, 0.9)", choices=sorted(OPTIMIZERS))
     lr: float = setting(1e-3, "learning rate", bound="positive")
-    epochs: int = setting(10, "training epochs", bound="positive")
-    batch_size: int = setting(128, "mini-batch size", bound="positive")
-    train_size: int = setting(0, "training images (0: all but validation)")
-    val_size: int = setting(10000, "validation images (the last of the training split)", bound="positive")
-    test_size: int = setting(0, "test images (0: all)")
+    epochs: int = setting(10, "training epochs", bound="positive", maximum=10000)
+    batch_size: int = setting(128, "mini-batch size", bound="positive", maximum=65536)
+    train_size: int = setting(0, "training images (0: all but validation)", maximum=10_000_000)
+    val_size: int = setting(10000, "validation images (the last of the training split)", bound="positive", maximum=10_000_000)
+    test_size: int = setting(0, "test images (0: all)", maximum=10_000_000)
 
 
 @dataclass(kw_only=True)
@@ -103,7 +104,7 @@ class Theory:
 
     activations: list[str] = setting(list(H4_ACTIVATIONS), "activations φ", choices=H4_ACTIVATIONS)
     weights: list[str] = setting(list(H4_WEIGHTS), "weight distributions", choices=H4_WEIGHTS)
-    width: int = setting(400, "width n of every layer", bound="positive")
-    depths: list[int] = setting(dataclasses.MISSING, "depths L to record", bound="positive")
+    width: int = setting(400, "width n of every layer", bound="positive", maximum=16384)
+    depths: list[int] = setting(dataclasses.MISSING, "depths L to record", bound="positive", maximum=10000)
     seeds: list[int] = setting([0], "one random network per seed")
     q_star: float = setting(1 / 64, "pre-activation variance q* at which tanh/hard-tanh are made critical", bound="positive")

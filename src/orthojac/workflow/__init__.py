@@ -27,7 +27,7 @@ from pathlib import Path
 from ..config import RunConfig, flag_of
 from ..data import IDX_FILES
 from ..spectra_settings import command_flags
-from .config import (SAFE_RUN_VALUE, SIZE_BOUNDS, ConfigFileError, config_errors,  # noqa: F401
+from .config import (SAFE_RUN_VALUE, ConfigFileError, config_errors,  # noqa: F401
                      config_file_errors, load_config, read_config_file, reference_part_errors,
                      replace_sections_whole, semantic_errors, update_config)
 from .schema import config_schema, fill_defaults  # noqa: F401

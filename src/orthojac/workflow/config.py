@@ -27,17 +27,6 @@ from .sections import SECTIONS
 # Snakemake wildcard, SLURM's `--target-jobs`): no "/", ",", "+", "=", blanks.
 SAFE_RUN_VALUE = re.compile(r"[A-Za-z0-9_.:-]*\Z")
 
-# The largest value a size setting may take, wherever it appears (experiments' settings and the
-# thesis sections): a typo such as 1000000000 is refused at load, not by a job running out of memory.
-SIZE_BOUNDS = {
-    "width": 16384, "width_mid": 16384, "hidden": 16384, "channels": 1024, "kernel_size": 63,
-    "depth": 10000, "depths": 10000, "k": 1024, "pso_d": 16384, "seq_len": 10000,
-    "epochs": 10000, "batch_size": 65536, "train_size": 10_000_000, "val_size": 10_000_000,
-    "test_size": 10_000_000, "points": 10000, "grad_batch": 65536, "chunk_size": 65536,
-    "exact_max_dim": 1_000_000,
-}
-
-
 class ConfigFileError(ValueError):
     """A config file that cannot be read as a mapping of unique keys (names the file)."""
 
@@ -190,8 +179,7 @@ def _setting_values(setting) -> list:
 
 
 def semantic_errors(cfg) -> list[str]:
-    """What the schema cannot say, one line each naming the key: non-finite numbers, sizes past
-    SIZE_BOUNDS, repeated grid values (seeds, run names), repeated experiment names, grid values
+    """What the schema cannot say, one line each naming the key: non-finite numbers, repeated grid values (seeds, run names), repeated experiment names, grid values
     unfit for a run name, data sets and downloads that are not configured, a data set whose
     `files:` are not the IDX files the workflow fetches. Tolerates a config the schema refuses."""
     if not isinstance(cfg, dict):
@@ -207,12 +195,6 @@ def semantic_errors(cfg) -> list[str]:
                 if isinstance(item, (str, int, float)) and str(item) in seen:
                     errors.append(f"config: {where(path)}: {item!r} is repeated (each grid value is one job)")
                 seen.add(str(item))
-        if path and path[-1] in SIZE_BOUNDS and not isinstance(value, bool):
-            key = path[-1]
-            for item in _setting_values(value) if isinstance(value, dict) else [value]:
-                if isinstance(item, (int, float)) and not isinstance(item, bool) and item > SIZE_BOUNDS[key]:
-                    errors.append(f"config: {where(path)}: {item} is past the bound {SIZE_BOUNDS[key]} "
-                                  f"for {key} (orthojac.workflow.SIZE_BOUNDS)")
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     downloads = cfg.get("downloads") if isinstance(cfg.get("downloads"), dict) else {}
     for name, spec in data.items():

@@ -1,12 +1,15 @@
 """The config's schema: the hand-written file workflow/schemas/config.schema.yaml (what is not a
-setting: data sets, downloads, experiments' names and claims, the reference's parts, a thesis
+setting: data sets, downloads, experiments' names, the reference's parts, a thesis
 section's description, data set and seeds, and the `$defs` a setting refers to) with the settings
-blocks generated from the settings dataclasses, the one place of each setting:
+blocks generated from the settings dataclasses, the one place of each setting, and the claim ids
+an experiment's `claims:` may name from orthojac.claims.CLAIMS, the one place of each claim:
 
 - an experiment's `settings:`, one key per field of RunConfig (orthojac.config), none required;
 - an experiment's `spectra:`, one key per field of SpectraSettings, each with its default;
 - each thesis section's keys (orthojac.workflow.sections.SECTIONS), one per field of its
-  `settings` dataclass (orthojac.thesis.settings), every one required.
+  `settings` dataclass (orthojac.thesis.settings); a key left out is its program's default.
+
+A field without a default is a required key.
 
 A field's type, `choices`, `bound`, `values`, `maximum` and `single` (orthojac.config.setting)
 choose its block; its help is the block's description. The workflow validates with the whole
@@ -27,6 +30,7 @@ import yaml
 
 from ..config import RunConfig, field_kind
 from ..spectra_settings import SpectraSettings
+from ..thesis.settings import DENSE_ACTIVATIONS
 from .sections import SECTIONS
 
 SKELETON = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
@@ -92,13 +96,13 @@ def plain_schema(f: dataclasses.Field) -> dict:
     return {**block, "default": default, "description": f.metadata["help"]}
 
 
-def _add(block: dict, settings, schema_of, required: bool) -> None:
-    """Each field of `settings` into `block`'s properties (and its required keys)."""
+def _add(block: dict, settings, schema_of) -> None:
+    """Each field of `settings` into `block`'s properties; a field without a default is required."""
     for f in dataclasses.fields(settings):
         if f.name in block.setdefault("properties", {}):
             raise ValueError(f"{f.name!r} is both a field of {settings.__name__} and written in the schema's file")
         block["properties"][f.name] = schema_of(f)
-        if required:
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             block.setdefault("required", []).append(f.name)
 
 
@@ -109,11 +113,15 @@ def config_schema(skeleton: Path = SKELETON, run=RunConfig, spectra=SpectraSetti
     orthojac.workflow.sections.SECTIONS') generated."""
     schema = yaml.safe_load(Path(skeleton).read_text(encoding="utf-8"))
     experiment = schema["$defs"]["experiment"]["properties"]
-    _add(experiment["settings"], run, setting_schema, required=False)
-    _add(experiment["spectra"], spectra, plain_schema, required=False)
+    _add(experiment["settings"], run, setting_schema)
+    _add(experiment["spectra"], spectra, plain_schema)
+    from ..claims import CLAIMS  # the ids an experiment's `claims:` may name: the registry's
+
+    experiment["claims"]["items"] = {"enum": list(CLAIMS)}
+    schema["$defs"]["hlav_network"]["pattern"] = rf"^({'|'.join(DENSE_ACTIVATIONS)}):[0-9]*\.?[0-9]+\Z"
     sections = {name: s.settings for name, s in SECTIONS.items()} if sections is None else sections
     for name, settings in sections.items():
-        _add(schema["properties"][name], settings, setting_schema, required=True)
+        _add(schema["properties"][name], settings, setting_schema)
     return schema
 
 
