@@ -182,17 +182,23 @@ def test_parts_prints_the_configs_parts_and_with_clean_refuses_a_dirty_checkout(
     assert capsys.readouterr().out.split() == list(CPU["reference_parts"])
 
 
-def test_a_part_of_an_earlier_commit_counts_only_if_nothing_that_decides_results_changed(tmp_path):
-    """A judge or the report may change after a part was trained; the training code may not."""
+def _git_repo(folder):
+    """A new git repository in `folder` (its committer set) and `git(*args)`: its stdout, stripped."""
     import subprocess
 
     def git(*args):
-        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
+        return subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
                               text=True).stdout.strip()
 
     git("init", "-q")
     git("config", "user.email", "t@t")
     git("config", "user.name", "t")
+    return git
+
+
+def test_a_part_of_an_earlier_commit_counts_only_if_nothing_that_decides_results_changed(tmp_path):
+    """A judge or the report may change after a part was trained; the training code may not."""
+    git = _git_repo(tmp_path)
     src = tmp_path / "src/orthojac"
     src.mkdir(parents=True)
     for name in ("claims.py", "train.py"):
@@ -233,15 +239,7 @@ def test_a_part_made_before_the_packages_counts_when_only_files_that_decide_noth
     gathered when only files that decide no result changed (the judges, the planner, the report,
     the reference, the command, in their old places and their new ones), not when a module a job
     computes with changed, in its new place."""
-    import subprocess
-
-    def git(*args):
-        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
-                              text=True).stdout.strip()
-
-    git("init", "-q")
-    git("config", "user.email", "t@t")
-    git("config", "user.name", "t")
+    git = _git_repo(tmp_path)
     src = tmp_path / "src/orthojac"
     flat = ["workflow.py", "workflow_sections.py", "progress.py", "progress_line.py", "report.py", "figures.py",
             "tables.py", "ledgerview.py", "reference.py", "compare.py", "cli.py", "train.py"]
