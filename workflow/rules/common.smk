@@ -42,9 +42,9 @@ from orthojac.workflow import (
     Pipeline,
     config_errors,
     config_file_errors,
-    config_schema,
     fill_defaults,
     replace_sections_whole,
+    whole_schema,
 )
 from snakemake.common.configfile import load_configfile
 
@@ -70,7 +70,7 @@ if _errors:
     raise ValueError(
         f"the config does not match {SCHEMA.name}:\n  " + "\n  ".join(_errors)
     )
-fill_defaults(config, config_schema(SCHEMA))
+fill_defaults(config, whole_schema(SCHEMA))
 
 # Every job, flag and file of this configuration (orthojac.workflow, imported and tested).
 PIPELINE = Pipeline(config)

@@ -29,7 +29,7 @@ from ..data import IDX_FILES
 from ..spectra_settings import command_flags
 from .config import (SAFE_RUN_VALUE, ConfigFileError, config_errors,  # noqa: F401
                      config_file_errors, load_config, read_config_file, reference_part_errors,
-                     replace_sections_whole, semantic_errors, update_config)
+                     replace_sections_whole, semantic_errors, update_config, whole_schema)
 from .schema import config_schema, fill_defaults  # noqa: F401
 from .sections import (EXPERIMENTS, PAGES, PAPER, PAPER_FIGURES, PAPER_TABLES, SECTIONS,  # noqa: F401
                        STAND_IN_DIR, Experiment, Page)

@@ -140,6 +140,12 @@ def _validator(skeleton: str, mtime_ns: int):
     return schema_validator(config_schema(Path(skeleton)))
 
 
+def whole_schema(skeleton: Path = SKELETON) -> dict:
+    """The whole schema of `skeleton` (its settings blocks generated), the one config_errors
+    validates with: built once per version of the file."""
+    return _validator(str(skeleton), Path(skeleton).stat().st_mtime_ns).schema
+
+
 def config_errors(cfg: dict, schema: Path | dict = SKELETON) -> list[str]:
     """Every schema violation of `cfg`, one line each, naming the key and the offending value.
     (snakemake.utils.validate reports only the first, followed by the whole sub-schema.) `schema`:
