@@ -104,3 +104,22 @@ def test_hlav_section_page_shows_h1_figures_and_verdicts(tiny_pipeline):
     assert "Orthogonal_Gain1.1_adj_Reg0.01" in text and "the claim is about MNIST" in text  # H1 ran on generated data
     ledger = pd.read_csv(tiny_pipeline / "results/report/ledger.csv").set_index("claim")
     assert ledger.loc["H-C1", "numbers"].startswith("validation curve averaged over epochs")
+
+
+def test_the_thesis_accuracy_builds_no_autograd_graph():
+    """thesis.common.accuracy evaluates under torch.no_grad (every epoch of H1 and H2 calls it on
+    whole splits: a graph there costs memory and time, and changes no number)."""
+    import torch
+    from torch import nn
+
+    from orthojac.thesis.common import accuracy
+
+    seen = []
+
+    class Probe(nn.Linear):
+        def forward(self, x):
+            seen.append(torch.is_grad_enabled())
+            return super().forward(x)
+
+    assert accuracy(Probe(3, 2), torch.randn(5, 3), torch.zeros(5, dtype=torch.long), batch=2) >= 0
+    assert seen == [False, False, False]

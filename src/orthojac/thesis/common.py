@@ -37,13 +37,12 @@ def glorot_uniform_(w: torch.Tensor, gen: torch.Generator) -> None:
     w.copy_((torch.rand(w.shape, generator=gen) * 2 - 1) * a)
 
 
-@torch.no_grad()
 def init_readout_and_recurrent_(model: nn.Module, configuration: str, gain: float, gen: torch.Generator,
                                 orthogonal) -> None:
     """The last draws of an H1 or H2 network's initialisation (Hlav §5), in this order: the
     readout's weight Glorot-uniform and its bias zero, then the recurrent kernel (model.recurrent):
     Glorot-uniform for NoOrthogonal, else orthogonal(gen), a Haar matrix of its shape, times the
-    gain (1 for Orthogonal_NoReg). Under torch.no_grad."""
+    gain (1 for Orthogonal_NoReg). Call it under torch.no_grad, as the models' builders do."""
     glorot_uniform_(model.readout.weight, gen)
     model.readout.bias.zero_()
     if configuration == "NoOrthogonal":
@@ -53,6 +52,7 @@ def init_readout_and_recurrent_(model: nn.Module, configuration: str, gain: floa
         model.recurrent.copy_(g * orthogonal(gen).float())
 
 
+@torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
     """Share of images whose largest logit is the label's."""
     hits = sum((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item() for i in range(0, len(x), batch))
