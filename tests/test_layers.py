@@ -200,3 +200,115 @@ def test_a_fold_layer_computes_its_hard_weight_once_a_step(monkeypatch):
         grads.append(layer.B.parametrizations.weight.original.grad.clone())
         assert len(calls) == (1 if cache else 2)
     assert grads[0].abs().max() > 0 and torch.allclose(grads[0], grads[1], atol=1e-12)
+
+
+def _train_dense(fused_layers: bool, whole_body: bool, monkeypatch, steps=3, **settings):
+    """Three steps of a small dense network as orthojac.run.train takes them; the losses, the
+    weights after them and an evaluation's logits. `whole_body` False: the body's layers one by one
+    (models.fused_body says no)."""
+    from orthojac.config import RunConfig
+    from orthojac.nets import models
+    from orthojac.run import fastpath, train
+
+    with monkeypatch.context() as patch:
+        if not whole_body:
+            patch.setattr(models, "fused_body", lambda body, x: None)
+        cfg = RunConfig(arch="dense", depth=6, width=16, batch_size=8, **settings)
+        model = models.build_model(cfg)
+        fast = fastpath.FastPath(fused_layers=fused_layers)
+        forward = fastpath.prepare_model(model, fast)
+        optimiser = fastpath.make_optimiser(model.parameters(), 1e-2, fast)
+        gen = torch.Generator().manual_seed(3)
+        losses = []
+        for _ in range(steps):
+            x, y = torch.randn(8, 1, 28, 28, generator=gen), torch.randint(0, 10, (8,), generator=gen)
+            losses.append(train.training_step(forward, model, optimiser, x, y, cfg, fast).item())
+        with torch.no_grad():
+            logits = forward(torch.randn(20, 1, 28, 28, generator=gen))
+    return losses, model.state_dict(), logits
+
+
+FUSED_BODIES = {  # a family's settings whose dense body fused.fused_body takes as one node
+    "fold": {"family": "fold", "bias_init": -0.3},
+    "fold_soft": {"family": "fold", "bias_init": -0.3, "regime": "soft", "alpha": 1e-2},
+    "plain": {"family": "plain", "init_scheme": "he"},
+    "resnet": {"family": "resnet", "init_scheme": "he"},
+    "orthoff_sigma1": {"family": "orthoff", "activation": "sigma_k", "k": 1, "breakpoints": "0.3",
+                       "ab_init": "equal"},
+    "orthoff_abs": {"family": "orthoff", "activation": "abs", "bias_init": 0.1},
+    "partial": {"family": "partial", "bias_init": 0.1},
+    "pso": {"family": "pso", "pso_d": 3, "pso_bias": 1.0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUSED_BODIES))
+def test_a_whole_body_in_one_node_trains_to_the_bits_of_its_layers_one_by_one(name, monkeypatch):
+    """fused.DenseBody (every layer of a dense body in one autograd node) trains to exactly the
+    bits of the layers called one by one, losses, weights and evaluation: for fold the per-layer
+    node fused.DenseFoldReLU (the CPU reference's path), for the others autograd through the
+    modules' own code. Fold also stays within rounding of autograd's plain code."""
+    settings = FUSED_BODIES[name]
+    body = _train_dense(True, True, monkeypatch, **settings)
+    layer_by_layer = _train_dense(True, False, monkeypatch, **settings)
+    assert body[0] == layer_by_layer[0] and len(set(body[0])) == 3, (body[0], layer_by_layer[0])
+    changed = [k for k in body[1] if not torch.equal(body[1][k], layer_by_layer[1][k])]
+    assert not changed, changed
+    assert torch.equal(body[2], layer_by_layer[2])
+    if settings["family"] == "fold":
+        plain = _train_dense(False, True, monkeypatch, **settings)
+        torch.testing.assert_close(torch.tensor(body[0]), torch.tensor(plain[0]), rtol=1e-5, atol=1e-6)
+        for k in body[1]:
+            torch.testing.assert_close(body[1][k], plain[1][k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["FoldReLU", "PlainReLU", "ResidualReLU", "OrthFFSigma1", "OrthFFAbs", "PartialReLU"])
+def test_each_hand_written_body_passes_gradcheck(kernel):
+    from orthojac.nets import fused
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = {"FoldReLU": [(4, 4), (4,)], "PlainReLU": [(4, 4), (4,)],
+              "ResidualReLU": [(4, 4), (4,), (4, 4), (4,)], "OrthFFSigma1": [(4, 4), (4, 4), (4,), None],
+              "OrthFFAbs": [(4, 4), (4, 4), (4,)], "PartialReLU": [(4, 4), (4, 4), (4,)]}[kernel]
+
+    def param(shape):
+        if shape is None:  # σ_1's breakpoint: a buffer, no gradient
+            return torch.tensor([0.2], dtype=torch.float64)
+        return torch.randn(shape, dtype=torch.float64, generator=gen).requires_grad_(True)
+
+    x = torch.randn(5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    params = [param(shape) for _ in range(3) for shape in shapes]
+    assert torch.autograd.gradcheck(lambda x, *p: fused.DenseBody.apply(getattr(fused, kernel), len(shapes), x, *p),
+                                    (x, *params))
+
+
+def test_the_whole_body_node_is_taken_only_where_every_layer_takes_the_hand_written_path():
+    from orthojac.config import RunConfig
+    from orthojac.nets.fused import fused_body
+    from orthojac.nets.models import build_model
+    from orthojac.run import fastpath
+
+    def model(**settings):
+        net = build_model(RunConfig(arch="dense", depth=3, width=8, **settings))
+        fastpath.prepare_model(net, fastpath.FastPath())
+        return net
+
+    x = torch.randn(4, 8)
+    for settings in FUSED_BODIES.values():
+        assert fused_body(model(**settings).body, x) is not None, settings
+    with torch.no_grad():
+        net = model(family="fold").eval()
+        torch.testing.assert_close(fused_body(net.body, x), net.body(x), rtol=0, atol=0)
+    assert fused_body(model(family="fold").eval().body, x) is None  # spectra: eval mode, with gradients
+    assert fused_body(model(family="fold", regime="hard").body, x) is None
+    assert fused_body(model(family="fold", activation="relu_k", k=2).body, x) is None
+    assert fused_body(model(family="plain", activation="tanh").body, x) is None
+    assert fused_body(model(family="resnet", norm="batch").body, x) is None
+    assert fused_body(model(family="orthoff", activation="sigma_k", k=2).body, x) is None
+    assert fused_body(model(family="limit").body, x) is None
+    assert fused_body(model(family="pso", pso_strategy="block", pso_d=2).body, x) is None
+    hooked = model(family="fold")
+    hooked.body[1].register_forward_hook(lambda *a: None)
+    assert fused_body(hooked.body, x) is None
+    unfused = build_model(RunConfig(arch="dense", family="fold", depth=3, width=8))
+    fastpath.prepare_model(unfused, fastpath.FastPath(fused_layers=False))
+    assert fused_body(unfused.body, x) is None

@@ -18,6 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
+from . import fused as _fused
+from .activations import Abs, SigmaK
+from .fused import DenseFoldReLU
 from .orthogonal import delta_orthogonal_, orthogonal_matrix
 
 
@@ -180,41 +183,6 @@ def _bias(op: nn.Module, bias_init: float) -> nn.Parameter:
     return nn.Parameter(torch.full(_bias_shape(op), float(bias_init)))
 
 
-class DenseFoldReLU(torch.autograd.Function):
-    """x ↦ x − 2 Wᵀ ReLU(W x + b) on a batch x (N, n), W (m, n), b (m,), forward and backward by
-    hand (the training fast path of a dense `fold` layer with ReLU, `Fold.fused`): what autograd
-    computes for `Fold.forward`, in the same six matrix products (the bias, the skip connection,
-    the factor −2 and the sum of W's two gradients folded into them) plus three elementwise
-    kernels (ReLU, its derivative, the bias' sum) and one autograd node, where autograd runs about
-    fifteen elementwise kernels and eight nodes. With h = ReLU(Wx + b) and the
-    output's gradient g:
-        ∂x = g + [(−2g) Wᵀ ⊙ 1(h > 0)] W,   ∂W = hᵀ(−2g) + ∂uᵀ x,   ∂b = Σ_N ∂u,
-    ∂u = (−2g) Wᵀ ⊙ 1(h > 0) (ReLU's derivative where its output is positive, as torch's ReLU).
-    Equal to autograd's result up to the order of the sums (the last bits).
-    """
-
-    @staticmethod
-    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.addmm(bias, x, weight.t()).relu_()
-        return torch.addmm(x, h, weight, alpha=-2), h  # x − 2 h W in one product
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, weight, _ = inputs
-        ctx.save_for_backward(x, weight, output[1])
-        ctx.mark_non_differentiable(output[1])
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor, _h: torch.Tensor | None):
-        x, weight, h = ctx.saved_tensors
-        # −2 g Wᵀ in one product (beta = 0: the zero "input" is neither read nor copied)
-        du = torch.ops.aten.threshold_backward(
-            torch.addmm(g.new_zeros(()), g, weight.t(), beta=0, alpha=-2), h, 0)
-        dx = torch.addmm(g, du, weight)
-        dw = torch.addmm(torch.mm(du.t(), x), h.t(), g, alpha=-2)
-        return dx, dw, du.sum(0)
-
-
 class Fold(nn.Module):
     """The paper's modified ResNet layer: F(x) = x − 2 Bᵀ ρ(Bx + b).
 
@@ -233,7 +201,7 @@ class Fold(nn.Module):
         self.bias = _bias(op, bias_init)
 
     def takes_fused_path(self, x: torch.Tensor) -> bool:
-        """Whether this call goes through `DenseFoldReLU`: asked for (`fused`), training with
+        """Whether this call goes through `fused.DenseFoldReLU`: asked for (`fused`), training with
         gradients or evaluating without (orthojac.run.train's evaluation), a plain dense operator (no
         parametrisation) with ReLU, no autocast, and no torch.func transform (PackedModels)
         around it. Anything else (spectra: eval mode with gradients; conv, relu_k, regime hard,
@@ -247,6 +215,12 @@ class Fold(nn.Module):
         if self.takes_fused_path(x):
             return DenseFoldReLU.apply(x, self.B.weight, self.bias)[0]
         return x - 2 * self.B.adjoint(self.rho(self.B(x) + self.bias)).to(x.dtype)
+
+    def fused_kernel(self):
+        """(kernel, params) for `fused_body`, or None: a dense operator with ReLU."""
+        if type(self.B) is DenseOperator and type(self.rho) is nn.ReLU:
+            return _fused.FoldReLU, (self.B.weight, self.bias)
+        return None
 
 
 class OrthFF(nn.Module):
@@ -267,6 +241,20 @@ class OrthFF(nn.Module):
         # autocast) and passed on in x's dtype.
         return self.A.adjoint(self.sigma(self.B(x) + self.bias)).to(x.dtype)
 
+    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
+
+    def fused_kernel(self):
+        """(kernel, params) for `fused_body`, or None: dense operators with σ_1 (one fixed
+        breakpoint) or |·|."""
+        if type(self) is not OrthFF or type(self.A) is not DenseOperator or type(self.B) is not DenseOperator:
+            return None
+        if type(self.sigma) is Abs:
+            return _fused.OrthFFAbs, (self.A.weight, self.B.weight, self.bias)
+        relu_k = getattr(self.sigma, "relu_k", None)
+        if type(self.sigma) is SigmaK and relu_k.k == 1 and relu_k.breakpoints.dim() == 1:
+            return _fused.OrthFFSigma1, (self.A.weight, self.B.weight, self.bias, relu_k.breakpoints)
+        return None
+
 
 class Partial(OrthFF):
     """Partial isometry (`partial`): F(x) = Aᵀ ReLU(Bx + b) (docs/replication.md §1; abstract v2).
@@ -276,6 +264,12 @@ class Partial(OrthFF):
     positive bias and tie A's first d rows to B's; then J v = v for v ∈ V = span of those rows
     wherever those units are active.
     """
+
+    def fused_kernel(self):
+        """(kernel, params) for `fused.fused_body`, or None: dense operators with ReLU."""
+        if type(self.A) is DenseOperator and type(self.B) is DenseOperator and type(self.sigma) is nn.ReLU:
+            return _fused.PartialReLU, (self.A.weight, self.B.weight, self.bias)
+        return None
 
 
 class Limit(nn.Module):
@@ -349,6 +343,14 @@ class Plain(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rho(self.W(x) + self.bias)
 
+    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
+
+    def fused_kernel(self):
+        """(kernel, params) for `fused_body`, or None: a dense operator with ReLU."""
+        if type(self.W) is DenseOperator and type(self.rho) is nn.ReLU:
+            return _fused.PlainReLU, (self.W.weight, self.bias)
+        return None
+
 
 class Residual(nn.Module):
     """Standard residual block x ↦ x + W₂ ρ(N(W₁x + b₁)) + b₂ (He et al. 2016, pre-activation-free
@@ -366,3 +368,12 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.W2(self.rho(self.norm(self.W1(x) + self.b1))) + self.b2
+
+    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
+
+    def fused_kernel(self):
+        """(kernel, params) for `fused_body`, or None: dense operators, ReLU, no normalisation."""
+        if (type(self.W1) is DenseOperator and type(self.W2) is DenseOperator and type(self.rho) is nn.ReLU
+                and type(self.norm) is nn.Identity):
+            return _fused.ResidualReLU, (self.W1.weight, self.b1, self.W2.weight, self.b2)
+        return None

@@ -59,9 +59,10 @@ class FastPath:
     compile: torch.compile the network. cuda_graphs: compile mode "reduce-overhead" (CUDA graphs).
     fused_adam: Adam's single-kernel implementation (and with it the finiteness test on the
     device, `DivergenceGuard`). note: why a lever is not at its default (e.g. regime hard).
-    fused_layers: layers whose forward and backward are written by hand, for training and
-    evaluation (a dense `fold` layer with ReLU, orthojac.nets.layers.DenseFoldReLU), where they apply;
-    on by default without compile."""
+    fused_layers: dense bodies whose forward and backward are written by hand, one autograd node
+    for all layers, for training and evaluation (orthojac.nets.fused: fold/ReLU, plain/ReLU,
+    resnet/ReLU without normalisation, orthoff with σ_1 or |·|), where they apply; on by default
+    without compile."""
 
     precision: str = "fp32"
     channels_last: bool = False
@@ -105,8 +106,9 @@ def _add_lever_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fused-adam", action=onoff, default=None,
                         help="Adam's fused implementation (default: on, CPU and CUDA)")
     parser.add_argument("--fused-layers", action=onoff, default=None,
-                        help="train dense fold/ReLU layers through their hand-written forward and "
-                        "backward (orthojac.nets.layers.DenseFoldReLU; default: on without --compile)")
+                        help="train dense bodies (fold/ReLU, plain/ReLU, resnet/ReLU, orthoff with σ_1 or "
+                        "|·|) through their hand-written forward and backward, one node for all layers "
+                        "(orthojac.nets.fused; default: on without --compile)")
 
 
 def environment_defaults() -> dict:
