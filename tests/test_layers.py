@@ -238,6 +238,7 @@ FUSED_BODIES = {  # a family's settings whose dense body fused.fused_body takes 
     "orthoff_abs": {"family": "orthoff", "activation": "abs", "bias_init": 0.1},
     "partial": {"family": "partial", "bias_init": 0.1},
     "pso": {"family": "pso", "pso_d": 3, "pso_bias": 1.0},
+    "limit": {"family": "limit", "delta": 0.3, "bias_init": 0.1},
 }
 
 
@@ -261,14 +262,17 @@ def test_a_whole_body_in_one_node_trains_to_the_bits_of_its_layers_one_by_one(na
             torch.testing.assert_close(body[1][k], plain[1][k], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel", ["FoldReLU", "PlainReLU", "ResidualReLU", "OrthFFSigma1", "OrthFFAbs", "PartialReLU"])
+@pytest.mark.parametrize("kernel", ["FoldReLU", "PlainReLU", "ResidualReLU", "OrthFFSigma1", "OrthFFAbs", "PartialReLU",
+                                    "LimitReLU"])
 def test_each_hand_written_body_passes_gradcheck(kernel):
     from orthojac.nets import fused
 
     gen = torch.Generator().manual_seed(0)
     shapes = {"FoldReLU": [(4, 4), (4,)], "PlainReLU": [(4, 4), (4,)],
               "ResidualReLU": [(4, 4), (4,), (4, 4), (4,)], "OrthFFSigma1": [(4, 4), (4, 4), (4,), None],
-              "OrthFFAbs": [(4, 4), (4, 4), (4,)], "PartialReLU": [(4, 4), (4, 4), (4,)]}[kernel]
+              "OrthFFAbs": [(4, 4), (4, 4), (4,)], "PartialReLU": [(4, 4), (4, 4), (4,)],
+              "LimitReLU": [(4, 4), (4,), (4, 4)]}[kernel]
+    kind = fused.LimitReLU(0.3) if kernel == "LimitReLU" else getattr(fused, kernel)
 
     def param(shape):
         if shape is None:  # σ_1's breakpoint: a buffer, no gradient
@@ -277,7 +281,7 @@ def test_each_hand_written_body_passes_gradcheck(kernel):
 
     x = torch.randn(5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     params = [param(shape) for _ in range(3) for shape in shapes]
-    assert torch.autograd.gradcheck(lambda x, *p: fused.DenseBody.apply(getattr(fused, kernel), len(shapes), x, *p),
+    assert torch.autograd.gradcheck(lambda x, *p: fused.DenseBody.apply(kind, len(shapes), x, *p),
                                     (x, *params))
 
 
@@ -304,7 +308,9 @@ def test_the_whole_body_node_is_taken_only_where_every_layer_takes_the_hand_writ
     assert fused_body(model(family="plain", activation="tanh").body, x) is None
     assert fused_body(model(family="resnet", norm="batch").body, x) is None
     assert fused_body(model(family="orthoff", activation="sigma_k", k=2).body, x) is None
-    assert fused_body(model(family="limit").body, x) is None
+    mixed = model(family="limit")
+    mixed.body[1].delta = 0.2  # one kernel a body: layers with different δ run one by one
+    assert fused_body(mixed.body, x) is None
     assert fused_body(model(family="pso", pso_strategy="block", pso_d=2).body, x) is None
     hooked = model(family="fold")
     hooked.body[1].register_forward_hook(lambda *a: None)

@@ -14,8 +14,9 @@ The families' kernels:
       ∂x = g + [(−2g) Wᵀ ⊙ 1(h > 0)] W,   ∂W = hᵀ(−2g) + ∂uᵀ x,   ∂b = Σ_N ∂u,
   ∂u = (−2g) Wᵀ ⊙ 1(h > 0). Equal to autograd's result up to the order of the sums (the last
   bits); the same bits as `DenseFoldReLU`, one node a layer, which the CPU reference was made with.
-- `PlainReLU`, `ResidualReLU`, `OrthFFSigma1`, `OrthFFAbs`, `PartialReLU` (`plain`, `resnet` without
-  normalisation, `orthoff` with σ_1 or |·|, `partial` and `pso` (strategy `bias`) with ReLU): the kernels autograd runs for the module's own code,
+- `PlainReLU`, `ResidualReLU`, `OrthFFSigma1`, `OrthFFAbs`, `PartialReLU`, `LimitReLU` (`plain`,
+  `resnet` without normalisation, `orthoff` with σ_1 or |·|, `partial`, `pso` (strategy `bias`) and
+  `limit` with ReLU): the kernels autograd runs for the module's own code,
   in its order (the same products with the same operands' layouts, the same elementwise kernels),
   so a body trains to the same bits with or without this node (tests/test_layers.py).
 A node saves per layer what autograd would. The old-style `forward(ctx, …)` is kept on purpose:
@@ -24,6 +25,8 @@ with a separate `setup_context` torch binds `forward`'s signature with `inspect`
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -141,6 +144,32 @@ class PartialReLU(Kernel):
         return torch.mm(du, b), (torch.mm(r.t(), g), torch.mm(du.t(), x), du.sum(0))
 
 
+@dataclasses.dataclass(frozen=True)
+class LimitReLU(Kernel):
+    """x − 2 Bᵀ[s ⊙ ReLU(Bx + b)], s = 1 + δ tanh(Mx), as `layers.Limit` with dense operators and
+    ReLU: params (B, b, M); δ is the kernel's (one δ for the body). x's gradient sums its three
+    paths in the order autograd's engine delivers them (the skip connection, then B's, then M's)."""
+
+    delta: float
+
+    def forward(self, x, b, bias, m):
+        t = torch.tanh(torch.mm(x, m.t()))
+        s = 1 + self.delta * t
+        r = torch.mm(x, b.t()).add_(bias).relu_()
+        q = s * r
+        return x - 2 * torch.mm(q, b), (x, t, s, r, q)
+
+    def backward(self, g, params, saved, own_g):
+        (b, _, m), (x, t, s, r, q) = params, saved
+        dy = g.neg() * 2
+        dq = torch.mm(dy, b.t())
+        du = threshold_backward(dq * s, r, 0)
+        dm = torch.ops.aten.tanh_backward((dq * r) * self.delta, t)
+        db = torch.mm(q.t(), dy).add_(torch.mm(du.t(), x))
+        dx = torch.add(g, torch.mm(du, b)).add_(torch.mm(dm, m))
+        return dx, (db, du.sum(0), torch.mm(dm.t(), x))
+
+
 def body_forward(kernel: type[Kernel], x: torch.Tensor, layers_params) -> torch.Tensor:
     """The body's output without gradients (evaluation): the layers in turn, nothing kept."""
     for params in layers_params:
@@ -185,7 +214,7 @@ def fused_body(body: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor | Non
     and torch.func, and every layer is of one class, asked for it (`fused`, set by
     orthojac.run.fastpath.prepare_model), unhooked, and gives the same kernel (`fused_kernel`, in orthojac.nets.layers:
     dense fold/ReLU, plain/ReLU, resnet/ReLU without normalisation, orthoff with σ_1 or |·|,
-    partial/pso with ReLU)."""
+    partial/pso/limit with ReLU)."""
     layers = list(body)
     if not layers or x.dim() != 2 or not (body.training or not torch.is_grad_enabled()):
         return None
@@ -197,7 +226,7 @@ def fused_body(body: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor | Non
         if type(layer) is not cls or not getattr(layer, "fused", False) or not _unhooked(layer):
             return None
         found = layer.fused_kernel()
-        if found is None or (kernel is not None and found[0] is not kernel):
+        if found is None or (kernel is not None and found[0] != kernel):
             return None
         kernel = found[0]
         params.append(found[1])

@@ -302,6 +302,14 @@ class Limit(nn.Module):
         s = 1 + self.delta * torch.tanh(self.M(x))
         return x - 2 * self.B.adjoint(s * self.rho(self.B(x) + self.bias)).to(x.dtype)
 
+    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
+
+    def fused_kernel(self):
+        """(kernel, params) for `fused.fused_body`, or None: dense operators with ReLU."""
+        if type(self.B) is DenseOperator and type(self.M) is DenseOperator and type(self.rho) is nn.ReLU:
+            return _fused.LimitReLU(self.delta), (self.B.weight, self.bias, self.M.weight)
+        return None
+
     def epsilon_bound(self, x: torch.Tensor) -> float:
         """2δ (max |t| D + max |ρ(u)| (1 − t²)) at a single input x (no batch axis)."""
         with torch.enable_grad():
