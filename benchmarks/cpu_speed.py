@@ -7,7 +7,8 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
 2. per network (fold, orthoff, resnet, plain: dense, depth --depth, width --width, batch --batch;
    fold and orthoff (Aᵀ|Bx + b|) in regimes soft and hard; limit50's network at depth 50):
    the training step as orthojac.run.train takes it (`training_step` with the default CPU levers,
-   orthojac.run.fastpath: fused Adam, hand-written dense fold layers, hard weights computed once a
+   orthojac.run.fastpath: fused Adam, hand-written dense bodies (orthojac.nets.fused: one autograd node
+   for all layers of a dense fold, plain, resnet, orthoff, partial or limit body), hard weights computed once a
    step by the hand-written Cayley map, the soft penalty batched) against the old code
    (`--no-fused-adam --no-fused-layers`: the foreach Adam and autograd's layers, and under
    `old_code()` torch's Cayley parametrisation read anew at each use and the penalty weight by
