@@ -22,7 +22,9 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
    fold network on --job-images images of the real Fashion-MNIST (--data-dir), one thread, the
    default CPU settings, timed from process start to exit (start-up, data, evaluation and
    checkpoints included), then the same with the old settings (foreach Adam, autograd's layers,
-   and the whole training split evaluated each epoch, as before issue 24). Ratios: the time the
+   and the whole training split evaluated each epoch, as before issue 24); --job-rounds rounds in
+   turns (new, old, new, old, …: a machine whose speed drifts weighs on both), each round printed,
+   the median round of each by wall time kept and the totals' ratio printed. Ratios: the time the
    job's training FLOPs need at the peak over the process' wall time (target ≥ 0.60), and over
    its training seconds alone (`train_seconds` of config.json; target ≥ 0.80).
 
@@ -238,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--job-val-size", type=int, default=5000, help="validation images of the whole job")
     parser.add_argument("--no-old-job", dest="old_job", action="store_false",
                         help="skip the whole job with the old settings")
+    parser.add_argument("--job-rounds", type=int, default=1,
+                        help="whole jobs of each kind, in turns (the median by wall time is reported)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -280,17 +284,30 @@ def main(argv: list[str] | None = None) -> None:
               f"of {args.job_images} images, one thread ({flops / 1e12:.3f} TFLOP of training: "
               f"{flops / peak:.1f} s at the peak)")
         settings = [("new", [], False)] + ([("old", OLD_FLAGS, True)] if args.old_job else [])
-        for name, flags, full in settings:
-            with tempfile.TemporaryDirectory() as tmp:
-                job = whole_job(args, flags, full, Path(tmp) / "run")
-            job["job_peak_ratio"] = flops / peak / job["wall_seconds"]
-            job["train_peak_ratio"] = flops / peak / job["train_seconds"]
-            result["job"][name] = job
-            print(f"  {name} ({' '.join(flags) or 'default CPU settings'}"
-                  f"{', whole training split evaluated' if full else ''}): wall {job['wall_seconds']:.1f} s, "
-                  f"training {job['train_seconds']:.1f} s; at-peak time / wall {job['job_peak_ratio']:.2f} "
-                  f"(target ≥ 0.60), / training {job['train_peak_ratio']:.2f} (target ≥ 0.80)")
-            save()
+        for turn in range(args.job_rounds):  # in turns: new, old, new, old, …
+            for name, flags, full in settings:
+                with tempfile.TemporaryDirectory() as tmp:
+                    job = whole_job(args, flags, full, Path(tmp) / "run")
+                job["job_peak_ratio"] = flops / peak / job["wall_seconds"]
+                job["train_peak_ratio"] = flops / peak / job["train_seconds"]
+                result["job"].setdefault("rounds", []).append({"name": name, **job})
+                rounds = [r for r in result["job"]["rounds"] if r["name"] == name]
+                median = sorted(rounds, key=lambda r: r["wall_seconds"])[(len(rounds) - 1) // 2]
+                result["job"][name] = {k: v for k, v in median.items() if k != "name"}
+                print(f"  {name} ({' '.join(flags) or 'default CPU settings'}"
+                      f"{', whole training split evaluated' if full else ''}; round {turn + 1}): wall "
+                      f"{job['wall_seconds']:.1f} s, training {job['train_seconds']:.1f} s; at-peak time / wall "
+                      f"{job['job_peak_ratio']:.2f} (target ≥ 0.60), / training {job['train_peak_ratio']:.2f} "
+                      f"(target ≥ 0.80)")
+                save()
+        if args.old_job:
+            new, old = result["job"]["new"], result["job"]["old"]
+            total = {name: sum(r["wall_seconds"] for r in result["job"]["rounds"] if r["name"] == name)
+                     for name in ("new", "old")}
+            result["job"]["old_over_new_wall_total"] = total["old"] / total["new"]
+            print(f"  old / new: wall of the median rounds {old['wall_seconds'] / new['wall_seconds']:.2f}×, "
+                  f"training {old['train_seconds'] / new['train_seconds']:.2f}×; wall of all rounds "
+                  f"{total['old']:.1f} / {total['new']:.1f} s = {total['old'] / total['new']:.2f}×")
     result["peak_flops_end"] = matmul_rate(512, args.peak_trials)
     result["load_average_end"] = os.getloadavg()
     print(f"\npeak again at the end: {result['peak_flops_end'] / 1e9:.1f} GFLOP/s; "
