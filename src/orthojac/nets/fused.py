@@ -170,7 +170,7 @@ class LimitReLU(Kernel):
         return dx, (db, du.sum(0), torch.mm(dm.t(), x))
 
 
-def body_forward(kernel: type[Kernel], x: torch.Tensor, layers_params) -> torch.Tensor:
+def body_forward(kernel: Kernel | type[Kernel], x: torch.Tensor, layers_params) -> torch.Tensor:
     """The body's output without gradients (evaluation): the layers in turn, nothing kept."""
     for params in layers_params:
         x = kernel.forward(x, *params)[0]
@@ -182,7 +182,7 @@ class DenseBody(torch.autograd.Function):
     `kernel`, params layer after layer, as one autograd node."""
 
     @staticmethod
-    def forward(ctx, kernel: type[Kernel], per_layer: int, x: torch.Tensor, *params: torch.Tensor):
+    def forward(ctx, kernel: Kernel | type[Kernel], per_layer: int, x: torch.Tensor, *params: torch.Tensor):
         saved = []
         for i in range(0, len(params), per_layer):
             x, keep = kernel.forward(x, *params[i:i + per_layer])
@@ -207,18 +207,24 @@ def _unhooked(module: torch.nn.Module) -> bool:
     return not any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
+def hand_written_context(x: torch.Tensor, training: bool) -> bool:
+    """Whether a call on x may take a hand-written node: training with gradients or evaluating
+    without (orthojac.run.train's evaluation; not spectra: eval mode with gradients), on a batch of
+    vectors, outside autocast and any torch.func transform (PackedModels)."""
+    return ((training or not torch.is_grad_enabled()) and x.dim() == 2
+            and not torch.is_autocast_enabled(x.device.type)
+            and torch._C._functorch.peek_interpreter_stack() is None)
+
+
 def fused_body(body: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor | None:
     """The body's output through one hand-written autograd node (`fused.DenseBody`; without
-    gradients a plain loop), or None, and the layers run one by one: only when training with
-    gradients or evaluating without (orthojac.run.train), on a batch of vectors, outside autocast
-    and torch.func, and every layer is of one class, asked for it (`fused`, set by
+    gradients a plain loop), or None, and the layers run one by one: only in a
+    `hand_written_context`, and every layer is of one class, asked for it (`fused`, set by
     orthojac.run.fastpath.prepare_model), unhooked, and gives the same kernel (`fused_kernel`, in orthojac.nets.layers:
     dense fold/ReLU, plain/ReLU, resnet/ReLU without normalisation, orthoff with σ_1 or |·|,
     partial/pso/limit with ReLU)."""
-    layers = list(body)
-    if not layers or x.dim() != 2 or not (body.training or not torch.is_grad_enabled()):
-        return None
-    if torch.is_autocast_enabled(x.device.type) or torch._C._functorch.peek_interpreter_stack() is not None:
+    layers = list(body) if hand_written_context(x, body.training) else []
+    if not layers:
         return None
     cls = type(layers[0])
     kernel, params = None, []

@@ -201,15 +201,11 @@ class Fold(nn.Module):
         self.bias = _bias(op, bias_init)
 
     def takes_fused_path(self, x: torch.Tensor) -> bool:
-        """Whether this call goes through `fused.DenseFoldReLU`: asked for (`fused`), training with
-        gradients or evaluating without (orthojac.run.train's evaluation), a plain dense operator (no
-        parametrisation) with ReLU, no autocast, and no torch.func transform (PackedModels)
-        around it. Anything else (spectra: eval mode with gradients; conv, relu_k, regime hard,
-        bf16) takes the module's plain code."""
-        return (self.fused and (self.training or not torch.is_grad_enabled()) and x.dim() == 2
-                and type(self.B) is DenseOperator and type(self.rho) is nn.ReLU
-                and not torch.is_autocast_enabled(x.device.type)
-                and torch._C._functorch.peek_interpreter_stack() is None)
+        """Whether this call goes through `fused.DenseFoldReLU`: asked for (`fused`), in a
+        `fused.hand_written_context`, a plain dense operator (no parametrisation) with ReLU
+        (`fused_kernel`). Anything else (spectra: eval mode with gradients; conv, relu_k, regime
+        hard, bf16) takes the module's plain code."""
+        return self.fused and _fused.hand_written_context(x, self.training) and self.fused_kernel() is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.takes_fused_path(x):
