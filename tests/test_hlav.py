@@ -123,3 +123,53 @@ def test_the_thesis_accuracy_builds_no_autograd_graph():
 
     assert accuracy(Probe(3, 2), torch.randn(5, 3), torch.zeros(5, dtype=torch.long), batch=2) >= 0
     assert seen == [False, False, False]
+
+
+def _train_rnn(run: dict, hand_written: bool) -> tuple:
+    """Three Adam steps of a hidden-12 H1 RNN on the run's objective (its penalty included), then
+    the accuracy: (losses, parameters, accuracy, the nodes behind the last output)."""
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.rand(96, 28, 28, generator=gen), torch.randint(0, 10, (96,), generator=gen)
+    model = rnn.build(run["configuration"], run["gain"], 12, seed=0)
+    model.fused = hand_written
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
+    losses = []
+    for step in range(3):
+        out = model(x[step * 32:(step + 1) * 32])
+        loss = torch.nn.functional.cross_entropy(out, y[step * 32:(step + 1) * 32])
+        reg = rnn.penalty(model, run)
+        losses.append(loss.item())
+        opt.zero_grad()
+        (loss if reg is None else loss + reg).backward()
+        opt.step()
+    nodes = {type(n).__name__ for n, _ in out.grad_fn.next_functions if n is not None}
+    return (losses, {k: v.detach().clone() for k, v in model.state_dict().items()},
+            rnn.accuracy(model.eval(), x, y, batch=40), nodes)
+
+
+@pytest.mark.parametrize("run", rnn.runs(1.1, [0.5], ["eq11", "listing"]), ids=lambda r: f"{r['label']}-{r['variant']}")
+def test_the_rnn_in_one_node_trains_to_the_bits_of_nn_rnn(run):
+    """H1's RNN as one hand-written node (fused.TanhRNN) gives the losses, weights and accuracy of
+    `nn.RNN` under autograd to the bit, the recurrent kernel's penalty included (its gradient and the
+    steps' reach W in autograd's order: λ = 0.5 makes the penalty's part large)."""
+    node = _train_rnn(run, True)
+    module = _train_rnn(run, False)
+    assert "TanhRNNBackward" in node[3] and "TanhRNNBackward" not in module[3]
+    assert node[0] == module[0] and len(set(node[0])) == 3, (node[0], module[0])
+    changed = [k for k in node[1] if not torch.equal(node[1][k], module[1][k])]
+    assert not changed, changed
+    assert node[2] == module[2]
+
+
+def test_the_rnn_node_passes_gradcheck_and_is_left_for_hooks():
+    from orthojac.nets import fused
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 5, dtype=torch.float64, generator=gen).requires_grad_(False)
+    params = [torch.randn(shape, dtype=torch.float64, generator=gen).mul_(0.5).requires_grad_(True)
+              for shape in [(6, 5), (6, 6), (6,), (6,)]]
+    assert torch.autograd.gradcheck(lambda *p: fused.TanhRNN.apply(x, *p, *[p[1]] * 3), tuple(params))
+    model = rnn.build("NoOrthogonal", 1.0, 6, seed=0)
+    model.rnn.register_forward_hook(lambda *a: None)
+    out = model(torch.rand(2, 28, 28))
+    assert "TanhRNNBackward" not in {type(n).__name__ for n, _ in out.grad_fn.next_functions if n is not None}

@@ -180,3 +180,73 @@ def test_each_seed_trains_on_its_own_batch_order(monkeypatch):
     assert not torch.equal(first, other)
     assert sorted(first[:64].tolist()) == sorted(other[:64].tolist()) == list(range(64))  # permutations
     assert not torch.equal(first[:64], first[64:])  # and a new one each epoch
+
+
+def _train_dense_net(activation: str, optimizer: str, hand_written: bool, monkeypatch) -> tuple:
+    """Three steps of a depth-5, width-24 DenseNet, then an evaluation: (losses, parameters,
+    (accuracy, loss)), its hidden layers 2 … 5 through fused.affine_body or the modules."""
+    from orthojac.nets import fused
+
+    taken = []
+    monkeypatch.setattr(fused, "affine_body", lambda *a, _body=fused.affine_body: taken.append(1) or _body(*a))
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.rand(192, 1, 28, 28, generator=gen), torch.randint(0, 10, (192,), generator=gen)
+    model = dense.build(5, 24, activation, "orthogonal", 2.0 if activation == "relu" else 1.05, seed=0)
+    model.fused = hand_written
+    opt = dense.OPTIMIZERS[optimizer](model.parameters(), 1e-2)
+    losses = []
+    for step in range(3):
+        loss = torch.nn.functional.cross_entropy(model(x[step * 64:(step + 1) * 64]), y[step * 64:(step + 1) * 64])
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    evaluation = dense.accuracy_and_loss(model.eval(), x, y, batch=50)
+    assert len(taken) == (3 + 4 if hand_written else 0)  # 3 steps, 4 chunks evaluated
+    return losses, {k: v.detach().clone() for k, v in model.state_dict().items()}, evaluation
+
+
+@pytest.mark.parametrize("activation, optimizer", [("tanh", "momentum"), ("relu", "adam"), ("linear", "sgd")])
+def test_hidden_layers_in_one_node_train_to_the_bits_of_the_modules(activation, optimizer, monkeypatch):
+    """H3/H5's DenseNet on a CPU runs hidden layers 2 … L as one hand-written node
+    (fused.Affine, AffineTanh, AffineReLU): the same losses, weights and evaluation, to the bit,
+    as the modules one by one under autograd."""
+    node = _train_dense_net(activation, optimizer, True, monkeypatch)
+    modules = _train_dense_net(activation, optimizer, False, monkeypatch)
+    assert node[0] == modules[0] and len(set(node[0])) == 3, (node[0], modules[0])
+    changed = [k for k in node[1] if not torch.equal(node[1][k], modules[1][k])]
+    assert not changed, changed
+    assert node[2] == modules[2]
+
+
+def test_hidden_layer_node_passes_gradcheck_and_is_left_for_hooks_and_spectra():
+    from orthojac.nets import fused
+
+    for kernel in (fused.Affine, fused.AffineTanh, fused.AffineReLU):
+        gen = torch.Generator().manual_seed(0)
+        params = [torch.randn(shape, dtype=torch.float64, generator=gen).requires_grad_(True)
+                  for shape in [(5, 4), (5,), (3, 5), (3,)]]
+        x = torch.randn(6, 4, dtype=torch.float64, generator=gen).requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda x, *p: fused.DenseBody.apply(kernel, 2, x, *p), (x, *params))
+    model = dense.build(3, 8, "tanh", "gaussian", 1.0, seed=0)
+    x = torch.rand(4, 784)
+    assert "DenseBodyBackward" in _graph(model(x))
+    hook = model.hidden[2].register_forward_hook(lambda *a: None)  # a hooked layer: the modules, one by one
+    assert "DenseBodyBackward" not in _graph(model(x)) and _graph(model(x)).count("TanhBackward0") == 3
+    hook.remove()
+    model.eval()  # eval mode with gradients (a Jacobian, as for spectra): the modules
+    assert "DenseBodyBackward" not in _graph(model(x))
+    model.train()
+    model.fused = False
+    assert "DenseBodyBackward" not in _graph(model(x))
+
+
+def _graph(out: torch.Tensor) -> list[str]:
+    """The names of the autograd nodes behind `out`."""
+    names, todo = [], [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None:
+            names.append(type(node).__name__)
+            todo += [n for n, _ in node.next_functions]
+    return names

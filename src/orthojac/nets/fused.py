@@ -19,6 +19,13 @@ The families' kernels:
   `limit` with ReLU): the kernels autograd runs for the module's own code,
   in its order (the same products with the same operands' layouts, the same elementwise kernels),
   so a body trains to the same bits with or without this node (tests/test_layers.py).
+- `Affine`, `AffineTanh`, `AffineReLU`: the hidden layers of the thesis' dense networks (H3's deep
+  linear, H5's deep tanh and ReLU networks, orthojac.thesis.dense.DenseNet: `nn.Linear` then φ),
+  in autograd's kernels too (tests/test_hlav_depth.py).
+
+`TanhRNN` is H1's tanh RNN (orthojac.thesis.rnn) over all its time steps as one node, in the kernels
+of torch's CPU `nn.RNN` and of autograd for them (tests/test_hlav.py).
+
 A node saves per layer what autograd would. The old-style `forward(ctx, …)` is kept on purpose:
 with a separate `setup_context` torch binds `forward`'s signature with `inspect` on every `apply`
 (≈ 0.1 ms a call on a 2 GHz core).
@@ -170,6 +177,50 @@ class LimitReLU(Kernel):
         return dx, (db, du.sum(0), torch.mm(dm.t(), x))
 
 
+class Affine(Kernel):
+    """x Wᵀ + b, as `nn.Linear` (`torch.addmm`): a hidden layer of the thesis' deep linear network
+    (orthojac.thesis.dense.DenseNet with φ(x) = x, H3); its backward is autograd's for addmm."""
+
+    @staticmethod
+    def forward(x, weight, bias):
+        return torch.addmm(bias, x, weight.t()), (x,)
+
+    @staticmethod
+    def backward(g, params, saved, own_g):
+        weight, (x,) = params[0], saved
+        return torch.mm(g, weight), (torch.mm(g.t(), x), g.sum(0))
+
+
+class AffineTanh(Kernel):
+    """tanh(x Wᵀ + b), as `nn.Linear` then `nn.Tanh`: a hidden layer of DenseNet with φ = tanh (H5)."""
+
+    @staticmethod
+    def forward(x, weight, bias):
+        y = torch.tanh(torch.addmm(bias, x, weight.t()))
+        return y, (x, y)
+
+    @staticmethod
+    def backward(g, params, saved, own_g):
+        weight, (x, y) = params[0], saved
+        du = torch.ops.aten.tanh_backward(g, y)
+        return torch.mm(du, weight), (torch.mm(du.t(), x), du.sum(0))
+
+
+class AffineReLU(Kernel):
+    """ReLU(x Wᵀ + b), as `nn.Linear` then `nn.ReLU`: a hidden layer of DenseNet with φ = ReLU (H5)."""
+
+    @staticmethod
+    def forward(x, weight, bias):
+        y = torch.relu(torch.addmm(bias, x, weight.t()))
+        return y, (x, y)
+
+    @staticmethod
+    def backward(g, params, saved, own_g):
+        weight, (x, y) = params[0], saved
+        du = threshold_backward(g, y, 0)
+        return torch.mm(du, weight), (torch.mm(du.t(), x), du.sum(0))
+
+
 def body_forward(kernel: Kernel | type[Kernel], x: torch.Tensor, layers_params) -> torch.Tensor:
     """The body's output without gradients (evaluation): the layers in turn, nothing kept."""
     for params in layers_params:
@@ -203,15 +254,16 @@ class DenseBody(torch.autograd.Function):
         return (None, None, g, *grads)
 
 
-def _unhooked(module: torch.nn.Module) -> bool:
+def unhooked(module: torch.nn.Module) -> bool:
     return not any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
-def hand_written_context(x: torch.Tensor, training: bool) -> bool:
+def hand_written_context(x: torch.Tensor, training: bool, dim: int = 2) -> bool:
     """Whether a call on x may take a hand-written node: training with gradients or evaluating
     without (orthojac.run.train's evaluation; not spectra: eval mode with gradients), on a batch of
-    vectors, outside autocast and any torch.func transform (PackedModels)."""
-    return ((training or not torch.is_grad_enabled()) and x.dim() == 2
+    vectors (`dim` 2; 3 for a batch of sequences), outside autocast and any torch.func transform
+    (PackedModels)."""
+    return ((training or not torch.is_grad_enabled()) and x.dim() == dim
             and not torch.is_autocast_enabled(x.device.type)
             and torch._C._functorch.peek_interpreter_stack() is None)
 
@@ -229,7 +281,7 @@ def fused_body(body: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor | Non
     cls = type(layers[0])
     kernel, params = None, []
     for layer in layers:
-        if type(layer) is not cls or not getattr(layer, "fused", False) or not _unhooked(layer):
+        if type(layer) is not cls or not getattr(layer, "fused", False) or not unhooked(layer):
             return None
         found = layer.fused_kernel()
         if found is None or (kernel is not None and found[0] != kernel):
@@ -239,6 +291,16 @@ def fused_body(body: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor | Non
     if not torch.is_grad_enabled():
         return body_forward(kernel, x, params)
     return DenseBody.apply(kernel, len(params[0]), x, *(p for layer in params for p in layer))
+
+
+def affine_body(kernel: type[Kernel], linears, x: torch.Tensor) -> torch.Tensor:
+    """`nn.Linear` layers each followed by the kernel's φ (`Affine`, `AffineTanh`, `AffineReLU`),
+    through one `DenseBody` node (without gradients a plain loop). The caller checks the
+    `hand_written_context` and that nothing is hooked."""
+    params = [(linear.weight, linear.bias) for linear in linears]
+    if not torch.is_grad_enabled():
+        return body_forward(kernel, x, params)
+    return DenseBody.apply(kernel, 2, x, *(p for pair in params for p in pair))
 
 
 class DenseFoldReLU(torch.autograd.Function):
@@ -257,3 +319,50 @@ class DenseFoldReLU(torch.autograd.Function):
         x, weight, h = ctx.saved_tensors
         dx, (dw, db) = FoldReLU.backward(g, (weight,), (x, h), False)
         return dx, dw, db
+
+
+class TanhRNN(torch.autograd.Function):
+    """apply(x, w_ih, w_hh, b_ih, b_hh, *w_hh_again): the last hidden state h_T of a one-layer tanh RNN
+    from h_0 = 0, h_t = tanh(W_hh h_{t−1} + b_hh + W_ih x_t + b_ih), x (batch, T, inputs), as one
+    autograd node (H1, orthojac.thesis.rnn).
+
+    Its kernels are those torch's CPU `rnn_tanh` runs and autograd runs for them, in their order: the
+    input's projection for all steps in one product (x's rows in time-major order) plus b_ih, then each
+    step addmm(b_hh, h, W_hhᵀ) += the step's projection, tanh; backward, step after step from the last,
+    tanh's gradient, ∂h_{t−1} = ∂u W_hh, ∂W_hh's step term ∂uᵀ h_{t−1}, b_hh's ∂u summed over the batch.
+    W_hh's T step terms reach its gradient through T edges (`w_hh_again`: W_hh again, T − 1 times), the
+    last step's first, so that autograd's engine adds them to whatever else reached W_hh (a penalty on
+    it) in the order it adds autograd's own step terms: the same bits as `nn.RNN` (tests/test_hlav.py).
+    Saves the hidden states, not the T outputs `nn.RNN` stacks."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, *w_hh_again):
+        steps, batch = x.shape[1], x.shape[0]
+        rows = x.transpose(0, 1).contiguous().view(steps * batch, x.shape[2])  # time-major
+        projected = torch.mm(rows, w_ih.t()).view(steps, batch, -1).add(b_ih).unbind(0)
+        h = x.new_zeros(batch, w_hh.shape[0])
+        hidden = [h]
+        for t in range(steps):
+            h = torch.addmm(b_hh, h, w_hh.t()).add_(projected[t]).tanh()
+            hidden.append(h)
+        ctx.save_for_backward(rows, w_hh, *hidden)
+        return h
+
+    @staticmethod
+    def backward(ctx, g):
+        rows, w_hh, *hidden = ctx.saved_tensors
+        steps = len(hidden) - 1
+        du_steps, dw_steps = [None] * steps, []
+        db_hh = None
+        for t in reversed(range(steps)):
+            du = torch.ops.aten.tanh_backward(g, hidden[t + 1])
+            du_steps[t] = du
+            if t > 0:
+                g = torch.mm(du, w_hh)
+            dw_steps.append(torch.mm(du.t(), hidden[t]))
+            db = du.sum(0, keepdim=True).view(-1)
+            db_hh = db if db_hh is None else db_hh + db
+        du_all = torch.stack(du_steps)  # (T, batch, hidden), as unbind's backward
+        db_ih = du_all.sum([0, 1], keepdim=True).view(-1)
+        dw_ih = torch.mm(du_all.view(-1, du_all.shape[2]).t(), rows)
+        return (None, dw_ih, dw_steps[0], db_ih, db_hh, *dw_steps[1:])

@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from ..files import write_csv_atomic
+from ..nets import fused
 from ..nets.orthogonal import random_weight
 from ..run.progress_line import Progress
-from .common import accuracy, batches, descend
+from .common import batches, descend
 from . import settings
 from .settings import DENSE_WEIGHTS as WEIGHTS
 
@@ -41,7 +42,11 @@ OPTIMIZERS = {"sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, fused=True),
               "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, fused=True),
               "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
               "adam": lambda p, lr: torch.optim.Adam(p, lr=lr, fused=True)}
-if set(ACTIVATIONS) != set(settings.DENSE_ACTIVATIONS) or set(OPTIMIZERS) != set(settings.OPTIMIZERS):
+# The hidden layers after the first as one hand-written autograd node on a CPU (orthojac.nets.fused):
+# autograd's own kernels in its order, so the same bits as the layers one by one (tests/test_hlav.py).
+KERNELS = {"linear": fused.Affine, "tanh": fused.AffineTanh, "relu": fused.AffineReLU}
+if (set(ACTIVATIONS) != set(settings.DENSE_ACTIVATIONS) or set(OPTIMIZERS) != set(settings.OPTIMIZERS)
+        or set(KERNELS) != set(ACTIVATIONS)):
     raise ImportError(f"orthojac.thesis.dense: activations {sorted(ACTIVATIONS)} and optimisers {sorted(OPTIMIZERS)} "
                       f"are not the settings' {sorted(settings.DENSE_ACTIVATIONS)} and {sorted(settings.OPTIMIZERS)}")
 INPUTS, CLASSES = 28 * 28, 10
@@ -53,7 +58,14 @@ def init_weight_(w: torch.Tensor, weights: str, sigma_w2: float, gen: torch.Gene
 
 
 class DenseNet(nn.Module):
-    """L hidden layers of width n with activation φ, and a linear read-out (module docstring)."""
+    """L hidden layers of width n with activation φ, and a linear read-out (module docstring).
+
+    On a CPU, training with gradients or evaluating without, hidden layers 2 … L run as one
+    autograd node (`fused.affine_body`: the same kernels as the modules, so the same bits) unless
+    `fused` is False (benchmarks/cpu_speed.py's old code) or a module is hooked; the first layer
+    (from the image's 784 pixels, no gradient wanted for its input) stays a module."""
+
+    fused = True
 
     def __init__(self, depth: int, width: int, activation: str = "linear"):
         super().__init__()
@@ -64,12 +76,18 @@ class DenseNet(nn.Module):
         sizes = [INPUTS] + [width] * depth
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
         self.phi = ACTIVATIONS[activation]()
+        self.kernel = KERNELS[activation]
         self.readout = nn.Linear(width, CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
-        for layer in self.hidden:
-            x = self.phi(layer(x))
+        first, *rest = self.hidden
+        x = self.phi(first(x.flatten(1)))
+        if (rest and self.fused and x.device.type == "cpu" and fused.hand_written_context(x, self.training)
+                and fused.unhooked(self)):
+            x = fused.affine_body(self.kernel, rest, x)
+        else:
+            for layer in rest:
+                x = self.phi(layer(x))
         return self.readout(x)
 
 
@@ -87,10 +105,16 @@ def build(depth: int, width: int, activation: str, weights: str, sigma_w2: float
 
 
 @torch.no_grad()
-def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
-    total = sum(nn.functional.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction="sum").item()
-                for i in range(0, len(x), batch))
-    return total / len(x)
+def accuracy_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> tuple[float, float]:
+    """The share of images whose largest logit is the label's and the mean cross-entropy, from one
+    forward pass a chunk of `batch` images (the chunks of orthojac.thesis.common.accuracy, so the
+    same logits and the same accuracy)."""
+    hits, total = 0, 0.0
+    for i in range(0, len(x), batch):
+        logits, labels = model(x[i:i + batch]), y[i:i + batch]
+        hits += (logits.argmax(1) == labels).sum().item()
+        total += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+    return hits / len(x), total / len(x)
 
 
 def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs: int, batch_size: int,
@@ -124,8 +148,7 @@ def train_curve(model: nn.Module, data: dict, optimizer: str, lr: float, epochs:
     def evaluation(step: int, train_loss: float | None) -> bool:
         values = {} if train_loss is None else {"train_loss": train_loss}
         for split in evaluate:
-            values |= {f"{split}_accuracy": accuracy(model, *data[split]),
-                       f"{split}_loss": mean_loss(model, *data[split])}
+            values[f"{split}_accuracy"], values[f"{split}_loss"] = accuracy_and_loss(model, *data[split])
         record(step, values)
         last["val_accuracy"] = values.get("val_accuracy", last["val_accuracy"])
         return stop is not None and stop(rows)

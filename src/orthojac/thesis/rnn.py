@@ -37,6 +37,7 @@ from torch import nn
 
 from ..data import load_images
 from ..files import write_csv_atomic
+from ..nets import fused
 from ..nets.orthogonal import haar
 from ..run.progress_line import Progress
 from ..nets.regularisers import dense_defect, listing_defect
@@ -54,7 +55,13 @@ STEPS = 28  # rows of a 28×28 image, one a time step (Hlav §5)
 
 
 class SequentialRNN(nn.Module):
-    """Many-to-one tanh RNN over the rows of an image, read out from the last hidden state."""
+    """Many-to-one tanh RNN over the rows of an image, read out from the last hidden state.
+
+    On a CPU, training with gradients or evaluating without, the RNN runs as one hand-written
+    autograd node (`fused.TanhRNN`: torch's own kernels in their order, so the bits of `nn.RNN`)
+    unless `fused` is False (benchmarks/cpu_speed.py's old code) or the RNN is hooked."""
+
+    fused = True
 
     def __init__(self, hidden: int = 64, inputs: int = 28, classes: int = 10):
         super().__init__()
@@ -67,7 +74,13 @@ class SequentialRNN(nn.Module):
         return self.rnn.weight_hh_l0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)
+        r = self.rnn
+        if (self.fused and x.device.type == "cpu" and fused.hand_written_context(x, self.training, dim=3)
+                and fused.unhooked(r)):
+            w_hh = r.weight_hh_l0  # once an edge a step: see fused.TanhRNN
+            return self.readout(fused.TanhRNN.apply(x, r.weight_ih_l0, w_hh, r.bias_ih_l0, r.bias_hh_l0,
+                                                    *[w_hh] * (x.shape[1] - 1)))
+        out, _ = r(x)
         return self.readout(out[:, -1])
 
 
