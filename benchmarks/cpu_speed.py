@@ -17,7 +17,9 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
    counted by torch.utils.flop_counter.FlopCounterMode (matrix products, forward and backward;
    not the LU factorisations and solves of the Cayley map);
 3. H1's RNN (sequential MNIST, hidden 64, batch 256, the soft penalty): its step with the fused
-   Adam against the foreach one;
+   Adam and the RNN as one hand-written node against the foreach Adam and `nn.RNN`; H5's network
+   (tanh, depth 200, width 400, batch 128, SGD with momentum): fused SGD and hidden layers as one
+   node against foreach SGD and the modules (benchmarks/thesis_jobs.py times H1's and H5's whole jobs);
 4. the headline, a whole job: `python -m orthojac train` as a separate process, one epoch of the
    fold network on --job-images images of the real Fashion-MNIST (--data-dir), one thread, the
    default CPU settings, timed from process start to exit (start-up, data, evaluation and
@@ -151,16 +153,18 @@ def orthojac_stepper(cfg: RunConfig, fast: FastPath, old: bool = False):
     return step
 
 
-def rnn_stepper(fused: bool):
+def rnn_stepper(fast: FastPath):
     """One step of H1's loop (orthojac.thesis.common.fit): the RNN of Orthogonal_GainA_RegB
     (hidden 64, gain 1.1, λ 0.01), batch 256 of 28 rows of 28 pixels, cross-entropy plus the soft
-    penalty, Adam fused or foreach."""
+    penalty; Adam fused or foreach, the RNN one hand-written node (orthojac.nets.fused.TanhRNN) or
+    `nn.RNN`."""
     from orthojac.thesis import common, rnn, settings
 
     model = rnn.build("Orthogonal_GainA_RegB", 1.1, 64, 0)
+    model.fused = fast.fused_layers
     run = next(r for r in rnn.runs(1.1, [0.01], [settings.VARIANTS[0]])
                if r["configuration"] == "Orthogonal_GainA_RegB")
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fast.fused_adam or None)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(256, 28, 28, generator=gen), torch.randint(0, 10, (256,), generator=gen)
 
@@ -168,6 +172,27 @@ def rnn_stepper(fused: bool):
         loss = F.cross_entropy(model(x), y)
         if not common.descend(opt, loss + rnn.penalty(model, run)):
             raise RuntimeError("H1: the loss of a benchmark step is not finite")
+        loss.item()
+
+    return step
+
+
+def dense_net_stepper(fast: FastPath, depth: int = 200, width: int = 400):
+    """One step of H5's loop (orthojac.thesis.dense.train_curve), as the CPU reference trains it:
+    DenseNet tanh with σ_w² = 1.05, orthogonal, depth 200, width 400, batch 128, SGD with momentum
+    0.9 fused or foreach, hidden layers 2 … 200 one hand-written node (fused.AffineTanh) or modules."""
+    from orthojac.thesis import common, dense
+
+    model = dense.build(depth, width, "tanh", "orthogonal", 1.05, 0)
+    model.fused = fast.fused_layers
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, fused=fast.fused_adam or None)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(128, 1, 28, 28, generator=gen), torch.randint(0, 10, (128,), generator=gen)
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        if not common.descend(opt, loss):
+            raise RuntimeError("H5: the loss of a benchmark step is not finite")
         loss.item()
 
     return step
@@ -234,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of steps, in turns")
     parser.add_argument("--peak-trials", type=int, default=7)
     parser.add_argument("--no-rnn", dest="rnn", action="store_false", help="skip H1's RNN")
+    parser.add_argument("--no-h5", dest="h5", action="store_false", help="skip H5's depth-200 tanh network")
     parser.add_argument("--data-dir", type=Path, default=Path("results/data/fashion_mnist"),
                         help="Fashion-MNIST's IDX files, for the whole job")
     parser.add_argument("--job-images", type=int, default=50000, help="training images of the whole job (0: none)")
@@ -263,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = [(f, lambda fast, old=False, f=f: orthojac_stepper(family_config(f, args), fast, old))
             for f in args.families]
     if args.rnn:
-        rows.append(("H1 RNN", lambda fast, old=False: rnn_stepper(fast.fused_adam)))
+        rows.append(("H1 RNN", lambda fast, old=False: rnn_stepper(fast)))
+    if args.h5:
+        rows.append(("H5 tanh", lambda fast, old=False: dense_net_stepper(fast)))
     for name, make in rows:
         flops, flops_old = count_flops(make(NEW)), count_flops(make(OLD, old=True))
         seconds = time_in_turns({"new": make(NEW), "old": make(OLD, old=True)}, args.steps, args.rounds)
