@@ -21,7 +21,7 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
    (tanh, depth 200, width 400, batch 128, SGD with momentum): fused SGD and hidden layers as one
    node against foreach SGD and the modules (benchmarks/thesis_jobs.py times H1's and H5's whole jobs);
 4. the headline, a whole job: `python -m orthojac train` as a separate process, one epoch of the
-   fold network on --job-images images of the real Fashion-MNIST (--data-dir), one thread, the
+   fold network (or each of --job-families) on --job-images images of the real Fashion-MNIST (--data-dir), one thread, the
    default CPU settings, timed from process start to exit (start-up, data, evaluation and
    checkpoints included), then the same with the old settings (foreach Adam, autograd's layers,
    and the whole training split evaluated each epoch, as before issue 24); --job-rounds rounds in
@@ -177,9 +177,9 @@ def rnn_stepper(fast: FastPath):
     return step
 
 
-def dense_net_stepper(fast: FastPath, depth: int = 200, width: int = 400):
+def dense_net_stepper(fast: FastPath, depth: int, width: int):
     """One step of H5's loop (orthojac.thesis.dense.train_curve), as the CPU reference trains it:
-    DenseNet tanh with σ_w² = 1.05, orthogonal, depth 200, width 400, batch 128, SGD with momentum
+    DenseNet tanh with σ_w² = 1.05, orthogonal, depth 200, width 400 (--h5-depth, --h5-width), batch 128, SGD with momentum
     0.9 fused or foreach, hidden layers 2 … 200 one hand-written node (fused.AffineTanh) or modules."""
     from orthojac.thesis import common, dense
 
@@ -226,14 +226,16 @@ def time_in_turns(steppers: dict, steps: int, rounds: int, warmup: int = 3) -> d
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def whole_job(args, flags: list[str], full_train_evaluation: bool, out: Path) -> dict:
-    """`python -m orthojac train` in a fresh process: one epoch of dense fold, one thread; its
-    wall time from start to exit, and its config.json."""
+def whole_job(args, family: str, flags: list[str], full_train_evaluation: bool, out: Path) -> dict:
+    """`python -m orthojac train` in a fresh process: one epoch of the dense network of
+    FAMILY_SETTINGS[family], one thread; its wall time from start to exit, and its config.json."""
     code = ("import sys, orthojac.run.train as t\n"
             + ("t.TRAIN_EVAL_SIZE = 10**9\n" if full_train_evaluation else "")
             + "t.main(sys.argv[1:])\n")
-    cmd = [sys.executable, "-c", code, "--arch", "dense", "--family", "fold", "--depth", str(args.depth),
-           "--width", str(args.width), "--batch-size", str(args.batch), "--bias-init", "-2",
+    network = [a for key, value in {"depth": args.depth, **FAMILY_SETTINGS[family]}.items()
+               for a in (f"--{key.replace('_', '-')}", str(value))]
+    cmd = [sys.executable, "-c", code, "--arch", "dense", *network,
+           "--width", str(args.width), "--batch-size", str(args.batch),
            "--epochs", "1", "--train-size", str(args.job_images), "--val-size", str(args.job_val_size),
            "--data-dir", str(args.data_dir), "--out-dir", str(out), "--device", "cpu",
            "--threads", "1", *flags]
@@ -259,13 +261,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of steps, in turns")
     parser.add_argument("--peak-trials", type=int, default=7)
     parser.add_argument("--no-rnn", dest="rnn", action="store_false", help="skip H1's RNN")
-    parser.add_argument("--no-h5", dest="h5", action="store_false", help="skip H5's depth-200 tanh network")
+    parser.add_argument("--no-h5", dest="h5", action="store_false", help="skip H5's tanh network")
+    parser.add_argument("--h5-depth", type=int, default=200, help="H5's depth (config/cpu.yaml: 200)")
+    parser.add_argument("--h5-width", type=int, default=400, help="H5's width (config/cpu.yaml: 400)")
     parser.add_argument("--data-dir", type=Path, default=Path("results/data/fashion_mnist"),
                         help="Fashion-MNIST's IDX files, for the whole job")
     parser.add_argument("--job-images", type=int, default=50000, help="training images of the whole job (0: none)")
     parser.add_argument("--job-val-size", type=int, default=5000, help="validation images of the whole job")
     parser.add_argument("--no-old-job", dest="old_job", action="store_false",
                         help="skip the whole job with the old settings")
+    parser.add_argument("--job-families", nargs="*", default=["fold"], choices=list(FAMILY_SETTINGS),
+                        help="the networks timed as whole jobs (default: fold, the headline)")
     parser.add_argument("--job-rounds", type=int, default=1,
                         help="whole jobs of each kind, in turns (the median by wall time is reported)")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -291,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.rnn:
         rows.append(("H1 RNN", lambda fast, old=False: rnn_stepper(fast)))
     if args.h5:
-        rows.append(("H5 tanh", lambda fast, old=False: dense_net_stepper(fast)))
+        rows.append(("H5 tanh", lambda fast, old=False: dense_net_stepper(fast, args.h5_depth, args.h5_width)))
     for name, make in rows:
         flops, flops_old = count_flops(make(NEW)), count_flops(make(OLD, old=True))
         seconds = time_in_turns({"new": make(NEW), "old": make(OLD, old=True)}, args.steps, args.rounds)
@@ -302,26 +308,26 @@ def main(argv: list[str] | None = None) -> None:
               f"{new:>8.2f} {seconds['old'] * 1e3:>8.1f} {old:>11.2f} {seconds['old'] / seconds['new']:>8.2f}")
         save()
 
-    if args.job_images:
-        cfg = family_config("fold", args)
+    for family in args.job_families if args.job_images else []:
+        cfg = family_config(family, args)
         per_image = count_flops(orthojac_stepper(cfg, OLD)) / cfg.batch_size
         flops = per_image * args.job_images
-        result["job"] = {"images": args.job_images, "training_flops": flops,
-                         "seconds_at_peak": flops / peak}
-        print(f"\nwhole job: dense fold, depth {args.depth}, width {args.width}, batch {args.batch}, one epoch "
+        job_result = {"images": args.job_images, "training_flops": flops, "seconds_at_peak": flops / peak}
+        result.setdefault("jobs", {})[family] = job_result
+        print(f"\nwhole job: dense {family}, depth {cfg.depth}, width {args.width}, batch {args.batch}, one epoch "
               f"of {args.job_images} images, one thread ({flops / 1e12:.3f} TFLOP of training: "
               f"{flops / peak:.1f} s at the peak)")
         settings = [("new", [], False)] + ([("old", OLD_FLAGS, True)] if args.old_job else [])
         for turn in range(args.job_rounds):  # in turns: new, old, new, old, …
             for name, flags, full in settings:
                 with tempfile.TemporaryDirectory() as tmp:
-                    job = whole_job(args, flags, full, Path(tmp) / "run")
+                    job = whole_job(args, family, flags, full, Path(tmp) / "run")
                 job["job_peak_ratio"] = flops / peak / job["wall_seconds"]
                 job["train_peak_ratio"] = flops / peak / job["train_seconds"]
-                result["job"].setdefault("rounds", []).append({"name": name, **job})
-                rounds = [r for r in result["job"]["rounds"] if r["name"] == name]
+                job_result.setdefault("rounds", []).append({"name": name, **job})
+                rounds = [r for r in job_result["rounds"] if r["name"] == name]
                 median = sorted(rounds, key=lambda r: r["wall_seconds"])[(len(rounds) - 1) // 2]
-                result["job"][name] = {k: v for k, v in median.items() if k != "name"}
+                job_result[name] = {k: v for k, v in median.items() if k != "name"}
                 print(f"  {name} ({' '.join(flags) or 'default CPU settings'}"
                       f"{', whole training split evaluated' if full else ''}; round {turn + 1}): wall "
                       f"{job['wall_seconds']:.1f} s, training {job['train_seconds']:.1f} s; at-peak time / wall "
@@ -329,10 +335,10 @@ def main(argv: list[str] | None = None) -> None:
                       f"(target ≥ 0.80)")
                 save()
         if args.old_job:
-            new, old = result["job"]["new"], result["job"]["old"]
-            total = {name: sum(r["wall_seconds"] for r in result["job"]["rounds"] if r["name"] == name)
+            new, old = job_result["new"], job_result["old"]
+            total = {name: sum(r["wall_seconds"] for r in job_result["rounds"] if r["name"] == name)
                      for name in ("new", "old")}
-            result["job"]["old_over_new_wall_total"] = total["old"] / total["new"]
+            job_result["old_over_new_wall_total"] = total["old"] / total["new"]
             print(f"  old / new: wall of the median rounds {old['wall_seconds'] / new['wall_seconds']:.2f}×, "
                   f"training {old['train_seconds'] / new['train_seconds']:.2f}×; wall of all rounds "
                   f"{total['old']:.1f} / {total['new']:.1f} s = {total['old'] / total['new']:.2f}×")

@@ -445,18 +445,23 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     out = tmp_path / "cpu_speed.json"
     cpu_speed.main(["--depth", "2", "--width", "8", "--batch", "16", "--steps", "1", "--rounds", "1",
                     "--peak-trials", "1", "--data-dir", str(idx_dir), "--job-images", "200",
-                    "--job-val-size", "100", "--json", str(out)])
+                    "--job-val-size", "100", "--h5-depth", "3", "--h5-width", "8", "--json", str(out)])
     result = json.loads(out.read_text())
     b, w, d = 16, 8, 2
     assert result["steps"]["fold"]["flops"] == 4 * b * 784 * w + d * 6 * 2 * b * w * w + 3 * 2 * b * w * 10
     assert set(result["steps"]) == {"fold", "orthoff", "resnet", "plain", "fold_soft", "fold_hard",
-                                    "orthoff_abs_soft", "orthoff_abs_hard", "limit50", "H1 RNN"}
+                                    "orthoff_abs_soft", "orthoff_abs_hard", "limit50", "H1 RNN", "H5 tanh"}
+    # H5 (batch 128): the first layer forward and weight gradient (no gradient for the image), three
+    # products for each of the two hidden layers in the node, the read-out's three; the modules the same
+    h5 = 4 * 128 * 784 * w + 2 * 3 * 2 * 128 * w * w + 3 * 2 * 128 * w * 10
+    assert result["steps"]["H5 tanh"]["flops"] == result["steps"]["H5 tanh"]["flops_old"] == h5
     # the old code is in effect for the old steps: torch's Cayley map, read twice by a fold layer,
     # multiplies by its base in a product of its own, forward and backward
     assert result["steps"]["fold_hard"]["flops_old"] > result["steps"]["fold_hard"]["flops"]
     assert result["steps"]["fold"]["flops_old"] == result["steps"]["fold"]["flops"]
     assert all(r["peak_ratio_new"] > 0 and r["peak_ratio_old"] > 0 for r in result["steps"].values())
-    job = result["job"]
+    assert list(result["jobs"]) == ["fold"]
+    job = result["jobs"]["fold"]
     assert job["new"]["evaluated"] == {"train": 200, "val": 100, "test": 300}
     assert job["old"]["evaluated"] == {"train": 200, "val": 100, "test": 300}  # 200 < TRAIN_EVAL_SIZE
     assert job["new"]["fast_path"]["fused_adam"] and not job["old"]["fast_path"]["fused_layers"]
