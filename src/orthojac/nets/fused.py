@@ -191,34 +191,45 @@ class Affine(Kernel):
         return torch.mm(g, weight), (torch.mm(g.t(), x), g.sum(0))
 
 
-class AffineTanh(Kernel):
-    """tanh(x Wᵀ + b), as `nn.Linear` then `nn.Tanh`: a hidden layer of DenseNet with φ = tanh (H5)."""
+class AffineActivation(Kernel):
+    """φ(x Wᵀ + b), as `nn.Linear` then φ's module: a hidden layer of DenseNet; a subclass names φ
+    and its derivative as autograd computes it from φ's output."""
 
     @staticmethod
-    def forward(x, weight, bias):
-        y = torch.tanh(torch.addmm(bias, x, weight.t()))
+    def phi(u):
+        raise NotImplementedError
+
+    @staticmethod
+    def phi_backward(g, y):
+        raise NotImplementedError
+
+    @classmethod
+    def forward(cls, x, weight, bias):
+        y = cls.phi(torch.addmm(bias, x, weight.t()))
         return y, (x, y)
 
-    @staticmethod
-    def backward(g, params, saved, own_g):
+    @classmethod
+    def backward(cls, g, params, saved, own_g):
         weight, (x, y) = params[0], saved
-        du = torch.ops.aten.tanh_backward(g, y)
+        du = cls.phi_backward(g, y)
         return torch.mm(du, weight), (torch.mm(du.t(), x), du.sum(0))
 
 
-class AffineReLU(Kernel):
-    """ReLU(x Wᵀ + b), as `nn.Linear` then `nn.ReLU`: a hidden layer of DenseNet with φ = ReLU (H5)."""
+class AffineTanh(AffineActivation):
+    """tanh(x Wᵀ + b), as `nn.Linear` then `nn.Tanh` (H5)."""
+
+    phi = staticmethod(torch.tanh)
+    phi_backward = staticmethod(torch.ops.aten.tanh_backward)
+
+
+class AffineReLU(AffineActivation):
+    """ReLU(x Wᵀ + b), as `nn.Linear` then `nn.ReLU` (H5)."""
+
+    phi = staticmethod(torch.relu)
 
     @staticmethod
-    def forward(x, weight, bias):
-        y = torch.relu(torch.addmm(bias, x, weight.t()))
-        return y, (x, y)
-
-    @staticmethod
-    def backward(g, params, saved, own_g):
-        weight, (x, y) = params[0], saved
-        du = threshold_backward(g, y, 0)
-        return torch.mm(du, weight), (torch.mm(du.t(), x), du.sum(0))
+    def phi_backward(g, y):
+        return threshold_backward(g, y, 0)
 
 
 def body_forward(kernel: Kernel | type[Kernel], x: torch.Tensor, layers_params) -> torch.Tensor:
