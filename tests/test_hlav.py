@@ -169,6 +169,10 @@ def test_the_rnn_node_passes_gradcheck_and_is_left_for_hooks():
     params = [torch.randn(shape, dtype=torch.float64, generator=gen).mul_(0.5).requires_grad_(True)
               for shape in [(6, 5), (6, 6), (6,), (6,)]]
     assert torch.autograd.gradcheck(lambda *p: fused.TanhRNN.apply(x, *p, *[p[1]] * 3), tuple(params))
+    (dw_ih,) = torch.autograd.grad(fused.TanhRNN.apply(x, *params, *[params[1]] * 3).pow(2).sum(), params[0],
+                                   create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):  # differentiable once, not wrongly twice
+        dw_ih.sum().backward()
     model = rnn.build("NoOrthogonal", 1.0, 6, seed=0)
     model.rnn.register_forward_hook(lambda *a: None)
     out = model(torch.rand(2, 28, 28))

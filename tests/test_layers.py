@@ -283,6 +283,11 @@ def test_each_hand_written_body_passes_gradcheck(kernel):
     params = [param(shape) for _ in range(3) for shape in shapes]
     assert torch.autograd.gradcheck(lambda x, *p: fused.DenseBody.apply(kind, len(shapes), x, *p),
                                     (x, *params))
+    # differentiable once: a gradient of its gradient raises rather than come out wrong
+    out = fused.DenseBody.apply(kind, len(shapes), x, *params)
+    (dx,) = torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)  # the node's g needs a graph itself
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        dx.sum().backward()
 
 
 def test_the_whole_body_node_is_taken_only_where_every_layer_takes_the_hand_written_path():

@@ -26,7 +26,8 @@ The families' kernels:
 `TanhRNN` is H1's tanh RNN (orthojac.thesis.rnn) over all its time steps as one node, in the kernels
 of torch's CPU `nn.RNN` and of autograd for them (tests/test_hlav.py).
 
-A node saves per layer what autograd would. The old-style `forward(ctx, …)` is kept on purpose:
+A node saves per layer what autograd would, and is differentiable once: a gradient of a gradient
+through it raises (`once_differentiable`) rather than come out wrong. The old-style `forward(ctx, …)` is kept on purpose:
 with a separate `setup_context` torch binds `forward`'s signature with `inspect` on every `apply`
 (≈ 0.1 ms a call on a 2 GHz core).
 """
@@ -36,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from torch.autograd.function import once_differentiable
 
 threshold_backward = torch.ops.aten.threshold_backward
 
@@ -254,6 +256,7 @@ class DenseBody(torch.autograd.Function):
         return x
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g: torch.Tensor):
         tensors, per, kept = ctx.saved_tensors, ctx.per_layer, ctx.per_saved
         depth = (len(tensors)) // (per + kept)
@@ -326,6 +329,7 @@ class DenseFoldReLU(torch.autograd.Function):
         return out, h
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g: torch.Tensor, _h: torch.Tensor | None):
         x, weight, h = ctx.saved_tensors
         dx, (dw, db) = FoldReLU.backward(g, (weight,), (x, h), False)
@@ -360,6 +364,7 @@ class TanhRNN(torch.autograd.Function):
         return h
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g):
         rows, w_hh, *hidden = ctx.saved_tensors
         steps = len(hidden) - 1

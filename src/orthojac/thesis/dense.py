@@ -43,12 +43,13 @@ OPTIMIZERS = {"sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, fused=True),
               "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
               "adam": lambda p, lr: torch.optim.Adam(p, lr=lr, fused=True)}
 # The hidden layers after the first as one hand-written autograd node on a CPU (orthojac.nets.fused):
-# autograd's own kernels in its order, so the same bits as the layers one by one (tests/test_hlav.py).
+# autograd's own kernels in its order, so the same bits as the layers one by one (tests/test_hlav_depth.py).
 KERNELS = {"linear": fused.Affine, "tanh": fused.AffineTanh, "relu": fused.AffineReLU}
 if (set(ACTIVATIONS) != set(settings.DENSE_ACTIVATIONS) or set(OPTIMIZERS) != set(settings.OPTIMIZERS)
         or set(KERNELS) != set(ACTIVATIONS)):
-    raise ImportError(f"orthojac.thesis.dense: activations {sorted(ACTIVATIONS)} and optimisers {sorted(OPTIMIZERS)} "
-                      f"are not the settings' {sorted(settings.DENSE_ACTIVATIONS)} and {sorted(settings.OPTIMIZERS)}")
+    raise ImportError(f"orthojac.thesis.dense: activations {sorted(ACTIVATIONS)} (kernels {sorted(KERNELS)}) and "
+                      f"optimisers {sorted(OPTIMIZERS)} are not the settings' {sorted(settings.DENSE_ACTIVATIONS)} "
+                      f"and {sorted(settings.OPTIMIZERS)}")
 INPUTS, CLASSES = 28 * 28, 10
 
 
