@@ -19,7 +19,7 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
 3. H1's RNN (sequential MNIST, hidden 64, batch 256, the soft penalty): its step with the fused
    Adam and the RNN as one hand-written node against the foreach Adam and `nn.RNN`; H5's network
    (tanh, depth 200, width 400, batch 128, SGD with momentum): fused SGD and hidden layers as one
-   node against foreach SGD and the modules (benchmarks/thesis_jobs.py times H1's and H5's whole jobs);
+   node against foreach SGD and the modules (benchmarks/thesis_jobs.py times H1's, H3's and H5's whole jobs);
 4. the headline, a whole job: `python -m orthojac train` as a separate process, one epoch of the
    fold network (or each of --job-families) on --job-images images of the real Fashion-MNIST (--data-dir), one thread, the
    default CPU settings, timed from process start to exit (start-up, data, evaluation and

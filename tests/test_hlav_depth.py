@@ -184,11 +184,11 @@ def test_each_seed_trains_on_its_own_batch_order(monkeypatch):
 
 def _train_dense_net(activation: str, optimizer: str, hand_written: bool, monkeypatch) -> tuple:
     """Three steps of a depth-5, width-24 DenseNet, then an evaluation: (losses, parameters,
-    (accuracy, loss)), its hidden layers 2 … 5 through fused.affine_body or the modules."""
+    (accuracy, loss)), its hidden layers 2 … 5 through fused.run_body or the modules."""
     from orthojac.nets import fused
 
     taken = []
-    monkeypatch.setattr(fused, "affine_body", lambda *a, _body=fused.affine_body: taken.append(1) or _body(*a))
+    monkeypatch.setattr(fused, "run_body", lambda *a, _body=fused.run_body: taken.append(1) or _body(*a))
     gen = torch.Generator().manual_seed(1)
     x, y = torch.rand(192, 1, 28, 28, generator=gen), torch.randint(0, 10, (192,), generator=gen)
     model = dense.build(5, 24, activation, "orthogonal", 2.0 if activation == "relu" else 1.05, seed=0)

@@ -179,20 +179,6 @@ class LimitReLU(Kernel):
         return dx, (db, du.sum(0), torch.mm(dm.t(), x))
 
 
-class Affine(Kernel):
-    """x Wᵀ + b, as `nn.Linear` (`torch.addmm`): a hidden layer of the thesis' deep linear network
-    (orthojac.thesis.dense.DenseNet with φ(x) = x, H3); its backward is autograd's for addmm."""
-
-    @staticmethod
-    def forward(x, weight, bias):
-        return torch.addmm(bias, x, weight.t()), (x,)
-
-    @staticmethod
-    def backward(g, params, saved, own_g):
-        weight, (x,) = params[0], saved
-        return torch.mm(g, weight), (torch.mm(g.t(), x), g.sum(0))
-
-
 class AffineActivation(Kernel):
     """φ(x Wᵀ + b), as `nn.Linear` then φ's module: a hidden layer of DenseNet; a subclass names φ
     and its derivative as autograd computes it from φ's output."""
@@ -215,6 +201,19 @@ class AffineActivation(Kernel):
         weight, (x, y) = params[0], saved
         du = cls.phi_backward(g, y)
         return torch.mm(du, weight), (torch.mm(du.t(), x), du.sum(0))
+
+
+class Affine(AffineActivation):
+    """x Wᵀ + b, as `nn.Linear` alone: a hidden layer of the thesis' deep linear network (DenseNet
+    with φ(x) = x, H3)."""
+
+    @staticmethod
+    def phi(u):
+        return u
+
+    @staticmethod
+    def phi_backward(g, y):
+        return g
 
 
 class AffineTanh(AffineActivation):
@@ -302,19 +301,16 @@ def fused_body(body: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor | Non
             return None
         kernel = found[0]
         params.append(found[1])
-    if not torch.is_grad_enabled():
-        return body_forward(kernel, x, params)
-    return DenseBody.apply(kernel, len(params[0]), x, *(p for layer in params for p in layer))
+    return run_body(kernel, params, x)
 
 
-def affine_body(kernel: type[Kernel], linears, x: torch.Tensor) -> torch.Tensor:
-    """`nn.Linear` layers each followed by the kernel's φ (`Affine`, `AffineTanh`, `AffineReLU`),
-    through one `DenseBody` node (without gradients a plain loop). The caller checks the
-    `hand_written_context` and that nothing is hooked."""
-    params = [(linear.weight, linear.bias) for linear in linears]
+def run_body(kernel: Kernel | type[Kernel], layers_params: list, x: torch.Tensor) -> torch.Tensor:
+    """Layers of one `kernel` (their params, layer after layer) through one `DenseBody` node, or
+    without gradients a plain loop (`body_forward`). The caller checks the `hand_written_context`
+    and that nothing is hooked (`fused_body`; orthojac.thesis.dense.DenseNet)."""
     if not torch.is_grad_enabled():
-        return body_forward(kernel, x, params)
-    return DenseBody.apply(kernel, 2, x, *(p for pair in params for p in pair))
+        return body_forward(kernel, x, layers_params)
+    return DenseBody.apply(kernel, len(layers_params[0]), x, *(p for layer in layers_params for p in layer))
 
 
 class DenseFoldReLU(torch.autograd.Function):

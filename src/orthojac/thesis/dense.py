@@ -62,7 +62,7 @@ class DenseNet(nn.Module):
     """L hidden layers of width n with activation φ, and a linear read-out (module docstring).
 
     On a CPU, training with gradients or evaluating without, hidden layers 2 … L run as one
-    autograd node (`fused.affine_body`: the same kernels as the modules, so the same bits) unless
+    autograd node (`fused.run_body`: the same kernels as the modules, so the same bits) unless
     `fused` is False (benchmarks/cpu_speed.py's old code) or a module is hooked; the first layer
     (from the image's 784 pixels, no gradient wanted for its input) stays a module."""
 
@@ -85,7 +85,7 @@ class DenseNet(nn.Module):
         x = self.phi(first(x.flatten(1)))
         if (rest and self.fused and x.device.type == "cpu" and fused.hand_written_context(x, self.training)
                 and fused.unhooked(self)):
-            x = fused.affine_body(self.kernel, rest, x)
+            x = fused.run_body(self.kernel, [(layer.weight, layer.bias) for layer in rest], x)
         else:
             for layer in rest:
                 x = self.phi(layer(x))
