@@ -5,7 +5,10 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
 1. the core's peak: the best of --peak-trials timings of fp32 512×512×512 matmuls (2·512³ FLOP
    each); also the 128³ rate, the ceiling of a width-128 layer's matrix products;
 2. per network (fold, orthoff, resnet, plain: dense, depth --depth, width --width, batch --batch;
-   fold and orthoff (Aᵀ|Bx + b|) in regimes soft and hard; limit50's network at depth 50):
+   fold and orthoff (Aᵀ|Bx + b|) in regimes soft and hard; limit50's network at depth 50;
+   config/quick.yaml's convolutional depth-8 fold, plain and resnet at one channel, whose
+   convolutions run as shifted multiply-adds, orthojac.nets.fused.StencilConv, counted as the
+   convolutions' FLOPs):
    the training step as orthojac.run.train takes it (`training_step` with the default CPU levers,
    orthojac.run.fastpath: fused Adam, hand-written dense bodies (orthojac.nets.fused: one autograd node
    for all layers of a dense fold, plain, resnet, orthoff, partial or limit body), hard weights computed once a
@@ -75,7 +78,11 @@ FAMILY_SETTINGS = {  # as benchmarks/train_throughput.py: fold and orthoff near 
     "orthoff_abs_hard": {"family": "orthoff", "activation": "abs", "regime": "hard"},
     # limit50's networks (depth 50 whatever --depth)
     "limit50": {"family": "limit", "depth": 50, "bias_init": -0.5, "delta": 0.1},
+    # config/quick.yaml's depth sweep at its depth 8: convolutional, one channel (whatever --depth, --width)
+    **{f"quick_{f}8": {"family": f, "arch": "conv", "channels": 1, "depth": 8, "init": "cayley", "bias_init": -0.5,
+                       "lr": 1e-2} for f in ("fold", "plain", "resnet")},
 }
+CONVOLUTIONAL = {name for name, s in FAMILY_SETTINGS.items() if s.get("arch") == "conv"}
 NEW, OLD = FastPath(), FastPath(fused_adam=False, fused_layers=False)
 OLD_FLAGS = ["--no-fused-adam", "--no-fused-layers"]
 
@@ -300,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("H5 tanh", lambda fast, old=False: dense_net_stepper(fast, args.h5_depth, args.h5_width)))
     for name, make in rows:
         flops, flops_old = count_flops(make(NEW)), count_flops(make(OLD, old=True))
+        if name in CONVOLUTIONAL:  # the one-channel stencil's multiply-adds are not counted: the convolutions' FLOPs
+            flops = flops_old
         seconds = time_in_turns({"new": make(NEW), "old": make(OLD, old=True)}, args.steps, args.rounds)
         new, old = flops / seconds["new"] / peak, flops_old / seconds["old"] / peak
         result["steps"][name] = {"flops": flops, "flops_old": flops_old, "seconds_new": seconds["new"],
@@ -314,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         flops = per_image * args.job_images
         job_result = {"images": args.job_images, "training_flops": flops, "seconds_at_peak": flops / peak}
         result.setdefault("jobs", {})[family] = job_result
-        print(f"\nwhole job: dense {family}, depth {cfg.depth}, width {args.width}, batch {args.batch}, one epoch "
+        print(f"\nwhole job: {cfg.arch} {family}, depth {cfg.depth}, width {args.width}, batch {args.batch}, one epoch "
               f"of {args.job_images} images, one thread ({flops / 1e12:.3f} TFLOP of training: "
               f"{flops / peak:.1f} s at the peak)")
         settings = [("new", [], False)] + ([("old", OLD_FLAGS, True)] if args.old_job else [])

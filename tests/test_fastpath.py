@@ -450,7 +450,11 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     b, w, d = 16, 8, 2
     assert result["steps"]["fold"]["flops"] == 4 * b * 784 * w + d * 6 * 2 * b * w * w + 3 * 2 * b * w * 10
     assert set(result["steps"]) == {"fold", "orthoff", "resnet", "plain", "fold_soft", "fold_hard",
-                                    "orthoff_abs_soft", "orthoff_abs_hard", "limit50", "H1 RNN", "H5 tanh"}
+                                    "orthoff_abs_soft", "orthoff_abs_hard", "limit50", "quick_fold8", "quick_plain8",
+                                    "quick_resnet8", "H1 RNN", "H5 tanh"}
+    # quick's one-channel convolutional networks: the convolutions' FLOPs, new and old
+    assert all(result["steps"][f"quick_{f}8"]["flops"] == result["steps"][f"quick_{f}8"]["flops_old"] > 0
+               for f in ("fold", "plain", "resnet"))
     # H5 (batch 128): the first layer forward and weight gradient (no gradient for the image), three
     # products for each of the two hidden layers in the node, the read-out's three; the modules the same
     h5 = 4 * 128 * 784 * w + 2 * 3 * 2 * 128 * w * w + 3 * 2 * 128 * w * 10
@@ -467,3 +471,64 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     assert job["new"]["fast_path"]["fused_adam"] and not job["old"]["fast_path"]["fused_layers"]
     assert job["new"]["steps"] == job["old"]["steps"] == 13
     assert 0 < job["new"]["job_peak_ratio"] < job["new"]["train_peak_ratio"]
+
+
+def _packed_seeds():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import packed_seeds
+    finally:
+        sys.path.pop(0)
+    return packed_seeds
+
+
+def test_packed_fold_bodies_are_the_separate_bodies_and_their_gradients():
+    """benchmarks/packed_seeds.py's PackedBody (K fold/ReLU bodies as batched products, one node):
+    in float64, gradcheck passes, and its output and every gradient equal those of the K bodies
+    through orthojac.nets.fused.DenseBody one by one (up to the order of sums: the bits are the
+    benchmark's measurement, machine by machine)."""
+    packed_seeds = _packed_seeds()
+    from orthojac.nets import fused
+    k, depth, n, w = 3, 4, 5, 6
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(k, n, w, dtype=torch.float64, generator=gen, requires_grad=True)
+    params = [torch.randn(w, w, dtype=torch.float64, generator=gen).mul_(0.4).requires_grad_() if i % 2 == 0
+              else torch.randn(w, dtype=torch.float64, generator=gen).requires_grad_() for i in range(k * depth * 2)]
+    assert torch.autograd.gradcheck(lambda x, *p: packed_seeds.PackedBody.apply(k, x, *p), (x, *params))
+    out = packed_seeds.PackedBody.apply(k, x, *params)
+    g = torch.randn(k, n, w, dtype=torch.float64, generator=gen)
+    grads = torch.autograd.grad(out, (x, *params), g)
+    per = 2 * depth
+    for i in range(k):
+        mine = fused.DenseBody.apply(fused.FoldReLU, 2, x[i], *params[i * per:(i + 1) * per])
+        assert torch.allclose(out[i], mine, rtol=1e-12, atol=1e-12)
+        theirs = torch.autograd.grad(mine, (x, *params[i * per:(i + 1) * per]), g[i])
+        assert torch.allclose(grads[0][i], theirs[0][i], rtol=1e-12, atol=1e-12)
+        for a, b in zip(grads[1 + i * per:1 + (i + 1) * per], theirs[1:]):
+            assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_packed_seeds_benchmark_compares_bits_and_writes_its_json(tmp_path):
+    """benchmarks/packed_seeds.py end to end at the smallest size, and its bit comparison: one
+    weight one ulp apart, or one loss, is found. No speed and no bit identity is asserted: both are
+    what the benchmark measures, on the machine it runs on."""
+    packed_seeds = _packed_seeds()
+    out = tmp_path / "packed.json"
+    packed_seeds.main(["--depth", "2", "--width", "8", "--batch", "8", "--packs", "2", "--steps", "1",
+                       "--rounds", "1", "--peak-trials", "1", "--json", str(out)])
+    result = json.loads(out.read_text())
+    row = result["packs"]["2"]
+    assert set(row["ms_per_network_step"]) == {"separate", "packed"} and row["speedup"] > 0
+    assert isinstance(row["same_bits"], bool) and row["steps_compared"] == 3
+    b, w = 8, 8
+    assert row["gflop_per_network_step"] * 1e9 == pytest.approx(4 * b * 784 * w + 2 * 6 * 2 * b * w * w + 3 * 2 * b * w * 10)
+    args = argparse.Namespace(depth=2, width=8, batch=8)
+    _, a = packed_seeds.networks(args, 2)
+    _, c = packed_seeds.networks(args, 2)
+    losses = [torch.tensor(1.0), torch.tensor(2.0)]
+    assert packed_seeds.same_bits(a, c, losses, [l.clone() for l in losses])
+    assert not packed_seeds.same_bits(a, c, losses, [losses[0], torch.nextafter(losses[1], torch.tensor(3.0))])
+    weight = c[1][1].body[0].B.weight
+    with torch.no_grad():
+        weight[0, 0] = torch.nextafter(weight[0, 0], weight[0, 0] + 1)
+    assert not packed_seeds.same_bits(a, c, losses, losses)

@@ -323,3 +323,83 @@ def test_the_whole_body_node_is_taken_only_where_every_layer_takes_the_hand_writ
     unfused = build_model(RunConfig(arch="dense", family="fold", depth=3, width=8))
     fastpath.prepare_model(unfused, fastpath.FastPath(fused_layers=False))
     assert fused_body(unfused.body, x) is None
+
+
+@pytest.mark.parametrize("o,c,k", [(1, 1, 3), (3, 2, 3), (2, 3, 5), (1, 1, 1)])
+def test_the_stencil_convolutions_are_torchs_and_pass_gradcheck(o, c, k):
+    """orthojac.nets.fused.StencilConv / StencilConvAdjoint (shifted multiply-adds): F.conv2d and
+    F.conv_transpose2d with 'same' zero padding, in float64, and their gradients (gradcheck), for
+    any channels and odd kernel (the layers take them only at one channel)."""
+    import torch.nn.functional as F
+    from orthojac.nets import fused
+    gen = torch.Generator().manual_seed(o * 100 + c * 10 + k)
+    x = torch.randn(2, c, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, o, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(o, c, k, k, generator=gen, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(fused.StencilConv.apply(x, w), F.conv2d(x, w, padding=k // 2))
+    torch.testing.assert_close(fused.StencilConvAdjoint.apply(y, w), F.conv_transpose2d(y, w, padding=k // 2))
+    assert torch.autograd.gradcheck(fused.StencilConv.apply, (x, w))
+    assert torch.autograd.gradcheck(fused.StencilConvAdjoint.apply, (y, w))
+    dx, = torch.autograd.grad(fused.StencilConv.apply(x, w).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        dx.sum().backward()
+
+
+def _conv_net(channels: int, fused_layers: bool = True, **settings):
+    from orthojac.config import RunConfig
+    from orthojac.nets.models import build_model
+    from orthojac.run import fastpath
+    net = build_model(RunConfig(arch="conv", channels=channels, depth=2, init="cayley", bias_init=-0.5, **settings))
+    fastpath.prepare_model(net, fastpath.FastPath(fused_layers=fused_layers))
+    return net
+
+
+@pytest.mark.parametrize("family", ["fold", "plain", "resnet"])
+def test_one_channel_convolutional_networks_train_through_the_stencil_as_through_torchs_convolutions(family):
+    """config/quick.yaml's depth sweep (C = 1): with the lever on, every convolution of a training
+    step (the lift's, the body's and their adjoints) runs as a stencil node, and the loss and every
+    gradient are torch's convolutions' up to the order of sums (float32)."""
+    import torch.nn.functional as F
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(8, 1, 28, 28, generator=gen), torch.randint(0, 10, (8,), generator=gen)
+    nets = {name: _conv_net(1, fused_layers=name == "stencil", family=family) for name in ("stencil", "torch")}
+    nets["torch"].load_state_dict(nets["stencil"].state_dict())
+    grads, nodes = {}, {}
+    for name, net in nets.items():
+        loss = F.cross_entropy(net(x), y)
+        seen, todo = set(), [loss.grad_fn]
+        while todo:  # the autograd graph's node types
+            node = todo.pop()
+            if node is not None and node not in seen:
+                seen.add(node)
+                todo += [n for n, _ in node.next_functions]
+        nodes[name] = {type(n).__name__ for n in seen}
+        grads[name] = (loss, *torch.autograd.grad(loss, list(net.parameters())))
+    assert "ConvolutionBackward0" in nodes["torch"] and "ConvolutionBackward0" not in nodes["stencil"]
+    assert "StencilConvBackward" in nodes["stencil"]
+    assert ("StencilConvAdjointBackward" in nodes["stencil"]) == (family == "fold")  # Bᵀ: the fold's alone
+    for a, b in zip(grads["stencil"], grads["torch"]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_the_stencil_is_taken_only_for_one_channel_on_a_cpu_in_a_hand_written_context():
+    from orthojac.nets.layers import ConvLift, DeltaConvOperator
+    x = torch.randn(2, 1, 6, 6)
+    net = _conv_net(1)
+    op, lift = net.body[0].B, net.lift
+    assert isinstance(lift, ConvLift) and op.fused and lift.fused
+    assert op.takes_stencil(x)
+    plain = _conv_net(1, fused_layers=False)
+    plain.load_state_dict(net.state_dict())
+    images = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert op.eval().takes_stencil(x)  # evaluation without gradients
+        torch.testing.assert_close(net.eval()(images), plain.eval()(images), rtol=1e-5, atol=1e-5)
+    assert not op.eval().takes_stencil(x)  # spectra: eval mode, with gradients
+    op.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not op.takes_stencil(x)
+    assert not _conv_net(2).body[0].B.takes_stencil(torch.randn(2, 2, 6, 6))  # two channels: oneDNN
+    assert not _conv_net(1, fused_layers=False).body[0].B.takes_stencil(x)
+    hard = _conv_net(1, regime="hard").body[0].B
+    assert isinstance(hard, DeltaConvOperator) and not hard.takes_stencil(x)  # regime hard

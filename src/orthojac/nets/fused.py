@@ -267,6 +267,108 @@ class DenseBody(torch.autograd.Function):
         return (None, None, g, *grads)
 
 
+def _shifted(padded: torch.Tensor, channel: int, k: int, h: int, w: int, flip: bool):
+    """The k² windows (H × W) of one channel of a zero-padded batch, tap (i, j) after tap, as views;
+    `flip`: the window of tap (i, j) starts at (k − 1 − i, k − 1 − j) (the adjoint's)."""
+    plane = padded[:, channel]
+    for i in range(k):
+        a = k - 1 - i if flip else i
+        rows = plane[:, a:a + h]
+        for j in range(k):
+            b = k - 1 - j if flip else j
+            yield rows[:, :, b:b + w]
+
+
+def _stencil(x: torch.Tensor, weight: torch.Tensor, adjoint: bool) -> torch.Tensor:
+    """correlate (adjoint False) or correlate_adjoint (True)."""
+    n, _, h, w = x.shape
+    o, c, k = weight.shape[0], weight.shape[1], weight.shape[2]
+    p = k // 2
+    padded = torch.nn.functional.pad(x, (p, p, p, p))
+    taps = weight.detach().reshape(o, c, k * k).unbind(0)
+    out = x.new_empty(n, c if adjoint else o, h, w)
+    for target in range(out.shape[1]):
+        y = out[:, target]
+        first = True
+        for source in range(o if adjoint else c):
+            tap = taps[source][target] if adjoint else taps[target][source]
+            for window, t in zip(_shifted(padded, source, k, h, w, adjoint), tap.unbind(0)):
+                if first:
+                    torch.mul(window, t, out=y)
+                    first = False
+                else:
+                    y.addcmul_(window, t)
+    return out
+
+
+def correlate(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """F.conv2d(x, weight, padding=k // 2) (stride 1, zero padding, no bias) as k²·O·C multiply-adds
+    of shifted images: out[:, o] = Σ_{c,i,j} w[o, c, i, j] · x_pad[:, c, i:i+H, j:j+W]."""
+    return _stencil(x, weight, adjoint=False)
+
+
+def correlate_adjoint(y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """F.conv_transpose2d(y, weight, padding=k // 2), the adjoint of `correlate`:
+    out[:, c] = Σ_{o,i,j} w[o, c, i, j] · y_pad[:, o, k−1−i : k−1−i+H, k−1−j : k−1−j+W]."""
+    return _stencil(y, weight, adjoint=True)
+
+
+def correlate_weight_grad(x: torch.Tensor, g: torch.Tensor, k: int) -> torch.Tensor:
+    """The gradient of ⟨g, correlate(x, w)⟩ in w: dw[o, c, i, j] = Σ g[:, o] · x_pad[:, c, i:i+H, j:j+W]."""
+    h, w = x.shape[2:]
+    o, c, p = g.shape[1], x.shape[1], k // 2
+    padded = torch.nn.functional.pad(x, (p, p, p, p))
+    return torch.stack([torch.mul(g[:, oi], window).sum() for oi in range(o) for ci in range(c)
+                        for window in _shifted(padded, ci, k, h, w, False)]).view(o, c, k, k)
+
+
+class StencilConv(torch.autograd.Function):
+    """apply(x, weight): `ConvOperator`'s convolution (F.conv2d, stride 1, 'same' zero padding) as
+    shifted multiply-adds (`correlate`), for one input and one output channel, where oneDNN's
+    kernels are slowest: a depth-8 fold body at C = 1 (config/quick.yaml's depth sweep) spends most of
+    its step in them (benchmarks/cpu_speed.py `--conv`). Equal to F.conv2d up to the order of its sums."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(x, weight)
+        return correlate(x, weight)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        dx = correlate_adjoint(g, weight) if ctx.needs_input_grad[0] else None  # not for the images
+        return dx, correlate_weight_grad(x, g, weight.shape[2]) if ctx.needs_input_grad[1] else None
+
+
+class StencilConvAdjoint(torch.autograd.Function):
+    """apply(y, weight): `ConvOperator.adjoint` (F.conv_transpose2d, the same kernel) as
+    `correlate_adjoint`; its gradient in y is `correlate`, in the weight
+    ⟨g, correlate_adjoint(y, w)⟩ = ⟨correlate(g, w), y⟩ read as a gradient in w."""
+
+    @staticmethod
+    def forward(ctx, y, weight):
+        ctx.save_for_backward(y, weight)
+        return correlate_adjoint(y, weight)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        y, weight = ctx.saved_tensors
+        dy = correlate(g, weight) if ctx.needs_input_grad[0] else None
+        return dy, correlate_weight_grad(g, y, weight.shape[2]) if ctx.needs_input_grad[1] else None
+
+
+def takes_stencil(module: torch.nn.Module, x: torch.Tensor) -> bool:
+    """Whether a convolution module's call on x runs as `StencilConv` / `StencilConvAdjoint`: asked
+    for (its `fused`, set by orthojac.run.fastpath.prepare_model), on a CPU, one input and one output
+    channel (where they beat oneDNN's kernels; at two channels they lose), in a
+    `hand_written_context` (training, or evaluating without gradients; spectra keep torch's
+    convolutions)."""
+    return (getattr(module, "fused", False) and x.device.type == "cpu" and module.weight.shape[:2] == (1, 1)
+            and hand_written_context(x, module.training, dim=4))
+
+
 def unhooked(module: torch.nn.Module) -> bool:
     return not any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 

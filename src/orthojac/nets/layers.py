@@ -120,6 +120,7 @@ class ConvOperator(nn.Module):
     """x ↦ B ⋆ x, a stride-1 zero-padded k×k convolution; adjoint: conv_transpose2d, same kernel."""
 
     orthogonal = False
+    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
 
     def __init__(self, c_out: int, c_in: int, kernel_size: int = 3):
         super().__init__()
@@ -128,10 +129,19 @@ class ConvOperator(nn.Module):
         self.padding = kernel_size // 2
         self.weight = nn.Parameter(torch.empty(c_out, c_in, kernel_size, kernel_size))
 
+    def takes_stencil(self, x: torch.Tensor) -> bool:
+        """Whether this call runs as shifted multiply-adds (`fused.takes_stencil`), a plain kernel
+        (not regime hard's `DeltaConvOperator`)."""
+        return type(self) is ConvOperator and _fused.takes_stencil(self, x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.takes_stencil(x):
+            return _fused.StencilConv.apply(x, self.weight)
         return F.conv2d(x, self.weight, padding=self.padding)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self.takes_stencil(y):
+            return _fused.StencilConvAdjoint.apply(y, self.weight)
         return F.conv_transpose2d(y, self.weight, padding=self.padding)
 
     def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None,
@@ -141,6 +151,19 @@ class ConvOperator(nn.Module):
         with torch.no_grad():
             self.weight.mul_(gain)
         self.orthogonal = True
+
+
+class ConvLift(nn.Conv2d):
+    """The first layer of a convolutional network, images (1 channel) to the body's C: nn.Conv2d
+    (3×3, stride 1, 'same' zero padding, a bias), which at C = 1 runs as `fused.StencilConv` plus
+    the bias where `fused.takes_stencil` says so."""
+
+    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == (1, 1) and self.padding == (1, 1) and _fused.takes_stencil(self, x):
+            return _fused.StencilConv.apply(x, self.weight) + self.bias.view(1, -1, 1, 1)
+        return super().forward(x)
 
 
 class DeltaConvOperator(ConvOperator):

@@ -14,7 +14,7 @@ from torch import nn
 
 from .activations import SLOPES_01, SLOPES_PM1, make_activation, parse_breakpoints
 from ..config import GAUSSIAN_CONTROL, RunConfig
-from .layers import (BlockIdentity, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
+from .layers import (BlockIdentity, ConvLift, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
                      OrthFF, Partial, Plain, Residual)
 from .fused import fused_body
 from .orthogonal import orthogonal_matrix, orthogonal_operators
@@ -252,7 +252,7 @@ def build_model(cfg: RunConfig) -> Network:
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # the lift and the head use PyTorch's default initialisers
     if cfg.arch == "conv":
-        lift = nn.Conv2d(1, cfg.channels, 3, padding=1)
+        lift = ConvLift(1, cfg.channels, 3, padding=1)
         head = nn.Linear(cfg.channels, 10)
     else:
         lift = nn.Linear(28 * 28, cfg.width)
