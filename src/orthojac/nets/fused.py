@@ -26,6 +26,12 @@ The families' kernels:
 `TanhRNN` is H1's tanh RNN (orthojac.thesis.rnn) over all its time steps as one node, in the kernels
 of torch's CPU `nn.RNN` and of autograd for them (tests/test_hlav.py).
 
+`StencilConv` is a one-channel 'same' convolution or its transpose
+(`layers.ConvOperator`, `layers.ConvLift`) as nine shifted multiply-adds, where oneDNN's kernels
+run at under 1 GFLOP/s (config/quick.yaml's depth sweep, C = 1). Unlike the nodes above they sum
+in another order than torch's kernels: torch's values up to rounding (tests/test_layers.py), not
+its bits; no run of the committed CPU reference takes them (its convolutional runs have C = 2).
+
 A node saves per layer what autograd would, and is differentiable once: a gradient of a gradient
 through it raises (`once_differentiable`) rather than come out wrong. The old-style `forward(ctx, …)` is kept on purpose:
 with a separate `setup_context` torch binds `forward`'s signature with `inspect` on every `apply`
@@ -323,44 +329,34 @@ def correlate_weight_grad(x: torch.Tensor, g: torch.Tensor, k: int) -> torch.Ten
 
 
 class StencilConv(torch.autograd.Function):
-    """apply(x, weight): `ConvOperator`'s convolution (F.conv2d, stride 1, 'same' zero padding) as
-    shifted multiply-adds (`correlate`), for one input and one output channel, where oneDNN's
-    kernels are slowest: a depth-8 fold body at C = 1 (config/quick.yaml's depth sweep) spends most of
-    its step in them (benchmarks/cpu_speed.py `--conv`). Equal to F.conv2d up to the order of its sums."""
+    """apply(x, weight, adjoint): `ConvOperator`'s convolution (F.conv2d, stride 1, 'same' zero
+    padding; `correlate`) or, `adjoint`, its transpose (F.conv_transpose2d with the same kernel;
+    `correlate_adjoint`) as shifted multiply-adds, for one input and one output channel, where
+    oneDNN's kernels are slowest: a depth-8 fold body at C = 1 (config/quick.yaml's depth sweep) spent
+    three quarters of its step in them (benchmarks/cpu_speed.py's quick_fold8 row: 248 → 71 ms a
+    step). Equal to torch's up to the order of its sums. Backward: the other stencil on g for the
+    input; for the weight `correlate_weight_grad` (⟨g, correlate_adjoint(y, w)⟩ = ⟨correlate(g, w), y⟩
+    for the adjoint); each only where asked for (the lift's images ask for none)."""
 
     @staticmethod
-    def forward(ctx, x, weight):
+    def forward(ctx, x, weight, adjoint: bool):
         ctx.save_for_backward(x, weight)
-        return correlate(x, weight)
+        ctx.adjoint = adjoint
+        return _stencil(x, weight, adjoint)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
-        dx = correlate_adjoint(g, weight) if ctx.needs_input_grad[0] else None  # not for the images
-        return dx, correlate_weight_grad(x, g, weight.shape[2]) if ctx.needs_input_grad[1] else None
-
-
-class StencilConvAdjoint(torch.autograd.Function):
-    """apply(y, weight): `ConvOperator.adjoint` (F.conv_transpose2d, the same kernel) as
-    `correlate_adjoint`; its gradient in y is `correlate`, in the weight
-    ⟨g, correlate_adjoint(y, w)⟩ = ⟨correlate(g, w), y⟩ read as a gradient in w."""
-
-    @staticmethod
-    def forward(ctx, y, weight):
-        ctx.save_for_backward(y, weight)
-        return correlate_adjoint(y, weight)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g):
-        y, weight = ctx.saved_tensors
-        dy = correlate(g, weight) if ctx.needs_input_grad[0] else None
-        return dy, correlate_weight_grad(g, y, weight.shape[2]) if ctx.needs_input_grad[1] else None
+        adjoint, k = ctx.adjoint, weight.shape[2]
+        dx = _stencil(g, weight, not adjoint) if ctx.needs_input_grad[0] else None
+        if not ctx.needs_input_grad[1]:
+            return dx, None, None
+        return dx, correlate_weight_grad(g, x, k) if adjoint else correlate_weight_grad(x, g, k), None
 
 
 def takes_stencil(module: torch.nn.Module, x: torch.Tensor) -> bool:
-    """Whether a convolution module's call on x runs as `StencilConv` / `StencilConvAdjoint`: asked
+    """Whether a convolution module's call on x runs as a `StencilConv`: asked
     for (its `fused`, set by orthojac.run.fastpath.prepare_model), on a CPU, one input and one output
     channel (where they beat oneDNN's kernels; at two channels they lose), in a
     `hand_written_context` (training, or evaluating without gradients; spectra keep torch's

@@ -136,12 +136,12 @@ class ConvOperator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.takes_stencil(x):
-            return _fused.StencilConv.apply(x, self.weight)
+            return _fused.StencilConv.apply(x, self.weight, False)
         return F.conv2d(x, self.weight, padding=self.padding)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if self.takes_stencil(y):
-            return _fused.StencilConvAdjoint.apply(y, self.weight)
+            return _fused.StencilConv.apply(y, self.weight, True)
         return F.conv_transpose2d(y, self.weight, padding=self.padding)
 
     def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None,
@@ -162,7 +162,7 @@ class ConvLift(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == (1, 1) and self.padding == (1, 1) and _fused.takes_stencil(self, x):
-            return _fused.StencilConv.apply(x, self.weight) + self.bias.view(1, -1, 1, 1)
+            return _fused.StencilConv.apply(x, self.weight, False) + self.bias.view(1, -1, 1, 1)
         return super().forward(x)
 
 

@@ -61,7 +61,8 @@ class FastPath:
     device, `DivergenceGuard`). note: why a lever is not at its default (e.g. regime hard).
     fused_layers: dense bodies whose forward and backward are written by hand, one autograd node
     for all layers, for training and evaluation (orthojac.nets.fused: fold/ReLU, plain/ReLU,
-    resnet/ReLU without normalisation, orthoff with σ_1 or |·|), where they apply; on by default
+    resnet/ReLU without normalisation, orthoff with σ_1 or |·|), where they apply, and one-channel
+    convolutions as shifted multiply-adds on a CPU (orthojac.nets.fused.StencilConv); on by default
     without compile."""
 
     precision: str = "fp32"
@@ -108,7 +109,8 @@ def _add_lever_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fused-layers", action=onoff, default=None,
                         help="train dense bodies (fold/ReLU, plain/ReLU, resnet/ReLU, orthoff with σ_1 or "
                         "|·|) through their hand-written forward and backward, one node for all layers "
-                        "(orthojac.nets.fused; default: on without --compile)")
+                        "(orthojac.nets.fused), and one-channel convolutions on a CPU as shifted "
+                        "multiply-adds (default: on without --compile)")
 
 
 def environment_defaults() -> dict:
