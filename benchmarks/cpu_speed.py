@@ -7,7 +7,7 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
 2. per network (fold, orthoff, resnet, plain: dense, depth --depth, width --width, batch --batch;
    fold and orthoff (Aᵀ|Bx + b|) in regimes soft and hard; limit50's network at depth 50;
    config/quick.yaml's convolutional depth-8 fold, plain and resnet at one channel, whose
-   convolutions run as shifted multiply-adds, orthojac.nets.fused.StencilConv, counted as the
+   convolutions run as shifted multiply-adds, orthojac.nets.stencil.StencilConv, counted as the
    convolutions' FLOPs):
    the training step as orthojac.run.train takes it (`training_step` with the default CPU levers,
    orthojac.run.fastpath: fused Adam, hand-written dense bodies (orthojac.nets.fused: one autograd node

@@ -327,16 +327,16 @@ def test_the_whole_body_node_is_taken_only_where_every_layer_takes_the_hand_writ
 
 @pytest.mark.parametrize("o,c,k", [(1, 1, 3), (3, 2, 3), (2, 3, 5), (1, 1, 1)])
 def test_the_stencil_convolutions_are_torchs_and_pass_gradcheck(o, c, k):
-    """orthojac.nets.fused.StencilConv, plain and adjoint (shifted multiply-adds): F.conv2d and
+    """orthojac.nets.stencil.StencilConv, plain and adjoint (shifted multiply-adds): F.conv2d and
     F.conv_transpose2d with 'same' zero padding, in float64, and their gradients (gradcheck), for
     any channels and odd kernel (the layers take them only at one channel)."""
     import torch.nn.functional as F
-    from orthojac.nets import fused
+    from orthojac.nets import stencil
     gen = torch.Generator().manual_seed(o * 100 + c * 10 + k)
     x = torch.randn(2, c, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
     y = torch.randn(2, o, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
     w = torch.randn(o, c, k, k, generator=gen, dtype=torch.float64, requires_grad=True)
-    conv, adjoint = (lambda a, b: fused.StencilConv.apply(a, b, False)), (lambda a, b: fused.StencilConv.apply(a, b, True))
+    conv, adjoint = (lambda a, b: stencil.StencilConv.apply(a, b, False)), (lambda a, b: stencil.StencilConv.apply(a, b, True))
     torch.testing.assert_close(conv(x, w), F.conv2d(x, w, padding=k // 2))
     torch.testing.assert_close(adjoint(y, w), F.conv_transpose2d(y, w, padding=k // 2))
     assert torch.autograd.gradcheck(conv, (x, w))
@@ -385,7 +385,8 @@ def test_one_channel_convolutional_networks_train_through_the_stencil_as_through
 
 
 def test_the_stencil_is_taken_only_for_one_channel_on_a_cpu_in_a_hand_written_context():
-    from orthojac.nets.layers import ConvLift, DeltaConvOperator
+    from orthojac.nets.layers import DeltaConvOperator
+    from orthojac.nets.stencil import ConvLift
     x = torch.randn(2, 1, 6, 6)
     net = _conv_net(1)
     op, lift = net.body[0].B, net.lift

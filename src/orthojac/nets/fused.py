@@ -26,11 +26,7 @@ The families' kernels:
 `TanhRNN` is H1's tanh RNN (orthojac.thesis.rnn) over all its time steps as one node, in the kernels
 of torch's CPU `nn.RNN` and of autograd for them (tests/test_hlav.py).
 
-`StencilConv` is a one-channel 'same' convolution or its transpose
-(`layers.ConvOperator`, `layers.ConvLift`) as nine shifted multiply-adds, where oneDNN's kernels
-run at under 1 GFLOP/s (config/quick.yaml's depth sweep, C = 1). Unlike the nodes above they sum
-in another order than torch's kernels: torch's values up to rounding (tests/test_layers.py), not
-its bits; no run of the committed CPU reference takes them (its convolutional runs have C = 2).
+One-channel convolutions take a node of their own, orthojac.nets.stencil (the same lever).
 
 A node saves per layer what autograd would, and is differentiable once: a gradient of a gradient
 through it raises (`once_differentiable`) rather than come out wrong. The old-style `forward(ctx, …)` is kept on purpose:
@@ -271,98 +267,6 @@ class DenseBody(torch.autograd.Function):
             g, grads[i * per:(i + 1) * per] = ctx.kernel.backward(
                 g, params[i * per:(i + 1) * per], saved[i * kept:(i + 1) * kept], i < depth - 1)
         return (None, None, g, *grads)
-
-
-def _shifted(padded: torch.Tensor, channel: int, k: int, h: int, w: int, flip: bool):
-    """The k² windows (H × W) of one channel of a zero-padded batch, tap (i, j) after tap, as views;
-    `flip`: the window of tap (i, j) starts at (k − 1 − i, k − 1 − j) (the adjoint's)."""
-    plane = padded[:, channel]
-    for i in range(k):
-        a = k - 1 - i if flip else i
-        rows = plane[:, a:a + h]
-        for j in range(k):
-            b = k - 1 - j if flip else j
-            yield rows[:, :, b:b + w]
-
-
-def _stencil(x: torch.Tensor, weight: torch.Tensor, adjoint: bool) -> torch.Tensor:
-    """correlate (adjoint False) or correlate_adjoint (True)."""
-    n, _, h, w = x.shape
-    o, c, k = weight.shape[0], weight.shape[1], weight.shape[2]
-    p = k // 2
-    padded = torch.nn.functional.pad(x, (p, p, p, p))
-    taps = weight.detach().reshape(o, c, k * k).unbind(0)
-    out = x.new_empty(n, c if adjoint else o, h, w)
-    for target in range(out.shape[1]):
-        y = out[:, target]
-        first = True
-        for source in range(o if adjoint else c):
-            tap = taps[source][target] if adjoint else taps[target][source]
-            for window, t in zip(_shifted(padded, source, k, h, w, adjoint), tap.unbind(0)):
-                if first:
-                    torch.mul(window, t, out=y)
-                    first = False
-                else:
-                    y.addcmul_(window, t)
-    return out
-
-
-def correlate(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """F.conv2d(x, weight, padding=k // 2) (stride 1, zero padding, no bias) as k²·O·C multiply-adds
-    of shifted images: out[:, o] = Σ_{c,i,j} w[o, c, i, j] · x_pad[:, c, i:i+H, j:j+W]."""
-    return _stencil(x, weight, adjoint=False)
-
-
-def correlate_adjoint(y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """F.conv_transpose2d(y, weight, padding=k // 2), the adjoint of `correlate`:
-    out[:, c] = Σ_{o,i,j} w[o, c, i, j] · y_pad[:, o, k−1−i : k−1−i+H, k−1−j : k−1−j+W]."""
-    return _stencil(y, weight, adjoint=True)
-
-
-def correlate_weight_grad(x: torch.Tensor, g: torch.Tensor, k: int) -> torch.Tensor:
-    """The gradient of ⟨g, correlate(x, w)⟩ in w: dw[o, c, i, j] = Σ g[:, o] · x_pad[:, c, i:i+H, j:j+W]."""
-    h, w = x.shape[2:]
-    o, c, p = g.shape[1], x.shape[1], k // 2
-    padded = torch.nn.functional.pad(x, (p, p, p, p))
-    return torch.stack([torch.mul(g[:, oi], window).sum() for oi in range(o) for ci in range(c)
-                        for window in _shifted(padded, ci, k, h, w, False)]).view(o, c, k, k)
-
-
-class StencilConv(torch.autograd.Function):
-    """apply(x, weight, adjoint): `ConvOperator`'s convolution (F.conv2d, stride 1, 'same' zero
-    padding; `correlate`) or, `adjoint`, its transpose (F.conv_transpose2d with the same kernel;
-    `correlate_adjoint`) as shifted multiply-adds, for one input and one output channel, where
-    oneDNN's kernels are slowest: a depth-8 fold body at C = 1 (config/quick.yaml's depth sweep) spent
-    three quarters of its step in them (benchmarks/cpu_speed.py's quick_fold8 row: 248 → 71 ms a
-    step). Equal to torch's up to the order of its sums. Backward: the other stencil on g for the
-    input; for the weight `correlate_weight_grad` (⟨g, correlate_adjoint(y, w)⟩ = ⟨correlate(g, w), y⟩
-    for the adjoint); each only where asked for (the lift's images ask for none)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, adjoint: bool):
-        ctx.save_for_backward(x, weight)
-        ctx.adjoint = adjoint
-        return _stencil(x, weight, adjoint)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g):
-        x, weight = ctx.saved_tensors
-        adjoint, k = ctx.adjoint, weight.shape[2]
-        dx = _stencil(g, weight, not adjoint) if ctx.needs_input_grad[0] else None
-        if not ctx.needs_input_grad[1]:
-            return dx, None, None
-        return dx, correlate_weight_grad(g, x, k) if adjoint else correlate_weight_grad(x, g, k), None
-
-
-def takes_stencil(module: torch.nn.Module, x: torch.Tensor) -> bool:
-    """Whether a convolution module's call on x runs as a `StencilConv`: asked
-    for (its `fused`, set by orthojac.run.fastpath.prepare_model), on a CPU, one input and one output
-    channel (where they beat oneDNN's kernels; at two channels they lose), in a
-    `hand_written_context` (training, or evaluating without gradients; spectra keep torch's
-    convolutions)."""
-    return (getattr(module, "fused", False) and x.device.type == "cpu" and module.weight.shape[:2] == (1, 1)
-            and hand_written_context(x, module.training, dim=4))
 
 
 def unhooked(module: torch.nn.Module) -> bool:

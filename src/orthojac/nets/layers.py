@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
 from . import fused as _fused
+from . import stencil as _stencil
 from .activations import Abs, SigmaK
 from .fused import DenseFoldReLU
 from .orthogonal import delta_orthogonal_, orthogonal_matrix
@@ -130,18 +131,18 @@ class ConvOperator(nn.Module):
         self.weight = nn.Parameter(torch.empty(c_out, c_in, kernel_size, kernel_size))
 
     def takes_stencil(self, x: torch.Tensor) -> bool:
-        """Whether this call runs as shifted multiply-adds (`fused.takes_stencil`), a plain kernel
+        """Whether this call runs as shifted multiply-adds (`stencil.takes_stencil`), a plain kernel
         (not regime hard's `DeltaConvOperator`)."""
-        return type(self) is ConvOperator and _fused.takes_stencil(self, x)
+        return type(self) is ConvOperator and _stencil.takes_stencil(self, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.takes_stencil(x):
-            return _fused.StencilConv.apply(x, self.weight, False)
+            return _stencil.StencilConv.apply(x, self.weight, False)
         return F.conv2d(x, self.weight, padding=self.padding)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if self.takes_stencil(y):
-            return _fused.StencilConv.apply(y, self.weight, True)
+            return _stencil.StencilConv.apply(y, self.weight, True)
         return F.conv_transpose2d(y, self.weight, padding=self.padding)
 
     def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None,
@@ -151,19 +152,6 @@ class ConvOperator(nn.Module):
         with torch.no_grad():
             self.weight.mul_(gain)
         self.orthogonal = True
-
-
-class ConvLift(nn.Conv2d):
-    """The first layer of a convolutional network, images (1 channel) to the body's C: nn.Conv2d
-    (3×3, stride 1, 'same' zero padding, a bias), which at C = 1 runs as `fused.StencilConv` plus
-    the bias where `fused.takes_stencil` says so."""
-
-    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == (1, 1) and self.padding == (1, 1) and _fused.takes_stencil(self, x):
-            return _fused.StencilConv.apply(x, self.weight, False) + self.bias.view(1, -1, 1, 1)
-        return super().forward(x)
 
 
 class DeltaConvOperator(ConvOperator):

@@ -14,9 +14,10 @@ from torch import nn
 
 from .activations import SLOPES_01, SLOPES_PM1, make_activation, parse_breakpoints
 from ..config import GAUSSIAN_CONTROL, RunConfig
-from .layers import (BlockIdentity, ConvLift, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
+from .layers import (BlockIdentity, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
                      OrthFF, Partial, Plain, Residual)
 from .fused import fused_body
+from .stencil import ConvLift
 from .orthogonal import orthogonal_matrix, orthogonal_operators
 
 IMAGE_SIZE = (28, 28)

@@ -62,7 +62,7 @@ class FastPath:
     fused_layers: dense bodies whose forward and backward are written by hand, one autograd node
     for all layers, for training and evaluation (orthojac.nets.fused: fold/ReLU, plain/ReLU,
     resnet/ReLU without normalisation, orthoff with σ_1 or |·|), where they apply, and one-channel
-    convolutions as shifted multiply-adds on a CPU (orthojac.nets.fused.StencilConv); on by default
+    convolutions as shifted multiply-adds on a CPU (orthojac.nets.stencil); on by default
     without compile."""
 
     precision: str = "fp32"
