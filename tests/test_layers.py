@@ -406,3 +406,16 @@ def test_the_stencil_is_taken_only_for_one_channel_on_a_cpu_in_a_hand_written_co
     assert not _conv_net(1, fused_layers=False).body[0].B.takes_stencil(x)
     hard = _conv_net(1, regime="hard").body[0].B
     assert isinstance(hard, DeltaConvOperator) and not hard.takes_stencil(x)  # regime hard
+    # a lift the stencil does not compute keeps torch's convolution; without a bias it still may
+    images = torch.randn(2, 1, 8, 8)
+    for settings in ({"kernel_size": 5, "padding": 1}, {"kernel_size": 3, "padding": 1, "padding_mode": "reflect"},
+                     {"kernel_size": 3, "padding": 1, "dilation": 2}, {"kernel_size": 3, "padding": 1, "stride": 2},
+                     {"kernel_size": 3, "padding": 1, "bias": False}, {"kernel_size": 5, "padding": 2}):
+        other = ConvLift(1, 1, **settings)
+        other.fused = True
+        torch_conv = torch.nn.Conv2d(1, 1, **settings)
+        torch_conv.load_state_dict(other.state_dict())
+        torch.testing.assert_close(other(images), torch_conv(images), rtol=1e-5, atol=1e-5)
+        assert other.is_same_convolution() == (settings.get("padding_mode", "zeros") == "zeros"
+                                               and "dilation" not in settings and "stride" not in settings
+                                               and settings["padding"] == settings["kernel_size"] // 2)

@@ -6,7 +6,11 @@ convolutional networks' image lift) or its transpose (`ConvOperator.adjoint`) as
 multiply-adds of the padded batch, where oneDNN's one-channel kernels run at under 1 GFLOP/s on a
 CPU (benchmarks/cpu_speed.py's quick_fold8 row: a depth-8 fold step 248 → 71 ms). Unlike the
 nodes of orthojac.nets.fused it sums in another order than torch's kernels: torch's values up to
-rounding (tests/test_layers.py), not its bits. No run of the committed CPU reference takes it: its
+rounding (tests/test_layers.py), not its bits, for finite weights (an infinite weight times the zero
+padding is NaN at the border, where torch's is ±inf: non-finite either way, a diverged run either
+way). It is differentiable once and has no forward-mode or batched (vmap) rule: a Jacobian of a
+network in training mode through it raises; spectra take eval mode, where it is declined. No run
+of the committed CPU reference takes it: its
 convolutional runs have two channels, where oneDNN is faster and `takes_stencil` declines.
 """
 
@@ -118,7 +122,15 @@ class ConvLift(nn.Conv2d):
 
     fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
 
+    def is_same_convolution(self) -> bool:
+        """Whether this module is a convolution `StencilConv` computes: an odd square kernel, stride 1,
+        no dilation, one group, zero padding of half the kernel ('same')."""
+        k = self.kernel_size[0]
+        return (self.kernel_size == (k, k) and k % 2 == 1 and self.stride == (1, 1) and self.dilation == (1, 1)
+                and self.groups == 1 and self.padding_mode == "zeros" and self.padding == (k // 2, k // 2))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == (1, 1) and self.padding == (1, 1) and takes_stencil(self, x):
-            return StencilConv.apply(x, self.weight, False) + self.bias.view(1, -1, 1, 1)
+        if self.is_same_convolution() and takes_stencil(self, x):
+            out = StencilConv.apply(x, self.weight, False)
+            return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
         return super().forward(x)
