@@ -109,20 +109,26 @@ def old_code():
         layers.DenseOperator.make_hard_, fastpath.weights_once, regularisers.dense_defects = saved
 
 
-def matmul_rate(n: int, trials: int, seconds: float = 0.3) -> float:
-    """The best FLOP/s of fp32 n×n×n matmuls over `trials` timings of about `seconds` each."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
+def best_rate(fn, flop: int, trials: int, seconds: float = 0.3) -> float:
+    """The best FLOP/s of `fn` (doing `flop` FLOPs a call) over `trials` timings of about `seconds`
+    each (at 100 GFLOP/s), after three calls of warm-up."""
     for _ in range(3):
-        torch.mm(a, b, out=out)
-    reps = max(1, int(seconds * 1e11 / (2 * n**3)))
+        fn()
+    reps = max(1, int(seconds * 1e11 / flop))
     best = 0.0
     for _ in range(trials):
         start = time.perf_counter()
         for _ in range(reps):
-            torch.mm(a, b, out=out)
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
+            fn()
+        best = max(best, flop * reps / (time.perf_counter() - start))
     return best
+
+
+def matmul_rate(n: int, trials: int, seconds: float = 0.3) -> float:
+    """The best FLOP/s of fp32 n×n×n matmuls over `trials` timings of about `seconds` each."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    return best_rate(lambda: torch.mm(a, b, out=out), 2 * n**3, trials, seconds)
 
 
 def family_config(name: str, args) -> RunConfig:

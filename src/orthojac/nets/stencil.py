@@ -10,8 +10,8 @@ rounding (tests/test_layers.py), not its bits, for finite weights (an infinite w
 padding is NaN at the border, where torch's is ±inf: non-finite either way, a diverged run either
 way). It is differentiable once and has no forward-mode or batched (vmap) rule: a Jacobian of a
 network in training mode through it raises; spectra take eval mode, where it is declined. No run
-of the committed CPU reference takes it: its
-convolutional runs have two channels, where oneDNN is faster and `takes_stencil` declines.
+of the committed CPU reference takes it: its convolutional runs have two channels, where oneDNN is
+faster and `takes_stencil` declines.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def _shifted(padded: torch.Tensor, channel: int, k: int, h: int, w: int, flip: b
 
 
 def _stencil(x: torch.Tensor, weight: torch.Tensor, adjoint: bool) -> torch.Tensor:
-    """correlate (adjoint False) or correlate_adjoint (True)."""
+    """F.conv2d(x, weight, padding=k // 2) (stride 1, zero padding, no bias) as k²·O·C multiply-adds
+    of shifted images, out[:, o] = Σ_{c,i,j} w[o, c, i, j] · x_pad[:, c, i:i+H, j:j+W]; or, `adjoint`,
+    F.conv_transpose2d(x, weight, padding=k // 2),
+    out[:, c] = Σ_{o,i,j} w[o, c, i, j] · x_pad[:, o, k−1−i : k−1−i+H, k−1−j : k−1−j+W]."""
     n, _, h, w = x.shape
     o, c, k = weight.shape[0], weight.shape[1], weight.shape[2]
     p = k // 2
@@ -57,20 +60,8 @@ def _stencil(x: torch.Tensor, weight: torch.Tensor, adjoint: bool) -> torch.Tens
     return out
 
 
-def correlate(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """F.conv2d(x, weight, padding=k // 2) (stride 1, zero padding, no bias) as k²·O·C multiply-adds
-    of shifted images: out[:, o] = Σ_{c,i,j} w[o, c, i, j] · x_pad[:, c, i:i+H, j:j+W]."""
-    return _stencil(x, weight, adjoint=False)
-
-
-def correlate_adjoint(y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """F.conv_transpose2d(y, weight, padding=k // 2), the adjoint of `correlate`:
-    out[:, c] = Σ_{o,i,j} w[o, c, i, j] · y_pad[:, o, k−1−i : k−1−i+H, k−1−j : k−1−j+W]."""
-    return _stencil(y, weight, adjoint=True)
-
-
 def correlate_weight_grad(x: torch.Tensor, g: torch.Tensor, k: int) -> torch.Tensor:
-    """The gradient of ⟨g, correlate(x, w)⟩ in w: dw[o, c, i, j] = Σ g[:, o] · x_pad[:, c, i:i+H, j:j+W]."""
+    """The gradient of ⟨g, conv2d(x, w)⟩ in w (`_stencil`): dw[o, c, i, j] = Σ g[:, o] · x_pad[:, c, i:i+H, j:j+W]."""
     h, w = x.shape[2:]
     o, c, p = g.shape[1], x.shape[1], k // 2
     padded = torch.nn.functional.pad(x, (p, p, p, p))
@@ -80,12 +71,12 @@ def correlate_weight_grad(x: torch.Tensor, g: torch.Tensor, k: int) -> torch.Ten
 
 class StencilConv(torch.autograd.Function):
     """apply(x, weight, adjoint): `ConvOperator`'s convolution (F.conv2d, stride 1, 'same' zero
-    padding; `correlate`) or, `adjoint`, its transpose (F.conv_transpose2d with the same kernel;
-    `correlate_adjoint`) as shifted multiply-adds, for one input and one output channel, where
+    padding) or, `adjoint`, its transpose (F.conv_transpose2d with the same kernel) as shifted
+    multiply-adds (`_stencil`), for one input and one output channel, where
     oneDNN's kernels are slowest: a depth-8 fold body at C = 1 (config/quick.yaml's depth sweep) spent
     three quarters of its step in them (benchmarks/cpu_speed.py's quick_fold8 row: 248 → 71 ms a
     step). Equal to torch's up to the order of its sums. Backward: the other stencil on g for the
-    input; for the weight `correlate_weight_grad` (⟨g, correlate_adjoint(y, w)⟩ = ⟨correlate(g, w), y⟩
+    input; for the weight `correlate_weight_grad` (⟨g, conv_transpose2d(y, w)⟩ = ⟨conv2d(g, w), y⟩
     for the adjoint); each only where asked for (the lift's images ask for none)."""
 
     @staticmethod
