@@ -532,3 +532,27 @@ def test_packed_seeds_benchmark_compares_bits_and_writes_its_json(tmp_path):
     with torch.no_grad():
         weight[0, 0] = torch.nextafter(weight[0, 0], weight[0, 0] + 1)
     assert not packed_seeds.same_bits(a, c, losses, losses)
+
+
+def test_startup_benchmark_runs_both_optimisers_and_compares_their_numbers(tmp_path, idx_dir):
+    """benchmarks/startup.py end to end, one round of the P1 job on the fixture: the imports and
+    both jobs timed, their metrics.csv the same but for the training time (the benchmark raises
+    otherwise, and a changed loss is a difference). No speed is asserted."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import startup
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "startup.json"
+    result = startup.main(["--rounds", "1", "--jobs", "init", "--data-dir", str(idx_dir), "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert set(result["imports_s"]) == {"import torch", "import torch, then torch._dynamo"}
+    assert list(result["jobs"]) == ["init"]
+    job = result["jobs"]["init"]
+    assert job["same_metrics"] and set(job["wall_s"]) == {"orthojac's optimiser", "torch's optimiser"}
+    assert all(v > 0 for v in [*result["imports_s"].values(), *job["wall_s"].values()])
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    a.write_text("epoch,step,split,metric,value\n0,0,val,loss,2.5\n1,4,train,seconds,0.11\n")
+    b.write_text("epoch,step,split,metric,value\n0,0,val,loss,2.5\n1,4,train,seconds,0.08\n")
+    c.write_text("epoch,step,split,metric,value\n0,0,val,loss,2.4999999\n1,4,train,seconds,0.11\n")
+    assert startup.numbers(a) == startup.numbers(b) != startup.numbers(c)

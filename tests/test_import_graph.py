@@ -31,7 +31,8 @@ STAGES = [
                 "orthojac.nets.stencil", "orthojac.nets.layers",
                 "orthojac.nets.regularisers"], ["base"]),  # the operators and their penalties
     ("networks", ["orthojac.nets.models"], ["base", "layers"]),
-    ("run", ["orthojac.run", "orthojac.run.progress_line", "orthojac.run.checkpoint"], ["base"]),  # every job's
+    ("run", ["orthojac.run", "orthojac.run.progress_line", "orthojac.run.checkpoint", "orthojac.run.optimisers"],
+     ["base"]),  # every job's
     ("paper run", ["orthojac.run.select", "orthojac.run.train", "orthojac.run.fastpath"],
      ["base", "data", "layers", "networks", "run"]),
     ("thesis run", ["orthojac.thesis.common", "orthojac.thesis.dense", "orthojac.thesis.rnn",

@@ -44,6 +44,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.func import functional_call, stack_module_state
 
+from . import optimisers
+
 PRECISIONS = ("fp32", "tf32", "bf16")
 ENV = "ORTHOJAC_FAST_PATH"
 CHECK_EVERY = 50  # steps between the reads of `DivergenceGuard` (and at each epoch's end)
@@ -219,7 +221,9 @@ def to_layout(x: torch.Tensor, fast: FastPath, model: nn.Module) -> torch.Tensor
 
 
 def make_optimiser(params, lr: float, fast: FastPath) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, fused=True if fast.fused_adam else None)
+    """torch's Adam (fused with lever `fused_adam`), without the import of torch._dynamo its
+    first call pays (orthojac.run.optimisers)."""
+    return optimisers.adam(params, lr=lr, fused=True if fast.fused_adam else None)
 
 
 class DivergenceGuard:

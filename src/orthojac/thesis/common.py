@@ -23,6 +23,7 @@ from torch import nn
 from ..config import add_arguments
 from ..device import add_device_flags, use_threads
 from ..files import write_csv_atomic
+from ..run import optimisers
 from ..run.progress_line import Progress
 
 
@@ -101,8 +102,9 @@ def fit(model: nn.Module, run: dict, data: dict, seed: int, epochs: int, batch_s
     the validation accuracy, then the test accuracy; `extra` columns on every row. A non-finite
     objective stops the run with metric `diverged` = the epoch (a result, not a crash).
     `progress`: the job's progress lines (default: lines for this run alone)."""
-    # The fused Adam (one kernel for all parameters), as orthojac.run.train's default.
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, fused=True)
+    # The fused Adam (one kernel for all parameters), as orthojac.run.train's default; like it, without
+    # the import of torch._dynamo torch's optimisers pay on their first call (orthojac.run.optimisers).
+    opt = optimisers.adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     x, y = data["train"]
     order = torch.Generator().manual_seed(seed)
     base = {k: run[k] for k in ("configuration", "label", "variant", "gain", "lam")} | {"seed": seed, "train_size": len(x)}

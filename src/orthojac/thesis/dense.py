@@ -28,6 +28,7 @@ from torch import nn
 from ..files import write_csv_atomic
 from ..nets import fused
 from ..nets.orthogonal import random_weight
+from ..run import optimisers
 from ..run.progress_line import Progress
 from .common import batches, descend
 from . import settings
@@ -37,11 +38,12 @@ from .settings import DENSE_WEIGHTS as WEIGHTS
 # (orthojac.thesis.settings, which the flags and the schema take them from), checked here at import.
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 # The fused implementations where torch has them (SGD, Adam: one kernel for all parameters, CPU
-# and CUDA; RMSprop has none), as orthojac.run.train's Adam (orthojac.run.fastpath).
-OPTIMIZERS = {"sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, fused=True),
-              "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, fused=True),
-              "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
-              "adam": lambda p, lr: torch.optim.Adam(p, lr=lr, fused=True)}
+# and CUDA; RMSprop has none), as orthojac.run.train's Adam (orthojac.run.fastpath); torch's, without the
+# import of torch._dynamo their first call pays (orthojac.run.optimisers).
+OPTIMIZERS = {"sgd": lambda p, lr: optimisers.sgd(p, lr=lr),
+              "momentum": lambda p, lr: optimisers.sgd(p, lr=lr, momentum=0.9),
+              "rmsprop": lambda p, lr: optimisers.rmsprop(p, lr=lr),
+              "adam": lambda p, lr: optimisers.adam(p, lr=lr)}
 # The hidden layers after the first as one hand-written autograd node on a CPU (orthojac.nets.fused):
 # autograd's own kernels in its order, so the same bits as the layers one by one (tests/test_hlav_depth.py).
 KERNELS = {"linear": fused.Affine, "tanh": fused.AffineTanh, "relu": fused.AffineReLU}
