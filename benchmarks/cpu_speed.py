@@ -111,10 +111,14 @@ def old_code():
 
 def best_rate(fn, flop: int, trials: int, seconds: float = 0.3) -> float:
     """The best FLOP/s of `fn` (doing `flop` FLOPs a call) over `trials` timings of about `seconds`
-    each (at 100 GFLOP/s), after three calls of warm-up."""
+    each at 100 GFLOP/s, and at most 4 × `seconds` at the rate of its three calls of warm-up (a
+    small product's calls are bound by their overhead: at width 8 the FLOPs alone asked for
+    millions of calls a timing)."""
+    start = time.perf_counter()
     for _ in range(3):
         fn()
-    reps = max(1, int(seconds * 1e11 / flop))
+    per_call = (time.perf_counter() - start) / 3
+    reps = max(1, min(int(seconds * 1e11 / flop), int(4 * seconds / max(per_call, 1e-9))))
     best = 0.0
     for _ in range(trials):
         start = time.perf_counter()
