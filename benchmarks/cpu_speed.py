@@ -7,8 +7,8 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
 2. per network (fold, orthoff, resnet, plain: dense, depth --depth, width --width, batch --batch;
    fold and orthoff (Aᵀ|Bx + b|) in regimes soft and hard; limit50's network at depth 50;
    config/quick.yaml's convolutional depth-8 fold, plain and resnet at one channel, whose
-   convolutions run as shifted multiply-adds, orthojac.nets.stencil.StencilConv, counted as the
-   convolutions' FLOPs):
+   convolutions run as one depthwise convolution of the batch, orthojac.nets.one_channel, counted as
+   the one-channel convolutions' FLOPs):
    the training step as orthojac.run.train takes it (`training_step` with the default CPU levers,
    orthojac.run.fastpath: fused Adam, hand-written dense bodies (orthojac.nets.fused: one autograd node
    for all layers of a dense fold, plain, resnet, orthoff, partial or limit body), hard weights computed once a
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("H5 tanh", lambda fast, old=False: dense_net_stepper(fast, args.h5_depth, args.h5_width)))
     for name, make in rows:
         flops, flops_old = count_flops(make(NEW)), count_flops(make(OLD, old=True))
-        if name in CONVOLUTIONAL:  # the one-channel stencil's multiply-adds are not counted: the convolutions' FLOPs
+        if name in CONVOLUTIONAL:  # the one-channel convolutions' FLOPs, whatever route computes them
             flops = flops_old
         seconds = time_in_turns({"new": make(NEW), "old": make(OLD, old=True)}, args.steps, args.rounds)
         new, old = flops / seconds["new"] / peak, flops_old / seconds["old"] / peak

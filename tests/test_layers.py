@@ -325,25 +325,21 @@ def test_the_whole_body_node_is_taken_only_where_every_layer_takes_the_hand_writ
     assert fused_body(unfused.body, x) is None
 
 
-@pytest.mark.parametrize("o,c,k", [(1, 1, 3), (3, 2, 3), (2, 3, 5), (1, 1, 1)])
-def test_the_stencil_convolutions_are_torchs_and_pass_gradcheck(o, c, k):
-    """orthojac.nets.stencil.StencilConv, plain and adjoint (shifted multiply-adds): F.conv2d and
-    F.conv_transpose2d with 'same' zero padding, in float64, and their gradients (gradcheck), for
-    any channels and odd kernel (the layers take them only at one channel)."""
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_the_batch_as_channels_convolutions_are_torchs_and_pass_gradcheck(k):
+    """orthojac.nets.one_channel.batch_depthwise, plain and adjoint: F.conv2d and F.conv_transpose2d
+    with 'same' zero padding for one channel, in float64, and their gradients (gradcheck, and the
+    second order: torch's convolution, differentiable as any)."""
     import torch.nn.functional as F
-    from orthojac.nets import stencil
-    gen = torch.Generator().manual_seed(o * 100 + c * 10 + k)
-    x = torch.randn(2, c, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
-    y = torch.randn(2, o, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(o, c, k, k, generator=gen, dtype=torch.float64, requires_grad=True)
-    conv, adjoint = (lambda a, b: stencil.StencilConv.apply(a, b, False)), (lambda a, b: stencil.StencilConv.apply(a, b, True))
-    torch.testing.assert_close(conv(x, w), F.conv2d(x, w, padding=k // 2))
-    torch.testing.assert_close(adjoint(y, w), F.conv_transpose2d(y, w, padding=k // 2))
-    assert torch.autograd.gradcheck(conv, (x, w))
-    assert torch.autograd.gradcheck(adjoint, (y, w))
-    dx, = torch.autograd.grad(conv(x, w).pow(2).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        dx.sum().backward()
+    from orthojac.nets import one_channel
+    gen = torch.Generator().manual_seed(k)
+    x = torch.randn(3, 1, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 1, k, k, generator=gen, dtype=torch.float64, requires_grad=True)
+    for adjoint, torch_conv in ((False, F.conv2d), (True, F.conv_transpose2d)):
+        conv = lambda a, b: one_channel.batch_depthwise(a, b, adjoint)  # noqa: E731
+        torch.testing.assert_close(conv(x, w), torch_conv(x, w, padding=k // 2))
+        assert torch.autograd.gradcheck(conv, (x, w))
+        assert torch.autograd.gradgradcheck(conv, (x, w))
 
 
 def _conv_net(channels: int, fused_layers: bool = True, **settings):
@@ -356,16 +352,17 @@ def _conv_net(channels: int, fused_layers: bool = True, **settings):
 
 
 @pytest.mark.parametrize("family", ["fold", "plain", "resnet"])
-def test_one_channel_convolutional_networks_train_through_the_stencil_as_through_torchs_convolutions(family):
+def test_one_channel_convolutional_networks_train_through_the_batch_as_channels(family):
     """config/quick.yaml's depth sweep (C = 1): with the lever on, every convolution of a training
-    step (the lift's, the body's and their adjoints) runs as a stencil node, and the loss and every
-    gradient are torch's convolutions' up to the order of sums (float32)."""
+    step (the lift's, the body's and their adjoints) runs as a convolution of the batch as channels
+    (groups = the batch), torch's as one of one channel, and the loss and every gradient are the
+    same up to the order of sums (float32)."""
     import torch.nn.functional as F
     gen = torch.Generator().manual_seed(3)
     x, y = torch.randn(8, 1, 28, 28, generator=gen), torch.randint(0, 10, (8,), generator=gen)
-    nets = {name: _conv_net(1, fused_layers=name == "stencil", family=family) for name in ("stencil", "torch")}
-    nets["torch"].load_state_dict(nets["stencil"].state_dict())
-    grads, nodes = {}, {}
+    nets = {name: _conv_net(1, fused_layers=name == "depthwise", family=family) for name in ("depthwise", "torch")}
+    nets["torch"].load_state_dict(nets["depthwise"].state_dict())
+    grads, groups = {}, {}
     for name, net in nets.items():
         loss = F.cross_entropy(net(x), y)
         seen, todo = set(), [loss.grad_fn]
@@ -374,39 +371,38 @@ def test_one_channel_convolutional_networks_train_through_the_stencil_as_through
             if node is not None and node not in seen:
                 seen.add(node)
                 todo += [n for n, _ in node.next_functions]
-        nodes[name] = [type(n).__name__ for n in seen]
+        groups[name] = sorted(n._saved_groups for n in seen if type(n).__name__ == "ConvolutionBackward0")
         grads[name] = (loss, *torch.autograd.grad(loss, list(net.parameters())))
     # the lift, and per layer (depth 2) fold's B and Bᵀ, plain's W, resnet's W₁ and W₂
     convolutions = 1 + 2 * {"fold": 2, "plain": 1, "resnet": 2}[family]
-    assert nodes["torch"].count("ConvolutionBackward0") == nodes["stencil"].count("StencilConvBackward") == convolutions
-    assert "ConvolutionBackward0" not in nodes["stencil"]
-    for a, b in zip(grads["stencil"], grads["torch"]):
+    assert groups == {"torch": [1] * convolutions, "depthwise": [len(x)] * convolutions}
+    for a, b in zip(grads["depthwise"], grads["torch"]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_the_stencil_is_taken_only_for_one_channel_on_a_cpu_in_a_hand_written_context():
+def test_the_batch_as_channels_is_taken_only_for_one_channel_on_a_cpu_in_a_hand_written_context():
     from orthojac.nets.layers import DeltaConvOperator
-    from orthojac.nets.stencil import ConvLift
+    from orthojac.nets.one_channel import ConvLift
     x = torch.randn(2, 1, 6, 6)
     net = _conv_net(1)
     op, lift = net.body[0].B, net.lift
     assert isinstance(lift, ConvLift) and op.fused and lift.fused
-    assert op.takes_stencil(x)
+    assert op.takes_depthwise(x)
     plain = _conv_net(1, fused_layers=False)
     plain.load_state_dict(net.state_dict())
     images = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
-        assert op.eval().takes_stencil(x)  # evaluation without gradients
+        assert op.eval().takes_depthwise(x)  # evaluation without gradients
         torch.testing.assert_close(net.eval()(images), plain.eval()(images), rtol=1e-5, atol=1e-5)
-    assert not op.eval().takes_stencil(x)  # spectra: eval mode, with gradients
+    assert not op.eval().takes_depthwise(x)  # spectra: eval mode, with gradients
     op.train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not op.takes_stencil(x)
-    assert not _conv_net(2).body[0].B.takes_stencil(torch.randn(2, 2, 6, 6))  # two channels: oneDNN
-    assert not _conv_net(1, fused_layers=False).body[0].B.takes_stencil(x)
+        assert not op.takes_depthwise(x)
+    assert not _conv_net(2).body[0].B.takes_depthwise(torch.randn(2, 2, 6, 6))  # two channels: oneDNN
+    assert not _conv_net(1, fused_layers=False).body[0].B.takes_depthwise(x)
     hard = _conv_net(1, regime="hard").body[0].B
-    assert isinstance(hard, DeltaConvOperator) and not hard.takes_stencil(x)  # regime hard
-    # a lift the stencil does not compute keeps torch's convolution; without a bias it still may
+    assert isinstance(hard, DeltaConvOperator) and not hard.takes_depthwise(x)  # regime hard
+    # a lift batch_depthwise does not compute keeps torch's convolution; without a bias it still may
     images = torch.randn(2, 1, 8, 8)
     for settings in ({"kernel_size": 5, "padding": 1}, {"kernel_size": 3, "padding": 1, "padding_mode": "reflect"},
                      {"kernel_size": 3, "padding": 1, "dilation": 2}, {"kernel_size": 3, "padding": 1, "stride": 2},

@@ -26,7 +26,7 @@ The families' kernels:
 `TanhRNN` is H1's tanh RNN (orthojac.thesis.rnn) over all its time steps as one node, in the kernels
 of torch's CPU `nn.RNN` and of autograd for them (tests/test_hlav.py).
 
-One-channel convolutions take a node of their own, orthojac.nets.stencil (the same lever).
+One-channel convolutions take a route of their own, orthojac.nets.one_channel (the same lever).
 
 A node saves per layer what autograd would, and is differentiable once: a gradient of a gradient
 through it raises (`once_differentiable`) rather than come out wrong. The old-style `forward(ctx, …)` is kept on purpose:

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
 from . import fused as _fused
-from . import stencil as _stencil
+from . import one_channel
 from .activations import Abs, SigmaK
 from .fused import DenseFoldReLU
 from .orthogonal import delta_orthogonal_, orthogonal_matrix
@@ -130,19 +130,19 @@ class ConvOperator(nn.Module):
         self.padding = kernel_size // 2
         self.weight = nn.Parameter(torch.empty(c_out, c_in, kernel_size, kernel_size))
 
-    def takes_stencil(self, x: torch.Tensor) -> bool:
-        """Whether this call runs as shifted multiply-adds (`stencil.takes_stencil`), a plain kernel
-        (not regime hard's `DeltaConvOperator`)."""
-        return type(self) is ConvOperator and _stencil.takes_stencil(self, x)
+    def takes_depthwise(self, x: torch.Tensor) -> bool:
+        """Whether this call runs as a depthwise convolution of the batch
+        (`one_channel.takes_depthwise`), a plain kernel (not regime hard's `DeltaConvOperator`)."""
+        return type(self) is ConvOperator and one_channel.takes_depthwise(self, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.takes_stencil(x):
-            return _stencil.StencilConv.apply(x, self.weight, False)
+        if self.takes_depthwise(x):
+            return one_channel.batch_depthwise(x, self.weight)
         return F.conv2d(x, self.weight, padding=self.padding)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        if self.takes_stencil(y):
-            return _stencil.StencilConv.apply(y, self.weight, True)
+        if self.takes_depthwise(y):
+            return one_channel.batch_depthwise(y, self.weight, adjoint=True)
         return F.conv_transpose2d(y, self.weight, padding=self.padding)
 
     def init_orthogonal_(self, construction: str, generator: torch.Generator | None = None,

@@ -17,7 +17,7 @@ from ..config import GAUSSIAN_CONTROL, RunConfig
 from .layers import (BlockIdentity, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
                      OrthFF, Partial, Plain, Residual)
 from .fused import fused_body
-from .stencil import ConvLift
+from .one_channel import ConvLift
 from .orthogonal import orthogonal_matrix, orthogonal_operators
 
 IMAGE_SIZE = (28, 28)

@@ -64,8 +64,8 @@ class FastPath:
     fused_layers: dense bodies whose forward and backward are written by hand, one autograd node
     for all layers, for training and evaluation (orthojac.nets.fused: fold/ReLU, plain/ReLU,
     resnet/ReLU without normalisation, orthoff with σ_1 or |·|), where they apply, and one-channel
-    convolutions as shifted multiply-adds on a CPU (orthojac.nets.stencil); on by default
-    without compile."""
+    convolutions as one depthwise convolution of the batch on a CPU (orthojac.nets.one_channel); on by
+    default without compile."""
 
     precision: str = "fp32"
     channels_last: bool = False

@@ -1,0 +1,62 @@
+"""One-channel convolutions as one depthwise convolution of the batch: the CPU fast path's route
+for config/quick.yaml's depth sweep (C = 1; lever `fused_layers`, orthojac.run.fastpath).
+
+A 'same' zero-padded convolution with one input and one output channel (`layers.ConvOperator`'s B,
+and `ConvLift`, the convolutional networks' image lift) or its transpose (`ConvOperator.adjoint`,
+Bᵀ) runs on a CPU as `batch_depthwise`: the N images (N, 1, H, W) laid out as the N channels of one
+image (1, N, H, W), the kernel expanded to (N, 1, k, k), `groups = N`. It is torch's own
+convolution, so autograd, forward mode and vmap treat it as any; oneDNN computes it with its
+depthwise kernels, where its one-channel kernels ran at under 1 GFLOP/s (benchmarks/cpu_speed.py's
+quick_fold8 row: a depth-8 fold step 292 ms with them, 71 ms as shifted multiply-adds, 40 ms as a
+depthwise convolution). Its values are torch's up to rounding (tests/test_layers.py): the weight's
+gradient sums over the batch in another order. No run of the committed CPU reference takes it: its
+convolutional runs have two channels, where `takes_depthwise` declines.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .fused import hand_written_context
+
+
+def batch_depthwise(x: torch.Tensor, weight: torch.Tensor, adjoint: bool = False) -> torch.Tensor:
+    """F.conv2d(x, weight, padding=k // 2) or, `adjoint`, F.conv_transpose2d(x, weight, padding=k // 2)
+    (stride 1, zero padding, no bias) for x (N, 1, H, W) and weight (1, 1, k, k), k odd, as one
+    convolution of the batch as channels with `groups = N`."""
+    n, k = x.shape[0], weight.shape[-1]
+    conv = F.conv_transpose2d if adjoint else F.conv2d
+    out = conv(x.reshape(1, n, *x.shape[2:]), weight.expand(n, 1, k, k), padding=k // 2, groups=n)
+    return out.view(x.shape)
+
+
+def takes_depthwise(module: torch.nn.Module, x: torch.Tensor) -> bool:
+    """Whether a convolution module's call on x runs as `batch_depthwise`: asked for (its `fused`,
+    set by orthojac.run.fastpath.prepare_model), on a CPU, one input and one output channel, in a
+    `hand_written_context` (training, or evaluating without gradients; spectra keep torch's
+    convolutions and their numbers)."""
+    return (getattr(module, "fused", False) and x.device.type == "cpu" and module.weight.shape[:2] == (1, 1)
+            and hand_written_context(x, module.training, dim=4))
+
+
+class ConvLift(nn.Conv2d):
+    """The first layer of a convolutional network, images (1 channel) to the body's C: nn.Conv2d
+    (3×3, stride 1, 'same' zero padding, a bias), which at C = 1 runs as `batch_depthwise` plus the
+    bias where `takes_depthwise` says so."""
+
+    fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
+
+    def is_same_convolution(self) -> bool:
+        """Whether this module is a convolution `batch_depthwise` computes: an odd square kernel,
+        stride 1, no dilation, one group, zero padding of half the kernel ('same')."""
+        k = self.kernel_size[0]
+        return (self.kernel_size == (k, k) and k % 2 == 1 and self.stride == (1, 1) and self.dilation == (1, 1)
+                and self.groups == 1 and self.padding_mode == "zeros" and self.padding == (k // 2, k // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_same_convolution() and takes_depthwise(self, x):
+            out = batch_depthwise(x, self.weight)
+            return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+        return super().forward(x)
