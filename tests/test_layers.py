@@ -380,7 +380,7 @@ def test_one_channel_convolutional_networks_train_through_the_batch_as_channels(
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_the_batch_as_channels_is_taken_only_for_one_channel_on_a_cpu_in_a_hand_written_context():
+def test_the_batch_as_channels_is_taken_only_for_one_channel_on_a_cpu_outside_torch_func():
     from orthojac.nets.layers import DeltaConvOperator
     from orthojac.nets.one_channel import ConvLift
     x = torch.randn(2, 1, 6, 6)
@@ -394,10 +394,11 @@ def test_the_batch_as_channels_is_taken_only_for_one_channel_on_a_cpu_in_a_hand_
     with torch.no_grad():
         assert op.eval().takes_depthwise(x)  # evaluation without gradients
         torch.testing.assert_close(net.eval()(images), plain.eval()(images), rtol=1e-5, atol=1e-5)
-    assert not op.eval().takes_depthwise(x)  # spectra: eval mode, with gradients
+    assert op.eval().takes_depthwise(x)  # spectra: eval mode, with gradients
     op.train()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not op.takes_depthwise(x)
+    seen = []
+    torch.func.vmap(lambda a: seen.append(op.takes_depthwise(a)) or a)(torch.randn(3, 2, 1, 6, 6))
+    assert seen == [False]  # inside a torch.func transform (PackedModels)
     assert not _conv_net(2).body[0].B.takes_depthwise(torch.randn(2, 2, 6, 6))  # two channels: oneDNN
     assert not _conv_net(1, fused_layers=False).body[0].B.takes_depthwise(x)
     hard = _conv_net(1, regime="hard").body[0].B

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from torch import nn
 
@@ -90,6 +91,35 @@ def test_gradient_norms_match_autograd_at_every_layer_input():
     (gl,) = torch.autograd.grad(nn.functional.cross_entropy(model.readout(out), labels), out)
     assert abs(rows[0]["value"] - g0.norm().item()) < 1e-12
     assert abs(rows[-1]["value"] - gl.norm().item()) < 1e-12
+
+
+@pytest.mark.parametrize("family", ["fold", "plain", "resnet"])
+def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(family):
+    """The spectrum stage asks one-channel convolutions for orthojac.nets.one_channel's route
+    (`use_depthwise`): a Jacobian at one image is the same to the bit (one group: torch's own
+    convolution), the gradient norms over a batch run as a convolution of the batch as channels
+    (groups = the batch) and are torch's up to rounding."""
+    from orthojac.nets import one_channel
+    cfg = RunConfig(arch="conv", family=family, channels=1, depth=2, init="cayley", bias_init=-0.5, seed=0)
+    models = {name: build_model(cfg).eval() for name in ("torch", "depthwise")}
+    models["depthwise"].load_state_dict(models["torch"].state_dict())
+    one_channel.use_depthwise(models["depthwise"])
+    gen = torch.Generator().manual_seed(1)
+    images, labels = torch.randn(6, 1, 28, 28, generator=gen), torch.randint(0, 10, (6,), generator=gen)
+    point = models["torch"].embed(images[:1])[0].detach()
+    jacobians = {n: spectra.jacobian_matrix(m.body, point, 256) for n, m in models.items()}
+    assert torch.equal(jacobians["torch"], jacobians["depthwise"])
+    groups = {}
+    for name, model in models.items():
+        seen = []
+        hooks = [m.register_forward_hook(lambda m, a, o: seen.append(m.takes_depthwise(a[0])))
+                 for m in model.modules() if hasattr(m, "takes_depthwise")]
+        norms = spectra.gradient_norms(model, images, labels)
+        for hook in hooks:
+            hook.remove()
+        groups[name] = (seen, [r["value"] for r in norms])
+    assert groups["depthwise"][0] and all(groups["depthwise"][0]) and not any(groups["torch"][0])
+    np.testing.assert_allclose(groups["depthwise"][1], groups["torch"][1], rtol=1e-5)
 
 
 def test_cli_exact_and_lanczos_write_consistent_tables(tmp_path, idx_folder):

@@ -7,10 +7,12 @@ Bᵀ) runs on a CPU as `batch_depthwise`: the N images (N, 1, H, W) laid out as 
 image (1, N, H, W), the kernel expanded to (N, 1, k, k), `groups = N`. It is torch's own
 convolution, so autograd, forward mode and vmap treat it as any; oneDNN computes it with its
 depthwise kernels, where its one-channel kernels ran at under 1 GFLOP/s (benchmarks/cpu_speed.py's
-quick_fold8 row: a depth-8 fold step 292 ms with them, 71 ms as shifted multiply-adds, 40 ms as a
+quick_fold8 row: a depth-8 fold step 290 ms with them, 71 ms as shifted multiply-adds, 43 ms as a
 depthwise convolution). Its values are torch's up to rounding (tests/test_layers.py): the weight's
 gradient sums over the batch in another order. No run of the committed CPU reference takes it: its
-convolutional runs have two channels, where `takes_depthwise` declines.
+convolutional runs have two channels, where `takes_depthwise` declines. The spectrum stage takes it
+too (`use_depthwise`): its Jacobians at one image are torch's convolution of one group, to the bit,
+and its gradient norms over a batch are torch's values up to rounding.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .fused import hand_written_context
 
 
 def batch_depthwise(x: torch.Tensor, weight: torch.Tensor, adjoint: bool = False) -> torch.Tensor:
@@ -34,11 +34,21 @@ def batch_depthwise(x: torch.Tensor, weight: torch.Tensor, adjoint: bool = False
 
 def takes_depthwise(module: torch.nn.Module, x: torch.Tensor) -> bool:
     """Whether a convolution module's call on x runs as `batch_depthwise`: asked for (its `fused`,
-    set by orthojac.run.fastpath.prepare_model), on a CPU, one input and one output channel, in a
-    `hand_written_context` (training, or evaluating without gradients; spectra keep torch's
-    convolutions and their numbers)."""
+    set by orthojac.run.fastpath.prepare_model for training, by `use_depthwise` for the spectra), on
+    a CPU, one input and one output channel, a batch of images, outside a torch.func transform
+    (PackedModels' vmap, whose batch is not the images'). A single image (a spectrum's Jacobian) is
+    one group: torch's own convolution, the same bits."""
     return (getattr(module, "fused", False) and x.device.type == "cpu" and module.weight.shape[:2] == (1, 1)
-            and hand_written_context(x, module.training, dim=4))
+            and x.dim() == 4 and torch._C._functorch.peek_interpreter_stack() is None)
+
+
+def use_depthwise(model: nn.Module) -> None:
+    """Ask every convolution of `model` that can take `batch_depthwise` (`ConvLift`, and
+    `layers.ConvOperator`: a module with `takes_depthwise`) to take it where `takes_depthwise`
+    allows: for the spectrum stage, whose gradient norms run a batch of images with gradients."""
+    for module in model.modules():
+        if isinstance(module, ConvLift) or callable(getattr(module, "takes_depthwise", None)):
+            module.fused = True
 
 
 class ConvLift(nn.Conv2d):

@@ -111,8 +111,8 @@ def _add_lever_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fused-layers", action=onoff, default=None,
                         help="train dense bodies (fold/ReLU, plain/ReLU, resnet/ReLU, orthoff with σ_1 or "
                         "|·|) through their hand-written forward and backward, one node for all layers "
-                        "(orthojac.nets.fused), and one-channel convolutions on a CPU as shifted "
-                        "multiply-adds (default: on without --compile)")
+                        "(orthojac.nets.fused), and one-channel convolutions on a CPU as one depthwise "
+                        "convolution of the batch (default: on without --compile)")
 
 
 def environment_defaults() -> dict:

@@ -18,7 +18,7 @@ one with the same config resumes from it. A loss or parameter that is not finite
 
 Runtime flags (not config: they change results by rounding only, and are recorded in config.json)
 pick the fast path's levers, orthojac.run.fastpath: on by default on CUDA; on CPU the fused Adam, the
-hand-written dense bodies and the one-channel convolutions as shifted multiply-adds only
+hand-written dense bodies and the one-channel convolutions as one depthwise convolution only
 (deterministic: a rerun on the same machine and thread count gives identical metrics).
 """
 

@@ -49,6 +49,7 @@ from ..config import RunConfig, add_arguments
 from ..data import load_split, pixels
 from ..device import add_device_flags, select_device, use_threads
 from ..files import write_csv_atomic, write_text_atomic
+from ..nets import one_channel
 from ..nets.models import build_model
 from .free import extreme_singular_values
 from ..spectra_settings import DEFAULTS, SpectraSettings
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     model.load_state_dict(checkpoint_weights(ckpt, args.weights, args.epoch, model))
     dtype = getattr(torch, args.dtype)
     model = model.to(device=device, dtype=dtype).eval()
+    one_channel.use_depthwise(model)  # the gradient norms' batch of one-channel convolutions
     x_test, y_test = load_split(args.data_dir, "t10k")
     norm = ckpt["normalisation"]
 
