@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from conftest import REPO, make_idx_dataset
-from orthojac.run import checkpoint, train
+from orthojac.run import checkpoint, optimisers, train
 from orthojac.report import figures
 from orthojac.run.checkpoint import atomic_save, load_checkpoint
 from orthojac.config import RunConfig
@@ -314,7 +314,7 @@ def test_parameters_turning_nan_end_the_run_as_diverged_at_that_step(tmp_path, f
                                                                      monkeypatch):
     """A NaN written into the weights by the last step of an epoch (caught by the epoch-end check)
     and by a step mid-epoch (caught by the next loss): both record the step of the bad update."""
-    adam_step = torch.optim.Adam.step
+    adam_step = optimisers.Adam.step
     for poison_at in (5, 3):  # 5 steps per epoch: the epoch's last step, then a middle one
         calls = {"n": 0}
 
@@ -326,7 +326,7 @@ def test_parameters_turning_nan_end_the_run_as_diverged_at_that_step(tmp_path, f
                     self.param_groups[0]["params"][0].fill_(float("nan"))
             return out
 
-        monkeypatch.setattr(torch.optim.Adam, "step", poisoned)
+        monkeypatch.setattr(optimisers.Adam, "step", poisoned)
         out = tmp_path / str(poison_at)
         summary = train.train(small_config(epochs=1), fixture_data[2], out, torch.device("cpu"), 0)
         assert summary["status"] == "diverged" and summary["diverged_step"] == poison_at

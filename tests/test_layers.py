@@ -399,6 +399,9 @@ def test_the_batch_as_channels_is_taken_only_for_one_channel_on_a_cpu_outside_to
     seen = []
     torch.func.vmap(lambda a: seen.append(op.takes_depthwise(a)) or a)(torch.randn(3, 2, 1, 6, 6))
     assert seen == [False]  # inside a torch.func transform (PackedModels)
+    # an empty batch, or images of two channels, are left to torch (found by a review: groups = 0 raised)
+    assert not op.takes_depthwise(torch.empty(0, 1, 6, 6)) and op(torch.empty(0, 1, 6, 6)).shape == (0, 1, 6, 6)
+    assert not op.takes_depthwise(torch.randn(2, 2, 6, 6))
     assert not _conv_net(2).body[0].B.takes_depthwise(torch.randn(2, 2, 6, 6))  # two channels: oneDNN
     assert not _conv_net(1, fused_layers=False).body[0].B.takes_depthwise(x)
     hard = _conv_net(1, regime="hard").body[0].B

@@ -131,3 +131,27 @@ def test_no_job_imports_torch_dynamo(idx_folder, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen == {"paper": False, "thesis": False, "torch's Adam": True}
+
+
+def test_an_optimiser_pickles_and_one_whose_step_torch_runs_without_gradients_works():
+    """Found by a review: the classes are found by name (pickle), and an optimiser without a
+    `differentiable` default (LBFGS: torch's step under no_grad) steps as torch's."""
+    import pickle
+    net = _net()
+    opt = optimisers.adam(net.parameters(), lr=1e-2)
+    _steps(net, opt, 0, 1)
+    assert _same_state(pickle.loads(pickle.dumps(opt)).state_dict(), opt.state_dict())
+    weights = {}
+    for name, cls in (("torch", torch.optim.LBFGS), ("orthojac", optimisers.eager(torch.optim.LBFGS))):
+        w = torch.tensor([1.5, -0.5], requires_grad=True)
+        opt = cls([w], lr=0.5)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((w - 3) ** 4).sum()
+            loss.backward()
+            return loss
+        for _ in range(3):
+            opt.step(closure)
+        weights[name] = w.detach()
+    assert torch.equal(weights["torch"], weights["orthojac"]) and not torch.equal(weights["torch"], torch.tensor([1.5, -0.5]))

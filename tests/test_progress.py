@@ -22,7 +22,7 @@ import yaml
 
 from conftest import REPO
 from orthojac.workflow import progress
-from orthojac.run import progress_line, train
+from orthojac.run import optimisers, progress_line, train
 from orthojac.run.checkpoint import load_checkpoint
 from orthojac.data import load_images
 from orthojac.config import RunConfig
@@ -95,7 +95,7 @@ def small_config(**changes) -> RunConfig:
 def test_a_resumed_run_says_from_where_and_counts_on_from_there(idx_folder, tmp_path, capsys, monkeypatch):
     """A run stopped after its first epoch (a SIGTERM at the epoch's last step) resumes: its log
     says from where, and its epoch lines go on from epoch 2, step 10."""
-    step = torch.optim.Adam.step
+    step = optimisers.Adam.step
     calls = {"n": 0}
 
     def stop_after_epoch_one(self, *args, **kwargs):
@@ -104,11 +104,11 @@ def test_a_resumed_run_says_from_where_and_counts_on_from_there(idx_folder, tmp_
         train.Stop.requested = calls["n"] == 5
         return out
 
-    monkeypatch.setattr(torch.optim.Adam, "step", stop_after_epoch_one)
+    monkeypatch.setattr(optimisers.Adam, "step", stop_after_epoch_one)
     with pytest.raises(SystemExit):
         train.train(small_config(epochs=3), idx_folder, tmp_path, torch.device("cpu"), 0)
     train.Stop.requested = False
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    monkeypatch.setattr(optimisers.Adam, "step", step)
     capsys.readouterr()
     train.train(small_config(epochs=3), idx_folder, tmp_path, torch.device("cpu"), 0)
     err = capsys.readouterr().err
@@ -123,7 +123,7 @@ def test_a_resumed_run_says_from_where_and_counts_on_from_there(idx_folder, tmp_
 def test_a_diverging_training_run_says_so_at_its_step(idx_folder, tmp_path, capsys, monkeypatch):
     """Parameters turned NaN by step 3 make step 4's loss non-finite: the log says so there, before
     the run's outputs are written, naming the step the run records."""
-    adam_step = torch.optim.Adam.step
+    adam_step = optimisers.Adam.step
     calls = {"n": 0}
 
     def poisoned(self, *args, **kwargs):
@@ -141,7 +141,7 @@ def test_a_diverging_training_run_says_so_at_its_step(idx_folder, tmp_path, caps
         said.setdefault("err", capsys.readouterr().err)
         return write_csv(*args, **kwargs)
 
-    monkeypatch.setattr(torch.optim.Adam, "step", poisoned)
+    monkeypatch.setattr(optimisers.Adam, "step", poisoned)
     monkeypatch.setattr(train, "write_csv_atomic", write_and_look)
     summary = train.train(small_config(epochs=2), idx_folder, tmp_path, torch.device("cpu"), 0)
     assert summary["status"] == "diverged" and summary["diverged_step"] == 3

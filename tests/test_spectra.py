@@ -95,10 +95,10 @@ def test_gradient_norms_match_autograd_at_every_layer_input():
 
 @pytest.mark.parametrize("family", ["fold", "plain", "resnet"])
 def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(family):
-    """The spectrum stage asks one-channel convolutions for orthojac.nets.one_channel's route
-    (`use_depthwise`): a Jacobian at one image is the same to the bit (one group: torch's own
-    convolution), the gradient norms over a batch run as a convolution of the batch as channels
-    (groups = the batch) and are torch's up to rounding."""
+    """The spectrum stage asks the body's one-channel convolutions for orthojac.nets.one_channel's
+    route (`use_depthwise`): the points (the lift, left to torch) and a Jacobian at one image are the
+    same to the bit (one group: torch's own convolution), the gradient norms over a batch run as a
+    convolution of the batch as channels (groups = the batch) and are torch's up to rounding."""
     from orthojac.nets import one_channel
     cfg = RunConfig(arch="conv", family=family, channels=1, depth=2, init="cayley", bias_init=-0.5, seed=0)
     models = {name: build_model(cfg).eval() for name in ("torch", "depthwise")}
@@ -106,8 +106,10 @@ def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(
     one_channel.use_depthwise(models["depthwise"])
     gen = torch.Generator().manual_seed(1)
     images, labels = torch.randn(6, 1, 28, 28, generator=gen), torch.randint(0, 10, (6,), generator=gen)
-    point = models["torch"].embed(images[:1])[0].detach()
-    jacobians = {n: spectra.jacobian_matrix(m.body, point, 256) for n, m in models.items()}
+    with torch.no_grad():  # the points: the lift keeps torch's convolution (its bias added in it)
+        points = {n: m.embed(images[:1])[0] for n, m in models.items()}
+    assert torch.equal(points["torch"], points["depthwise"])
+    jacobians = {n: spectra.jacobian_matrix(m.body, points[n], 256) for n, m in models.items()}
     assert torch.equal(jacobians["torch"], jacobians["depthwise"])
     groups = {}
     for name, model in models.items():

@@ -11,8 +11,9 @@ quick_fold8 row: a depth-8 fold step 290 ms with them, 71 ms as shifted multiply
 depthwise convolution). Its values are torch's up to rounding (tests/test_layers.py): the weight's
 gradient sums over the batch in another order. No run of the committed CPU reference takes it: its
 convolutional runs have two channels, where `takes_depthwise` declines. The spectrum stage takes it
-too (`use_depthwise`): its Jacobians at one image are torch's convolution of one group, to the bit,
-and its gradient norms over a batch are torch's values up to rounding.
+too for the body (`use_depthwise`): its points and its Jacobians at one image are torch's to the bit
+(one group is torch's own convolution), and its gradient norms over a batch are torch's values up
+to rounding.
 """
 
 from __future__ import annotations
@@ -35,19 +36,23 @@ def batch_depthwise(x: torch.Tensor, weight: torch.Tensor, adjoint: bool = False
 def takes_depthwise(module: torch.nn.Module, x: torch.Tensor) -> bool:
     """Whether a convolution module's call on x runs as `batch_depthwise`: asked for (its `fused`,
     set by orthojac.run.fastpath.prepare_model for training, by `use_depthwise` for the spectra), on
-    a CPU, one input and one output channel, a batch of images, outside a torch.func transform
+    a CPU, one input and one output channel, a batch of at least one one-channel image (an empty
+    batch or a wrong channel count is left to torch, and its error), outside a torch.func transform
     (PackedModels' vmap, whose batch is not the images'). A single image (a spectrum's Jacobian) is
     one group: torch's own convolution, the same bits."""
     return (getattr(module, "fused", False) and x.device.type == "cpu" and module.weight.shape[:2] == (1, 1)
-            and x.dim() == 4 and torch._C._functorch.peek_interpreter_stack() is None)
+            and x.dim() == 4 and x.shape[0] > 0 and x.shape[1] == 1
+            and torch._C._functorch.peek_interpreter_stack() is None)
 
 
 def use_depthwise(model: nn.Module) -> None:
-    """Ask every convolution of `model` that can take `batch_depthwise` (`ConvLift`, and
-    `layers.ConvOperator`: a module with `takes_depthwise`) to take it where `takes_depthwise`
-    allows: for the spectrum stage, whose gradient norms run a batch of images with gradients."""
+    """Ask the body's convolutions of `model` (`layers.ConvOperator`: a module with
+    `takes_depthwise`) to take `batch_depthwise` where `takes_depthwise` allows: for the spectrum
+    stage, whose gradient norms run a batch of images with gradients. Not the lift (`ConvLift`),
+    which adds its bias after the convolution there: the points whose Jacobians are measured
+    (`model.embed` of single images) stay torch's to the bit."""
     for module in model.modules():
-        if isinstance(module, ConvLift) or callable(getattr(module, "takes_depthwise", None)):
+        if callable(getattr(module, "takes_depthwise", None)):
             module.fused = True
 
 

@@ -35,7 +35,7 @@ def eager(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
         return functools.wraps(body)(lambda self, *args, **kwargs: body(self, *args, **kwargs))
 
     def eager_step(self, closure=None):
-        with torch.set_grad_enabled(self.defaults["differentiable"]):
+        with torch.set_grad_enabled(self.defaults.get("differentiable", False)):
             return step(self, closure)
 
     namespace = {name: make(name) for name in _DECORATED}
@@ -45,13 +45,17 @@ def eager(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
     return type(cls.__name__, (cls,), namespace)
 
 
+# The classes by name, so that an optimiser object pickles (pickle finds its class here).
+Adam, SGD, RMSprop = eager(torch.optim.Adam), eager(torch.optim.SGD), eager(torch.optim.RMSprop)
+
+
 def adam(params, lr: float, fused: bool | None = True) -> torch.optim.Adam:
-    return eager(torch.optim.Adam)(params, lr=lr, fused=fused)
+    return Adam(params, lr=lr, fused=fused)
 
 
 def sgd(params, lr: float, momentum: float = 0.0, fused: bool | None = True) -> torch.optim.SGD:
-    return eager(torch.optim.SGD)(params, lr=lr, momentum=momentum, fused=fused)
+    return SGD(params, lr=lr, momentum=momentum, fused=fused)
 
 
 def rmsprop(params, lr: float) -> torch.optim.RMSprop:
-    return eager(torch.optim.RMSprop)(params, lr=lr)
+    return RMSprop(params, lr=lr)
