@@ -30,15 +30,11 @@ def eager(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
     """`cls` (a torch optimiser) whose methods never import `torch._dynamo`; one class per `cls`."""
     step = inspect.unwrap(cls.step)
 
-    def make(name):
-        body = inspect.unwrap(getattr(cls, name))
-        return functools.wraps(body)(lambda self, *args, **kwargs: body(self, *args, **kwargs))
-
     def eager_step(self, closure=None):
         with torch.set_grad_enabled(self.defaults.get("differentiable", False)):
             return step(self, closure)
 
-    namespace = {name: make(name) for name in _DECORATED}
+    namespace = {name: inspect.unwrap(getattr(cls, name)) for name in _DECORATED}  # torch's bodies, as methods
     namespace |= {"step": functools.wraps(step)(eager_step), "__module__": __name__,
                   "__doc__": f"torch.optim.{cls.__name__}, its bodies called without torch._dynamo's import "
                              "(orthojac.run.optimisers)."}
