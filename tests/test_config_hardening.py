@@ -481,9 +481,9 @@ def test_a_non_finite_jacobian_or_a_failed_svd_is_a_noted_row_and_the_other_poin
     images = torch.randn(3, 1, 28, 28, dtype=torch.float64)
     real_jacobian, calls = spectra.jacobian_matrix, {"n": 0}
 
-    def faulty_jacobian(f, x, chunk_size=256):
+    def faulty_jacobian(f, x, chunk_size=256, copies=False):
         calls["n"] += 1
-        jac = real_jacobian(f, x, chunk_size)
+        jac = real_jacobian(f, x, chunk_size, copies)
         return jac * float("nan") if calls["n"] == 1 else jac  # the body's Jacobian at point 0
 
     real_svdvals = torch.linalg.svdvals

@@ -335,11 +335,17 @@ def test_the_batch_as_channels_convolutions_are_torchs_and_pass_gradcheck(k):
     gen = torch.Generator().manual_seed(k)
     x = torch.randn(3, 1, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
     w = torch.randn(1, 1, k, k, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(1, generator=gen, dtype=torch.float64, requires_grad=True)
     for adjoint, torch_conv in ((False, F.conv2d), (True, F.conv_transpose2d)):
-        conv = lambda a, b: one_channel.batch_depthwise(a, b, adjoint)  # noqa: E731
+        conv = lambda a, c: one_channel.batch_depthwise(a, c, adjoint)  # noqa: E731
         torch.testing.assert_close(conv(x, w), torch_conv(x, w, padding=k // 2))
         assert torch.autograd.gradcheck(conv, (x, w))
         assert torch.autograd.gradgradcheck(conv, (x, w))
+        biased = lambda a, c, d: one_channel.batch_depthwise(a, c, adjoint, bias=d)  # noqa: E731
+        torch.testing.assert_close(biased(x, w, b), torch_conv(x, w, b, padding=k // 2))
+        assert torch.autograd.gradcheck(biased, (x, w, b))
+        # one image: torch's own call, the same bits
+        assert torch.equal(biased(x[:1], w, b), torch_conv(x[:1], w, b, padding=k // 2))
 
 
 def _conv_net(channels: int, fused_layers: bool = True, **settings):

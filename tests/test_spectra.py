@@ -93,12 +93,32 @@ def test_gradient_norms_match_autograd_at_every_layer_input():
     assert abs(rows[-1]["value"] - gl.norm().item()) < 1e-12
 
 
+@pytest.mark.parametrize("arch, chunk", [("dense", 7), ("dense", None), ("conv", 100), ("conv", 1)])
+def test_jacobian_over_copies_is_the_jacobian(arch, chunk):
+    """`jacobian_matrix(copies=True)` (a backward pass over a batch of copies of the point, cotangent
+    e_i on copy i) gives the Jacobian the vmapped route gives, in float64, for chunk sizes that do and
+    do not divide the dimension, and for a body with batch normalisation (resnet, eval mode); and the
+    rows are where they belong: a Jacobian with two rows swapped is far from it."""
+    for family in ("fold", "resnet"):
+        cfg = RunConfig(arch=arch, family=family, channels=1, width=20, depth=3, bias_init=-0.5, seed=2)
+        model = build_model(cfg).double().eval()
+        with torch.no_grad():
+            point = model.embed(torch.randn(1, 1, 28, 28, dtype=torch.float64,
+                                            generator=torch.Generator().manual_seed(3)))[0]
+        vmapped = spectra.jacobian_matrix(model.body, point, chunk)
+        copies = spectra.jacobian_matrix(model.body, point, chunk, copies=True)
+        torch.testing.assert_close(copies, vmapped, rtol=1e-12, atol=1e-12)
+        assert (copies[[1, 0]] - vmapped[:2]).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("family", ["fold", "plain", "resnet"])
 def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(family):
-    """The spectrum stage asks the body's one-channel convolutions for orthojac.nets.one_channel's
-    route (`use_depthwise`): the points (the lift, left to torch) and a Jacobian at one image are the
-    same to the bit (one group: torch's own convolution), the gradient norms over a batch run as a
-    convolution of the batch as channels (groups = the batch) and are torch's up to rounding."""
+    """The spectrum stage asks the one-channel convolutions (the lift's, the body's) for
+    orthojac.nets.one_channel's route (`use_depthwise`): the points (the lift of one image, its
+    bias added inside the convolution) and a Jacobian at one image are the same to the bit (one
+    group: torch's own convolution); the stage's Jacobian, over a batch of copies of the point, and
+    the gradient norms over a batch run as a convolution of the batch as channels (groups = the
+    batch) and are torch's up to rounding."""
     from orthojac.nets import one_channel
     cfg = RunConfig(arch="conv", family=family, channels=1, depth=2, init="cayley", bias_init=-0.5, seed=0)
     models = {name: build_model(cfg).eval() for name in ("torch", "depthwise")}
@@ -106,11 +126,19 @@ def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(
     one_channel.use_depthwise(models["depthwise"])
     gen = torch.Generator().manual_seed(1)
     images, labels = torch.randn(6, 1, 28, 28, generator=gen), torch.randint(0, 10, (6,), generator=gen)
-    with torch.no_grad():  # the points: the lift keeps torch's convolution (its bias added in it)
+    assert models["depthwise"].lift.fused and not models["torch"].lift.fused
+    with torch.no_grad():
         points = {n: m.embed(images[:1])[0] for n, m in models.items()}
     assert torch.equal(points["torch"], points["depthwise"])
     jacobians = {n: spectra.jacobian_matrix(m.body, points[n], 256) for n, m in models.items()}
     assert torch.equal(jacobians["torch"], jacobians["depthwise"])
+    # The stage's own route for this body: the rows over a batch of copies of the point.
+    assert one_channel.on_depthwise_route(models["depthwise"].body)
+    assert not one_channel.on_depthwise_route(models["torch"].body)
+    copies = spectra.jacobian_matrix(models["depthwise"].body, points["depthwise"], 256, copies=True)
+    torch.testing.assert_close(copies, jacobians["torch"], rtol=1e-6, atol=1e-6)
+    sigma, note = spectra.singular_values(models["depthwise"].body, points["depthwise"], "exact", 256)
+    assert note == "" and torch.equal(sigma, torch.linalg.svdvals(copies))
     groups = {}
     for name, model in models.items():
         seen = []

@@ -11,9 +11,9 @@ quick_fold8 row: a depth-8 fold step 290 ms with them, 71 ms as shifted multiply
 depthwise convolution). Its values are torch's up to rounding (tests/test_layers.py): the weight's
 gradient sums over the batch in another order. No run of the committed CPU reference takes it: its
 convolutional runs have two channels, where `takes_depthwise` declines. The spectrum stage takes it
-too for the body (`use_depthwise`): its points and its Jacobians at one image are torch's to the bit
-(one group is torch's own convolution), and its gradient norms over a batch are torch's values up
-to rounding.
+too (`use_depthwise`): its points (the lift of one image: one group, torch's own convolution) are
+torch's to the bit; the Jacobian's rows, computed over a batch of copies of the point
+(`on_depthwise_route`), and its gradient norms over a batch are torch's values up to rounding.
 """
 
 from __future__ import annotations
@@ -23,13 +23,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def batch_depthwise(x: torch.Tensor, weight: torch.Tensor, adjoint: bool = False) -> torch.Tensor:
-    """F.conv2d(x, weight, padding=k // 2) or, `adjoint`, F.conv_transpose2d(x, weight, padding=k // 2)
-    (stride 1, zero padding, no bias) for x (N, 1, H, W) and weight (1, 1, k, k), k odd, as one
-    convolution of the batch as channels with `groups = N`."""
+def batch_depthwise(x: torch.Tensor, weight: torch.Tensor, adjoint: bool = False,
+                    bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.conv2d(x, weight, bias, padding=k // 2) or, `adjoint`, F.conv_transpose2d(x, weight, bias,
+    padding=k // 2) (stride 1, zero padding) for x (N, 1, H, W), weight (1, 1, k, k), k odd, and
+    bias (1,) or None, as one convolution of the batch as channels with `groups = N` (the bias
+    expanded to the N channels, added inside the convolution as torch adds it). For N = 1 this is
+    torch's own call, the same bits."""
     n, k = x.shape[0], weight.shape[-1]
     conv = F.conv_transpose2d if adjoint else F.conv2d
-    out = conv(x.reshape(1, n, *x.shape[2:]), weight.expand(n, 1, k, k), padding=k // 2, groups=n)
+    out = conv(x.reshape(1, n, *x.shape[2:]), weight.expand(n, 1, k, k),
+               None if bias is None else bias.expand(n), padding=k // 2, groups=n)
     return out.view(x.shape)
 
 
@@ -46,19 +50,29 @@ def takes_depthwise(module: torch.nn.Module, x: torch.Tensor) -> bool:
 
 
 def use_depthwise(model: nn.Module) -> None:
-    """Ask the body's convolutions of `model` (`layers.ConvOperator`: a module with
-    `takes_depthwise`) to take `batch_depthwise` where `takes_depthwise` allows: for the spectrum
-    stage, whose gradient norms run a batch of images with gradients. Not the lift (`ConvLift`),
-    which adds its bias after the convolution there: the points whose Jacobians are measured
-    (`model.embed` of single images) stay torch's to the bit."""
+    """Ask the convolutions of `model` (`ConvLift`, `layers.ConvOperator`: the modules with a
+    `fused` lever) to take `batch_depthwise` where `takes_depthwise` allows: for the spectrum stage,
+    whose gradient norms run a batch of images with gradients. The points whose Jacobians are
+    measured (`model.embed` of single images) and those Jacobians are then torch's to the bit: one
+    image is one group, torch's own convolution, the lift's bias added inside it."""
     for module in model.modules():
-        if callable(getattr(module, "takes_depthwise", None)):
+        if isinstance(module, ConvLift) or callable(getattr(module, "takes_depthwise", None)):
             module.fused = True
+
+
+def on_depthwise_route(module: nn.Module) -> bool:
+    """Whether `module` holds a one-channel convolution set to take `batch_depthwise` (its `fused`,
+    by `use_depthwise` or the training's fast path). A Jacobian of such a module at one image is
+    computed over a batch of copies of the image (`orthojac.spectra.jacobian_matrix(copies=True)`):
+    vmap's batched backward would run torch's one-channel kernels over the copies (benchmarks/README.md,
+    "The spectra's Jacobian")."""
+    return any(getattr(m, "fused", False) and callable(getattr(m, "takes_depthwise", None))
+               and m.weight.shape[:2] == (1, 1) for m in module.modules())
 
 
 class ConvLift(nn.Conv2d):
     """The first layer of a convolutional network, images (1 channel) to the body's C: nn.Conv2d
-    (3×3, stride 1, 'same' zero padding, a bias), which at C = 1 runs as `batch_depthwise` plus the
+    (3×3, stride 1, 'same' zero padding, a bias), which at C = 1 runs as `batch_depthwise` with its
     bias where `takes_depthwise` says so."""
 
     fused = False  # set by orthojac.run.fastpath.prepare_model (lever `fused_layers`)
@@ -72,6 +86,5 @@ class ConvLift(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_same_convolution() and takes_depthwise(self, x):
-            out = batch_depthwise(x, self.weight)
-            return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+            return batch_depthwise(x, self.weight, bias=self.bias)
         return super().forward(x)

@@ -55,7 +55,8 @@ from .free import extreme_singular_values
 from ..spectra_settings import DEFAULTS, SpectraSettings
 
 
-def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_size) -> torch.Tensor:
+def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_size,
+                    copies: bool = False) -> torch.Tensor:
     """The dim×dim Jacobian J of f at a single input x (any shape), rows chunked.
 
     One forward pass of x; then, a chunk of k rows at a time, one vectorised backward pass of the
@@ -63,9 +64,19 @@ def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_
     backward), whose results are the rows Jᵀe_i. Memory grows with the chunk, not with the
     dimension. (This is what `torch.func.jacrev(chunk_size=k)` computes, without jacrev's first
     call importing torch._dynamo: seconds of start-up that a spectrum job of a small network would
-    mostly spend.)"""
+    mostly spend.)
+
+    `copies`: each chunk of k rows is instead one forward and one backward pass of a batch of k
+    copies of x, the cotangent of copy i being e_i (row i of J lands in copy i's gradient). f must
+    treat the images of a batch independently, as a network in eval mode does. This is the route
+    for a body on the depthwise route (`one_channel.on_depthwise_route`): its backward is then one
+    depthwise convolution of the k copies, where vmap's batched backward runs torch's one-channel
+    kernels over them. Its chunks are of equal size (at most `chunk_size`): one shape, one set of
+    oneDNN kernels. The same J up to rounding (tests/test_spectra.py)."""
     dim = x.numel()
     chunk = min(chunk_size or dim, dim)
+    if copies:
+        return _jacobian_over_copies(f, x, -(-dim // -(-dim // chunk)))
     rows = []
     with torch.enable_grad():
         inp = x.detach().unsqueeze(0).requires_grad_(True)
@@ -80,6 +91,23 @@ def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_
     return torch.cat(rows)
 
 
+def _jacobian_over_copies(f, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """`jacobian_matrix(..., copies=True)`: chunks of `chunk` rows (the last one shorter if
+    `chunk` does not divide the dimension)."""
+    dim = x.numel()
+    rows = []
+    with torch.enable_grad():
+        for start in range(0, dim, chunk):
+            k = min(chunk, dim - start)
+            inp = x.detach().unsqueeze(0).expand(k, *x.shape).clone().requires_grad_(True)
+            out = f(inp).reshape(k, dim)
+            cotangents = torch.zeros(k, dim, dtype=out.dtype, device=out.device)
+            cotangents[torch.arange(k), torch.arange(start, start + k)] = 1
+            (grad,) = torch.autograd.grad(out, inp, cotangents)
+            rows.append(grad.reshape(k, dim))
+    return torch.cat(rows)
+
+
 def jacobian_spectrum(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_size) -> torch.Tensor:
     """Singular values (descending) of the Jacobian of f at x."""
     return torch.linalg.svdvals(jacobian_matrix(f, x, chunk_size))
@@ -90,7 +118,7 @@ def singular_values(f, x: torch.Tensor, method: str, chunk_size: int | None) -> 
     note: why there are none (None: a non-finite Jacobian, an SVD that failed) or why they are
     uncertain (a Lanczos iteration that did not converge); "" when all went well."""
     if method == "exact":
-        jacobian = jacobian_matrix(f, x, chunk_size)
+        jacobian = jacobian_matrix(f, x, chunk_size, copies=one_channel.on_depthwise_route(f))
         if not torch.isfinite(jacobian).all():
             return None, "the Jacobian has non-finite entries"
         try:
