@@ -65,6 +65,28 @@ def test_gaussian_linear_network_matches_numpy_svd():
     np.testing.assert_allclose(sigma.numpy(), np.linalg.svd(product, compute_uv=False), rtol=1e-10)
 
 
+@pytest.mark.parametrize("arch, family, channels", [("conv", "fold", 2), ("conv", "resnet", 2), ("dense", "fold", 1)])
+def test_gradient_norms_are_the_bits_of_a_full_backward_and_leave_the_weights_alone(arch, family, channels):
+    """The gradient norms take the gradients at the layer inputs only: the same bits as a
+    `.backward()` that also fills every weight's gradient (how the committed reference's rows were
+    computed), in float64 as its P1 cells are; and no parameter's `.grad` is touched."""
+    cfg = RunConfig(arch=arch, family=family, channels=channels, width=16, depth=3, bias_init=-0.5, seed=0)
+    model = build_model(cfg).double().eval()
+    gen = torch.Generator().manual_seed(4)
+    images = torch.randn(12, 1, 28, 28, dtype=torch.float64, generator=gen)
+    labels = torch.randint(0, 10, (12,), generator=gen)
+    rows = spectra.gradient_norms(model, images, labels)
+    assert all(p.grad is None for p in model.parameters())
+    inputs, h = [], model.embed(images).detach().requires_grad_(True)
+    for layer in model.body:
+        inputs.append(h)
+        h = layer(h)
+        h.retain_grad()
+    inputs.append(h)
+    nn.functional.cross_entropy(model.readout(h), labels).backward()
+    assert [r["value"] for r in rows] == [x.grad.norm().item() for x in inputs]
+
+
 def test_stochastic_lanczos_quadrature_matches_exact_moments():
     body = _perturbed_fold(width=64, noise=0.03)
     x = torch.randn(64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
