@@ -135,31 +135,31 @@ def test_jacobian_over_copies_is_the_jacobian(arch, chunk):
 
 @pytest.mark.parametrize("family", ["fold", "plain", "resnet"])
 def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(family):
-    """The spectrum stage asks the one-channel convolutions (the lift's, the body's) for
-    orthojac.nets.one_channel's route (`use_depthwise`): the points (the lift of one image, its
-    bias added inside the convolution) and a Jacobian at one image are the same to the bit (one
-    group: torch's own convolution); the stage's Jacobian, over a batch of copies of the point, and
-    the gradient norms over a batch run as a convolution of the batch as channels (groups = the
-    batch) and are torch's up to rounding."""
+    """The spectrum stage asks the body's one-channel convolutions for orthojac.nets.one_channel's
+    route (`use_depthwise(model.body)`): the points (the lift, left to torch) and a Jacobian at one
+    image by vmap are the same to the bit (one group: torch's own convolution); the stage's Jacobian,
+    over a batch of copies of the point, and the gradient norms over a batch run as a convolution
+    of the batch as channels (groups = the batch) and are torch's up to rounding."""
     from orthojac.nets import one_channel
     cfg = RunConfig(arch="conv", family=family, channels=1, depth=2, init="cayley", bias_init=-0.5, seed=0)
     models = {name: build_model(cfg).eval() for name in ("torch", "depthwise")}
     models["depthwise"].load_state_dict(models["torch"].state_dict())
-    one_channel.use_depthwise(models["depthwise"])
+    one_channel.use_depthwise(models["depthwise"].body)
     gen = torch.Generator().manual_seed(1)
     images, labels = torch.randn(6, 1, 28, 28, generator=gen), torch.randint(0, 10, (6,), generator=gen)
-    assert models["depthwise"].lift.fused and not models["torch"].lift.fused
+    assert not models["depthwise"].lift.fused
     with torch.no_grad():
-        points = {n: m.embed(images[:1])[0] for n, m in models.items()}
+        points = {n: m.embed(images[:2]) for n, m in models.items()}
     assert torch.equal(points["torch"], points["depthwise"])
-    jacobians = {n: spectra.jacobian_matrix(m.body, points[n], 256) for n, m in models.items()}
+    point = points["torch"][0]
+    jacobians = {n: spectra.jacobian_matrix(m.body, point, 256) for n, m in models.items()}
     assert torch.equal(jacobians["torch"], jacobians["depthwise"])
     # The stage's own route for this body: the rows over a batch of copies of the point.
-    assert one_channel.on_depthwise_route(models["depthwise"].body)
-    assert not one_channel.on_depthwise_route(models["torch"].body)
-    copies = spectra.jacobian_matrix(models["depthwise"].body, points["depthwise"], 256, copies=True)
+    assert one_channel.on_depthwise_route(models["depthwise"].body, point)
+    assert not one_channel.on_depthwise_route(models["torch"].body, point)
+    copies = spectra.jacobian_matrix(models["depthwise"].body, point, 256, copies=True)
     torch.testing.assert_close(copies, jacobians["torch"], rtol=1e-6, atol=1e-6)
-    sigma, note = spectra.singular_values(models["depthwise"].body, points["depthwise"], "exact", 256)
+    sigma, note = spectra.singular_values(models["depthwise"].body, point, "exact", 256)
     assert note == "" and torch.equal(sigma, torch.linalg.svdvals(copies))
     groups = {}
     for name, model in models.items():
@@ -172,6 +172,64 @@ def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(
         groups[name] = (seen, [r["value"] for r in norms])
     assert groups["depthwise"][0] and all(groups["depthwise"][0]) and not any(groups["torch"][0])
     np.testing.assert_allclose(groups["depthwise"][1], groups["torch"][1], rtol=1e-5)
+
+
+def test_the_jacobian_over_copies_is_taken_only_where_the_depthwise_route_pays():
+    """`one_channel.on_depthwise_route` (found by a review): a one-channel body asked for the route,
+    in eval mode, float32, on a CPU; not in float64 (torch's grouped convolution is no faster there,
+    and the copies took twice as long), not for regime hard's delta kernels (never on the route),
+    not for a body with a module in training mode (batch normalisation would mix the copies), not
+    for two channels or a dense body, and not for a plain function (no modules to ask)."""
+    from orthojac.nets import one_channel
+
+    def body(**settings):
+        model = build_model(RunConfig(**({"arch": "conv", "channels": 1, "depth": 2, "bias_init": -0.5}
+                                         | settings))).eval()
+        one_channel.use_depthwise(model.body)
+        return model.body
+
+    x = torch.randn(1, 28, 28)
+    assert one_channel.on_depthwise_route(body(), x)
+    assert one_channel.on_depthwise_route(body(family="resnet"), x)
+    assert not one_channel.on_depthwise_route(body().double(), x.double())
+    assert not body()[0].B.takes_depthwise(torch.randn(3, 1, 28, 28, dtype=torch.float64))
+    assert not one_channel.on_depthwise_route(body(regime="hard"), x)
+    assert not one_channel.on_depthwise_route(body(family="resnet").train(), x)
+    assert not one_channel.on_depthwise_route(body(channels=2), torch.randn(2, 28, 28))
+    assert not one_channel.on_depthwise_route(body(arch="dense", width=16), torch.randn(16))
+    assert not one_channel.on_depthwise_route(lambda v: 2 * v, x)
+    sigma, note = spectra.singular_values(lambda v: 2 * v, torch.randn(5), "exact", 2)
+    assert note == "" and torch.allclose(sigma, torch.full((5,), 2.0))
+
+
+def test_the_stage_measures_at_torchs_points_with_several_points_in_float32(tmp_path, idx_folder, monkeypatch):
+    """`orthojac spectra --points 2 --dtype float32` on a one-channel network (found by a review:
+    routing the lift moved the points, lifted all in one call, in their last bits): the points the
+    stage measures at are torch's to the bit, and its σ are torch's up to float32's rounding."""
+    cfg = RunConfig(arch="conv", family="plain", channels=1, depth=2, bias_init=-0.5, seed=3)
+    weights = tmp_path / "init.pt"
+    atomic_save({"model": build_model(cfg).state_dict(), "config": cfg.to_dict(),
+                 "normalisation": {"mean": 0.2, "std": 0.3}}, weights)
+    seen = {}
+    real = spectra.spectra
+
+    def recording(model, images, *args):
+        with torch.no_grad():
+            seen["points"], seen["images"] = model.embed(images), images
+        return real(model, images, *args)
+
+    monkeypatch.setattr(spectra, "spectra", recording)
+    body = tmp_path / "body.csv"
+    spectra.main(["--weights", str(weights), "--data-dir", str(idx_folder), "--points", "2", "--dtype", "float32",
+                  "--grad-batch", "8", "--no-layers", "--out-body", str(body), "--out-layers", str(tmp_path / "l.csv")])
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        points = model.embed(seen["images"])
+    assert torch.equal(seen["points"], points)
+    table = pd.read_csv(body)
+    for p, point in enumerate(points):
+        expected = torch.linalg.svdvals(spectra.jacobian_matrix(model.body, point, 256))
+        np.testing.assert_allclose(table[table["point"] == p]["sigma"], expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_cli_exact_and_lanczos_write_consistent_tables(tmp_path, idx_folder):

@@ -11,9 +11,9 @@ quick_fold8 row: a depth-8 fold step 290 ms with them, 71 ms as shifted multiply
 depthwise convolution). Its values are torch's up to rounding (tests/test_layers.py): the weight's
 gradient sums over the batch in another order. No run of the committed CPU reference takes it: its
 convolutional runs have two channels, where `takes_depthwise` declines. The spectrum stage takes it
-too (`use_depthwise`): its points (the lift of one image: one group, torch's own convolution) are
-torch's to the bit; the Jacobian's rows, computed over a batch of copies of the point
-(`on_depthwise_route`), and its gradient norms over a batch are torch's values up to rounding.
+for the body in float32 (`use_depthwise`): the Jacobian's rows, computed over a batch of copies of
+the point (`on_depthwise_route`), and its gradient norms over a batch are torch's values up to
+rounding; the points, the lift's, are torch's to the bit.
 """
 
 from __future__ import annotations
@@ -40,34 +40,43 @@ def batch_depthwise(x: torch.Tensor, weight: torch.Tensor, adjoint: bool = False
 def takes_depthwise(module: torch.nn.Module, x: torch.Tensor) -> bool:
     """Whether a convolution module's call on x runs as `batch_depthwise`: asked for (its `fused`,
     set by orthojac.run.fastpath.prepare_model for training, by `use_depthwise` for the spectra), on
-    a CPU, one input and one output channel, a batch of at least one one-channel image (an empty
-    batch or a wrong channel count is left to torch, and its error), outside a torch.func transform
-    (PackedModels' vmap, whose batch is not the images'). A single image (a spectrum's Jacobian) is
-    one group: torch's own convolution, the same bits."""
-    return (getattr(module, "fused", False) and x.device.type == "cpu" and module.weight.shape[:2] == (1, 1)
-            and x.dim() == 4 and x.shape[0] > 0 and x.shape[1] == 1
+    a CPU, in float32 (oneDNN's depthwise kernels; in float64 torch's own grouped convolution is no
+    faster than its one-channel kernel: benchmarks/README.md, "The spectra's Jacobian"), one input
+    and one output channel, a batch of at least one one-channel image (an empty batch or a wrong
+    channel count is left to torch, and its error), outside a torch.func transform (PackedModels'
+    vmap, whose batch is not the images'). A single image is one group: torch's own convolution,
+    the same bits."""
+    return (getattr(module, "fused", False) and x.device.type == "cpu" and x.dtype == torch.float32
+            and module.weight.shape[:2] == (1, 1) and x.dim() == 4 and x.shape[0] > 0 and x.shape[1] == 1
             and torch._C._functorch.peek_interpreter_stack() is None)
 
 
-def use_depthwise(model: nn.Module) -> None:
-    """Ask the convolutions of `model` (`ConvLift`, `layers.ConvOperator`: the modules with a
-    `fused` lever) to take `batch_depthwise` where `takes_depthwise` allows: for the spectrum stage,
-    whose gradient norms run a batch of images with gradients. The points whose Jacobians are
-    measured (`model.embed` of single images) and those Jacobians are then torch's to the bit: one
-    image is one group, torch's own convolution, the lift's bias added inside it."""
-    for module in model.modules():
-        if isinstance(module, ConvLift) or callable(getattr(module, "takes_depthwise", None)):
-            module.fused = True
+def use_depthwise(module: nn.Module) -> None:
+    """Ask the convolutions of `module` (`ConvLift`, `layers.ConvOperator`: the modules with a
+    `fused` lever) to take `batch_depthwise` where `takes_depthwise` allows. The spectrum stage asks
+    it of the body (orthojac.spectra.main): its gradient norms run a batch of images with gradients
+    through it, and its Jacobians run over copies of a point (`on_depthwise_route`). Not of the
+    lift: the measured points (the lift of all the points' images in one call) stay torch's to the
+    bit."""
+    for m in module.modules():
+        if isinstance(m, ConvLift) or callable(getattr(m, "takes_depthwise", None)):
+            m.fused = True
 
 
-def on_depthwise_route(module: nn.Module) -> bool:
-    """Whether `module` holds a one-channel convolution set to take `batch_depthwise` (its `fused`,
-    by `use_depthwise` or the training's fast path). A Jacobian of such a module at one image is
-    computed over a batch of copies of the image (`orthojac.spectra.jacobian_matrix(copies=True)`):
-    vmap's batched backward would run torch's one-channel kernels over the copies (benchmarks/README.md,
-    "The spectra's Jacobian")."""
-    return any(getattr(m, "fused", False) and callable(getattr(m, "takes_depthwise", None))
-               and m.weight.shape[:2] == (1, 1) for m in module.modules())
+def on_depthwise_route(module, x: torch.Tensor) -> bool:
+    """Whether the Jacobian of `module` at the single input x (an image of C channels, no batch
+    dimension) is computed over a batch of copies of x (`orthojac.spectra.jacobian_matrix(copies=
+    True)`): `module` is a module in eval mode throughout (then each image of a batch is its own:
+    batch normalisation uses its running statistics) holding a convolution that runs a batch of
+    copies of x as `batch_depthwise` (its `takes_depthwise`: asked for, on a CPU, float32, one
+    channel, not regime hard's). There vmap's batched backward would run torch's one-channel kernels
+    over the copies (benchmarks/README.md, "The spectra's Jacobian"); anywhere else the copies would
+    gain nothing, or, in float64, take twice as long."""
+    if not isinstance(module, nn.Module) or any(m.training for m in module.modules()):
+        return False
+    copies = x.unsqueeze(0).expand(2, *x.shape)
+    return any(callable(getattr(m, "takes_depthwise", None)) and m.takes_depthwise(copies)
+               for m in module.modules())
 
 
 class ConvLift(nn.Conv2d):

@@ -71,8 +71,9 @@ def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_
     treat the images of a batch independently, as a network in eval mode does. This is the route
     for a body on the depthwise route (`one_channel.on_depthwise_route`): its backward is then one
     depthwise convolution of the k copies, where vmap's batched backward runs torch's one-channel
-    kernels over them. Its chunks are of equal size (at most `chunk_size`): one shape, one set of
-    oneDNN kernels. The same J up to rounding (tests/test_spectra.py)."""
+    kernels over them. Its chunks are of near-equal size (at most `chunk_size`; 784 rows at 256:
+    four of 196), so that oneDNN makes few kernels. Memory grows with the chunk times the depth
+    (the k copies' activations). The same J up to rounding (tests/test_spectra.py)."""
     dim = x.numel()
     chunk = min(chunk_size or dim, dim)
     if copies:
@@ -118,7 +119,7 @@ def singular_values(f, x: torch.Tensor, method: str, chunk_size: int | None) -> 
     note: why there are none (None: a non-finite Jacobian, an SVD that failed) or why they are
     uncertain (a Lanczos iteration that did not converge); "" when all went well."""
     if method == "exact":
-        jacobian = jacobian_matrix(f, x, chunk_size, copies=one_channel.on_depthwise_route(f))
+        jacobian = jacobian_matrix(f, x, chunk_size, copies=one_channel.on_depthwise_route(f, x))
         if not torch.isfinite(jacobian).all():
             return None, "the Jacobian has non-finite entries"
         try:
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     model.load_state_dict(checkpoint_weights(ckpt, args.weights, args.epoch, model))
     dtype = getattr(torch, args.dtype)
     model = model.to(device=device, dtype=dtype).eval()
-    one_channel.use_depthwise(model)  # the gradient norms' batch of one-channel convolutions
+    one_channel.use_depthwise(model.body)  # one-channel bodies: the Jacobians, the gradient norms
     x_test, y_test = load_split(args.data_dir, "t10k")
     norm = ckpt["normalisation"]
 
