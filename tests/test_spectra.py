@@ -205,7 +205,8 @@ def test_the_jacobian_over_copies_is_taken_only_where_the_depthwise_route_pays()
 def test_the_stage_measures_at_torchs_points_with_several_points_in_float32(tmp_path, idx_folder, monkeypatch):
     """`orthojac spectra --points 2 --dtype float32` on a one-channel network (found by a review:
     routing the lift moved the points, lifted all in one call, in their last bits): the points the
-    stage measures at are torch's to the bit, and its σ are torch's up to float32's rounding."""
+    stage measures at are torch's to the bit, and its σ are torch's up to float32's rounding. The
+    lift takes the batch as channels only afterwards, for the gradient norms' batch."""
     cfg = RunConfig(arch="conv", family="plain", channels=1, depth=2, bias_init=-0.5, seed=3)
     weights = tmp_path / "init.pt"
     atomic_save({"model": build_model(cfg).state_dict(), "config": cfg.to_dict(),
@@ -216,9 +217,17 @@ def test_the_stage_measures_at_torchs_points_with_several_points_in_float32(tmp_
     def recording(model, images, *args):
         with torch.no_grad():
             seen["points"], seen["images"] = model.embed(images), images
+        seen["lift routed at the points"] = model.lift.fused
         return real(model, images, *args)
 
+    real_norms = spectra.gradient_norms
+
+    def recording_norms(model, images, labels):
+        seen["lift routed for the gradient norms"] = model.lift.fused
+        return real_norms(model, images, labels)
+
     monkeypatch.setattr(spectra, "spectra", recording)
+    monkeypatch.setattr(spectra, "gradient_norms", recording_norms)
     body = tmp_path / "body.csv"
     spectra.main(["--weights", str(weights), "--data-dir", str(idx_folder), "--points", "2", "--dtype", "float32",
                   "--grad-batch", "8", "--no-layers", "--out-body", str(body), "--out-layers", str(tmp_path / "l.csv")])
@@ -226,6 +235,7 @@ def test_the_stage_measures_at_torchs_points_with_several_points_in_float32(tmp_
     with torch.no_grad():
         points = model.embed(seen["images"])
     assert torch.equal(seen["points"], points)
+    assert not seen["lift routed at the points"] and seen["lift routed for the gradient norms"]
     table = pd.read_csv(body)
     for p, point in enumerate(points):
         expected = torch.linalg.svdvals(spectra.jacobian_matrix(model.body, point, 256))

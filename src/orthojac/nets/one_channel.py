@@ -54,10 +54,10 @@ def takes_depthwise(module: torch.nn.Module, x: torch.Tensor) -> bool:
 def use_depthwise(module: nn.Module) -> None:
     """Ask the convolutions of `module` (`ConvLift`, `layers.ConvOperator`: the modules with a
     `fused` lever) to take `batch_depthwise` where `takes_depthwise` allows. The spectrum stage asks
-    it of the body (orthojac.spectra.main): its gradient norms run a batch of images with gradients
-    through it, and its Jacobians run over copies of a point (`on_depthwise_route`). Not of the
-    lift: the measured points (the lift of all the points' images in one call) stay torch's to the
-    bit."""
+    it of the body (orthojac.spectra.main): its Jacobians run over copies of a point
+    (`on_depthwise_route`), its gradient norms a batch of images with gradients. Of the lift only
+    once the points are measured (the lift of all the points' images in one call): they stay
+    torch's to the bit."""
     for m in module.modules():
         if isinstance(m, ConvLift) or callable(getattr(m, "takes_depthwise", None)):
             m.fused = True

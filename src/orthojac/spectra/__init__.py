@@ -276,7 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     model.load_state_dict(checkpoint_weights(ckpt, args.weights, args.epoch, model))
     dtype = getattr(torch, args.dtype)
     model = model.to(device=device, dtype=dtype).eval()
-    one_channel.use_depthwise(model.body)  # one-channel bodies: the Jacobians, the gradient norms
+    # One-channel bodies: the Jacobians over copies, the gradient norms' batch. The lift is left to
+    # torch until the points (all lifted in one call) are measured.
+    one_channel.use_depthwise(model.body)
     x_test, y_test = load_split(args.data_dir, "t10k")
     norm = ckpt["normalisation"]
 
@@ -289,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         layers += weight_defects(model)
     if args.grad_batch and finite(model):
         labels = torch.as_tensor(y_test[: args.grad_batch].astype("int64"), device=device)
+        one_channel.use_depthwise(model.lift)  # the points are measured: now the batch's lift too
         layers += gradient_norms(model, test_images(args.grad_batch), labels)
     seconds = time.perf_counter() - started
     body = [row | {"dtype": args.dtype} for row in body]
