@@ -159,7 +159,19 @@ def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(
     assert not one_channel.on_depthwise_route(models["torch"].body, point)
     copies = spectra.jacobian_matrix(models["depthwise"].body, point, 256, copies=True)
     torch.testing.assert_close(copies, jacobians["torch"], rtol=1e-6, atol=1e-6)
-    sigma, note = spectra.singular_values(models["depthwise"].body, point, "exact", 256)
+    routes, real = [], spectra.jacobian_matrix
+
+    def recording(f, x, chunk_size=256, copies=False):
+        routes.append(copies)
+        return real(f, x, chunk_size, copies)
+
+    spectra.jacobian_matrix = recording
+    try:
+        sigma, note = spectra.singular_values(models["depthwise"].body, point, "exact", 256)
+        spectra.singular_values(models["torch"].body, point, "exact", 256)
+    finally:
+        spectra.jacobian_matrix = real
+    assert routes == [True, False]
     assert note == "" and torch.equal(sigma, torch.linalg.svdvals(copies))
     groups = {}
     for name, model in models.items():
@@ -194,6 +206,12 @@ def test_the_jacobian_over_copies_is_taken_only_where_the_depthwise_route_pays()
     assert not one_channel.on_depthwise_route(body().double(), x.double())
     assert not body()[0].B.takes_depthwise(torch.randn(3, 1, 28, 28, dtype=torch.float64))
     assert not one_channel.on_depthwise_route(body(regime="hard"), x)
+    # batch normalisation in training mode normalises over the copies: they would give a wrong Jacobian
+    normed = body(family="resnet", norm="batch")
+    assert one_channel.on_depthwise_route(normed, x)
+    assert not one_channel.on_depthwise_route(normed.train(), x)
+    wrong = spectra.jacobian_matrix(normed, x, 256, copies=True) - spectra.jacobian_matrix(normed, x, 256)
+    assert wrong.abs().max() > 1e-3
     assert not one_channel.on_depthwise_route(body(family="resnet").train(), x)
     assert not one_channel.on_depthwise_route(body(channels=2), torch.randn(2, 28, 28))
     assert not one_channel.on_depthwise_route(body(arch="dense", width=16), torch.randn(16))
