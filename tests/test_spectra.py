@@ -177,7 +177,7 @@ def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(
     for name, model in models.items():
         seen = []
         hooks = [m.register_forward_hook(lambda m, a, o: seen.append(m.takes_depthwise(a[0])))
-                 for m in model.modules() if hasattr(m, "takes_depthwise")]
+                 for m in model.body.modules() if hasattr(m, "takes_depthwise")]
         norms = spectra.gradient_norms(model, images, labels)
         for hook in hooks:
             hook.remove()

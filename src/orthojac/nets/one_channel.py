@@ -53,13 +53,13 @@ def takes_depthwise(module: torch.nn.Module, x: torch.Tensor) -> bool:
 
 def use_depthwise(module: nn.Module) -> None:
     """Ask the convolutions of `module` (`ConvLift`, `layers.ConvOperator`: the modules with a
-    `fused` lever) to take `batch_depthwise` where `takes_depthwise` allows. The spectrum stage asks
+    `takes_depthwise` of their own) to take `batch_depthwise` where `takes_depthwise` allows. The spectrum stage asks
     it of the body (orthojac.spectra.main): its Jacobians run over copies of a point
     (`on_depthwise_route`), its gradient norms a batch of images with gradients. Of the lift only
     once the points are measured (the lift of all the points' images in one call): they stay
     torch's to the bit."""
     for m in module.modules():
-        if isinstance(m, ConvLift) or callable(getattr(m, "takes_depthwise", None)):
+        if callable(getattr(m, "takes_depthwise", None)):
             m.fused = True
 
 
@@ -93,7 +93,12 @@ class ConvLift(nn.Conv2d):
         return (self.kernel_size == (k, k) and k % 2 == 1 and self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1 and self.padding_mode == "zeros" and self.padding == (k // 2, k // 2))
 
+    def takes_depthwise(self, x: torch.Tensor) -> bool:
+        """Whether this call runs as `batch_depthwise`: a convolution it computes, where the
+        module-level `takes_depthwise` allows."""
+        return self.is_same_convolution() and takes_depthwise(self, x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.is_same_convolution() and takes_depthwise(self, x):
+        if self.takes_depthwise(x):
             return batch_depthwise(x, self.weight, bias=self.bias)
         return super().forward(x)

@@ -76,35 +76,23 @@ def jacobian_matrix(f, x: torch.Tensor, chunk_size: int | None = DEFAULTS.chunk_
     (the k copies' activations). The same J up to rounding (tests/test_spectra.py)."""
     dim = x.numel()
     chunk = min(chunk_size or dim, dim)
-    if copies:
-        return _jacobian_over_copies(f, x, -(-dim // -(-dim // chunk)))
+    if copies:  # near-equal chunks: as few pieces as `chunk` allows, as even as they divide
+        pieces = -(-dim // chunk)
+        chunk = -(-dim // pieces)
     rows = []
     with torch.enable_grad():
-        inp = x.detach().unsqueeze(0).requires_grad_(True)
-        out = f(inp).reshape(dim)
+        if not copies:
+            inp = x.detach().unsqueeze(0).requires_grad_(True)
+            out = f(inp).reshape(dim)
         for start in range(0, dim, chunk):
             k = min(chunk, dim - start)
+            if copies:  # a forward pass of k copies of x: row i of J is copy i's gradient
+                inp = x.detach().unsqueeze(0).expand(k, *x.shape).clone().requires_grad_(True)
+                out = f(inp).reshape(k, dim)
             cotangents = torch.zeros(k, dim, dtype=out.dtype, device=out.device)
             cotangents[torch.arange(k), torch.arange(start, start + k)] = 1
-            (grad,) = torch.autograd.grad(out, inp, cotangents, retain_graph=start + k < dim,
-                                          is_grads_batched=True)
-            rows.append(grad.reshape(k, dim))
-    return torch.cat(rows)
-
-
-def _jacobian_over_copies(f, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """`jacobian_matrix(..., copies=True)`: chunks of `chunk` rows (the last one shorter if
-    `chunk` does not divide the dimension)."""
-    dim = x.numel()
-    rows = []
-    with torch.enable_grad():
-        for start in range(0, dim, chunk):
-            k = min(chunk, dim - start)
-            inp = x.detach().unsqueeze(0).expand(k, *x.shape).clone().requires_grad_(True)
-            out = f(inp).reshape(k, dim)
-            cotangents = torch.zeros(k, dim, dtype=out.dtype, device=out.device)
-            cotangents[torch.arange(k), torch.arange(start, start + k)] = 1
-            (grad,) = torch.autograd.grad(out, inp, cotangents)
+            (grad,) = torch.autograd.grad(out, inp, cotangents, retain_graph=not copies and start + k < dim,
+                                          is_grads_batched=not copies)
             rows.append(grad.reshape(k, dim))
     return torch.cat(rows)
 
