@@ -18,7 +18,10 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
    weight), timed in turns (--rounds rounds of --steps steps each; the median round is
    reported), as steps/s and as a ratio of the FLOPs done to the peak; the FLOPs of a step are
    counted by torch.utils.flop_counter.FlopCounterMode (matrix products, forward and backward;
-   not the LU factorisations and solves of the Cayley map);
+   not the LU factorisations and solves of the Cayley map); and, profiled (`product_seconds`), the
+   time the new step spends in its matrix-product calls: their FLOPs over it, against the peak, is
+   the rate the products run at with their operands drawn from the step's working set, and the
+   step's ceiling for any lever that keeps them (everything else cut to nothing);
 3. H1's RNN (sequential MNIST, hidden 64, batch 256, the soft penalty): its step with the fused
    Adam and the RNN as one hand-written node against the foreach Adam and `nn.RNN`; H5's network
    (tanh, depth 200, width 400, batch 128, SGD with momentum): fused SGD and hidden layers as one
@@ -31,7 +34,9 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
    turns (new, old, new, old, …: a machine whose speed drifts weighs on both), each round printed,
    the median round of each by wall time kept and the totals' ratio printed. Ratios: the time the
    job's training FLOPs need at the peak over the process' wall time (target ≥ 0.60), and over
-   its training seconds alone (`train_seconds` of config.json; target ≥ 0.80).
+   its training seconds alone (`train_seconds` of config.json; target ≥ 0.80); and the job's
+   ceiling: the same ratio with the training at its products' rate (3.) and the job's measured
+   time outside training (start-up, data, the evaluations the tables read, checkpoints) kept.
 
     PYTHONPATH=src python benchmarks/cpu_speed.py --data-dir results/data/fashion_mnist \\
         --json benchmarks/cpu_speed.json
@@ -227,6 +232,26 @@ def count_flops(step) -> int:
     return counter.get_total_flops()
 
 
+PRODUCT_OPS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm"}
+
+
+def product_seconds(step, steps: int = 3) -> tuple[float, float]:
+    """(seconds a step spends in its matrix-product calls, the step's seconds), both under
+    torch.profiler over `steps` steps after one of warm-up: the self CPU time of the calls in
+    PRODUCT_OPS (not the copy of an `addmm`'s bias or skip term into its output, a kernel of its
+    own), and the wall time of the profiled steps. FLOPs over the first are the rate the products run at inside the
+    step, operands drawn from its working set: the step's ratio to the peak if nothing but its
+    products took time (its ceiling for any lever that keeps the products)."""
+    step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        wall = time.perf_counter() - start
+    micros = sum(event.self_cpu_time_total for event in prof.key_averages() if event.key in PRODUCT_OPS)
+    return micros / 1e6 / steps, wall / steps
+
+
 def time_in_turns(steppers: dict, steps: int, rounds: int, warmup: int = 3) -> dict:
     """Seconds per step of each stepper, timed in turns (a round of `steps` steps each, `rounds`
     times): the median round of each."""
@@ -307,7 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"peak (fp32 512³ matmul, one thread): {peak / 1e9:.1f} GFLOP/s; "
           f"128³: {result['matmul128_flops'] / 1e9:.1f} GFLOP/s ({result['matmul128_flops'] / peak:.2f} of peak)")
     print(f"\n{'network':<16} {'GFLOP/step':>10} {'ms/step':>9} {'steps/s':>8} {'of peak':>8} "
-          f"{'old ms':>8} {'old of peak':>11} {'speed-up':>8}")
+          f"{'old ms':>8} {'old of peak':>11} {'speed-up':>8} {'products':>9} {'ceiling':>8}")
+    print("(products: ms a step in its matrix-product calls, profiled; ceiling: their FLOPs' rate over the "
+          "peak, the step's ratio if nothing else took time)")
     result["steps"] = {}
     rows = [(f, lambda fast, old=False, f=f: orthojac_stepper(family_config(f, args), fast, old))
             for f in args.families]
@@ -323,8 +350,16 @@ def main(argv: list[str] | None = None) -> None:
         new, old = flops / seconds["new"] / peak, flops_old / seconds["old"] / peak
         result["steps"][name] = {"flops": flops, "flops_old": flops_old, "seconds_new": seconds["new"],
                                  "seconds_old": seconds["old"], "peak_ratio_new": new, "peak_ratio_old": old}
+        products = ""
+        if name not in CONVOLUTIONAL:  # (a convolutional step's convolutions are not PRODUCT_OPS)
+            in_products, profiled = product_seconds(make(NEW))
+            ceiling = flops / in_products / peak
+            result["steps"][name].update(product_seconds=in_products, profiled_seconds=profiled,
+                                         products_peak_ratio=ceiling)
+            products = f" {in_products * 1e3:>9.1f} {ceiling:>8.2f}"
         print(f"{name:<16} {flops / 1e9:>10.3f} {seconds['new'] * 1e3:>9.1f} {1 / seconds['new']:>8.2f} "
-              f"{new:>8.2f} {seconds['old'] * 1e3:>8.1f} {old:>11.2f} {seconds['old'] / seconds['new']:>8.2f}")
+              f"{new:>8.2f} {seconds['old'] * 1e3:>8.1f} {old:>11.2f} {seconds['old'] / seconds['new']:>8.2f}"
+              + products)
         save()
 
     for family in args.job_families if args.job_images else []:
@@ -343,6 +378,12 @@ def main(argv: list[str] | None = None) -> None:
                     job = whole_job(args, family, flags, full, Path(tmp) / "run")
                 job["job_peak_ratio"] = flops / peak / job["wall_seconds"]
                 job["train_peak_ratio"] = flops / peak / job["train_seconds"]
+                products = result["steps"].get(family, {}).get("products_peak_ratio")
+                if name == "new" and products:
+                    # the job with its training at its products' rate in the step and nothing else,
+                    # its time outside training (start-up, data, evaluation, checkpoints) kept
+                    outside = job["wall_seconds"] - job["train_seconds"]
+                    job["job_ceiling"] = flops / peak / (flops / peak / products + outside)
                 job_result.setdefault("rounds", []).append({"name": name, **job})
                 rounds = [r for r in job_result["rounds"] if r["name"] == name]
                 median = sorted(rounds, key=lambda r: r["wall_seconds"])[(len(rounds) - 1) // 2]
@@ -351,7 +392,9 @@ def main(argv: list[str] | None = None) -> None:
                       f"{', whole training split evaluated' if full else ''}; round {turn + 1}): wall "
                       f"{job['wall_seconds']:.1f} s, training {job['train_seconds']:.1f} s; at-peak time / wall "
                       f"{job['job_peak_ratio']:.2f} (target ≥ 0.60), / training {job['train_peak_ratio']:.2f} "
-                      f"(target ≥ 0.80)")
+                      f"(target ≥ 0.80)"
+                      + (f"; ceiling with training at its products' rate, {job['wall_seconds'] - job['train_seconds']:.1f} s "
+                         f"outside training kept: {job['job_ceiling']:.2f}" if "job_ceiling" in job else ""))
                 save()
         if args.old_job:
             new, old = job_result["new"], job_result["old"]

@@ -464,6 +464,13 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     assert result["steps"]["fold_hard"]["flops_old"] > result["steps"]["fold_hard"]["flops"]
     assert result["steps"]["fold"]["flops_old"] == result["steps"]["fold"]["flops"]
     assert all(r["peak_ratio_new"] > 0 and r["peak_ratio_old"] > 0 for r in result["steps"].values())
+    # the time in matrix products, profiled, is a part of the profiled step, for every network whose
+    # products are matrix products; the convolutional ones have none to count
+    dense = {n: r for n, r in result["steps"].items() if n not in cpu_speed.CONVOLUTIONAL}
+    assert all(0 < r["product_seconds"] < r["profiled_seconds"] for r in dense.values()), dense
+    assert all(r["products_peak_ratio"] == r["flops"] / r["product_seconds"] / result["peak_flops"]
+               for r in dense.values())
+    assert not any("product_seconds" in result["steps"][n] for n in cpu_speed.CONVOLUTIONAL)
     assert list(result["jobs"]) == ["fold"]
     job = result["jobs"]["fold"]
     assert job["new"]["evaluated"] == {"train": 200, "val": 100, "test": 300}
@@ -471,6 +478,12 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     assert job["new"]["fast_path"]["fused_adam"] and not job["old"]["fast_path"]["fused_layers"]
     assert job["new"]["steps"] == job["old"]["steps"] == 13
     assert 0 < job["new"]["job_peak_ratio"] < job["new"]["train_peak_ratio"]
+    # the job's ceiling: its training at the fold step's products' rate, its time outside training kept
+    outside = job["new"]["wall_seconds"] - job["new"]["train_seconds"]
+    at_peak = job["training_flops"] / result["peak_flops"]
+    assert job["new"]["job_ceiling"] == pytest.approx(
+        at_peak / (at_peak / result["steps"]["fold"]["products_peak_ratio"] + outside))
+    assert "job_ceiling" not in job["old"]
 
 
 def _packed_seeds():
