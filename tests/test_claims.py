@@ -588,3 +588,22 @@ def test_quick_judges_p1_on_all_four_cells_and_not_on_its_depth_sweep():
 def test_full_and_verify_configurations_name_the_p1_cells_they_lack(name):
     v = _p1_of_config(name)
     assert v.verdict == INCONCLUSIVE and "missing: fold/dense" in v.numbers
+
+
+def test_a_setting_no_run_recorded_reads_as_orthojacs_default_without_a_dtype_warning():
+    """A text setting missing from every run is read as float NaN by pandas; it becomes
+    RunConfig's default, and pandas' deprecated fill of a float column with a text (a future
+    version raises) is not used: the judges must not break on a pandas upgrade."""
+    import warnings
+
+    from orthojac.claims.runs import _setting
+    from orthojac.config import RunConfig
+
+    runs = pd.DataFrame({"activation": [np.nan, np.nan], "depth": [np.nan, 8.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        activation = _setting(runs, "activation")
+        depth = _setting(runs, "depth")
+    assert list(activation) == [RunConfig.activation] * 2
+    assert list(depth) == [RunConfig.depth, 8.0]
+    assert list(_setting(pd.DataFrame({"activation": ["abs", np.nan]}), "activation")) == ["abs", RunConfig.activation]

@@ -23,7 +23,12 @@ def _runs_for(runs: pd.DataFrame, claim: str) -> pd.DataFrame:
 def _setting(runs: pd.DataFrame, name: str) -> pd.Series:
     """Column `name` of the runs table; orthojac's default (RunConfig) where it is absent."""
     default = getattr(RunConfig, name)
-    return runs[name].fillna(default) if name in runs else pd.Series(default, index=runs.index)
+    if name not in runs:
+        return pd.Series(default, index=runs.index)
+    column = runs[name]
+    if isinstance(default, str) and pd.api.types.is_numeric_dtype(column):  # all missing: float NaN
+        column = column.astype(object)
+    return column.fillna(default)
 
 
 def final_accuracy(runs: pd.DataFrame, metrics: pd.DataFrame, split: str = "test") -> pd.DataFrame:
