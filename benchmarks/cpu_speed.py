@@ -21,7 +21,9 @@ Everything on one thread (torch.set_num_threads(1)), measured in this process un
    not the LU factorisations and solves of the Cayley map); and, profiled (`product_seconds`), the
    time the new step spends in its matrix-product calls: their FLOPs over it, against the peak, is
    the rate the products run at with their operands drawn from the step's working set, and the
-   step's ceiling for any lever that keeps them (everything else cut to nothing);
+   step's ceiling for any lever that keeps them and the way their operands reach them
+   (everything else cut to nothing; moving the operands' memory traffic out of the product calls,
+   e.g. into a copy, moves it);
 3. H1's RNN (sequential MNIST, hidden 64, batch 256, the soft penalty): its step with the fused
    Adam and the RNN as one hand-written node against the foreach Adam and `nn.RNN`; H5's network
    (tanh, depth 200, width 400, batch 128, SGD with momentum): fused SGD and hidden layers as one
@@ -241,7 +243,8 @@ def product_seconds(step, steps: int = 3) -> tuple[float, float]:
     PRODUCT_OPS (not the copy of an `addmm`'s bias or skip term into its output, a kernel of its
     own), and the wall time of the profiled steps. FLOPs over the first are the rate the products run at inside the
     step, operands drawn from its working set: the step's ratio to the peak if nothing but its
-    products took time (its ceiling for any lever that keeps the products)."""
+    products took time (its ceiling for any lever that keeps the products and how their operands
+    reach them: a cold operand's fetch is counted in the product that reads it)."""
     step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
