@@ -35,7 +35,8 @@ verify: .venv/.installed mirror
 # refreshes that). `make reference` alone: every part in the config's order, then the report.
 # Every job runs under the rounding pins of orthojac.reference (torch's and oneDNN's kernels at
 # AVX2, MKL's reproducible AVX2 branch, one thread), so the same numbers come out bit for bit on
-# any x86-64 CPU; the manifests record them, the CPU and the BLAS. ALLOW_DIRTY=1: the report step
+# Intel x86-64 CPUs (MKL's reproducible branch is Intel's: on an AMD EPYC the verdicts came out the
+# same, not the last bits; results/reference/reruns/); the manifests record them, the CPU and the BLAS. ALLOW_DIRTY=1: the report step
 # accepts uncommitted changes (each manifest records them as dirty).
 SNAPSHOT ?= results/cpu_snapshot
 PART ?=

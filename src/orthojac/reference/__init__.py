@@ -22,7 +22,7 @@ manifest is there, clean and pinned, on this checkout's commit or on one whose c
 results is the same (result_code_changes), and Snakemake's dry run plans no part's job; `snapshot --parts …` keeps those manifests and gathers them into manifest.json
 (`parts`, wall time and rules' times summed). `parts` prints a config's parts, in order.
 
-Bit for bit on any x86-64 machine. A trained network amplifies the last bit of every sum, and
+Bit for bit on Intel x86-64 machines. A trained network amplifies the last bit of every sum, and
 the last bit depends on which kernels run: torch picks its vectorised kernels by the CPU's
 capability (AVX2 or AVX-512), oneDNN and MKL pick theirs too, and threads change the order of
 sums. `make reference` runs every job under ROUNDING_PINS (`python -m orthojac reference pins`
@@ -31,8 +31,10 @@ every x86-64 CPU since 2013–2015 has), ONEDNN_MAX_CPU_ISA=AVX2 (oneDNN's), MKL
 conditional numerical reproducibility, AVX2 branch; Intel documents it for Intel CPUs, on others
 MKL may use its automatic branch, so the manifest records the CPU vendor), and one thread
 (OMP_NUM_THREADS, MKL_NUM_THREADS; each job also asks torch for one). With the same torch, MKL
-and oneDNN (requirements.lock), these give the same bits on AVX-512 and AVX2 machines alike; a
-rerun records its own `rounding`, and `python -m orthojac compare` names what differs.
+and oneDNN (requirements.lock), these give the same bits on Intel's AVX-512 and AVX2 machines
+alike. On an AMD EPYC the whole reference gave every verdict again but not the last bits
+(results/reference/reruns/amd-epyc-2026-12-05/). A rerun records its own `rounding`, and
+`python -m orthojac compare` names what differs.
 """
 
 from __future__ import annotations
