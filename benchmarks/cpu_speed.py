@@ -381,12 +381,12 @@ def main(argv: list[str] | None = None) -> None:
                     job = whole_job(args, family, flags, full, Path(tmp) / "run")
                 job["job_peak_ratio"] = flops / peak / job["wall_seconds"]
                 job["train_peak_ratio"] = flops / peak / job["train_seconds"]
-                products = result["steps"].get(family, {}).get("products_peak_ratio")
-                if name == "new" and products:
+                rate = result["steps"].get(family, {}).get("products_peak_ratio")
+                if name == "new" and rate:
                     # the job with its training at its products' rate in the step and nothing else,
                     # its time outside training (start-up, data, evaluation, checkpoints) kept
-                    outside = job["wall_seconds"] - job["train_seconds"]
-                    job["job_ceiling"] = flops / peak / (flops / peak / products + outside)
+                    job["outside_seconds"] = job["wall_seconds"] - job["train_seconds"]
+                    job["job_ceiling"] = flops / peak / (flops / peak / rate + job["outside_seconds"])
                 job_result.setdefault("rounds", []).append({"name": name, **job})
                 rounds = [r for r in job_result["rounds"] if r["name"] == name]
                 median = sorted(rounds, key=lambda r: r["wall_seconds"])[(len(rounds) - 1) // 2]
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"{job['wall_seconds']:.1f} s, training {job['train_seconds']:.1f} s; at-peak time / wall "
                       f"{job['job_peak_ratio']:.2f} (target ≥ 0.60), / training {job['train_peak_ratio']:.2f} "
                       f"(target ≥ 0.80)"
-                      + (f"; ceiling with training at its products' rate, {job['wall_seconds'] - job['train_seconds']:.1f} s "
+                      + (f"; ceiling with training at its products' rate, {job['outside_seconds']:.1f} s "
                          f"outside training kept: {job['job_ceiling']:.2f}" if "job_ceiling" in job else ""))
                 save()
         if args.old_job:

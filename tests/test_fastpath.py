@@ -480,6 +480,7 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     assert 0 < job["new"]["job_peak_ratio"] < job["new"]["train_peak_ratio"]
     # the job's ceiling: its training at the fold step's products' rate, its time outside training kept
     outside = job["new"]["wall_seconds"] - job["new"]["train_seconds"]
+    assert job["new"]["outside_seconds"] == outside
     at_peak = job["training_flops"] / result["peak_flops"]
     assert job["new"]["job_ceiling"] == pytest.approx(
         at_peak / (at_peak / result["steps"]["fold"]["products_peak_ratio"] + outside))
