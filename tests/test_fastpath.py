@@ -570,3 +570,38 @@ def test_startup_benchmark_runs_both_optimisers_and_compares_their_numbers(tmp_p
     b.write_text("epoch,step,split,metric,value\n0,0,val,loss,2.5\n1,4,train,seconds,0.08\n")
     c.write_text("epoch,step,split,metric,value\n0,0,val,loss,2.4999999\n1,4,train,seconds,0.11\n")
     assert startup.numbers(a) == startup.numbers(b) != startup.numbers(c)
+
+
+def test_bounds_benchmark_compares_the_same_bits_and_reads_quick_runs(tmp_path):
+    """benchmarks/bounds.py at a small size (depth 2, width 16, batch 16): the fold body looped in
+    TorchScript gives the bits of orthojac.nets.fused.DenseBody (its measurement of the
+    interpreter's share is only worth something if so; at width 8 the two loops' products differ
+    in the last bit, from 16 to the benchmark's 128 they agree), the step's phases add up to the step and
+    the forward's and backward's FLOPs to the step's, and a quick depth-2 convolutional run's
+    training seconds are read from its config.json, other runs' not. No speed is asserted."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bounds
+    finally:
+        sys.path.pop(0)
+    results = tmp_path / "results"
+    for run, cfg, seconds in (("family=plain+depth=2", {"arch": "conv", "depth": 2}, 2.5),
+                              ("family=plain+depth=8", {"arch": "conv", "depth": 8}, 7.0),
+                              ("arch=dense+depth=2", {"arch": "dense", "depth": 2}, 1.0)):
+        (results / "runs" / "depth_sweep" / run).mkdir(parents=True)
+        (results / "runs" / "depth_sweep" / run / "config.json").write_text(
+            json.dumps({"config": cfg, "steps": 10, "train_seconds": seconds}))
+    out = tmp_path / "bounds.json"
+    bounds.main(["--depth", "2", "--width", "16", "--batch", "16", "--rounds", "1", "--results", str(results),
+                 "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["interpreter"]["same_bits"] is True
+    step = result["fold_step"]
+    assert step["step_ms"] == pytest.approx(sum(step[f"{p}_ms"] for p in ("forward", "backward", "optimiser", "rest")))
+    b, w, d = 16, 16, 2
+    assert step["forward_flop"] == 2 * b * 784 * w + d * 2 * 2 * b * w * w + 2 * b * w * 10
+    assert step["step_flop"] == step["forward_flop"] + step["backward_flop"]
+    runs = result["quick_spectrum"]["runs"]
+    assert list(runs) == ["depth_sweep/family=plain+depth=2"]
+    assert runs["depth_sweep/family=plain+depth=2"]["two_svds_share"] == pytest.approx(
+        2 * result["quick_spectrum"]["svd_ms"] / 1e3 / 2.5)
