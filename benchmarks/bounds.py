@@ -13,11 +13,13 @@
    the first two against their matrix products' FLOPs at the peak and at the rate of 128³ products
    on operands in cache (a depth-200 body's operands are not: its weights and saved activations
    are over 38 MB).
-4. The spectrum of one of config/quick.yaml's depth-2 runs: `torch.linalg.svdvals` of a 784 × 784
-   float32 Jacobian (the LAPACK call every such spectrum makes, once a checkpoint) against the
-   training seconds (`train_seconds` of config.json) of the depth-2 runs under --results/runs
-   (`make quick`'s), with the share of that training that two checkpoints' SVDs alone take
-   (the target: all of a run's spectra ≤ 5 % of its training).
+4. The spectra of config/quick.yaml's depth-2 runs (the target: all of a run's spectra ≤ 5 % of
+   its training): `torch.linalg.svdvals` of a 784 × 784 float32 matrix; and for each depth-2
+   convolutional run under --results/runs (`make quick`'s; its data under --results/data), the
+   Jacobians of its init.pt and final.pt at the first test image, as the spectrum stage takes
+   them, their SVDs timed in full and through orthojac.spectra.exact_singular_values (a diagonal
+   Jacobian's σ off its diagonal, zero rows and columns left out), against the run's training
+   seconds (`train_seconds` of config.json).
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpu_speed  # noqa: E402  (benchmarks/cpu_speed.py: the peak, the steps as training takes them)
 
-from orthojac.nets import fused  # noqa: E402
+from orthojac import spectra  # noqa: E402
+from orthojac.config import RunConfig  # noqa: E402
+from orthojac.data import load_split, pixels  # noqa: E402
+from orthojac.nets import fused, one_channel  # noqa: E402
 from orthojac.nets.models import build_model  # noqa: E402
 from orthojac.run import fastpath  # noqa: E402
+from orthojac.run.checkpoint import load_checkpoint  # noqa: E402
 
 
 def _scripted_fold_body():
@@ -164,19 +170,43 @@ def step_phases(depth: int, width: int, batch: int, steps: int = 21) -> dict:
             "forward_flop": forward_flop, "backward_flop": total_flop - forward_flop, "step_flop": total_flop}
 
 
+def _quick_jacobian(weights: Path, data_dir: Path) -> torch.Tensor:
+    """The body's Jacobian at the first test image, as `orthojac spectra` takes it (float32, the
+    one-channel route where the body has it)."""
+    ckpt = load_checkpoint(weights)
+    model = build_model(RunConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    one_channel.use_depthwise(model.body)
+    norm = ckpt["normalisation"]
+    images, _ = load_split(data_dir, "t10k")
+    with torch.no_grad():
+        point = model.embed((pixels(images[:1]).unsqueeze(1) - norm["mean"]) / norm["std"])[0]
+    return spectra.jacobian_matrix(model.body, point, 256, copies=one_channel.on_depthwise_route(model.body, point))
+
+
 def quick_spectrum(results: Path) -> dict:
-    """4.: one 784 × 784 float32 SVD against the training of quick's depth-2 runs under `results`."""
-    jacobian = torch.randn(784, 784, generator=torch.Generator().manual_seed(0))
-    torch.linalg.svdvals(jacobian)
-    svd_ms = _median_ms(lambda: torch.linalg.svdvals(jacobian), 5)
+    """4.: one 784 × 784 float32 SVD, and for each depth-2 convolutional run under `results` (its
+    init.pt and final.pt) the SVD of its Jacobians in full against `exact_singular_values`, as
+    shares of its training seconds."""
+    gaussian = torch.randn(784, 784, generator=torch.Generator().manual_seed(0))
+    torch.linalg.svdvals(gaussian)
+    svd_ms = _median_ms(lambda: torch.linalg.svdvals(gaussian), 5)
     runs = {}
     for config in sorted((results / "runs").glob("*/*/config.json")):
         summary = json.loads(config.read_text())
         cfg = summary.get("config", {})
-        if cfg.get("depth") == 2 and cfg.get("arch") == "conv" and summary.get("steps"):
-            runs[f"{config.parent.parent.name}/{config.parent.name}"] = {
-                "train_seconds": summary["train_seconds"],
-                "two_svds_share": 2 * svd_ms / 1e3 / summary["train_seconds"]}
+        if not (cfg.get("depth") == 2 and cfg.get("arch") == "conv" and summary.get("steps")):
+            continue
+        full_ms = shortcut_ms = 0.0
+        for checkpoint in ("init", "final"):
+            jacobian = _quick_jacobian(config.parent / f"{checkpoint}.pt", results / "data" / cfg["dataset"])
+            full_ms += _median_ms(lambda: torch.linalg.svdvals(jacobian), 3)
+            shortcut_ms += _median_ms(lambda: spectra.exact_singular_values(jacobian), 3)
+        train = summary["train_seconds"]
+        runs[f"{config.parent.parent.name}/{config.parent.name}"] = {
+            "train_seconds": train, "full_svds_ms": full_ms, "exact_singular_values_ms": shortcut_ms,
+            "full_share": full_ms / 1e3 / train, "shortcut_share": shortcut_ms / 1e3 / train}
     return {"svd_ms": svd_ms, "runs": runs}
 
 
@@ -214,8 +244,10 @@ def main(argv: list[str] | None = None) -> None:
     spectrum = quick_spectrum(args.results)
     print(f"svdvals of a 784 × 784 float32 matrix: {spectrum['svd_ms']:.1f} ms")
     for run, row in spectrum["runs"].items():
-        print(f"  {run}: trained {row['train_seconds']:.2f} s; two checkpoints' SVDs alone "
-              f"{100 * row['two_svds_share']:.1f} % of it")
+        print(f"  {run}: trained {row['train_seconds']:.2f} s; its two checkpoints' SVDs in full "
+              f"{row['full_svds_ms']:.1f} ms ({100 * row['full_share']:.1f} % of it), with "
+              f"exact_singular_values' shortcuts {row['exact_singular_values_ms']:.1f} ms "
+              f"({100 * row['shortcut_share']:.1f} %)")
     if not spectrum["runs"]:
         print(f"  (no depth-2 convolutional runs under {args.results}/runs: run `make quick` first)")
     if args.json:

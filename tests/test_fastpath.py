@@ -572,25 +572,35 @@ def test_startup_benchmark_runs_both_optimisers_and_compares_their_numbers(tmp_p
     assert startup.numbers(a) == startup.numbers(b) != startup.numbers(c)
 
 
-def test_bounds_benchmark_compares_the_same_bits_and_reads_quick_runs(tmp_path):
+def test_bounds_benchmark_compares_the_same_bits_and_reads_quick_runs(tmp_path, idx_dir):
     """benchmarks/bounds.py at a small size (depth 2, width 16, batch 16): the fold body looped in
     TorchScript gives the bits of orthojac.nets.fused.DenseBody (its measurement of the
     interpreter's share is only worth something if so; at width 8 the two loops' products differ
     in the last bit, from 16 to the benchmark's 128 they agree), the step's phases add up to the step and
     the forward's and backward's FLOPs to the step's, and a quick depth-2 convolutional run's
-    training seconds are read from its config.json, other runs' not. No speed is asserted."""
+    checkpoints and training seconds are read (its Jacobians' SVDs timed both ways, the shares
+    computed from them), other runs' not. No speed is asserted."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import bounds
     finally:
         sys.path.pop(0)
+    from orthojac.run.checkpoint import atomic_save
+
     results = tmp_path / "results"
-    for run, cfg, seconds in (("family=plain+depth=2", {"arch": "conv", "depth": 2}, 2.5),
+    (results / "data").mkdir(parents=True)
+    (results / "data" / "fashion_mnist").symlink_to(idx_dir)
+    quick = RunConfig(arch="conv", family="plain", channels=1, depth=2, bias_init=-0.5, seed=3)
+    for run, cfg, seconds in (("family=plain+depth=2", quick.to_dict(), 2.5),
                               ("family=plain+depth=8", {"arch": "conv", "depth": 8}, 7.0),
                               ("arch=dense+depth=2", {"arch": "dense", "depth": 2}, 1.0)):
         (results / "runs" / "depth_sweep" / run).mkdir(parents=True)
         (results / "runs" / "depth_sweep" / run / "config.json").write_text(
             json.dumps({"config": cfg, "steps": 10, "train_seconds": seconds}))
+    for checkpoint in ("init", "final"):
+        atomic_save({"model": build_model(quick).state_dict(), "config": quick.to_dict(),
+                     "normalisation": {"mean": 0.2, "std": 0.3}},
+                    results / "runs" / "depth_sweep" / "family=plain+depth=2" / f"{checkpoint}.pt")
     out = tmp_path / "bounds.json"
     bounds.main(["--depth", "2", "--width", "16", "--batch", "16", "--rounds", "1", "--results", str(results),
                  "--json", str(out)])
@@ -603,5 +613,7 @@ def test_bounds_benchmark_compares_the_same_bits_and_reads_quick_runs(tmp_path):
     assert step["step_flop"] == step["forward_flop"] + step["backward_flop"]
     runs = result["quick_spectrum"]["runs"]
     assert list(runs) == ["depth_sweep/family=plain+depth=2"]
-    assert runs["depth_sweep/family=plain+depth=2"]["two_svds_share"] == pytest.approx(
-        2 * result["quick_spectrum"]["svd_ms"] / 1e3 / 2.5)
+    row = runs["depth_sweep/family=plain+depth=2"]
+    assert row["full_svds_ms"] > 0 and row["exact_singular_values_ms"] > 0
+    assert row["full_share"] == pytest.approx(row["full_svds_ms"] / 1e3 / 2.5)
+    assert row["shortcut_share"] == pytest.approx(row["exact_singular_values_ms"] / 1e3 / 2.5)

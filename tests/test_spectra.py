@@ -172,7 +172,9 @@ def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(
     finally:
         spectra.jacobian_matrix = real
     assert routes == [True, False]
-    assert note == "" and torch.equal(sigma, torch.linalg.svdvals(copies))
+    # the σ of the copies' Jacobian (plain's has silent units: zero rows, left out of its SVD)
+    assert note == "" and torch.equal(sigma, spectra.exact_singular_values(copies))
+    torch.testing.assert_close(sigma, torch.linalg.svdvals(copies), rtol=0, atol=1e-5 * sigma[0].item())
     groups = {}
     for name, model in models.items():
         seen = []
@@ -299,3 +301,40 @@ def test_diverged_network_gives_nan_rows_not_a_crash():
         model.body[0].bias.fill_(float("nan"))
     body, layers = spectra.spectra(model, torch.randn(2, 1, 28, 28, dtype=torch.float64), 8, True)
     assert len(body) == 2 and all(np.isnan(r["sigma"]) for r in body) and layers == []
+
+
+def test_a_diagonal_jacobians_singular_values_are_lapacks_to_the_bit():
+    """`exact_singular_values`' first shortcut (from SHORTCUT_DIM rows on): a diagonal Jacobian's σ
+    read off its diagonal, |J_ii| sorted, are torch.linalg.svdvals' to the bit, in float32 and
+    float64, with negative, zero and signed-zero entries, and for the identity (a fold body whose
+    units are all silent)."""
+    n = spectra.SHORTCUT_DIM + 88
+    gen = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        d = torch.randn(n, dtype=dtype, generator=gen)
+        d[::7] = 0.0
+        d[1::11] = -0.0
+        for jacobian in (torch.diag(d), torch.eye(n, dtype=dtype)):
+            sigma = spectra.exact_singular_values(jacobian)
+            assert sigma.dtype == dtype and torch.equal(sigma, torch.linalg.svdvals(jacobian))
+
+
+def test_zero_rows_and_columns_are_left_out_of_the_svd_and_give_exact_zeros():
+    """The second shortcut: a Jacobian with zero rows and columns (a ReLU body's silent units) has
+    the σ of the matrix without them, to rounding, and exact zeros for the rest; below
+    SHORTCUT_DIM rows the SVD is the whole matrix's, to the bit (the dense bodies' spectra of the
+    committed reference)."""
+    n = spectra.SHORTCUT_DIM + 88
+    gen = torch.Generator().manual_seed(1)
+    jacobian = torch.randn(n, n, dtype=torch.float64, generator=gen)
+    jacobian[torch.randperm(n, generator=gen)[:n - 150]] = 0.0  # 150 rows left
+    jacobian[:, torch.randperm(n, generator=gen)[:n - 220]] = 0.0  # 220 columns left
+    sigma = spectra.exact_singular_values(jacobian)
+    lapack = torch.linalg.svdvals(jacobian)
+    assert sigma.shape == (n,) and torch.equal(sigma, sigma.sort(descending=True).values)
+    torch.testing.assert_close(sigma, lapack, rtol=0, atol=1e-12 * lapack[0].item())
+    assert int((sigma[:150] > 0).sum()) == 150 and int((sigma[150:] == 0).sum()) == n - 150
+    small = jacobian[:100, :100].clone()
+    small[3] = 0.0
+    assert torch.equal(spectra.exact_singular_values(small), torch.linalg.svdvals(small))
+    assert torch.equal(spectra.exact_singular_values(torch.zeros(n, n)), torch.zeros(n))
