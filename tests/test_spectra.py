@@ -303,20 +303,24 @@ def test_diverged_network_gives_nan_rows_not_a_crash():
     assert len(body) == 2 and all(np.isnan(r["sigma"]) for r in body) and layers == []
 
 
-def test_a_diagonal_jacobians_singular_values_are_lapacks_to_the_bit():
+def test_a_diagonal_jacobians_singular_values_are_read_off_its_diagonal():
     """`exact_singular_values`' first shortcut (from SHORTCUT_DIM rows on): a diagonal Jacobian's σ
-    read off its diagonal, |J_ii| sorted, are torch.linalg.svdvals' to the bit, in float32 and
-    float64, with negative, zero and signed-zero entries, and for the identity (a fold body whose
-    units are all silent)."""
+    are |J_ii|, sorted, exactly (in float32 and float64, with negative, zero and signed-zero
+    entries, and for the identity: a fold body whose units are all silent); LAPACK's σ of the same
+    matrix agree to within two units in the last place (on the AMD EPYC this was measured on, to
+    the bit)."""
     n = spectra.SHORTCUT_DIM + 88
     gen = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):
         d = torch.randn(n, dtype=dtype, generator=gen)
         d[::7] = 0.0
         d[1::11] = -0.0
+        eps = torch.finfo(dtype).eps
         for jacobian in (torch.diag(d), torch.eye(n, dtype=dtype)):
             sigma = spectra.exact_singular_values(jacobian)
-            assert sigma.dtype == dtype and torch.equal(sigma, torch.linalg.svdvals(jacobian))
+            assert sigma.dtype == dtype
+            assert torch.equal(sigma, torch.diagonal(jacobian).abs().sort(descending=True).values)
+            torch.testing.assert_close(sigma, torch.linalg.svdvals(jacobian), rtol=2 * eps, atol=eps)
 
 
 def test_zero_rows_and_columns_are_left_out_of_the_svd_and_give_exact_zeros():

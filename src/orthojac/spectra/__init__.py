@@ -111,8 +111,8 @@ def exact_singular_values(jacobian: torch.Tensor) -> torch.Tensor:
     exact shortcuts for the structure ReLU bodies give their Jacobians, taken when both sides have at
     least SHORTCUT_DIM entries:
     - a diagonal Jacobian (a fold or residual body whose units are all silent at the point: the
-      identity) has σ = |J_ii|, sorted; LAPACK returns the same values to the bit
-      (tests/test_spectra.py);
+      identity) has σ = |J_ii|, sorted, exactly; LAPACK returns them to within rounding (to the
+      bit on the AMD EPYC where this was measured; tests/test_spectra.py);
     - a Jacobian with zero rows or columns (units silent at the body's output, inputs no active
       unit reads) has the singular values of the matrix without them, and a zero for every one
       that removing them takes away: the same σ up to rounding (the nonzero ones are the same
