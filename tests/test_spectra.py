@@ -174,7 +174,8 @@ def test_one_channel_spectra_take_the_batch_as_channels_with_the_jacobians_bits(
     assert routes == [True, False]
     # the σ of the copies' Jacobian (plain's has silent units: zero rows, left out of its SVD)
     assert note == "" and torch.equal(sigma, spectra.exact_singular_values(copies))
-    torch.testing.assert_close(sigma, torch.linalg.svdvals(copies), rtol=0, atol=1e-5 * sigma[0].item())
+    exact = torch.linalg.svdvals(copies.double())  # float64's σ of the same float32 matrix
+    torch.testing.assert_close(sigma.double(), exact, rtol=0, atol=1e-5 * exact[0].item())
     groups = {}
     for name, model in models.items():
         seen = []
@@ -321,6 +322,11 @@ def test_a_diagonal_jacobians_singular_values_are_read_off_its_diagonal():
             assert sigma.dtype == dtype
             assert torch.equal(sigma, torch.diagonal(jacobian).abs().sort(descending=True).values)
             torch.testing.assert_close(sigma, torch.linalg.svdvals(jacobian), rtol=2 * eps, atol=eps)
+    # a full diagonal with entries off it (a trained fold body: I + a perturbation) is not diagonal
+    # (found by a review: a test on the diagonal alone let a check of the diagonal alone pass)
+    near = torch.eye(n, dtype=torch.float64) + 0.05 * torch.randn(n, n, dtype=torch.float64, generator=gen)
+    lapack = torch.linalg.svdvals(near)
+    torch.testing.assert_close(spectra.exact_singular_values(near), lapack, rtol=0, atol=1e-12 * lapack[0].item())
 
 
 def test_zero_rows_and_columns_are_left_out_of_the_svd_and_give_exact_zeros():
@@ -338,7 +344,20 @@ def test_zero_rows_and_columns_are_left_out_of_the_svd_and_give_exact_zeros():
     assert sigma.shape == (n,) and torch.equal(sigma, sigma.sort(descending=True).values)
     torch.testing.assert_close(sigma, lapack, rtol=0, atol=1e-12 * lapack[0].item())
     assert int((sigma[:150] > 0).sum()) == 150 and int((sigma[150:] == 0).sum()) == n - 150
+    # rectangular: min(rows, columns) values, the zeros after the kept block's
+    wide = torch.cat([jacobian, torch.randn(n, 60, dtype=torch.float64, generator=gen)], 1)
+    wide[:, -60:][jacobian.abs().sum(1) == 0] = 0.0
+    sigma_wide = spectra.exact_singular_values(wide)
+    lapack_wide = torch.linalg.svdvals(wide)
+    assert sigma_wide.shape == (n,) and int((sigma_wide == 0).sum()) == n - 150
+    torch.testing.assert_close(sigma_wide, lapack_wide, rtol=0, atol=1e-12 * lapack_wide[0].item())
     small = jacobian[:100, :100].clone()
     small[3] = 0.0
     assert torch.equal(spectra.exact_singular_values(small), torch.linalg.svdvals(small))
     assert torch.equal(spectra.exact_singular_values(torch.zeros(n, n)), torch.zeros(n))
+    assert torch.equal(spectra.exact_singular_values(torch.zeros(n, n + 5)), torch.zeros(n))
+    # a non-finite Jacobian is LAPACK's to judge, as below the threshold (it refuses a NaN)
+    broken = torch.diag(torch.ones(n, dtype=torch.float64))
+    broken[0, 0] = float("nan")
+    with pytest.raises(torch.linalg.LinAlgError):
+        spectra.exact_singular_values(broken)
