@@ -9,6 +9,7 @@ benchmarks/train_throughput.py on a GPU, not in tests.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import subprocess
 import sys
@@ -26,6 +27,16 @@ from orthojac.run.fastpath import FastPath, PackedModels
 from orthojac.nets.models import build_model
 
 from conftest import REPO, make_idx_dataset
+
+
+def _benchmark(name: str):
+    """benchmarks/NAME.py as a module (the folder is not a package)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
 
 SMALL = RunConfig(family="fold", depth=3, channels=4, bias_init=-0.5)
 
@@ -275,11 +286,7 @@ def test_throughput_benchmark_runs_every_path_and_writes_its_json(tmp_path, idx_
     pipeline as orthojac.run.train trains (2 epochs of 50 images: a smaller last batch at 16 and 32),
     ratios to the naive loop, the accuracy check; no cudnn.benchmark. The speed itself is the
     benchmark's business, not a test's."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import train_throughput
-    finally:
-        sys.path.pop(0)
+    train_throughput = _benchmark("train_throughput")
     out = tmp_path / "throughput.json"
     train_throughput.main(["--device", "cpu", "--families", "fold", "plain", "--depth", "1",
                            "--channels", "2", "--batch-sizes", "16", "32", "--steps", "1",
@@ -437,11 +444,7 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     the products' own (lift: forward and weight gradient; body: six products a fold layer;
     head: forward and both gradients), every ratio is computed, and the job ran with both
     settings (the old one evaluating the whole training split). No speed is asserted."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import cpu_speed
-    finally:
-        sys.path.pop(0)
+    cpu_speed = _benchmark("cpu_speed")
     out = tmp_path / "cpu_speed.json"
     cpu_speed.main(["--depth", "2", "--width", "8", "--batch", "16", "--steps", "1", "--rounds", "1",
                     "--peak-trials", "1", "--data-dir", str(idx_dir), "--job-images", "200",
@@ -487,21 +490,12 @@ def test_cpu_speed_benchmark_counts_the_flops_and_runs_the_whole_job_both_ways(t
     assert "job_ceiling" not in job["old"]
 
 
-def _packed_seeds():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import packed_seeds
-    finally:
-        sys.path.pop(0)
-    return packed_seeds
-
-
 def test_packed_fold_bodies_are_the_separate_bodies_and_their_gradients():
     """benchmarks/packed_seeds.py's PackedBody (K fold/ReLU bodies as batched products, one node):
     in float64, gradcheck passes, and its output and every gradient equal those of the K bodies
     through orthojac.nets.fused.DenseBody one by one (up to the order of sums: the bits are the
     benchmark's measurement, machine by machine)."""
-    packed_seeds = _packed_seeds()
+    packed_seeds = _benchmark("packed_seeds")
     from orthojac.nets import fused
     k, depth, n, w = 3, 4, 5, 6
     gen = torch.Generator().manual_seed(0)
@@ -526,7 +520,7 @@ def test_packed_seeds_benchmark_compares_bits_and_writes_its_json(tmp_path):
     """benchmarks/packed_seeds.py end to end at the smallest size, and its bit comparison: one
     weight one ulp apart, or one loss, is found. No speed and no bit identity is asserted: both are
     what the benchmark measures, on the machine it runs on."""
-    packed_seeds = _packed_seeds()
+    packed_seeds = _benchmark("packed_seeds")
     out = tmp_path / "packed.json"
     packed_seeds.main(["--depth", "2", "--width", "8", "--batch", "8", "--packs", "2", "--steps", "1",
                        "--rounds", "1", "--peak-trials", "1", "--json", str(out)])
@@ -552,11 +546,7 @@ def test_startup_benchmark_runs_both_optimisers_and_compares_their_numbers(tmp_p
     """benchmarks/startup.py end to end, one round of the P1 job on the fixture: the imports and
     both jobs timed, their metrics.csv the same but for the training time (the benchmark raises
     otherwise, and a changed loss is a difference). No speed is asserted."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import startup
-    finally:
-        sys.path.pop(0)
+    startup = _benchmark("startup")
     out = tmp_path / "startup.json"
     result = startup.main(["--rounds", "1", "--jobs", "init", "--data-dir", str(idx_dir), "--json", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
@@ -580,11 +570,7 @@ def test_bounds_benchmark_compares_the_same_bits_and_reads_quick_runs(tmp_path, 
     the forward's and backward's FLOPs to the step's, and a quick depth-2 convolutional run's
     checkpoints and training seconds are read (its Jacobians' SVDs timed both ways, the shares
     computed from them), other runs' not. No speed is asserted."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import bounds
-    finally:
-        sys.path.pop(0)
+    bounds = _benchmark("bounds")
     from orthojac.run.checkpoint import atomic_save
 
     results = tmp_path / "results"
@@ -617,3 +603,26 @@ def test_bounds_benchmark_compares_the_same_bits_and_reads_quick_runs(tmp_path, 
     assert row["full_svds_ms"] > 0 and row["exact_singular_values_ms"] > 0
     assert row["full_share"] == pytest.approx(row["full_svds_ms"] / 1e3 / 2.5)
     assert row["shortcut_share"] == pytest.approx(row["exact_singular_values_ms"] / 1e3 / 2.5)
+
+
+def test_the_c_fold_step_benchmark_builds_checks_the_bits_and_times_both_steps(tmp_path):
+    """benchmarks/fold_step_c.py at a small size (depth 2, width 16, batch 16): the C program and
+    library build with the system's compiler against torch's libtorch_cpu; the C body's output,
+    input gradient and weight gradients are DenseBody(FoldReLU)'s to the bit (its bias gradients,
+    summed in another order, close); the program's five variants and orthojac's step are timed in
+    the round, the step's FLOPs are the products' (six a fold layer, the lift's two, the head's
+    three) and each ratio is FLOPs / time / that round's peak. No speed is asserted."""
+    fold_step_c = _benchmark("fold_step_c")
+    out = tmp_path / "fold_step_c.json"
+    fold_step_c.main(["--depth", "2", "--width", "16", "--batch", "16", "--rounds", "1", "--steps", "2",
+                      "--json", str(out)])
+    result = json.loads(out.read_text())
+    bits = result["bits"]
+    assert bits["output_same_bits"] and bits["input_gradient_same_bits"] and bits["weight_gradients_same_bits"]
+    assert 0 <= bits["bias_gradients_max_difference"] < 1e-4
+    (row,) = result["rounds"]
+    d, w, b = 2, 16, 16
+    assert row["step_flop"] == 6 * d * 2 * w * w * b + 2 * 2 * b * 784 * w + 3 * 2 * b * w * 10
+    assert set(row["variants_ms"]) == set(fold_step_c.VARIANTS) and row["orthojac_ms"] > 0
+    for name, ms in {**row["variants_ms"], "orthojac": row["orthojac_ms"]}.items():
+        assert row["peak_ratio"][name] == pytest.approx(row["step_flop"] / (ms / 1e3) / (row["peak_gflops"] * 1e9))
