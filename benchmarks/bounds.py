@@ -42,8 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpu_speed  # noqa: E402  (benchmarks/cpu_speed.py: the peak, the steps as training takes them)
 
 from orthojac import spectra  # noqa: E402
-from orthojac.config import RunConfig  # noqa: E402
-from orthojac.data import load_split, pixels  # noqa: E402
+from orthojac.data import load_split  # noqa: E402
 from orthojac.nets import fused, one_channel  # noqa: E402
 from orthojac.nets.models import build_model  # noqa: E402
 from orthojac.run import fastpath  # noqa: E402
@@ -84,6 +83,18 @@ def _scripted_fold_body():
     return body
 
 
+def dense_body_pass(weights: list, biases: list, x: torch.Tensor, g_out: torch.Tensor) -> tuple:
+    """The fold body as training runs it (orthojac.nets.fused.DenseBody with FoldReLU, one autograd
+    node), forward and backward from `g_out`: (output, the input's gradient, the weights' gradients,
+    the biases'), `weights` and `biases` leaves that require gradients."""
+    for p in (*weights, *biases):
+        p.grad = None
+    inp = x.clone().requires_grad_()
+    out = fused.DenseBody.apply(fused.FoldReLU, 2, inp, *[t for pair in zip(weights, biases) for t in pair])
+    out.backward(g_out)
+    return out.detach(), inp.grad, [w.grad for w in weights], [b.grad for b in biases]
+
+
 def _median_ms(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -101,16 +112,10 @@ def interpreter_share(depth: int, width: int, batch: int, rounds: int) -> dict:
     biases = [torch.full((width,), -0.5, requires_grad=True) for _ in range(depth)]
     x = torch.randn(batch, width, generator=gen)
     g_out = torch.randn(batch, width, generator=gen)
-    params = [t for pair in zip(weights, biases) for t in pair]
     scripted = _scripted_fold_body()
 
     def python_loop():
-        for p in params:
-            p.grad = None
-        inp = x.clone().requires_grad_()
-        out = fused.DenseBody.apply(fused.FoldReLU, 2, inp, *params)
-        out.backward(g_out)
-        return out.detach(), inp.grad, [w.grad for w in weights], [b.grad for b in biases]
+        return dense_body_pass(weights, biases, x, g_out)
 
     def script_loop():
         with torch.no_grad():
@@ -174,14 +179,10 @@ def _quick_jacobian(weights: Path, data_dir: Path) -> torch.Tensor:
     """The body's Jacobian at the first test image, as `orthojac spectra` takes it (float32, the
     one-channel route where the body has it)."""
     ckpt = load_checkpoint(weights)
-    model = build_model(RunConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    one_channel.use_depthwise(model.body)
-    norm = ckpt["normalisation"]
+    model = spectra.measured_model(ckpt, weights, None, torch.float32, "cpu")
     images, _ = load_split(data_dir, "t10k")
     with torch.no_grad():
-        point = model.embed((pixels(images[:1]).unsqueeze(1) - norm["mean"]) / norm["std"])[0]
+        point = model.embed(spectra.normalised_images(images[:1], ckpt, torch.float32, "cpu"))[0]
     return spectra.jacobian_matrix(model.body, point, 256, copies=one_channel.on_depthwise_route(model.body, point))
 
 

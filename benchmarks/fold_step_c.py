@@ -7,9 +7,9 @@ libtorch_cpu, whose exported `sgemm_` is the MKL that torch's own products call:
 the step, and a shared library of the body's two passes. Then, on one thread:
 
 1. the bits check: the C body's output, its input's gradient and its weights' gradients against
-   orthojac.nets.fused.DenseBody with FoldReLU (the training's body) at the run's sizes, with
-   torch.equal; the bias gradients, which the C body sums in another order, as their largest
-   difference;
+   orthojac.nets.fused.DenseBody with FoldReLU (the training's body: bounds.dense_body_pass) at the
+   run's sizes, with torch.equal; the bias gradients, which the C body sums in another order, as
+   their largest difference;
 2. --rounds rounds in turns: the program (one core's peak, the best of 7 timings of 512³ products;
    6L hot D³ products; the step's five variants, each the median of --steps steps, see the .c file)
    and orthojac's fold step as training takes it (benchmarks/cpu_speed.py's stepper at the same
@@ -38,9 +38,8 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bounds  # noqa: E402  (benchmarks/bounds.py: the fold body as training runs it)
 import cpu_speed  # noqa: E402
-
-from orthojac.nets import fused  # noqa: E402
 
 SOURCE = Path(__file__).with_suffix(".c")
 VARIANTS = ("torchlike", "fusedadam", "k256", "fa+prefetch", "fa+pf+fused mask")
@@ -81,14 +80,11 @@ def bits_check(shared: Path, depth: int, width: int, batch: int) -> dict:
     f = ctypes.c_float
     lib.body_backward(depth, batch, width, ptr(w), ptr(b), ptr(xs), ptr(hs), ptr(g), ptr(du), ptr(dw), ptr(db), 0,
                       *[ptr(unused)] * 4, f(0), f(0), f(0), f(0), 1)
-    weights = [w[i].clone().requires_grad_() for i in range(depth)]
-    biases = [b[i].clone().requires_grad_() for i in range(depth)]
-    inp = x0.clone().requires_grad_()
-    out = fused.DenseBody.apply(fused.FoldReLU, 2, inp, *[t for pair in zip(weights, biases) for t in pair])
-    out.backward(g_out)
-    return {"output_same_bits": torch.equal(xs[depth], out.detach()), "input_gradient_same_bits": torch.equal(g, inp.grad),
-            "weight_gradients_same_bits": torch.equal(dw, torch.stack([p.grad for p in weights])),
-            "bias_gradients_max_difference": (db - torch.stack([p.grad for p in biases])).abs().max().item()}
+    out, dx, dws, dbs = bounds.dense_body_pass([w[i].clone().requires_grad_() for i in range(depth)],
+                                               [b[i].clone().requires_grad_() for i in range(depth)], x0, g_out)
+    return {"output_same_bits": torch.equal(xs[depth], out), "input_gradient_same_bits": torch.equal(g, dx),
+            "weight_gradients_same_bits": torch.equal(dw, torch.stack(dws)),
+            "bias_gradients_max_difference": (db - torch.stack(dbs)).abs().max().item()}
 
 
 def run_program(program: Path, steps: int) -> dict:

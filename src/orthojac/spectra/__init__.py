@@ -278,6 +278,26 @@ def checkpoint_weights(ckpt: dict, path: Path, epoch: int | None, model) -> dict
             for k, v in model.state_dict().items()}
 
 
+def measured_model(ckpt: dict, path: Path, epoch: int | None, dtype: torch.dtype, device) -> torch.nn.Module:
+    """The network of checkpoint `ckpt` (read from `path`) as the stage measures it: built from its
+    config, the weights `checkpoint_weights` picks, in `dtype` on `device`, in eval mode. A
+    one-channel body's convolutions take orthojac.nets.one_channel's route (the Jacobians over
+    copies, the gradient norms' batch); the lift is left to torch until the points (all lifted in
+    one call) are measured."""
+    model = build_model(RunConfig(**ckpt["config"]))
+    model.load_state_dict(checkpoint_weights(ckpt, path, epoch, model))
+    model = model.to(device=device, dtype=dtype).eval()
+    one_channel.use_depthwise(model.body)
+    return model
+
+
+def normalised_images(images, ckpt: dict, dtype: torch.dtype, device) -> torch.Tensor:
+    """uint8 images (N, 28, 28) as the network of `ckpt` was trained on them: scaled to [0, 1] and
+    normalised by the training pixels' mean and std, one channel."""
+    norm = ckpt["normalisation"]
+    return (pixels(images, dtype, device).unsqueeze(1) - norm["mean"]) / norm["std"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orthojac spectra", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -294,19 +314,12 @@ def main(argv: list[str] | None = None) -> None:
     device = select_device(args.device)
     ckpt = load_checkpoint(args.weights)
     started = time.perf_counter()
-    cfg = RunConfig(**ckpt["config"])
-    model = build_model(cfg)
-    model.load_state_dict(checkpoint_weights(ckpt, args.weights, args.epoch, model))
     dtype = getattr(torch, args.dtype)
-    model = model.to(device=device, dtype=dtype).eval()
-    # One-channel bodies: the Jacobians over copies, the gradient norms' batch. The lift is left to
-    # torch until the points (all lifted in one call) are measured.
-    one_channel.use_depthwise(model.body)
+    model = measured_model(ckpt, args.weights, args.epoch, dtype, device)
     x_test, y_test = load_split(args.data_dir, "t10k")
-    norm = ckpt["normalisation"]
 
     def test_images(n):
-        return (pixels(x_test[:n], dtype, device).unsqueeze(1) - norm["mean"]) / norm["std"]
+        return normalised_images(x_test[:n], ckpt, dtype, device)
 
     body, layers = spectra(model, test_images(args.points), args.chunk_size, args.layers,
                            args.method, args.exact_max_dim)
