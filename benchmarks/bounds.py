@@ -4,8 +4,8 @@
 
 1. The core's peak (benchmarks/cpu_speed.py's: the best of 7 timings of 512³ fp32 products).
 2. The interpreter's share of a depth-200 fold body (width 128, batch 128): the body's forward and
-   backward pass as training takes them (orthojac.nets.fused.DenseBody, one autograd node whose
-   loops over the layers run in Python), against the same kernels (`FoldReLU`'s) in the same order
+   backward pass as the hand-written node takes them (orthojac.nets.fused.DenseBody, one autograd
+   node whose loops over the layers run in Python; training's where orthojac.nets.native is off), against the same kernels (`FoldReLU`'s) in the same order
    looped in TorchScript, which calls them without Python in between. Both give the same bits
    (checked with torch.equal on the output, the input's gradient and every weight's and bias's).
 3. Where a fold training step's time goes, phase by phase without a profiler (its overhead would
@@ -43,7 +43,7 @@ import cpu_speed  # noqa: E402  (benchmarks/cpu_speed.py: the peak, the steps as
 
 from orthojac import spectra  # noqa: E402
 from orthojac.data import load_split  # noqa: E402
-from orthojac.nets import fused, one_channel  # noqa: E402
+from orthojac.nets import fused, native, one_channel  # noqa: E402
 from orthojac.nets.models import build_model  # noqa: E402
 from orthojac.run import fastpath  # noqa: E402
 from orthojac.run.checkpoint import load_checkpoint  # noqa: E402
@@ -84,9 +84,10 @@ def _scripted_fold_body():
 
 
 def dense_body_pass(weights: list, biases: list, x: torch.Tensor, g_out: torch.Tensor) -> tuple:
-    """The fold body as training runs it (orthojac.nets.fused.DenseBody with FoldReLU, one autograd
-    node), forward and backward from `g_out`: (output, the input's gradient, the weights' gradients,
-    the biases'), `weights` and `biases` leaves that require gradients."""
+    """The fold body as the hand-written node runs it (orthojac.nets.fused.DenseBody with FoldReLU;
+    training's body where the compiled one, orthojac.nets.native, is off), forward and backward from
+    `g_out`: (output, the input's gradient, the weights' gradients, the biases'), `weights` and
+    `biases` leaves that require gradients."""
     for p in (*weights, *biases):
         p.grad = None
     inp = x.clone().requires_grad_()
@@ -105,7 +106,7 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def interpreter_share(depth: int, width: int, batch: int, rounds: int) -> dict:
-    """2.: the fold body as training runs it against the same kernels looped in TorchScript."""
+    """2.: the fold body as DenseBody runs it against the same kernels looped in TorchScript."""
     gen = torch.Generator().manual_seed(0)
     weights = [torch.linalg.qr(torch.randn(width, width, generator=gen))[0].contiguous().requires_grad_()
                for _ in range(depth)]
@@ -166,7 +167,7 @@ def step_phases(depth: int, width: int, batch: int, steps: int = 21) -> dict:
         if i >= 3:
             for name, seconds in zip(phases, (t1 - t0, t3 - t2, t4 - t3, t2 - t1)):
                 phases[name].append(seconds)
-    with FlopCounterMode(display=False) as counter:
+    with native.off(), FlopCounterMode(display=False) as counter:  # (the compiled body's products are not ATen's)
         loss = F.cross_entropy(forward(x), y)
     forward_flop = counter.get_total_flops()
     total_flop = cpu_speed.count_flops(cpu_speed.orthojac_stepper(cfg, cpu_speed.NEW))

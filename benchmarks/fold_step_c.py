@@ -7,8 +7,8 @@ libtorch_cpu, whose exported `sgemm_` is the MKL that torch's own products call:
 the step, and a shared library of the body's two passes. Then, on one thread:
 
 1. the bits check: the C body's output, its input's gradient and its weights' gradients against
-   orthojac.nets.fused.DenseBody with FoldReLU (the training's body: bounds.dense_body_pass) at the
-   run's sizes, with torch.equal; the bias gradients, which the C body sums in another order, as
+   orthojac.nets.fused.DenseBody with FoldReLU (bounds.dense_body_pass) at the run's sizes, with
+   torch.equal; the bias gradients, which the C body sums in another order, as
    their largest difference;
 2. --rounds rounds in turns: the program (one core's peak, the best of 7 timings of 512³ products;
    6L hot D³ products; the step's five variants, each the median of --steps steps, see the .c file)
@@ -38,7 +38,7 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bounds  # noqa: E402  (benchmarks/bounds.py: the fold body as training runs it)
+import bounds  # noqa: E402  (benchmarks/bounds.py: the fold body as DenseBody runs it)
 import cpu_speed  # noqa: E402
 
 SOURCE = Path(__file__).with_suffix(".c")

@@ -43,7 +43,7 @@ FILE_TIERS = {
         "test_console_scripts.py", "test_data.py", "test_downloads.py", "test_envs.py",
         "test_families.py", "test_fastpath.py", "test_figure_registry.py", "test_files.py", "test_h4.py", "test_hlav.py",
         "test_hlav_depth.py", "test_hlav_lstm.py", "test_import_graph.py", "test_init_study.py",
-        "test_layers.py", "test_mnist.py", "test_new_setting.py", "test_optimisers.py", "test_progress.py", "test_reference_cpu.py", "test_reference_parts.py",
+        "test_layers.py", "test_mnist.py", "test_native.py", "test_new_setting.py", "test_optimisers.py", "test_progress.py", "test_reference_cpu.py", "test_reference_parts.py",
         "test_reference_rounding.py", "test_regularisers.py", "test_report.py", "test_report_overview.py", "test_scale.py",
         "test_screens.py", "test_spectra.py",
         "test_thesis_settings.py", "test_tiers.py", "test_workflow.py", "test_workflow_lib.py",

@@ -31,8 +31,8 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
 
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """sha256 over the orthojac package's version and the bytes of every module of it (sorted by
-    path): a checkpoint is resumed only by the code that wrote it. Any edit to `src/orthojac/`
+    """sha256 over the orthojac package's version and the bytes of every module of it, Python and C
+    (orthojac.nets.native's source), sorted by path: a checkpoint is resumed only by the code that wrote it. Any edit to `src/orthojac/`
     changes it, and a run whose checkpoint carries another fingerprint starts afresh."""
     try:
         from importlib.metadata import version
@@ -42,7 +42,7 @@ def code_fingerprint() -> str:
         __version__ = "unknown"
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(f"orthojac {__version__}\n".encode())
-    for module in sorted(package.rglob("*.py")):
+    for module in sorted([*package.rglob("*.py"), *package.rglob("*.c")]):
         digest.update(str(module.relative_to(package)).encode() + b"\0")
         digest.update(module.read_bytes() + b"\0")
     return digest.hexdigest()

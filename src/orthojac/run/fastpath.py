@@ -63,7 +63,8 @@ class FastPath:
     device, `DivergenceGuard`). note: why a lever is not at its default (e.g. regime hard).
     fused_layers: dense bodies whose forward and backward are written by hand, one autograd node
     for all layers, for training and evaluation (orthojac.nets.fused: fold/ReLU, plain/ReLU,
-    resnet/ReLU without normalisation, orthoff with σ_1 or |·|), where they apply, and one-channel
+    resnet/ReLU without normalisation, orthoff with σ_1 or |·|; a fold/ReLU body in fp32 on a CPU
+    from C where orthojac.nets.native is built, the same bits), where they apply, and one-channel
     convolutions as one depthwise convolution of the batch on a CPU (orthojac.nets.one_channel); on by
     default without compile."""
 

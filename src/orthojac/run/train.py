@@ -44,6 +44,7 @@ from ..data import load_images
 from ..device import add_device_flags, select_device, use_threads
 from .fastpath import FastPath
 from ..files import remove_stale_temporaries, write_csv_atomic, write_text_atomic
+from ..nets import native
 from ..nets.models import build_model
 from .progress_line import Progress
 from ..nets.regularisers import regularisation
@@ -304,7 +305,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
         "evaluated": {split: len(x) for split, (x, _) in evaluated.items()},
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "device": str(device), "threads": torch.get_num_threads(),
-                        "fast_path": fast.to_dict()},
+                        "fast_path": fast.to_dict(), "native_fold_body": native.used()},
     }
     mean, std = splits["normalisation"]
     common = {"config": cfg.to_dict(), "normalisation": {"mean": mean, "std": std}}

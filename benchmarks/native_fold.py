@@ -1,0 +1,200 @@
+"""The compiled fold body (orthojac.nets.native) against `fused.DenseBody`, in one run (issue 24).
+
+    PYTHONPATH=src python benchmarks/native_fold.py [--rounds 5] [--steps 10] [--job-rounds 1]
+        [--data-dir results/data/fashion_mnist] [--json benchmarks/native_fold_cpu.json]
+
+On one thread:
+
+1. the library's state (built, self-checked, or why not) and the bits check at the run's sizes
+   (dense fold/ReLU, depth --depth, width --width, batch --batch; orthogonal weights, biases near
+   −0.5): output, input gradient, weight and bias gradients of a training pass, and the evaluation's
+   forward pass at batch --eval-batch (orthojac.run.train's), each compared bit for bit;
+2. one core's peak (benchmarks/cpu_speed.py: the best of 7 timings of 512³ products);
+3. the fold step as orthojac.run.train takes it (cpu_speed's stepper, the default CPU levers), with
+   the compiled body and with `DenseBody` (`native.off()`), timed in turns (--rounds rounds of
+   --steps steps; the median round), each as its FLOPs' ratio to the peak; the evaluation's forward
+   pass of the whole network at batch --eval-batch the same way;
+4. with --job-rounds N > 0: the whole one-epoch depth-200 fold job of benchmarks/cpu_speed.py
+   (`python -m orthojac train`, 50000 images, a fresh process, the default CPU settings) with the
+   compiled body and with ORTHOJAC_NATIVE=0, in turns, N rounds: wall and training seconds, the
+   ratio of the training's FLOPs at the peak to each, and each job's recorded `native_fold_body`.
+   The two jobs' metrics.csv must hold the same rows, bytes for bytes, but the training's seconds:
+   the lever changes speed only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpu_speed  # noqa: E402
+
+from orthojac.nets import fused, native  # noqa: E402
+from orthojac.nets.models import build_model  # noqa: E402
+from orthojac.run import fastpath  # noqa: E402
+
+
+def metric_rows(path: Path) -> list[str]:
+    """metrics.csv's rows but the one timing the training (epoch,step,split,metric,value)."""
+    return [row for row in path.read_text().splitlines() if ",train,seconds," not in row]
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
+def bits_check(depth: int, width: int, batch: int, eval_batch: int) -> dict:
+    """1.: the compiled body against DenseBody(FoldReLU), training and evaluation."""
+    gen = torch.Generator().manual_seed(0)
+    w = [torch.linalg.qr(torch.randn(width, width, generator=gen))[0].contiguous() for _ in range(depth)]
+    b = [torch.full((width,), -0.5) + 0.3 * torch.randn(width, generator=gen) for _ in range(depth)]
+    x0, g_out = torch.randn(batch, width, generator=gen), torch.randn(batch, width, generator=gen)
+    results = []
+    for compiled in (True, False):
+        ws, bs = [t.clone().requires_grad_() for t in w], [t.clone().requires_grad_() for t in b]
+        x = x0.clone().requires_grad_()
+        if compiled:
+            out = native.fold_body(x, list(zip(ws, bs)))
+        else:
+            out = fused.DenseBody.apply(fused.FoldReLU, 2, x, *(p for layer in zip(ws, bs) for p in layer))
+        out.backward(g_out)
+        results.append((out.detach(), x.grad, [p.grad for p in ws], [p.grad for p in bs]))
+    (o1, x1, w1, b1), (o2, x2, w2, b2) = results
+    xe = torch.randn(eval_batch, width, generator=gen)
+    with torch.no_grad():
+        e1, e2 = native.fold_body(xe, list(zip(w, b))), fused.body_forward(fused.FoldReLU, xe, list(zip(w, b)))
+    return {"output": same_bits(o1, o2), "input_gradient": same_bits(x1, x2),
+            "weight_gradients": all(map(same_bits, w1, w2)), "bias_gradients": all(map(same_bits, b1, b2)),
+            "evaluation_output": same_bits(e1, e2)}
+
+
+def switched(step, compiled: bool):
+    def run():
+        if compiled:
+            step()
+        else:
+            with native.off():
+                step()
+    return run
+
+
+def evaluation_pass(depth: int, width: int, eval_batch: int):
+    """The whole fold network's forward pass without gradients at batch eval_batch, as
+    orthojac.run.train.evaluate takes it; and its FLOPs."""
+    cfg = cpu_speed.family_config("fold", SimpleNamespace(depth=depth, width=width, batch=eval_batch))
+    model = build_model(cfg)
+    fastpath.prepare_model(model, cpu_speed.NEW)
+    model.eval()
+    images = torch.randn(eval_batch, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+
+    def run():
+        with torch.inference_mode():
+            model(images)
+
+    flop = 2 * eval_batch * (28 * 28 * width + depth * 2 * width * width + width * 10)
+    return run, flop
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depth", type=int, default=200)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--eval-batch", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--job-rounds", type=int, default=0, help="whole one-epoch jobs, each way, in turns")
+    parser.add_argument("--job-images", type=int, default=50000)
+    parser.add_argument("--job-val-size", type=int, default=5000)
+    parser.add_argument("--data-dir", type=Path, default=Path("results/data/fashion_mnist"))
+    parser.add_argument("--json", type=Path, help="write the numbers here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    state = native.state()
+    print(f"torch {torch.__version__}, 1 thread; compiled fold body: {state}")
+    if native.library() is None:
+        raise SystemExit("the compiled fold body is off on this machine: nothing to compare")
+    bits = bits_check(args.depth, args.width, args.batch, args.eval_batch)
+    print("bits, compiled against DenseBody: " + ", ".join(f"{k} {'same' if v else 'DIFFERENT'}"
+                                                           for k, v in bits.items()))
+    peak = cpu_speed.matmul_rate(512, 7)
+    print(f"peak (512³): {peak / 1e9:.1f} GFLOP/s")
+    cfg = cpu_speed.family_config("fold", SimpleNamespace(depth=args.depth, width=args.width, batch=args.batch))
+    step = cpu_speed.orthojac_stepper(cfg, cpu_speed.NEW)
+    step_flop = cpu_speed.count_flops(step)  # (through the hand-written node: the same products)
+    steps = cpu_speed.time_in_turns({"compiled": switched(step, True), "DenseBody": switched(step, False)},
+                                    args.steps, args.rounds)
+    evaluate, eval_flop = evaluation_pass(args.depth, args.width, args.eval_batch)
+    evals = cpu_speed.time_in_turns({"compiled": switched(evaluate, True), "DenseBody": switched(evaluate, False)},
+                                    max(1, args.steps // 2), args.rounds)
+    for name in steps:
+        print(f"fold step, {name}: {1e3 * steps[name]:.1f} ms, {step_flop / steps[name] / peak:.3f} of the peak; "
+              f"evaluation pass (batch {args.eval_batch}): {1e3 * evals[name]:.1f} ms, "
+              f"{eval_flop / evals[name] / peak:.3f} of the peak")
+    print(f"compiled over DenseBody: step {steps['DenseBody'] / steps['compiled']:.3f}×, "
+          f"evaluation {evals['DenseBody'] / evals['compiled']:.3f}×")
+    result = {"torch": torch.__version__, "native": state, "sizes": [args.depth, args.width, args.batch],
+              "bits_same": bits, "peak_gflops": peak / 1e9, "step_flop": step_flop, "step_ms":
+              {k: 1e3 * v for k, v in steps.items()}, "step_peak_ratio": {k: step_flop / v / peak for k, v in steps.items()},
+              "eval_batch": args.eval_batch, "eval_flop": eval_flop, "eval_ms": {k: 1e3 * v for k, v in evals.items()}}
+    if args.job_rounds > 0:
+        result["jobs"] = jobs(args, step_flop, peak)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def jobs(args, step_flop: int, peak: float) -> dict:
+    """4.: whole jobs, compiled and not, in turns; the median round of each by wall time."""
+    runs = {"compiled": [], "DenseBody": []}
+    metrics = {}
+    job_args = SimpleNamespace(depth=args.depth, width=args.width, batch=args.batch, job_images=args.job_images,
+                               job_val_size=args.job_val_size, data_dir=args.data_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.job_rounds):
+            for name, switch in (("compiled", "1"), ("DenseBody", "0")):
+                out = Path(tmp) / f"{name}{r}"
+                before = os.environ.get(native.ENV_SWITCH)
+                os.environ[native.ENV_SWITCH] = switch
+                try:
+                    job = cpu_speed.whole_job(job_args, "fold", [], False, out)
+                finally:
+                    if before is None:
+                        del os.environ[native.ENV_SWITCH]
+                    else:
+                        os.environ[native.ENV_SWITCH] = before
+                summary = json.loads((out / "config.json").read_text())
+                job["native_fold_body"] = summary["environment"].get("native_fold_body")
+                flop = step_flop * job["steps"]
+                job["wall_peak_ratio"] = flop / peak / job["wall_seconds"]
+                job["train_peak_ratio"] = flop / peak / job["train_seconds"]
+                metrics.setdefault(name, metric_rows(out / "metrics.csv"))
+                if metric_rows(out / "metrics.csv") != metrics[name]:
+                    raise RuntimeError(f"{name}: a rerun's metrics.csv differs from the first round's")
+                runs[name].append(job)
+                print(f"job round {r + 1}, {name}: wall {job['wall_seconds']:.1f} s ({job['wall_peak_ratio']:.3f}), "
+                      f"training {job['train_seconds']:.1f} s ({job['train_peak_ratio']:.3f}); "
+                      f"native_fold_body: {job['native_fold_body']}", flush=True)
+    same = metrics["compiled"] == metrics["DenseBody"]
+    print(f"the two jobs' metrics.csv, {len(metrics['compiled'])} rows but the training's seconds: "
+          f"{'the same bytes' if same else 'DIFFERENT'}")
+    if not same:
+        raise RuntimeError("the compiled body's job trained to other metrics than DenseBody's")
+    median = {name: sorted(rs, key=lambda j: j["wall_seconds"])[len(rs) // 2] for name, rs in runs.items()}
+    print("median jobs: " + ", ".join(f"{n} wall {j['wall_seconds']:.1f} s, training {j['train_seconds']:.1f} s"
+                                      for n, j in median.items())
+          + f"; DenseBody over compiled: wall {median['DenseBody']['wall_seconds'] / median['compiled']['wall_seconds']:.3f}×")
+    return {"rounds": runs, "median": median, "metrics_same_bytes": same}
+
+
+if __name__ == "__main__":
+    main()
