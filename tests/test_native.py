@@ -198,24 +198,67 @@ def test_without_compiler_switch_or_working_build_it_says_why_and_is_off(tmp_pat
         == "off: no C compiler ($CC, cc or gcc)"
     failed = _state_in_fresh_process({"CC": "false", "ORTHOJAC_CACHE": str(tmp_path / "c")})
     assert failed.startswith("off: build failed: ") and "false" in failed
-    assert not list((tmp_path / "c").glob("*"))  # nothing half-built left in the cache
+    assert not list((tmp_path / "c").glob("*"))  # nothing half-built left in the cache, nor a hash
 
 
-def test_an_unwritable_cache_builds_a_private_copy(tmp_path):
+def test_an_unwritable_cache_builds_a_private_copy_and_leaves_nothing(tmp_path):
     locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+    locked.write_text("not a folder")  # no one, root included, makes a folder under a file
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    state = _state_in_fresh_process({"ORTHOJAC_CACHE": str(locked / "cache"), "TMPDIR": str(scratch)})
+    assert state.startswith("on (built for this process alone: the cache is not writable")
+    assert not list(scratch.iterdir())  # the private copy is removed once loaded
+
+
+def test_a_cached_library_cut_short_is_built_again_not_loaded(tmp_path):
+    """A cached build that lost its end (a crash before the disk had it) would kill the process that
+    maps it (SIGBUS); its hash no longer matches, so it is built again. A missing hash likewise."""
+    cache = {"ORTHOJAC_CACHE": str(tmp_path)}
+    assert _state_in_fresh_process(cache).startswith("on (")
+    (built,) = tmp_path.glob("native_fold-*.so")
+    whole = built.read_bytes()
+    built.write_bytes(whole[:3000])
+    assert _state_in_fresh_process(cache) == f"on ({built})"
+    assert built.read_bytes() == whole
+    built.with_suffix(".sha256").unlink()
+    built.write_bytes(b"")
+    assert _state_in_fresh_process(cache) == f"on ({built})" and built.read_bytes() == whole
+
+
+def test_a_missing_compiler_named_in_cc_is_said_and_leaves_nothing(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    state = _state_in_fresh_process({"CC": "no-such-compiler -O2", "ORTHOJAC_CACHE": str(tmp_path / "c"),
+                                     "TMPDIR": str(scratch)})
+    assert state == "off: no C compiler (no-such-compiler not found)"
+    assert not (tmp_path / "c").exists() and not list(scratch.iterdir())
+
+
+def test_lower_fp32_product_precision_neg_views_and_empty_weights_take_densebody():
+    """Where torch's products are not plain sgemm_ (a lower fp32 matmul precision sends addmm through
+    oneDNN's bf16 route on CPUs that have one), or a tensor's memory is not its values (a lazy
+    negation), or a weight has no rows or columns, the body takes DenseBody."""
+    layers = [(w.requires_grad_(), b.requires_grad_()) for w, b in fold_layers(2, 6, 6)]
+    x = torch.randn(4, 6)
+    assert native.usable(x, layers)
+    before = torch.get_float32_matmul_precision()
     try:
-        if os.access(locked, os.W_OK):
-            # root writes anywhere: make the cache path a file instead, which no one can mkdir under
-            locked.chmod(0o700)
-            locked.rmdir()
-            locked.write_text("not a folder")
-        state = _state_in_fresh_process({"ORTHOJAC_CACHE": str(locked / "cache")})
+        for precision in ("high", "medium"):
+            torch.set_float32_matmul_precision(precision)
+            assert not native.exact_fp32_products() and not native.usable(x, layers)
+            assert fused.run_body(fused.FoldReLU, layers, x).grad_fn.name() == "DenseBodyBackward"
     finally:
-        if locked.is_dir():
-            locked.chmod(0o700)
-    assert state.startswith("on (") and "orthojac-native-" in state
+        torch.set_float32_matmul_precision(before)
+    assert native.exact_fp32_products()
+    w, b = fold_layers(1, 4, 6)[0]
+    negated = torch._neg_view(w)
+    assert negated.is_contiguous() and not native.usable(x, [(negated, b)])
+    with torch.no_grad():
+        assert_same_bits(fused.run_body(fused.FoldReLU, [(negated, b)], x),
+                         fused.body_forward(fused.FoldReLU, x, [(negated.resolve_neg(), b)]), "negated weight")
+    assert not native.usable(x, [(torch.empty(0, 6), torch.empty(0))])
+    assert not native.usable(torch.empty(4, 0), [(torch.empty(3, 0), torch.empty(3))])
 
 
 def test_a_training_job_records_the_body_it_took_and_trains_to_the_same_metrics(tmp_path, idx_folder):

@@ -14,8 +14,12 @@ layer by layer, as `FoldReLU.backward` does). A NaN goes through as through torc
 The library is built on first use with the system's C compiler ($CC, else `cc` or `gcc`) against
 the running torch's libtorch_cpu, into a cache keyed by the source, the compiler command and torch
 (`$ORTHOJAC_CACHE`, else `$XDG_CACHE_HOME/orthojac`, else `~/.cache/orthojac`; a build lands there
-by an atomic rename, so jobs building side by side are safe). Before it is used, a self-check runs
-a small fold body (3 layers, rectangular weights) both ways and compares every result bit for bit.
+by atomic renames with the hash of its bytes, so jobs building side by side are safe, and a cached
+build that does not match its hash is built again; where the cache is not writable, each process
+builds a private copy). Before it is used, a self-check runs a small fold body (3 layers,
+rectangular weights, a NaN) both ways and compares every result bit for bit. A body takes the
+library only where torch's own products are sgemm_'s: fp32 at full precision
+(`exact_fp32_products`; a lower `torch.set_float32_matmul_precision` sends them through oneDNN).
 Without a compiler, without `sgemm_` in torch, when the build or the self-check fails, or with
 ORTHOJAC_NATIVE=0, every fold body takes `DenseBody`: the same numbers, slower. `state()` says which
 and why; each run records it in its config.json (orthojac.run.train).
@@ -59,27 +63,62 @@ def compiler() -> list[str] | None:
     return [found] if found else None
 
 
+class CacheUnwritable(Exception):
+    """The cache folder cannot take a build (its path is not a writable folder)."""
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _intact(target: Path) -> bool:
+    """Whether a cached build is whole: its bytes hash to what its build recorded beside it (a
+    library cut short, by a crash or a full disk, would kill the process that maps it with SIGBUS,
+    beyond any `except`)."""
+    try:
+        return target.with_suffix(".sha256").read_text().strip() == _digest(target)
+    except OSError:
+        return False
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 def build(cc: list[str], out_dir: Path) -> Path:
-    """Compile native_fold.c against the running torch's libtorch_cpu into out_dir (cached by key)."""
+    """Compile native_fold.c against the running torch's libtorch_cpu into out_dir, cached by a key of
+    the source, the command and torch's version; a cached build that is not `_intact` is built again.
+    The library and its hash land by atomic renames after an fsync. Raises CacheUnwritable when
+    out_dir cannot take it, RuntimeError when the compiler fails."""
     lib = Path(torch.__file__).parent / "lib"
     link = [f"-L{lib}", "-ltorch_cpu", f"-Wl,-rpath,{lib}"]
     command = [*cc, *FLAGS, str(SOURCE), *link]
     key = hashlib.sha256(SOURCE.read_bytes() + "\0".join([*command, torch.__version__]).encode()).hexdigest()[:16]
     target = out_dir / f"native_fold-{key}.so"
-    if target.exists():
+    if _intact(target):
         return target
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".native_fold-", suffix=".so", dir=out_dir)
-    os.close(fd)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".native_fold-", suffix=".so", dir=out_dir)
+        os.close(fd)
+    except OSError as error:
+        raise CacheUnwritable(f"{out_dir}: {error}") from error
+    tmp_hash = tmp[:-len(".so")] + ".sha256"
     try:
         done = subprocess.run([*cc, *FLAGS, "-o", tmp, str(SOURCE), *link], capture_output=True, text=True,
                               timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"{shlex.join(command)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        _fsync(tmp)
+        Path(tmp_hash).write_text(_digest(Path(tmp)) + "\n")
+        _fsync(tmp_hash)
         os.replace(tmp, target)
+        os.replace(tmp_hash, target.with_suffix(".sha256"))
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for left in (tmp, tmp_hash):
+            if os.path.exists(left):
+                os.unlink(left)
     return target
 
 
@@ -89,14 +128,23 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     cc = compiler()
     if cc is None:
         return None, "off: no C compiler ($CC, cc or gcc)"
+    if shutil.which(cc[0]) is None:
+        return None, f"off: no C compiler ({cc[0]} not found)"
+    private = None
     try:
         try:
             path = build(cc, cache_dir())
-        except OSError:  # the cache is not writable: a private copy for this process
-            path = build(cc, Path(tempfile.mkdtemp(prefix="orthojac-native-")))
+            where = str(path)
+        except CacheUnwritable as error:  # a private build for this process, removed once loaded
+            private = Path(tempfile.mkdtemp(prefix="orthojac-native-"))
+            path = build(cc, private)
+            where = f"built for this process alone: the cache is not writable ({error})"
         lib = ctypes.CDLL(str(path))
-    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+    except (OSError, RuntimeError, subprocess.SubprocessError, CacheUnwritable) as error:
         return None, f"off: build failed: {error}"
+    finally:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
     for name in ("fold_forward", "fold_forward_eval", "fold_backward"):
         getattr(lib, name).restype = None
     try:
@@ -105,7 +153,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
         problem = f"raised {error!r}"
     if problem:
         return None, f"off: self-check failed: {problem}"
-    return lib, f"on ({path})"
+    return lib, f"on ({where})"
 
 
 def library() -> ctypes.CDLL | None:
@@ -135,20 +183,38 @@ def _ptrs(tensors) -> ctypes.Array:
     return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
 
 
+def _plain(t: torch.Tensor) -> bool:
+    """fp32 on a CPU, dense and contiguous, its values its memory (no lazy negation)."""
+    return (t.dtype == torch.float32 and t.device.type == "cpu" and t.layout == torch.strided
+            and t.is_contiguous() and not t.is_neg())
+
+
+def exact_fp32_products() -> bool:
+    """Whether torch's fp32 products are sgemm_'s: no lower precision asked of them
+    (`torch.set_float32_matmul_precision`, the fp32_precision settings), which would send addmm
+    through oneDNN's bf16 or TF32 route where the CPU has one."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    for holder in (torch.backends, mkldnn, getattr(mkldnn, "matmul", None)):
+        if getattr(holder, "fp32_precision", "none") not in ("none", "ieee"):
+            return False
+    return True
+
+
 def usable(x: torch.Tensor, layers_params: list) -> bool:
     """Whether a fold body of these (weight, bias) layers on x can take the library: fp32 on a CPU,
-    everything contiguous, one weight shape (m ≤ n as fold's B) for all layers."""
-    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2 or not x.is_contiguous():
+    everything dense, contiguous and non-empty, one weight shape for all layers, torch's products
+    at full fp32 (`exact_fp32_products`)."""
+    if x.dim() != 2 or not _plain(x):
         return False
     m, n = layers_params[0][0].shape
-    if x.shape[1] != n or x.shape[0] < 1:
+    if x.shape[1] != n or x.shape[0] < 1 or m < 1 or n < 1:
         return False
     for w, b in layers_params:
-        if (w.dtype != torch.float32 or b.dtype != torch.float32 or w.device.type != "cpu"
-                or b.device.type != "cpu" or w.shape != (m, n) or b.shape != (m,)
-                or not w.is_contiguous() or not b.is_contiguous()):
+        if w.shape != (m, n) or b.shape != (m,) or not _plain(w) or not _plain(b):
             return False
-    return not _state.get("off") and library() is not None
+    return not _state.get("off") and exact_fp32_products() and library() is not None
 
 
 @contextlib.contextmanager
