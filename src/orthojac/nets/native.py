@@ -2,8 +2,8 @@
 benchmarks/native_fold.py).
 
 `fused.DenseBody` runs a fold body's ≈ 1,200 matrix products a step (depth 200) through ATen, whose
-dispatch, allocation and autograd bookkeeping around each product cost ≈ 13 of a body's 72 ms on
-one CPU thread (benchmarks/bounds.py, benchmarks/fold_step_c.py). `native_fold.c` makes the same
+dispatch and allocations around each product cost ≈ 4–5 ms of a body's ≈ 70 ms on one CPU thread
+(benchmarks/README.md, "The fold body compiled from C"). `native_fold.c` makes the same
 products, in `fused.FoldReLU`'s order and with its operands' layouts, on the `sgemm_` that torch's
 own products call (MKL, exported by libtorch_cpu); between them it only copies, compares and
 negates, which round nothing. Its results are therefore `DenseBody`'s bits: the output, the
