@@ -25,15 +25,9 @@ static void prefetch(const float *p, size_t n) {
   for (size_t i = 0; i < n * 4; i += 64) _mm_prefetch(c + i, _MM_HINT_T1);
 }
 
-extern void sgemm_(const char *ta, const char *tb, const int *m, const int *n, const int *k, const float *alpha,
-                   const float *a, const int *lda, const float *b, const int *ldb, const float *beta, float *c,
-                   const int *ldc);
-
-// row-major C(MxN) = alpha op(A) op(B) + beta C
-static void gemm(char ta, char tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                 int ldb, float beta, float *C, int ldc) {
-  sgemm_(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc);
-}
+// gemm (row-major C(MxN) = alpha op(A) op(B) + beta C on sgemm_, as torch calls it): orthojac's compiled
+// fold body's, whose source this program includes (its functions unused here)
+#include "../src/orthojac/nets/native_fold.c"
 
 #ifndef L
 #define L 200

@@ -39,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpu_speed  # noqa: E402
 
-from orthojac.nets import fused, native  # noqa: E402
+from orthojac.nets import native  # noqa: E402
 from orthojac.nets.models import build_model  # noqa: E402
 from orthojac.run import fastpath  # noqa: E402
 
@@ -49,33 +49,15 @@ def metric_rows(path: Path) -> list[str]:
     return [row for row in path.read_text().splitlines() if ",train,seconds," not in row]
 
 
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.equal(a.view(torch.int32), b.view(torch.int32))
-
-
 def bits_check(depth: int, width: int, batch: int, eval_batch: int) -> dict:
-    """1.: the compiled body against DenseBody(FoldReLU), training and evaluation."""
+    """1.: the compiled body against DenseBody(FoldReLU), training and evaluation
+    (`native.bits_against_densebody`, the self-check's comparison at the run's sizes)."""
     gen = torch.Generator().manual_seed(0)
     w = [torch.linalg.qr(torch.randn(width, width, generator=gen))[0].contiguous() for _ in range(depth)]
     b = [torch.full((width,), -0.5) + 0.3 * torch.randn(width, generator=gen) for _ in range(depth)]
     x0, g_out = torch.randn(batch, width, generator=gen), torch.randn(batch, width, generator=gen)
-    results = []
-    for compiled in (True, False):
-        ws, bs = [t.clone().requires_grad_() for t in w], [t.clone().requires_grad_() for t in b]
-        x = x0.clone().requires_grad_()
-        if compiled:
-            out = native.fold_body(x, list(zip(ws, bs)))
-        else:
-            out = fused.DenseBody.apply(fused.FoldReLU, 2, x, *(p for layer in zip(ws, bs) for p in layer))
-        out.backward(g_out)
-        results.append((out.detach(), x.grad, [p.grad for p in ws], [p.grad for p in bs]))
-    (o1, x1, w1, b1), (o2, x2, w2, b2) = results
     xe = torch.randn(eval_batch, width, generator=gen)
-    with torch.no_grad():
-        e1, e2 = native.fold_body(xe, list(zip(w, b))), fused.body_forward(fused.FoldReLU, xe, list(zip(w, b)))
-    return {"output": same_bits(o1, o2), "input_gradient": same_bits(x1, x2),
-            "weight_gradients": all(map(same_bits, w1, w2)), "bias_gradients": all(map(same_bits, b1, b2)),
-            "evaluation_output": same_bits(e1, e2)}
+    return native.bits_against_densebody(native.library(), list(zip(w, b)), x0, g_out, xe)
 
 
 def switched(step, compiled: bool):

@@ -288,14 +288,32 @@ def _self_check(lib: ctypes.CDLL) -> str:
     layers = [(torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=f32))[0][:5].contiguous(),
                torch.randn(5, generator=gen, dtype=f32) - 0.3) for _ in range(3)]
     x, g = torch.randn(7, 6, generator=gen, dtype=f32), torch.randn(7, 6, generator=gen, dtype=f32)
+    same = bits_against_densebody(lib, layers, x, g, x)
+    for result, what in RESULTS.items():
+        if not same[result]:
+            return f"{what} differs from DenseBody's"
     with torch.no_grad():
-        if not _same(fold_body(x, layers, lib), fused.body_forward(fused.FoldReLU, x, layers)):
-            return "evaluation's forward differs from DenseBody's"
         poisoned = x.clone()
         poisoned[2, 1] = float("nan")  # a diverging run's NaN goes where torch's ReLU sends it
         a, b = fold_body(poisoned, layers, lib), fused.body_forward(fused.FoldReLU, poisoned, layers)
         if not (torch.equal(a.isnan(), b.isnan()) and a.isnan().any() and _same(a.nan_to_num(0), b.nan_to_num(0))):
             return "a NaN goes elsewhere than through DenseBody"
+    return ""
+
+
+# What `bits_against_densebody` compares, in its order, and how the self-check names each.
+RESULTS = {"evaluation_output": "evaluation's forward", "output": "output", "input_gradient": "input's gradient",
+           "weight_gradients": "a weight's gradient", "bias_gradients": "a bias's gradient"}
+
+
+def bits_against_densebody(lib: ctypes.CDLL, layers: list, x: torch.Tensor, g: torch.Tensor,
+                           x_eval: torch.Tensor) -> dict[str, bool]:
+    """For the fold body of `layers` ((weight, bias) pairs), whether each of `RESULTS` is
+    DenseBody(FoldReLU)'s to the bit through the library `lib`: the evaluation's forward pass on
+    x_eval, and a training pass on x back from the output's gradient g (the self-check's small body;
+    benchmarks/native_fold.py's at the run's sizes)."""
+    with torch.no_grad():
+        evaluation = _same(fold_body(x_eval, layers, lib), fused.body_forward(fused.FoldReLU, x_eval, layers))
     results = []
     for run in (lambda xi, ps: fold_body(xi, ps, lib),
                 lambda xi, ps: fused.DenseBody.apply(fused.FoldReLU, 2, xi, *(p for layer in ps for p in layer))):
@@ -303,12 +321,10 @@ def _self_check(lib: ctypes.CDLL) -> str:
         ps = [(w.clone().requires_grad_(), b.clone().requires_grad_()) for w, b in layers]
         out = run(xi, ps)
         out.backward(g)
-        results.append([out.detach(), xi.grad, *(p.grad for layer in ps for p in layer)])
-    names = ["output", "input's gradient"] + [f"layer {i}'s {p} gradient" for i in range(3) for p in ("W", "b")]
-    for name, a, b in zip(names, *results):
-        if not _same(a, b):
-            return f"{name} differs from DenseBody's"
-    return ""
+        results.append((out.detach(), xi.grad, [w.grad for w, _ in ps], [b.grad for _, b in ps]))
+    (o1, x1, w1, b1), (o2, x2, w2, b2) = results
+    return {"evaluation_output": evaluation, "output": _same(o1, o2), "input_gradient": _same(x1, x2),
+            "weight_gradients": all(map(_same, w1, w2)), "bias_gradients": all(map(_same, b1, b2))}
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -32,8 +32,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """sha256 over the orthojac package's version and the bytes of every module of it, Python and C
-    (orthojac.nets.native's source), sorted by path: a checkpoint is resumed only by the code that wrote it. Any edit to `src/orthojac/`
-    changes it, and a run whose checkpoint carries another fingerprint starts afresh."""
+    (orthojac.nets.native's source), sorted by path: a checkpoint is resumed only by the code that
+    wrote it. Any edit to `src/orthojac/` changes it, and a run whose checkpoint carries another
+    fingerprint starts afresh."""
     try:
         from importlib.metadata import version
 
