@@ -229,7 +229,7 @@ def count_flops(step) -> int:
         return 2 * a_shape[0] * a_shape[1] * b_shape[1]
 
     inplace = {torch.ops.aten.addmm_: addmm_flop}
-    # the compiled fold body's products are not ATen's: counted through the hand-written node's
+    # the compiled bodies' products are not ATen's: counted through the hand-written node's
     with native.off(), FlopCounterMode(display=False, custom_mapping=inplace) as counter:
         step()
     return counter.get_total_flops()
@@ -246,8 +246,8 @@ def product_seconds(step, steps: int = 3) -> tuple[float, float]:
     step, operands drawn from its working set: the step's ratio to the peak if nothing but its
     products took time (its ceiling for any lever that keeps the products and how their operands
     reach them: a cold operand's fetch is counted in the product that reads it). The step runs with
-    the compiled fold body off (orthojac.nets.native), whose products the profiler does not see: a
-    fold step's products as the hand-written node calls them."""
+    the compiled bodies off (orthojac.nets.native), whose products the profiler does not see: a
+    step's products as the hand-written node calls them."""
     step()
     with native.off(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
@@ -274,13 +274,15 @@ def time_in_turns(steppers: dict, steps: int, rounds: int, warmup: int = 3) -> d
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def whole_job(args, family: str, flags: list[str], full_train_evaluation: bool, out: Path) -> dict:
+def whole_job(args, family: str, flags: list[str], full_train_evaluation: bool, out: Path,
+              settings: dict | None = None) -> dict:
     """`python -m orthojac train` in a fresh process: one epoch of the dense network of
-    FAMILY_SETTINGS[family], one thread; its wall time from start to exit, and its config.json."""
+    FAMILY_SETTINGS[family] (or `settings`), one thread; its wall time from start to exit, and its
+    config.json."""
     code = ("import sys, orthojac.run.train as t\n"
             + ("t.TRAIN_EVAL_SIZE = 10**9\n" if full_train_evaluation else "")
             + "t.main(sys.argv[1:])\n")
-    network = [a for key, value in {"depth": args.depth, **FAMILY_SETTINGS[family]}.items()
+    network = [a for key, value in {"depth": args.depth, **(settings or FAMILY_SETTINGS[family])}.items()
                for a in (f"--{key.replace('_', '-')}", str(value))]
     cmd = [sys.executable, "-c", code, "--arch", "dense", *network,
            "--width", str(args.width), "--batch-size", str(args.batch),

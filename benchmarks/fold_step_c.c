@@ -27,7 +27,7 @@ static void prefetch(const float *p, size_t n) {
 
 // gemm (row-major C(MxN) = alpha op(A) op(B) + beta C on sgemm_, as torch calls it): orthojac's compiled
 // fold body's, whose source this program includes (its functions unused here)
-#include "../src/orthojac/nets/native_fold.c"
+#include "../src/orthojac/nets/native_body.c"
 
 #ifndef L
 #define L 200

@@ -16,7 +16,7 @@ from .activations import SLOPES_01, SLOPES_PM1, make_activation, parse_breakpoin
 from ..config import GAUSSIAN_CONTROL, RunConfig
 from .layers import (BlockIdentity, ConvOperator, DeltaConvOperator, DenseOperator, Fold, Limit,
                      OrthFF, Partial, Plain, Residual)
-from . import native  # noqa: F401  (registers the compiled fold body with fused.run_body)
+from . import native  # noqa: F401  (registers the compiled bodies with fused.run_body)
 from .fused import fused_body
 from .one_channel import ConvLift
 from .orthogonal import orthogonal_matrix, orthogonal_operators

@@ -305,7 +305,7 @@ def train(cfg: run_config.RunConfig, data_dir: Path, out_dir: Path, device: torc
         "evaluated": {split: len(x) for split, (x, _) in evaluated.items()},
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "device": str(device), "threads": torch.get_num_threads(),
-                        "fast_path": fast.to_dict(), "native_fold_body": native.used()},
+                        "fast_path": fast.to_dict(), "native_body": native.used()},
     }
     mean, std = splits["normalisation"]
     common = {"config": cfg.to_dict(), "normalisation": {"mean": mean, "std": std}}
