@@ -47,14 +47,16 @@ from orthojac.nets.models import build_model  # noqa: E402
 from orthojac.run import fastpath  # noqa: E402
 
 # the networks whose bodies the library compiles (cpu_speed's, and two more), and the library's family of each
-COMPILED = {"fold": "fold", "orthoff": "sigma1", "orthoff_abs": "abs", "plain": "plain", "partial": "partial"}
-SETTINGS = {**{name: cpu_speed.FAMILY_SETTINGS[name] for name in ("fold", "orthoff", "plain")},
+COMPILED = {"fold": "fold", "orthoff": "sigma1", "orthoff_abs": "abs", "plain": "plain", "partial": "partial",
+            "limit50": "limit"}
+SETTINGS = {**{name: cpu_speed.FAMILY_SETTINGS[name] for name in ("fold", "orthoff", "plain", "limit50")},
             "orthoff_abs": {"family": "orthoff", "activation": "abs"},  # depth200_orthoff_abs's, regime init
             "partial": {"family": "partial"}}
 
 
 def network_config(family: str, depth: int, width: int, batch: int) -> RunConfig:
-    return RunConfig(arch="dense", depth=depth, width=width, batch_size=batch, **SETTINGS[family])
+    """The network of SETTINGS[family] (its own depth where it has one: limit50's 50)."""
+    return RunConfig(**{"arch": "dense", "depth": depth, "width": width, "batch_size": batch, **SETTINGS[family]})
 
 
 def metric_rows(path: Path) -> list[str]:
@@ -64,13 +66,14 @@ def metric_rows(path: Path) -> list[str]:
 
 def bits_check(family: str, depth: int, width: int, batch: int, eval_batch: int) -> dict:
     """1.: a compiled body of `family` against DenseBody, training and evaluation
-    (`native.bits_against_densebody`, the self-check's comparison at the run's sizes)."""
-    fam = native.FAMILIES[COMPILED[family]]
-    layers = native.example_layers(fam, depth, width, width)
+    (`native.bits_against_densebody`, the self-check's comparison at the run's sizes; limit's δ and
+    depth its network's)."""
+    fam, cfg = native.FAMILIES[COMPILED[family]], network_config(family, depth, width, batch)
+    layers = native.example_layers(fam, cfg.depth, width, width)
     gen = torch.Generator().manual_seed(1)
     x0, g_out = torch.randn(batch, width, generator=gen), torch.randn(batch, width, generator=gen)
     xe = torch.randn(eval_batch, width, generator=gen)
-    return native.bits_against_densebody(native.library(), fam, layers, x0, g_out, xe)
+    return native.bits_against_densebody(native.library(), fam, layers, x0, g_out, xe, cfg.delta if fam.aux else 0.0)
 
 
 def switched(step, compiled: bool):

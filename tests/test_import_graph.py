@@ -28,8 +28,8 @@ STAGES = [
     ("data", ["orthojac.data", "orthojac.data.downloads", "orthojac.data.mnist", "orthojac.thesis.sentiment"],
      ["base"]),
     ("layers", ["orthojac.nets", "orthojac.nets.activations", "orthojac.nets.orthogonal", "orthojac.nets.fused",
-                "orthojac.nets.native", "orthojac.nets.native_build", "orthojac.nets.one_channel",
-                "orthojac.nets.layers", "orthojac.nets.regularisers"], ["base"]),  # the operators and their penalties
+                "orthojac.nets.native", "orthojac.nets.native_build", "orthojac.nets.native_families",
+                "orthojac.nets.one_channel", "orthojac.nets.layers", "orthojac.nets.regularisers"], ["base"]),  # the operators and their penalties
     ("networks", ["orthojac.nets.models"], ["base", "layers"]),
     ("run", ["orthojac.run", "orthojac.run.progress_line", "orthojac.run.checkpoint", "orthojac.run.optimisers"],
      ["base"]),  # every job's

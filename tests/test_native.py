@@ -17,7 +17,12 @@ from orthojac.nets import fused, native, native_build
 from orthojac.nets.layers import Fold
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILIES = list(native.FAMILIES)  # fold, plain, partial, sigma1, abs
+FAMILIES = list(native.FAMILIES)  # fold, plain, partial, sigma1, abs, limit
+AUX = {"limit": 0.1}  # limit's δ (limit50's)
+
+
+def kernel_of(name: str):
+    return native.FAMILIES[name].kernel_for(AUX.get(name, 0.0))
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -50,10 +55,10 @@ def both_ways(name: str, layers, x, g):
               for layer in layers]
         xi = x.clone().requires_grad_()
         if compiled:
-            out = native.body(family, xi, ps)
+            out = native.body(family, xi, ps, aux=AUX.get(name, 0.0))
             assert out.grad_fn.name() == "NativeBodyBackward"
         else:
-            out = fused.DenseBody.apply(family.kernel, family.per_layer, xi, *(p for layer in ps for p in layer))
+            out = fused.DenseBody.apply(kernel_of(name), family.per_layer, xi, *(p for layer in ps for p in layer))
         out.backward(g)
         results.append((out.detach(), xi.grad, [p.grad for layer in ps for p in layer if p.requires_grad]))
     return results
@@ -66,11 +71,10 @@ def test_the_library_is_built_and_passes_its_self_check_here():
 
 
 def test_every_compiled_family_is_registered_and_the_others_are_not():
-    """run_body hands the library fold, plain, partial and orthoff (σ_1, |·|) bodies; resnet's and
-    limit's bodies, whose compiled forms did not pay or were not written (benchmarks/README.md), stay
-    DenseBody's."""
+    """run_body hands the library fold, plain, partial, orthoff (σ_1, |·|) and limit bodies; resnet's,
+    whose compiled form did not pay (benchmarks/README.md), stays DenseBody's."""
     assert set(fused.COMPILED) == {fused.FoldReLU, fused.PlainReLU, fused.PartialReLU, fused.OrthFFSigma1,
-                                   fused.OrthFFAbs}
+                                   fused.OrthFFAbs, fused.LimitReLU}
     assert {f.kernel for f in native.FAMILIES.values()} == set(fused.COMPILED)
 
 
@@ -92,7 +96,7 @@ def test_training_pass_is_densebody_to_the_bit(name, depth, m, n, batch):
     assert len(p1) == len(p2) == depth * sum(s is not None for s in native.FAMILIES[name].grads)
     for i, (a, b) in enumerate(zip(p1, p2)):
         assert_same_bits(a, b, f"parameter {i}'s gradient")
-    assert (x1 != 0).any() and all((a != 0).any() for a in p1 if a.dim() == 2)  # the check compares something
+    assert (x1 != 0).any() and any((a != 0).any() for a in p1 if a.dim() == 2)  # the check compares something
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -105,8 +109,8 @@ def test_evaluation_pass_is_densebody_to_the_bit_and_keeps_nothing(name, batch, 
     layers = family_layers(name, 5, m, n)
     x = torch.randn(batch, n, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
-        out = native.body(native.FAMILIES[name], x, layers)
-        ref = fused.body_forward(native.FAMILIES[name].kernel, x, layers)
+        out = native.body(native.FAMILIES[name], x, layers, aux=AUX.get(name, 0.0))
+        ref = fused.body_forward(kernel_of(name), x, layers)
     assert_same_bits(out, ref, "evaluation output")
     assert not out.requires_grad
 
@@ -148,14 +152,15 @@ def test_two_forward_passes_before_their_backward_passes_keep_their_own_buffers(
     learnt = [p for layer in ps for p in layer if p.requires_grad]
     gen = torch.Generator().manual_seed(4)
     xa, xb = torch.randn(5, 8, generator=gen), torch.randn(5, 8, generator=gen)
-    out_a, out_b = native.body(family, xa, ps), native.body(family, xb, ps)
+    out_a, out_b = fused.run_body(kernel_of(name), ps, xa), fused.run_body(kernel_of(name), ps, xb)
+    assert out_a.grad_fn.name() == out_b.grad_fn.name() == "NativeBodyBackward"
     (out_a.sum() + 2 * out_b.sum()).backward()
     grads = [p.grad.clone() for p in learnt]
     for p in learnt:
         p.grad = None
     with native.off():
-        (native_free := fused.run_body(family.kernel, ps, xa)).sum().backward()
-        (2 * fused.run_body(family.kernel, ps, xb).sum()).backward()
+        (native_free := fused.run_body(kernel_of(name), ps, xa)).sum().backward()
+        (2 * fused.run_body(kernel_of(name), ps, xb).sum()).backward()
     assert native_free.grad_fn.name() == "DenseBodyBackward"
     for a, p in zip(grads, learnt):
         torch.testing.assert_close(a, p.grad, rtol=0, atol=1e-6)
@@ -192,7 +197,7 @@ def test_run_body_takes_the_library_only_where_it_applies():
 
 @pytest.mark.parametrize("family, settings", [
     ("fold", {}), ("plain", {}), ("partial", {}),
-    ("orthoff", {"activation": "sigma_k", "k": 1}), ("orthoff", {"activation": "abs"})])
+    ("orthoff", {"activation": "sigma_k", "k": 1}), ("orthoff", {"activation": "abs"}), ("limit", {"delta": 0.3})])
 def test_a_network_of_each_compiled_family_trains_through_the_library(family, settings):
     """A dense network's forward in training mode reaches the library's node (orthojac.nets.models
     → fused.fused_body → run_body)."""
@@ -205,6 +210,71 @@ def test_a_network_of_each_compiled_family_trains_through_the_library(family, se
     model.train()
     out = fused.fused_body(model.body, model.embed(torch.randn(8, 1, 28, 28)))
     assert out is not None and out.grad_fn.name() == "NativeBodyBackward"
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("layout", ["transposed", "displaced"])
+def test_an_output_gradient_laid_out_otherwise_takes_densebodys_backward(name, layout):
+    """An output gradient that is a transposed view, or contiguous but off torch's 64-byte alignment
+    (never in training: the head's product makes it), is handed by torch's products to MKL as it lies;
+    the node then runs DenseBody's backward pass, so the bits stay DenseBody's."""
+    family, n, batch = native.FAMILIES[name], 64, 3
+    layers = family_layers(name, 2, n, n)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(batch, n, generator=gen)
+    if layout == "transposed":
+        g = torch.randn(n, batch, generator=gen).t()
+    else:
+        g = torch.randn(batch * n + 1, generator=gen)[1:].view(batch, n)
+    assert not native.torch_like(g)
+    (o1, x1, p1), (o2, x2, p2) = both_ways(name, layers, x, g)
+    assert_same_bits(x1, x2, "input gradient")
+    for i, (a, b) in enumerate(zip(p1, p2)):
+        assert_same_bits(a, b, f"parameter {i}'s gradient")
+
+
+def test_torchs_new_precision_settings_take_densebody_without_raising():
+    """With a backend's fp32_precision set (CUDA's, as --precision tf32 sets it), torch refuses its legacy
+    getter; the body takes DenseBody instead of raising."""
+    layers = [tuple(p.requires_grad_() for p in layer) for layer in family_layers("abs", 2, 6, 6)]
+    x = torch.randn(4, 6)
+    before = torch.backends.cuda.matmul.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    try:
+        assert not native.exact_fp32_products()
+        assert not native.usable(native.FAMILIES["abs"], x, layers)
+        assert fused.run_body(fused.OrthFFAbs, layers, x).grad_fn.name() == "DenseBodyBackward"
+    finally:
+        torch.backends.cuda.matmul.fp32_precision = before
+    assert native.exact_fp32_products()
+
+
+def test_a_compiler_asked_to_fuse_multiply_adds_still_rounds_as_torch(tmp_path, monkeypatch):
+    """$CC's own flags come before the build's -ffp-contract=off: with CC asking for -march=native and
+    contraction, the build still passes the self-check (3e38 in an input included), and orthoff σ_1's
+    u − 2r overflows where DenseBody's does. Without -ffp-contract=off that build fuses it, and the
+    self-check refuses σ_1."""
+    eye = torch.eye(4)
+    layers = [(eye, eye.clone(), torch.zeros(4), torch.tensor([0.0]))]
+    x = torch.tensor([[2e38, 1.0, -1.0, 0.0]])
+    cc = [*native.compiler(), "-march=native", "-ffp-contract=fast"]
+    lib = _loaded(native.build(cc, tmp_path / "cache"))
+    assert native.self_check(lib) == {}
+    with torch.no_grad():
+        out = native.body(native.FAMILIES["sigma1"], x, layers, lib)
+        assert_same_bits_or_both_nan(out, fused.body_forward(fused.OrthFFSigma1, x, layers), "overflowing output")
+    monkeypatch.setattr(native_build, "FLAGS", tuple(f for f in native_build.FLAGS if f != "-ffp-contract=off"))
+    fused_lib = _loaded(native.build(cc, tmp_path / "fused"))
+    assert "with 3e38 in the input" in native.self_check(fused_lib).get("sigma1", "")
+
+
+def _loaded(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    for family in native.FAMILIES.values():
+        for name in ("forward", "forward_eval", "backward"):
+            getattr(lib, f"{family.name}_{name}").restype = None
+    lib.scratch_floats.restype = ctypes.c_size_t
+    return lib
 
 
 MUTANTS = [  # (the line as written, a mutant, the self-check's words for it)
@@ -225,26 +295,43 @@ MUTANTS = [  # (the line as written, a mutant, the self-check's words for it)
      "sigma1: input's gradient differs"),
     ("gemm('T', 'N', m, n, nb, 1.0f, r, m, g, n, 0.0f, grads[0], n);",
      "gemm('T', 'N', m, n, nb, 1.0f, r, m, g, n, 1.0f, grads[0], n);", "partial: a weight's gradient differs"),
+    ("dm[i] = ((dq[i] * r[i]) * aux) * fmaf(-t[i], t[i], 1.0f);", "dm[i] = ((dq[i] * r[i]) * aux) * (1.0f - t[i] * t[i]);",
+     "limit: input's gradient differs"),
 ]
 
 
 @pytest.mark.parametrize("line, mutant, said", MUTANTS, ids=[m[2] for m in MUTANTS])
 def test_self_check_refuses_a_library_that_computes_otherwise(tmp_path, monkeypatch, line, mutant, said):
     """A build of the source with one line changed (a factor, the ReLU's, the mask's or sgn's NaN, the
-    bias added after the ReLU, the masked term's sum, a gradient added to what its buffer held) fails the
+    bias added after the ReLU, tanh's derivative rounded twice where torch fuses it, the masked term's sum, a gradient added to what its buffer held) fails the
     self-check, which names the family and what differed."""
     bad = tmp_path / "native_body.c"
     source = native_build.SOURCE.read_text()
     assert source.count(line) == 1, line
     bad.write_text(source.replace(line, mutant))
     monkeypatch.setattr(native_build, "SOURCE", bad)
-    lib = ctypes.CDLL(str(native.build(native.compiler(), tmp_path / "cache")))
-    for family in native.FAMILIES.values():
-        for name in ("forward", "forward_eval", "backward"):
-            getattr(lib, f"{family.name}_{name}").restype = None
-    lib.scratch_floats.restype = ctypes.c_size_t
-    problem = native.self_check(lib)
-    assert problem and problem.startswith(said.split(":")[0]) and said in problem, problem
+    lib = _loaded(native.build(native.compiler(), tmp_path / "cache"))
+    family, words = said.split(": ", 1)
+    problems = native.self_check(lib)
+    assert family in problems and problems[family].startswith(words), problems
+
+
+def test_a_family_the_self_check_refuses_takes_densebody_and_the_others_keep_the_library(tmp_path, monkeypatch):
+    """A build whose |·| body gives a NaN's sgn as NaN (torch's is 0): the library loads, says so, and
+    only orthoff |·| bodies take DenseBody."""
+    bad = tmp_path / "native_body.c"
+    line, mutant, _ = next(m for m in MUTANTS if m[2].startswith("abs: "))
+    bad.write_text(native_build.SOURCE.read_text().replace(line, mutant))
+    monkeypatch.setattr(native_build, "SOURCE", bad)
+    monkeypatch.setenv("ORTHOJAC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "_state", {})
+    assert native.library() is not None
+    assert native.state().startswith("on (") and "refused by the self-check, so DenseBody's: abs: " in native.state()
+    x = torch.randn(4, 6)
+    assert native.usable(native.FAMILIES["fold"], x, family_layers("fold", 2, 6, 6))
+    assert not native.usable(native.FAMILIES["abs"], x, family_layers("abs", 2, 6, 6))
+    layers = family_layers("abs", 2, 6, 6)
+    assert fused.run_body(fused.OrthFFAbs, layers, x.requires_grad_()).grad_fn.name() == "DenseBodyBackward"
 
 
 def test_the_cache_builds_once_and_keys_on_the_source(tmp_path, monkeypatch):
@@ -337,8 +424,8 @@ def test_lower_fp32_product_precision_neg_views_and_empty_weights_take_densebody
     assert not native.usable(fold, torch.empty(4, 0), [(torch.empty(3, 0), torch.empty(3))])
 
 
-@pytest.mark.parametrize("network", [["--family", "fold"], ["--family", "orthoff", "--activation", "sigma_k"]],
-                         ids=["fold", "orthoff"])
+@pytest.mark.parametrize("network", [["--family", "fold"], ["--family", "orthoff", "--activation", "sigma_k"],
+                                     ["--family", "limit", "--delta", "0.3"]], ids=["fold", "orthoff", "limit"])
 def test_a_training_job_records_the_body_it_took_and_trains_to_the_same_metrics(tmp_path, idx_folder, network):
     """`orthojac train` of a depth-3 dense network, with the library and with ORTHOJAC_NATIVE=0:
     config.json records which body ran; metrics.csv (but the training's seconds) and the final

@@ -16,7 +16,7 @@ The families' kernels:
   bits); the same bits as `DenseFoldReLU`, one node a layer, which the CPU reference was made with.
   On a CPU in fp32 `run_body` hands a fold body to orthojac.nets.native where its library is built
   (`COMPILED`): the same products from C, the same bits, without ATen's work around each; so too a
-  plain, partial, and orthoff (σ_1 or |·|) body.
+  plain, partial, orthoff (σ_1 or |·|) and limit body.
 - `PlainReLU`, `ResidualReLU`, `OrthFFSigma1`, `OrthFFAbs`, `PartialReLU`, `LimitReLU` (`plain`,
   `resnet` without normalisation, `orthoff` with σ_1 or |·|, `partial`, `pso` (strategy `bias`) and
   `limit` with ReLU): the kernels autograd runs for the module's own code,
@@ -309,19 +309,19 @@ def fused_body(body: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor | Non
     return run_body(kernel, params, x)
 
 
-# Bodies compiled from C, by kernel: kernel → f(x, layers_params), the body's output or None where it
-# does not apply. orthojac.nets.native registers its families' when imported (orthojac.nets.models does).
+# Bodies compiled from C, by kernel class: class → f(kernel, x, layers_params), the body's output or None
+# where it does not apply. orthojac.nets.native registers its families' when imported (orthojac.nets.models does).
 COMPILED: dict = {}
 
 
 def run_body(kernel: Kernel | type[Kernel], layers_params: list, x: torch.Tensor) -> torch.Tensor:
     """Layers of one `kernel` (their params, layer after layer) through one `DenseBody` node, or
     without gradients a plain loop (`body_forward`); through the kernel's compiled body where one is
-    registered and applies (`COMPILED`: a fold, plain, partial or orthoff body on a CPU,
+    registered and applies (`COMPILED`: a fold, plain, partial, orthoff or limit body on a CPU,
     orthojac.nets.native, the same bits). The caller checks the `hand_written_context` and that nothing is hooked (`fused_body`;
     orthojac.thesis.dense.DenseNet)."""
-    compiled = COMPILED.get(kernel)
-    out = compiled(x, layers_params) if compiled is not None else None
+    compiled = COMPILED.get(kernel if isinstance(kernel, type) else type(kernel))
+    out = compiled(kernel, x, layers_params) if compiled is not None else None
     if out is not None:
         return out
     if not torch.is_grad_enabled():

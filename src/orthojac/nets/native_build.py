@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("native_body.c")
-FLAGS = ("-O3", "-fPIC", "-shared", "-fno-fast-math")  # no -march: one cache may serve several CPUs
+# no -march: one cache may serve several CPUs; -ffp-contract=off after $CC's own flags: never a fused
+# multiply-add where torch rounds twice (a CC with -march=native would fuse u - 2r otherwise)
+FLAGS = ("-O3", "-fPIC", "-shared", "-fno-fast-math", "-ffp-contract=off")
 
 
 def cache_dir() -> Path:
