@@ -293,8 +293,8 @@ MUTANTS = [  # (the line as written, a mutant, the self-check's words for it)
      "y[(size_t)i * m + j] = relu(y[(size_t)i * m + j]) + b[j];", "plain: evaluation's forward differs"),
     ("du[i] = mask(r, -tmp[i] * 2.0f) + tmp[i];", "du[i] = mask(r, -tmp[i] * 2.0f + tmp[i]);",
      "sigma1: input's gradient differs"),
-    ("gemm('T', 'N', m, n, nb, 1.0f, r, m, g, n, 0.0f, grads[0], n);",
-     "gemm('T', 'N', m, n, nb, 1.0f, r, m, g, n, 1.0f, grads[0], n);", "partial: a weight's gradient differs"),
+    ("gemm('T', 'N', m, n, nb, 1.0f, sv, m, g, n, 0.0f, grads[0], n);",
+     "gemm('T', 'N', m, n, nb, 1.0f, sv, m, g, n, 1.0f, grads[0], n);", "partial: a weight's gradient differs"),
     ("dm[i] = ((dq[i] * r[i]) * aux) * fmaf(-t[i], t[i], 1.0f);", "dm[i] = ((dq[i] * r[i]) * aux) * (1.0f - t[i] * t[i]);",
      "limit: input's gradient differs"),
 ]

@@ -114,6 +114,15 @@ static void plain_bwd(int nb, int n, int m, const float *const *p, const float *
   gemm('T', 'N', m, n, nb, 1.0f, du, m, x, n, 0.0f, grads[0], n);
 }
 
+/* the three products that end the backward pass of a layer y = s A, s = sigma(x B^T + b) (partial,
+ * orthoff), in the order of fused's kernels: dx = du B; dA = s^T g; dB = du^T x */
+static void orthff_products(int nb, int n, int m, const float *bw, const float *sv, const float *du, const float *g,
+                            const float *x, float *dx, float *const *grads) {
+  gemm('N', 'N', nb, n, m, 1.0f, du, m, bw, n, 0.0f, dx, n);
+  gemm('T', 'N', m, n, nb, 1.0f, sv, m, g, n, 0.0f, grads[0], n);
+  gemm('T', 'N', m, n, nb, 1.0f, du, m, x, n, 0.0f, grads[1], n);
+}
+
 /* ---- partial: y = ReLU(x B^T + b) A; A, B (m x n); saved r = ReLU(x B^T + b); grads dA, dB; sums du ----
  *   forward   r = x B^T (beta 0); r = ReLU(r + b); y = r A (beta 0)
  *   backward  du = g A^T (beta 0); du = mask(r, du); dx = du B; dA = r^T g; dB = du^T x */
@@ -136,9 +145,7 @@ static void partial_bwd(int nb, int n, int m, const float *const *p, const float
   (void)y, (void)tmp, (void)aux;
   gemm('N', 'T', nb, m, n, 1.0f, g, n, a, n, 0.0f, du, m);
   for (size_t i = 0; i < (size_t)nb * m; i++) du[i] = mask(r[i], du[i]);
-  gemm('N', 'N', nb, n, m, 1.0f, du, m, bw, n, 0.0f, dx, n);
-  gemm('T', 'N', m, n, nb, 1.0f, r, m, g, n, 0.0f, grads[0], n);
-  gemm('T', 'N', m, n, nb, 1.0f, du, m, x, n, 0.0f, grads[1], n);
+  orthff_products(nb, n, m, bw, r, du, g, x, dx, grads);
 }
 
 /* ---- orthoff with sigma_1: y = s A, s = u - 2 ReLU(u - t0), u = x B^T + b; A, B (m x n), t0 one
@@ -177,9 +184,7 @@ static void sigma1_bwd(int nb, int n, int m, const float *const *p, const float 
     du[i] = mask(r, -tmp[i] * 2.0f) + tmp[i];
     sv[i] = u[i] - 2.0f * r;
   }
-  gemm('N', 'N', nb, n, m, 1.0f, du, m, bw, n, 0.0f, dx, n);
-  gemm('T', 'N', m, n, nb, 1.0f, sv, m, g, n, 0.0f, grads[0], n);
-  gemm('T', 'N', m, n, nb, 1.0f, du, m, x, n, 0.0f, grads[1], n);
+  orthff_products(nb, n, m, bw, sv, du, g, x, dx, grads);
 }
 
 /* ---- orthoff with |.|: y = |u| A, u = x B^T + b; A, B (m x n); saved u (|u| made again from it);
@@ -212,9 +217,7 @@ static void abs_bwd(int nb, int n, int m, const float *const *p, const float *x,
     du[i] = du[i] * sgn(u[i]);
     tmp[i] = fabsf(u[i]);
   }
-  gemm('N', 'N', nb, n, m, 1.0f, du, m, bw, n, 0.0f, dx, n);
-  gemm('T', 'N', m, n, nb, 1.0f, tmp, m, g, n, 0.0f, grads[0], n);
-  gemm('T', 'N', m, n, nb, 1.0f, du, m, x, n, 0.0f, grads[1], n);
+  orthff_products(nb, n, m, bw, tmp, du, g, x, dx, grads);
 }
 
 /* ---- limit: y = x - 2 (s * r) B, r = ReLU(x B^T + b), s = 1 + delta t, t = tanh(x M^T); B, M (m x n); delta
