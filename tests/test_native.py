@@ -213,19 +213,23 @@ def test_a_network_of_each_compiled_family_trains_through_the_library(family, se
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-@pytest.mark.parametrize("layout", ["transposed", "displaced"])
+@pytest.mark.parametrize("layout", ["transposed", "displaced", "negated"])
 def test_an_output_gradient_laid_out_otherwise_takes_densebodys_backward(name, layout):
-    """An output gradient that is a transposed view, or contiguous but off torch's 64-byte alignment
-    (never in training: the head's product makes it), is handed by torch's products to MKL as it lies;
-    the node then runs DenseBody's backward pass, so the bits stay DenseBody's."""
+    """An output gradient that is a transposed view, contiguous but off torch's 64-byte alignment, or a
+    lazy negation (never in training: the head's product makes it) is handed by torch's products to
+    MKL as it lies; the node then runs DenseBody's backward pass, so the bits stay DenseBody's (a
+    negation read as its memory gave every gradient the wrong sign: a review's find)."""
     family, n, batch = native.FAMILIES[name], 64, 3
     layers = family_layers(name, 2, n, n)
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(batch, n, generator=gen)
     if layout == "transposed":
         g = torch.randn(n, batch, generator=gen).t()
-    else:
+    elif layout == "displaced":
         g = torch.randn(batch * n + 1, generator=gen)[1:].view(batch, n)
+    else:
+        g = torch._neg_view(torch.randn(batch, n, generator=gen))
+        assert g.is_contiguous() and g.data_ptr() % 64 == 0
     assert not native.torch_like(g)
     (o1, x1, p1), (o2, x2, p2) = both_ways(name, layers, x, g)
     assert_same_bits(x1, x2, "input gradient")

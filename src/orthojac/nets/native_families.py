@@ -87,9 +87,10 @@ FAMILIES = {f.name: f for f in (
 
 def torch_like(g: torch.Tensor) -> bool:
     """Whether an output's gradient g is laid out as the library takes it: contiguous, from a 64-byte
-    boundary (where torch's allocator puts a tensor). torch's products read a strided or displaced
-    operand as it lies, and MKL may round such a product otherwise than on a copy."""
-    return g.is_contiguous() and g.data_ptr() % 64 == 0
+    boundary (where torch's allocator puts a tensor), its memory its values (not a lazy negation).
+    torch's products read a strided or displaced operand as it lies, and MKL may round such a product
+    otherwise than on a copy."""
+    return g.is_contiguous() and g.data_ptr() % 64 == 0 and not g.is_neg()
 
 
 def _densebody_backward(family: Family, aux: float, x: torch.Tensor, params: list, g: torch.Tensor):
