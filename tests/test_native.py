@@ -273,12 +273,7 @@ def test_a_compiler_asked_to_fuse_multiply_adds_still_rounds_as_torch(tmp_path, 
 
 
 def _loaded(path: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(path))
-    for family in native.FAMILIES.values():
-        for name in ("forward", "forward_eval", "backward"):
-            getattr(lib, f"{family.name}_{name}").restype = None
-    lib.scratch_floats.restype = ctypes.c_size_t
-    return lib
+    return native.declare(ctypes.CDLL(str(path)))
 
 
 MUTANTS = [  # (the line as written, a mutant, the self-check's words for it)

@@ -41,8 +41,8 @@ import torch
 
 from . import fused
 from .native_build import CacheUnwritable, build, cache_dir, compiler
-from .native_families import (FAMILIES, RESULTS, Family, bits_against_densebody, example_layers,  # noqa: F401
-                              self_check, torch_like)
+from .native_families import (FAMILIES, RESULTS, Family, bits_against_densebody, declare,  # noqa: F401
+                              example_layers, plain, self_check, torch_like)
 from .native_families import body as _body
 
 ENV_SWITCH = "ORTHOJAC_NATIVE"
@@ -73,11 +73,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     finally:
         if private is not None:
             shutil.rmtree(private, ignore_errors=True)
-    for family in FAMILIES.values():
-        for name in ("forward", "forward_eval", "backward"):
-            getattr(lib, f"{family.name}_{name}").restype = None
-    lib.scratch_floats.restype = ctypes.c_size_t
-    problems = self_check(lib)
+    problems = self_check(declare(lib))
     said = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
     if len(problems) == len(FAMILIES):
         return None, f"off: self-check failed: {said}"
@@ -103,12 +99,6 @@ def used() -> str:
     """What this process's bodies took: `state()` once a CPU fp32 body of a compiled family has asked
     for the library, else "not asked" (no such body ran)."""
     return _state.get("why", "not asked")
-
-
-def _plain(t: torch.Tensor) -> bool:
-    """fp32 on a CPU, dense and contiguous, its values its memory (no lazy negation)."""
-    return (t.dtype == torch.float32 and t.device.type == "cpu" and t.layout == torch.strided
-            and t.is_contiguous() and not t.is_neg())
 
 
 def exact_fp32_products() -> bool:
@@ -144,7 +134,7 @@ def usable(family: Family, x: torch.Tensor, layers_params: list) -> bool:
     fp32 on a CPU, everything dense, contiguous and non-empty, every layer of the family's shapes for
     the first layer's (m, n), torch's products at full fp32 (`exact_fp32_products`), the family not
     refused by the self-check."""
-    if x.dim() != 2 or not _plain(x) or not layers_params or layers_params[0][0].dim() != 2:
+    if x.dim() != 2 or not plain(x) or not layers_params or layers_params[0][0].dim() != 2:
         return False
     m, n = layers_params[0][0].shape
     if x.shape[1] != n or x.shape[0] < 1 or m < 1 or n < 1:
@@ -154,7 +144,7 @@ def usable(family: Family, x: torch.Tensor, layers_params: list) -> bool:
         if len(layer) != len(shapes):
             return False
         for p, shape in zip(layer, shapes):
-            if p is None or tuple(p.shape) != shape or not _plain(p):
+            if p is None or p.shape != shape or not plain(p):
                 return False
     return (not _state.get("off") and library() is not None and family.name not in _state.get("refused", ())
             and exact_fp32_products())

@@ -85,12 +85,29 @@ FAMILIES = {f.name: f for f in (
 )}
 
 
+def plain(t: torch.Tensor) -> bool:
+    """fp32 on a CPU, dense and contiguous, its values its memory (no lazy negation). Asked of every
+    parameter of a body at each call (orthojac.nets.native.usable): torch's singletons compared by
+    identity, `is_cpu` rather than a device object, half the time of the spelled-out comparisons."""
+    return (t.dtype is torch.float32 and t.is_cpu and t.layout is torch.strided and t.is_contiguous()
+            and not t.is_neg())
+
+
 def torch_like(g: torch.Tensor) -> bool:
-    """Whether an output's gradient g is laid out as the library takes it: contiguous, from a 64-byte
-    boundary (where torch's allocator puts a tensor), its memory its values (not a lazy negation).
-    torch's products read a strided or displaced operand as it lies, and MKL may round such a product
-    otherwise than on a copy."""
-    return g.is_contiguous() and g.data_ptr() % 64 == 0 and not g.is_neg()
+    """Whether an output's gradient g is laid out as the library takes it: `plain`, from a 64-byte
+    boundary (where torch's allocator puts a tensor). torch's products read a strided, displaced or
+    lazily negated operand as it lies, and MKL may round such a product otherwise than on a copy."""
+    return plain(g) and g.data_ptr() % 64 == 0
+
+
+def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """`lib` with its entry points' return types set: none for every family's passes, size_t for
+    `scratch_floats`."""
+    for family in FAMILIES.values():
+        for name in ("forward", "forward_eval", "backward"):
+            getattr(lib, f"{family.name}_{name}").restype = None
+    lib.scratch_floats.restype = ctypes.c_size_t
+    return lib
 
 
 def _densebody_backward(family: Family, aux: float, x: torch.Tensor, params: list, g: torch.Tensor):
