@@ -59,6 +59,11 @@ def network_config(family: str, depth: int, width: int, batch: int) -> RunConfig
     return RunConfig(**{"arch": "dense", "depth": depth, "width": width, "batch_size": batch, **SETTINGS[family]})
 
 
+def home_as_tilde(said: str | None) -> str | None:
+    """A library state as the JSON records it: the user's home folder as ~ (no machine's path)."""
+    return said and said.replace(str(Path.home()), "~")
+
+
 def metric_rows(path: Path) -> list[str]:
     """metrics.csv's rows but the one timing the training (epoch,step,split,metric,value)."""
     return [row for row in path.read_text().splitlines() if ",train,seconds," not in row]
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("the compiled bodies are off on this machine: nothing to compare")
     peak = cpu_speed.matmul_rate(512, 7)
     print(f"peak (512³): {peak / 1e9:.1f} GFLOP/s")
-    result = {"torch": torch.__version__, "native": state, "sizes": [args.depth, args.width, args.batch],
+    result = {"torch": torch.__version__, "native": home_as_tilde(state), "sizes": [args.depth, args.width, args.batch],
               "eval_batch": args.eval_batch, "peak_gflops": peak / 1e9, "families": {}}
     sizes = (args.depth, args.width, args.batch)
     for family in args.families:
@@ -183,7 +188,7 @@ def jobs(args, family: str, step_flop: int, peak: float) -> dict:
                     else:
                         os.environ[native.ENV_SWITCH] = before
                 summary = json.loads((out / "config.json").read_text())
-                job["native_body"] = summary["environment"].get("native_body")
+                job["native_body"] = home_as_tilde(summary["environment"].get("native_body"))
                 flop = step_flop * job["steps"]
                 job["wall_peak_ratio"] = flop / peak / job["wall_seconds"]
                 job["train_peak_ratio"] = flop / peak / job["train_seconds"]
