@@ -626,3 +626,45 @@ def test_the_c_fold_step_benchmark_builds_checks_the_bits_and_times_both_steps(t
     assert set(row["variants_ms"]) == set(fold_step_c.VARIANTS) and row["orthojac_ms"] > 0
     for name, ms in {**row["variants_ms"], "orthojac": row["orthojac_ms"]}.items():
         assert row["peak_ratio"][name] == pytest.approx(row["step_flop"] / (ms / 1e3) / (row["peak_gflops"] * 1e9))
+
+
+
+def test_the_c_rnn_benchmark_checks_the_bits_and_times_both_passes(tmp_path):
+    """benchmarks/rnn_c.py, one round of two calls: H1's RNN through rnn_c.c is TanhRNN's to the bit
+    at every size it checks (training with a penalty on W_hh, evaluation, a NaN, 3e38), and its
+    ratios are the timed passes' (nothing about speed is asserted)."""
+    rnn_c = _benchmark("rnn_c")
+    out = tmp_path / "rnn_c.json"
+    rnn_c.main(["--rounds", "1", "--steps", "2", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["bits"]) == {"H1", "evaluation batch", "odd", "one"}
+    assert all(all(said.values()) for said in result["bits"].values()) and len(result["bits"]["H1"]) == 7
+    ms = result["ms"]
+    assert result["ratios"]["training pass, TanhRNN / C"] == pytest.approx(ms["training, TanhRNN"] / ms["training, C"])
+    assert result["ratios"]["evaluation pass, TanhRNN / C"] == pytest.approx(
+        ms["evaluation, TanhRNN"] / ms["evaluation, C"])
+    assert all(v > 0 for v in result["kernels_ms"].values()) and len(result["kernels_ms"]) == 7
+
+
+@pytest.mark.parametrize("mutant", [
+    ("d[i] = g[i] * fmaf(-h[i], h[i], 1.0f);", "d[i] = g[i] * (1.0f - h[i] * h[i]);"),  # torch's fma undone
+    ("  vsTanh(nb * H, out, out);", "  for (size_t i = 0; i < (size_t)nb * H; i++) out[i] = tanhf(out[i]);"),  # libm's
+    ("memcpy(out, sums + (size_t)(T - 1) * H, (size_t)H * sizeof(float));\n  for (int t = T - 2; t >= 0; t--)",
+     "memcpy(out, sums, (size_t)H * sizeof(float));\n  for (int t = 1; t < T; t++)"),  # b_hh's sum from step 0
+])
+def test_the_c_rnn_benchmarks_bits_check_refuses_a_wrong_kernel(tmp_path, monkeypatch, mutant):
+    """The bits check can fail: rnn_c.c with one kernel changed (tanh's derivative without the fused
+    multiply-add torch's tanh_backward has; libm's tanh for MKL's; b_hh's steps summed from the first
+    instead of the last) is found different, and the benchmark stops before timing."""
+    rnn_c = _benchmark("rnn_c")
+    source = rnn_c.SOURCE.read_text()
+    old, new = mutant
+    assert source.count(old) == 1
+    mutated = tmp_path / "rnn_c.c"
+    mutated.write_text(source.replace(old, new))
+    monkeypatch.setattr(rnn_c, "SOURCE", mutated)
+    lib = rnn_c.build(tmp_path)
+    said = rnn_c.bits(lib, {"batch": 7, "steps": 3, "inputs": 5, "hidden": 6})
+    assert not all(said.values()), said
+    with pytest.raises(SystemExit, match="not TanhRNN's"):
+        rnn_c.main(["--rounds", "1", "--steps", "1"])

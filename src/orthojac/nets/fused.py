@@ -348,6 +348,18 @@ class DenseFoldReLU(torch.autograd.Function):
         return dx, dw, db
 
 
+def rnn_projection(x: torch.Tensor, w_ih: torch.Tensor, b_ih: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`TanhRNN`'s x rows, time-major (T·batch × inputs), and all T steps' projection plus b_ih (T, batch, hidden)."""
+    rows = x.transpose(0, 1).contiguous().view(x.shape[1] * x.shape[0], x.shape[2])
+    return rows, torch.mm(rows, w_ih.t()).view(x.shape[1], x.shape[0], -1).add(b_ih)
+
+
+def tanh_rnn_gradients(du_all: torch.Tensor, rows: torch.Tensor, db_hh: torch.Tensor, dw_steps: list) -> tuple:
+    """`TanhRNN`'s gradients from all steps' ∂u (T, batch, hidden), b_hh's and W_hh's step terms (last step first)."""
+    dw_ih = torch.mm(du_all.view(-1, du_all.shape[2]).t(), rows)
+    return (dw_ih, dw_steps[0], du_all.sum([0, 1], keepdim=True).view(-1), db_hh, *dw_steps[1:])
+
+
 class TanhRNN(torch.autograd.Function):
     """apply(x, w_ih, w_hh, b_ih, b_hh, *w_hh_again): the last hidden state h_T of a one-layer tanh RNN
     from h_0 = 0, h_t = tanh(W_hh h_{t−1} + b_hh + W_ih x_t + b_ih), x (batch, T, inputs), as one
@@ -364,24 +376,19 @@ class TanhRNN(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, *w_hh_again):
-        steps, batch = x.shape[1], x.shape[0]
-        rows = x.transpose(0, 1).contiguous().view(steps * batch, x.shape[2])  # time-major
-        projected = torch.mm(rows, w_ih.t()).view(steps, batch, -1).add(b_ih).unbind(0)
-        h = x.new_zeros(batch, w_hh.shape[0])
-        hidden = [h]
-        for t in range(steps):
-            h = torch.addmm(b_hh, h, w_hh.t()).add_(projected[t]).tanh()
-            hidden.append(h)
+        rows, projected = rnn_projection(x, w_ih, b_ih)
+        hidden = [x.new_zeros(x.shape[0], w_hh.shape[0])]
+        for p in projected.unbind(0):
+            hidden.append(torch.addmm(b_hh, hidden[-1], w_hh.t()).add_(p).tanh())
         ctx.save_for_backward(rows, w_hh, *hidden)
-        return h
+        return hidden[-1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
         rows, w_hh, *hidden = ctx.saved_tensors
         steps = len(hidden) - 1
-        du_steps, dw_steps = [None] * steps, []
-        db_hh = None
+        du_steps, dw_steps, db_hh = [None] * steps, [], None
         for t in reversed(range(steps)):
             du = torch.ops.aten.tanh_backward(g, hidden[t + 1])
             du_steps[t] = du
@@ -390,7 +397,4 @@ class TanhRNN(torch.autograd.Function):
             dw_steps.append(torch.mm(du.t(), hidden[t]))
             db = du.sum(0, keepdim=True).view(-1)
             db_hh = db if db_hh is None else db_hh + db
-        du_all = torch.stack(du_steps)  # (T, batch, hidden), as unbind's backward
-        db_ih = du_all.sum([0, 1], keepdim=True).view(-1)
-        dw_ih = torch.mm(du_all.view(-1, du_all.shape[2]).t(), rows)
-        return (None, dw_ih, dw_steps[0], db_ih, db_hh, *dw_steps[1:])
+        return (None, *tanh_rnn_gradients(torch.stack(du_steps), rows, db_hh, dw_steps))
