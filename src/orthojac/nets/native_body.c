@@ -123,6 +123,22 @@ static void orthff_products(int nb, int n, int m, const float *bw, const float *
   gemm('T', 'N', m, n, nb, 1.0f, du, m, x, n, 0.0f, grads[1], n);
 }
 
+/* the forward pass of an orthoff layer y = s A, s = act(u, t0), u = x B^T + b (sigma1, abs), in the order of
+ * fused's kernels: u = x B^T (beta 0); u = u + b; s = act(u, t0); y = s A (beta 0). u is what the layer saves;
+ * s goes to tmp. A and B are the layer's first two parameters, b its third */
+static inline void orthff_forward(int nb, int n, int m, const float *const *p, const float *x, float *u, float *y,
+                                  float *tmp, float (*act)(float, float), float t0) {
+  const float *a = p[0], *bw = p[1], *b = p[2];
+  gemm('N', 'T', nb, m, n, 1.0f, x, n, bw, n, 0.0f, u, m);
+  for (int i = 0; i < nb; i++)
+    for (int j = 0; j < m; j++) {
+      size_t k = (size_t)i * m + j;
+      u[k] = u[k] + b[j];
+      tmp[k] = act(u[k], t0);
+    }
+  gemm('N', 'N', nb, n, m, 1.0f, tmp, m, a, n, 0.0f, y, n);
+}
+
 /* ---- partial: y = ReLU(x B^T + b) A; A, B (m x n); saved r = ReLU(x B^T + b); grads dA, dB; sums du ----
  *   forward   r = x B^T (beta 0); r = ReLU(r + b); y = r A (beta 0)
  *   backward  du = g A^T (beta 0); du = mask(r, du); dx = du B; dA = r^T g; dB = du^T x */
@@ -155,20 +171,12 @@ static void partial_bwd(int nb, int n, int m, const float *const *p, const float
  *   backward  ds = g A^T (beta 0); du = mask(r, -ds * 2) + ds; dx = du B; dA = s^T g; dB = du^T x */
 static inline float sigma1_r(float u, float t0) { return relu(u - t0); }
 
+static inline float sigma1_s(float u, float t0) { return u - 2.0f * sigma1_r(u, t0); }
+
 static void sigma1_fwd(int nb, int n, int m, const float *const *p, const float *x, float *const *s, float *y,
                        float *tmp, float aux) {
-  const float *a = p[0], *bw = p[1], *b = p[2];
-  const float t0 = p[3][0];
-  float *u = s[0];
   (void)aux;
-  gemm('N', 'T', nb, m, n, 1.0f, x, n, bw, n, 0.0f, u, m);
-  for (int i = 0; i < nb; i++)
-    for (int j = 0; j < m; j++) {
-      size_t k = (size_t)i * m + j;
-      u[k] = u[k] + b[j];
-      tmp[k] = u[k] - 2.0f * sigma1_r(u[k], t0);
-    }
-  gemm('N', 'N', nb, n, m, 1.0f, tmp, m, a, n, 0.0f, y, n);
+  orthff_forward(nb, n, m, p, x, s[0], y, tmp, sigma1_s, p[3][0]);
 }
 
 static void sigma1_bwd(int nb, int n, int m, const float *const *p, const float *x, const float *y,
@@ -191,19 +199,12 @@ static void sigma1_bwd(int nb, int n, int m, const float *const *p, const float 
  *      grads dA, dB; sums du ----
  *   forward   u = x B^T (beta 0); u = u + b; s = |u|; y = s A (beta 0)
  *   backward  du = (g A^T) * sgn(u); dx = du B; dA = s^T g; dB = du^T x */
+static inline float abs_s(float u, float t0) { (void)t0; return fabsf(u); }
+
 static void abs_fwd(int nb, int n, int m, const float *const *p, const float *x, float *const *s, float *y,
                     float *tmp, float aux) {
-  const float *a = p[0], *bw = p[1], *b = p[2];
-  float *u = s[0];
   (void)aux;
-  gemm('N', 'T', nb, m, n, 1.0f, x, n, bw, n, 0.0f, u, m);
-  for (int i = 0; i < nb; i++)
-    for (int j = 0; j < m; j++) {
-      size_t k = (size_t)i * m + j;
-      u[k] = u[k] + b[j];
-      tmp[k] = fabsf(u[k]);
-    }
-  gemm('N', 'N', nb, n, m, 1.0f, tmp, m, a, n, 0.0f, y, n);
+  orthff_forward(nb, n, m, p, x, s[0], y, tmp, abs_s, 0.0f);
 }
 
 static void abs_bwd(int nb, int n, int m, const float *const *p, const float *x, const float *y,
