@@ -10,7 +10,8 @@
 #   bash benchmarks/gpu_bundle.sh DIR [--check]
 # --check: install the wheels into a fresh Python 3.12 virtual environment here (with the small
 # packages the GPU machine already has) and run `snakemake --version`, `jupyter nbconvert
-# --version` and a dry run of config/verify.yaml there: what the GPU machine will do, minus torch.
+# --version`, a page rendered to HTML as the report's are, and a dry run of config/verify.yaml
+# there: what the GPU machine will do, minus torch.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-.gpu-check}
@@ -55,13 +56,18 @@ if [ "$check" = "--check" ]; then
     "$py312" -m venv "$venv"
     # the small packages the GPU machine has (its image lists them), from the registry here
     "$venv/bin/python" -m pip install --quiet pyyaml jinja2 markupsafe requests packaging psutil \
-        pygments python-dateutil tabulate wrapt attrs numpy typing-extensions six
+        pygments python-dateutil tabulate wrapt attrs numpy pandas typing-extensions six
     "$venv/bin/python" -m pip install --quiet --no-index --no-deps --no-compile --target "$venv/site" "$out"/wheels/*.whl
-    export PYTHONPATH="$venv/site:$here/src" PATH="$venv/site/bin:$venv/bin:$PATH"
+    export PYTHONPATH="$venv/site:$here/src" PATH="$venv/site/bin:$venv/bin:$PATH" \
+        JUPYTER_PATH="$venv/site/share/jupyter"  # as gpu_check.sh's set-up: pip --target's data files
     snakemake --version
     jupyter nbconvert --version
+    # a page rendered as the report's are (the lab template, from the wheels' data files)
+    printf '%s' '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["check"]}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}' >"$venv/check.ipynb"
+    jupyter nbconvert --to html --no-input --output-dir "$venv" "$venv/check.ipynb"
     python -c "import ipykernel, nbclient, jsonschema; print('ipykernel', ipykernel.__version__)"
     (cd "$here" && snakemake -n --quiet rules --scheduler greedy --configfile config/verify.yaml >/dev/null)
-    echo "== --check: snakemake, nbconvert, ipykernel and a dry run of verify from the wheels: ok"
+    echo "== --check: snakemake, nbconvert (a page rendered), ipykernel and a dry run of verify from the wheels: ok"
     rm -rf "$venv"
 fi

@@ -387,7 +387,8 @@ def collect(args) -> int:
         for line in args.stages.read_text().splitlines():
             name, status, *seconds = line.split()  # a stage whose time was not measured has none
             stages[name] = {"status": status, "seconds": float(seconds[0]) if seconds else None}
-    manifest = {"commit": args.commit, **environment(args.device), "stages": stages,
+    manifest = {"commit": args.commit, "changed_from_commit": [f for f in args.changed.split(",") if f],
+                "bundle_commit": args.bundle_commit, **environment(args.device), "stages": stages,
                 "command": args.command, "rules": rule_times(args.log)}
     ledger = results / "report" / "ledger.csv"
     manifest["ledger"] = str(ledger.relative_to(args.work)) if ledger.exists() else None
@@ -442,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", type=Path, help="lines 'stage status seconds' written by gpu_check.sh")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--commit", default="unknown")
+    p.add_argument("--changed", default="", help="tracked files that differ from --commit, comma-separated")
+    p.add_argument("--bundle-commit", default="unknown", help="the commit make gpu-bundle was made at")
     p.add_argument("--device", default="cuda")
     p.add_argument("--command", default="")
     args = parser.parse_args(argv)

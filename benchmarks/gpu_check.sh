@@ -67,6 +67,11 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 failed=0
 commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null || cat "$bundle/commit" 2>/dev/null || echo unknown)
+# The checkout that travels to a GPU machine may carry an older .git than its files (2026-12-06: HEAD
+# read 18bc749 while the files were 0852b5b's): the tracked files that differ from HEAD and the
+# commit `make gpu-bundle` was made at are recorded beside HEAD, before any stage writes a file.
+changed=$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | cut -c4- | paste -sd, -)
+bundle_commit=$(cat "$bundle/commit" 2>/dev/null || echo unknown)
 
 since() {  # seconds since the `date +%s.%N` value $1, by Python: the GPU machine has no `bc`
     "$py" -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 3))' "$1"
@@ -99,7 +104,7 @@ if [ "$rehearse" = 1 ]; then
     configs+=("$tmp/rehearse.yaml")
 fi
 
-echo "=== gpu_check: commit $commit, $(date -u +%FT%TZ), out $out, work $work, rehearse $rehearse"
+echo "=== gpu_check: commit $commit (tracked files changed from it: ${changed:-none}; bundle made at $bundle_commit), $(date -u +%FT%TZ), out $out, work $work, rehearse $rehearse"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 "$py" -c "import torch, platform; print('python', platform.python_version(), 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
@@ -108,7 +113,10 @@ setup() {
         [ -d "$bundle/wheels" ] || { echo "no Snakemake here and no $bundle/wheels (make gpu-bundle)"; return 1; }
         "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$tmp/site" \
             "$bundle"/wheels/*.whl || return 1
-        export PYTHONPATH="$tmp/site:$PYTHONPATH" PATH="$tmp/site/bin:$PATH"
+        # pip --target puts the wheels' data files (nbconvert's templates, ipykernel's kernelspec)
+        # under share/jupyter, where Jupyter looks only when told (2026-12-06: no 'lab' template)
+        export PYTHONPATH="$tmp/site:$PYTHONPATH" PATH="$tmp/site/bin:$PATH" \
+            JUPYTER_PATH="$tmp/site/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
     fi
     snakemake --version || return 1
     # the rules run `python -m …`: a machine with python3 alone gets a `python` beside it
@@ -144,6 +152,7 @@ if [[ $stages == *c* ]]; then
     reference="$work/results/reference/gpu-verify"
     "$py" "$repo/benchmarks/gpu_check.py" collect --work "$work" --log "$out/verify.log" \
         --stages "$tmp/stages" --out "$reference" --commit "$commit" --device "$device" \
+        --changed "$changed" --bundle-commit "$bundle_commit" \
         --command "ORTHOJAC_FAST_PATH='--no-compile --no-cuda-graphs --precision fp32' ${verify[*]}" \
         || failed=1
     cp "$reference/manifest.json" "$out/manifest.json" 2>/dev/null

@@ -95,6 +95,12 @@ def test_verify_stage_reaches_the_report_and_its_manifest(rehearsal):
     assert any(n.startswith("gpu-verify/spectra/") and n.endswith(".csv") for n in names)
     manifest = json.loads((root / "out" / "manifest.json").read_text())
     assert {"commit", "torch", "date", "stages", "rules", "command"} <= set(manifest)
+    # the checkout's HEAD, the tracked files that differ from it, and the bundle's commit, each recorded
+    changed = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+    assert manifest["changed_from_commit"] == [line[3:] for line in changed]
+    bundle = REPO / ".gpu-check" / "commit"
+    assert manifest["bundle_commit"] == (bundle.read_text().strip() if bundle.exists() else "unknown")
     assert manifest["stages"]["c"]["status"] == "ok"
     assert {"train", "spectrum", "report_index"} <= set(manifest["rules"])
     assert all(r["jobs"] >= 1 and r["seconds"] >= 0 for r in manifest["rules"].values())
