@@ -69,6 +69,7 @@ def test_smoke_checks_each_regime_with_a_smaller_last_batch(rehearsal):
     for name in ("fold", "orthoff", "limit", "hard", "soft"):
         c = checks[f"fast_path/{name}"]
         assert c["last_batch"] > 0 and c["dynamo_graphs"] == 1 and c["fast_path"]["compile"]
+        assert sum(c["cuda_graph_captures_by_phase"].values()) == c["cuda_graph_captures"]
     assert checks["kill_and_resume"]["resumed"] and checks["kill_and_resume"]["killed_before_the_end"]
     assert checks["kill_and_resume"]["max_relative_weight_difference"] == 0.0  # CPU: bit-identical
 
@@ -163,3 +164,33 @@ def test_data_step_leaves_verified_files_untouched(tmp_path):
     files[0].write_bytes(b"corrupt")  # a file that no longer verifies is fetched again
     subprocess.run(command, check=True, capture_output=True, env=env)
     assert files[0].stat().st_size > 100
+
+
+def test_graph_counter_tells_training_captures_from_evaluation_ones(monkeypatch):
+    """The smoke check's CUDA-graph count by phase (both GPUs so far recorded 5 captures where the
+    bound allows 4): a capture inside orthojac.run.train.evaluate counts as evaluation, any other as
+    training; both patches are undone afterwards. A stand-in graph class, as the CPU has no CUDA."""
+    import importlib
+
+    import torch
+
+    from orthojac.run import train
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    gpu_check_module = importlib.import_module("gpu_check")
+
+    class Graph:
+        def capture_begin(self, *args, **kwargs):
+            return None
+
+    original = Graph.capture_begin
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(train, "evaluate", lambda: Graph().capture_begin())
+    evaluate = train.evaluate
+    with gpu_check_module.graph_counter() as count:
+        Graph().capture_begin()
+        train.evaluate()
+        Graph().capture_begin()
+    assert count == {"captures": 3, "training": 2, "evaluation": 1}
+    assert Graph.capture_begin is original and train.evaluate is evaluate
