@@ -169,7 +169,8 @@ def test_data_step_leaves_verified_files_untouched(tmp_path):
 def test_graph_counter_tells_training_captures_from_evaluation_ones(monkeypatch):
     """The smoke check's CUDA-graph count by phase (both GPUs so far recorded 5 captures where the
     bound allows 4): a capture inside orthojac.run.train.evaluate counts as evaluation, any other as
-    training; both patches are undone afterwards. A stand-in graph class, as the CPU has no CUDA."""
+    training, also after an evaluation that raised; every capture still reaches the real
+    capture_begin; both patches are undone afterwards. A stand-in graph class: the CPU has no CUDA."""
     import importlib
 
     import torch
@@ -178,19 +179,27 @@ def test_graph_counter_tells_training_captures_from_evaluation_ones(monkeypatch)
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     gpu_check_module = importlib.import_module("gpu_check")
+    reached = []
 
     class Graph:
         def capture_begin(self, *args, **kwargs):
-            return None
+            reached.append(args)
+
+    def evaluate(fail=False):
+        Graph().capture_begin("evaluation")
+        if fail:
+            raise RuntimeError("an evaluation that fails")
 
     original = Graph.capture_begin
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
-    monkeypatch.setattr(train, "evaluate", lambda: Graph().capture_begin())
-    evaluate = train.evaluate
+    monkeypatch.setattr(train, "evaluate", evaluate)
     with gpu_check_module.graph_counter() as count:
-        Graph().capture_begin()
+        Graph().capture_begin("training")
         train.evaluate()
-        Graph().capture_begin()
-    assert count == {"captures": 3, "training": 2, "evaluation": 1}
+        with pytest.raises(RuntimeError):
+            train.evaluate(fail=True)
+        Graph().capture_begin("training")
+    assert count == {"captures": 4, "training": 2, "evaluation": 2}
+    assert reached == [("training",), ("evaluation",), ("evaluation",), ("training",)]
     assert Graph.capture_begin is original and train.evaluate is evaluate
