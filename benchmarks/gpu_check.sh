@@ -66,12 +66,12 @@ fi
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 failed=0
-commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null || cat "$bundle/commit" 2>/dev/null || echo unknown)
+bundle_commit=$(cat "$bundle/commit" 2>/dev/null || echo unknown)
+commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo "$bundle_commit")
 # The checkout that travels to a GPU machine may carry an older .git than its files (2026-12-06: HEAD
 # read 18bc749 while the files were 0852b5b's): the tracked files that differ from HEAD and the
 # commit `make gpu-bundle` was made at are recorded beside HEAD, before any stage writes a file.
 changed=$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | cut -c4- | paste -sd, -)
-bundle_commit=$(cat "$bundle/commit" 2>/dev/null || echo unknown)
 
 since() {  # seconds since the `date +%s.%N` value $1, by Python: the GPU machine has no `bc`
     "$py" -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 3))' "$1"

@@ -17,13 +17,20 @@ from orthojac.report import ledger_from_tables, read_tables
 REFERENCE = REPO / "results/reference/cpu"
 
 
-def test_the_committed_ledger_is_what_the_judges_compute_from_the_committed_tables():
-    tables = read_tables(sorted((REFERENCE / "tables").glob("*.csv")))
+def _assert_ledger_is_the_judges(reference, pattern: str) -> dict[str, pd.DataFrame]:
+    """`reference`/report/ledger.csv is what today's judges compute from its tables (`pattern`);
+    returns the tables."""
+    tables = read_tables(sorted((reference / "tables").glob(pattern)))
     assert {"runs", "metrics", "spectra", "layers", "hlav_rnn", "hlav_linear", "h4"} <= set(tables)
-    committed = pd.read_csv(REFERENCE / "report/ledger.csv", keep_default_na=False)
+    committed = pd.read_csv(reference / "report/ledger.csv", keep_default_na=False)
     recomputed = pd.read_csv(pd.io.common.StringIO(ledger_from_tables(tables).to_csv(index=False)),
                              keep_default_na=False)
     pd.testing.assert_frame_equal(recomputed, committed)
+    return tables
+
+
+def test_the_committed_ledger_is_what_the_judges_compute_from_the_committed_tables():
+    _assert_ledger_is_the_judges(REFERENCE, "*.csv")
 
 
 def test_the_reference_has_its_manifest_its_pages_and_no_weights():
@@ -118,18 +125,18 @@ def test_docs_section_4_3_reads_its_numbers_off_the_committed_tables():
 
     # H-C1 by averaging window and by epoch, the judge's definitions
     h = t["hlav_rnn"]
-    for first, label in ((1, "epochs 1–5 (the rule)"), (2, "epochs 2–5"), (3, "epochs 3–5"), (4, "epochs 4–5"),
-                         (5, "epoch 5 alone")):
-        c = h1_curve_average(h, first_epoch=first)
+
+    def h_c1(table, first):  # orthogonal − Glorot over the curve from epoch `first` to the table's last
+        c = h1_curve_average(table, first_epoch=first)
         ortho = c[c["configuration"] != "NoOrthogonal"].groupby("seed")["value"].mean()
         glorot = c[c["configuration"] == "NoOrthogonal"].groupby("seed")["value"].mean()
-        r = compare_means("orthogonal", ortho, "Glorot", glorot, 0.0)
+        return compare_means("orthogonal", ortho, "Glorot", glorot, 0.0)
+
+    for first, label in ((1, "epochs 1–5 (the rule)"), (2, "epochs 2–5"), (3, "epochs 3–5"), (4, "epochs 4–5"),
+                         (5, "epoch 5 alone")):
+        r = h_c1(h, first)
         quoted.append(f"| {label} | {_minus(r.diff, 4)} ± {r.se:.4f} | {r.verdict} |")
-    by_epoch = []
-    for epoch in range(1, int(h["epoch"].max()) + 1):
-        c = h1_curve_average(h[h["epoch"] <= epoch], first_epoch=epoch)
-        by_epoch.append(c[c["configuration"] != "NoOrthogonal"].groupby("seed")["value"].mean().mean()
-                        - c[c["configuration"] == "NoOrthogonal"].groupby("seed")["value"].mean().mean())
+    by_epoch = [h_c1(h[h["epoch"] <= epoch], epoch).diff for epoch in range(1, int(h["epoch"].max()) + 1)]
     quoted.append(", ".join(_minus(v, 3) for v in by_epoch[:-1]) + f" and {_minus(by_epoch[-1], 3)}")
     quoted.append(f"epoch 1 supplies {100 * by_epoch[0] / sum(by_epoch):.0f} %")
 
@@ -168,12 +175,7 @@ def test_the_gpu_verify_ledger_is_what_the_judges_compute_from_its_tables():
     ledger, written on the GPU machine, is what today's judges compute from its committed tables
     (gzipped, to keep the checkout within what travels to a GPU machine). A judge change that moves
     it is answered without a GPU: the ledger is a function of the tables, written again from them."""
-    tables = {p.name.removesuffix(".csv.gz"): pd.read_csv(p) for p in sorted((GPU_VERIFY / "tables").glob("*.csv.gz"))}
-    assert {"runs", "metrics", "spectra", "layers", "hlav_rnn", "hlav_linear", "h4"} <= set(tables)
-    committed = pd.read_csv(GPU_VERIFY / "report/ledger.csv", keep_default_na=False)
-    recomputed = pd.read_csv(pd.io.common.StringIO(ledger_from_tables(tables).to_csv(index=False)),
-                             keep_default_na=False)
-    pd.testing.assert_frame_equal(recomputed, committed)
+    tables = _assert_ledger_is_the_judges(GPU_VERIFY, "*.csv.gz")
     manifest = json.loads((GPU_VERIFY / "manifest.json").read_text())
     assert manifest["device"] == "cuda" and manifest["gpu"].startswith("NVIDIA")
     assert set(tables["runs"]["device"]) == {"cuda"}

@@ -166,9 +166,10 @@ def run_summary(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_tables(paths) -> dict[str, pd.DataFrame]:
-    """{name: table} of tidy CSVs (an empty file, as a stage with nothing to collect writes, is
-    an empty table), named by their stem: runs, metrics, spectra, layers, h4, hlav_rnn, …"""
-    return {Path(p).stem: pd.read_csv(p) if Path(p).stat().st_size > 1 else pd.DataFrame() for p in paths}
+    """{name: table} of tidy CSVs, gzipped or not (an empty file, as a stage with nothing to collect
+    writes, is an empty table), named by their stem: runs, metrics, spectra, layers, h4, hlav_rnn, …"""
+    return {Path(Path(p).name.removesuffix(".gz")).stem: pd.read_csv(p) if Path(p).stat().st_size > 1
+            else pd.DataFrame() for p in paths}
 
 
 def ledger_from_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
