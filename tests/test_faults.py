@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ import yaml
 from conftest import REPO, make_idx_dataset
 from orthojac.run import checkpoint, optimisers, train
 from orthojac.report import figures
+from orthojac.workflow import Pipeline
 from orthojac.run.checkpoint import atomic_save, load_checkpoint
 from orthojac.config import RunConfig
 from orthojac.data import IDX_FILES, Expected, fetch
@@ -283,6 +285,69 @@ def test_divergence_is_a_result_in_tables_figures_and_report(tmp_path, fixture_d
     assert labels.tolist() == ["fold (relu, b₀=-0.5)",
                                f"fold (relu, b₀=-0.5), diverged at step {summary['diverged_step']}"]
     assert (work / "results/figures/accuracy.png").stat().st_size > 1000
+
+
+# A stand-in for the python3 kernel, found first through JUPYTER_PATH. Launches are numbered in the
+# order they start; those named in its argument die before they reply to kernel_info, as a kernel
+# whose port another process took between Jupyter's choosing and its binding does
+# (jupyter_client#154). Every other launch is ipykernel itself.
+DYING_KERNEL = """import os, sys
+folder, dying = sys.argv.pop(1), [int(n) for n in sys.argv.pop(1).split(",")]
+n = 1
+while True:
+    try:
+        os.close(os.open(os.path.join(folder, str(n)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        break
+    except FileExistsError:
+        n += 1
+if n in dying:
+    sys.exit("stand-in kernel: launch %d dies before kernel_info" % n)
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+"""
+
+
+def run_with_dying_kernels(tmp_path, fixture_data, venv_env, dying: str):
+    """The tiny workflow (one run, claim P1) with the stand-in kernel: (Snakemake's process, its
+    output, the launches' folder)."""
+    mirror, files, _ = fixture_data
+    work = tmp_path / "work"
+    work.mkdir()
+    settings = {**SETTINGS, "epochs": 1, "batch_size": 100}
+    (work / "config.yaml").write_text(yaml.safe_dump(config_for(mirror, files, settings, claims=["P1"])))
+    spec = tmp_path / "jupyter/kernels/python3"
+    spec.mkdir(parents=True)
+    (spec / "launcher.py").write_text(DYING_KERNEL)
+    launches = tmp_path / "launches"
+    launches.mkdir()
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, str(spec / "launcher.py"), str(launches), dying, "-f", "{connection_file}"],
+        "display_name": "Python 3", "language": "python"}))
+    env = {**venv_env, "JUPYTER_PATH": str(tmp_path / "jupyter")}
+    proc = subprocess.run(SNAKEMAKE[:-1] + ["2"], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=600)
+    return proc, proc.stdout + proc.stderr, launches
+
+
+def test_a_report_kernel_that_dies_at_start_is_run_again_and_the_report_completes(tmp_path, fixture_data,
+                                                                                  venv_env):
+    # the 1st launch is the index's page, which every other page waits for; the 3rd, another page
+    proc, out, launches = run_with_dying_kernels(tmp_path, fixture_data, venv_env, "1,3")
+    assert proc.returncode == 0, out[-3000:]
+    work = tmp_path / "work"
+    # the stand-in was the kernel, both deaths were seen, and the index's and another page's job ran again
+    assert "launch 1 dies" in out and "launch 3 dies" in out, out[-3000:]
+    assert re.search(r"Error in rule report_index", out) and re.search(r"Error in rule report_section", out)
+    pages = Pipeline.pages()
+    assert len(list(launches.iterdir())) == len(pages) + 2  # every page once, two of them twice
+    assert all((work / f"results/report/{page}.html").stat().st_size > 1000 for page in pages)
+
+
+def test_a_report_page_that_fails_twice_stops_the_workflow(tmp_path, fixture_data, venv_env):
+    proc, out, launches = run_with_dying_kernels(tmp_path, fixture_data, venv_env, "1,2")
+    assert proc.returncode != 0 and "launch 2 dies" in out, out[-3000:]
+    assert len(list(launches.iterdir())) == 2  # the index's page twice; no other page started
+    assert not (tmp_path / "work/results/report/ledger.csv").exists()
 
 
 def small_config(**changes) -> RunConfig:
