@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -126,6 +127,37 @@ def idx_folder(idx_dataset, tmp_path) -> Path:
         (folder / name).write_bytes(gzip.decompress((mirror / f"{name}.gz").read_bytes()))
     return folder
 
+
+# A stand-in for the python3 kernel. Its launches are numbered in the order they start; those in
+# `dying` exit before they reply to kernel_info, as a kernel does when another process took one of
+# the ports Jupyter chose for it before it bound them (jupyter_client#154). Every other launch is
+# ipykernel itself.
+DYING_KERNEL = """import os, sys
+folder, dying = sys.argv.pop(1), [int(n) for n in sys.argv.pop(1).split(",")]
+n = 1
+while True:
+    try:
+        os.close(os.open(os.path.join(folder, str(n)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        break
+    except FileExistsError:
+        n += 1
+if n in dying:
+    sys.exit("stand-in kernel: launch %d dies before kernel_info" % n)
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+"""
+
+
+def dying_kernel(jupyter: Path, launches: Path, dying: str) -> Path:
+    """A Jupyter data folder whose python3 kernel is the stand-in above, dying at the launches named
+    in `dying` ("1,3") and leaving one file per launch in `launches`; put it first on JUPYTER_PATH."""
+    spec = jupyter / "kernels/python3"
+    spec.mkdir(parents=True)
+    launches.mkdir()
+    (spec / "launcher.py").write_text(DYING_KERNEL)
+    argv = [sys.executable, str(spec / "launcher.py"), str(launches), dying, "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
+    return jupyter
 
 def _venv_env() -> dict:
     env = dict(os.environ)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import re
 import signal
@@ -25,7 +24,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, make_idx_dataset
+from conftest import REPO, dying_kernel, make_idx_dataset
 from orthojac.run import checkpoint, optimisers, train
 from orthojac.report import figures
 from orthojac.workflow import Pipeline
@@ -287,26 +286,6 @@ def test_divergence_is_a_result_in_tables_figures_and_report(tmp_path, fixture_d
     assert (work / "results/figures/accuracy.png").stat().st_size > 1000
 
 
-# A stand-in for the python3 kernel, found first through JUPYTER_PATH. Launches are numbered in the
-# order they start; those named in its argument die before they reply to kernel_info, as a kernel
-# whose port another process took between Jupyter's choosing and its binding does
-# (jupyter_client#154). Every other launch is ipykernel itself.
-DYING_KERNEL = """import os, sys
-folder, dying = sys.argv.pop(1), [int(n) for n in sys.argv.pop(1).split(",")]
-n = 1
-while True:
-    try:
-        os.close(os.open(os.path.join(folder, str(n)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        break
-    except FileExistsError:
-        n += 1
-if n in dying:
-    sys.exit("stand-in kernel: launch %d dies before kernel_info" % n)
-from ipykernel import kernelapp
-kernelapp.launch_new_instance()
-"""
-
-
 def run_with_dying_kernels(tmp_path, fixture_data, venv_env, dying: str):
     """The tiny workflow (one run, claim P1) with the stand-in kernel: (Snakemake's process, its
     output, the launches' folder)."""
@@ -315,15 +294,8 @@ def run_with_dying_kernels(tmp_path, fixture_data, venv_env, dying: str):
     work.mkdir()
     settings = {**SETTINGS, "epochs": 1, "batch_size": 100}
     (work / "config.yaml").write_text(yaml.safe_dump(config_for(mirror, files, settings, claims=["P1"])))
-    spec = tmp_path / "jupyter/kernels/python3"
-    spec.mkdir(parents=True)
-    (spec / "launcher.py").write_text(DYING_KERNEL)
     launches = tmp_path / "launches"
-    launches.mkdir()
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, str(spec / "launcher.py"), str(launches), dying, "-f", "{connection_file}"],
-        "display_name": "Python 3", "language": "python"}))
-    env = {**venv_env, "JUPYTER_PATH": str(tmp_path / "jupyter")}
+    env = {**venv_env, "JUPYTER_PATH": str(dying_kernel(tmp_path / "jupyter", launches, dying))}
     proc = subprocess.run(SNAKEMAKE[:-1] + ["2"], cwd=work, env=env, capture_output=True, text=True,
                           timeout=600)
     return proc, proc.stdout + proc.stderr, launches

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import shutil
 
+import nbformat
 import pandas as pd
+import pytest
 
-from conftest import REPO
+from conftest import REPO, dying_kernel
+from orthojac.report import render as render_module
 from orthojac.claims import CLAIMS
 from orthojac.report.render import render
 from orthojac.report.check import check_report, parse_page
@@ -36,3 +39,36 @@ def test_rendering_the_reference_again_gives_its_ledger_and_whole_pages(tmp_path
     for page in PAGES:
         claim_parts.update(parse_page(report / f"{page}.html").claim_images)
     assert set(claim_parts) == set(CLAIMS) and min(claim_parts.values()) >= 1
+
+
+@pytest.mark.parametrize("dying, runs", [("1", True), ("1,2", False)])
+def test_a_page_whose_kernel_dies_at_start_is_run_once_more(tmp_path, monkeypatch, dying, runs):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(snakemake.params.word)")])
+    nbformat.write(nb, notebooks / "page.py.ipynb")
+    monkeypatch.setattr(render_module, "NOTEBOOKS", notebooks)
+    launches = tmp_path / "launches"
+    monkeypatch.setenv("JUPYTER_PATH", str(dying_kernel(tmp_path / "jupyter", launches, dying)))
+    if runs:
+        out = render_module.execute("page", "page", tmp_path, config={}, params={"word": "ran"})
+        assert out.cells[1].outputs[0]["text"] == "ran\n"
+    else:
+        with pytest.raises(RuntimeError, match=render_module.KERNEL_DIED_AT_START):
+            render_module.execute("page", "page", tmp_path, config={}, params={"word": "ran"})
+    assert len(list(launches.iterdir())) == 2  # the first launch died; the second ran, or died too
+
+
+def test_a_page_that_fails_in_its_cells_is_not_run_again(tmp_path, monkeypatch):
+    from nbclient.exceptions import CellExecutionError
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError(snakemake.params.word)")])
+    nbformat.write(nb, notebooks / "page.py.ipynb")
+    monkeypatch.setattr(render_module, "NOTEBOOKS", notebooks)
+    launches = tmp_path / "launches"
+    monkeypatch.setenv("JUPYTER_PATH", str(dying_kernel(tmp_path / "jupyter", launches, "0")))
+    with pytest.raises(CellExecutionError, match="a cell failed"):
+        render_module.execute("page", "page", tmp_path, config={}, params={"word": "a cell failed"})
+    assert len(list(launches.iterdir())) == 1

@@ -15,6 +15,7 @@ environment each run recorded) are not part of a snapshot: the index points to i
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from ..workflow import PAGES, fill_defaults, load_config
 
 NOTEBOOKS = Path(__file__).resolve().parents[3] / "notebooks"
 INJECTED_TAG = "snakemake-job-properties"  # as Snakemake tags its cell; left out of the page
+# What jupyter_client raises when a kernel exits before its first reply (the known cause: another
+# process took one of the ports chosen for it before it bound them, jupyter_client#154).
+KERNEL_DIED_AT_START = "Kernel died before replying to kernel_info"
 
 
 def validated_config(configfiles: list[Path]) -> dict:
@@ -52,8 +56,22 @@ def execute(page: str, notebook: str, cwd: Path, **parts) -> nbformat.NotebookNo
     if nb.nbformat_minor < 5:  # cell ids came with nbformat 4.5; the notebooks' cells have none
         cell.pop("id", None)
     nb.cells.insert(0, cell)
-    NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
-    return nb
+
+    def run() -> nbformat.NotebookNode:
+        client = NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+        try:
+            return client.execute()
+        except RuntimeError as error:
+            if KERNEL_DIED_AT_START in str(error):  # nbclient 0.11 cleaned that kernel up but left its
+                atexit.unregister(client._cleanup_kernel)  # exit hook, which would fail at exit
+            raise
+
+    try:
+        return run()
+    except RuntimeError as error:
+        if KERNEL_DIED_AT_START not in str(error):
+            raise
+    return run()  # once more, as the report rules' `retries: 1`; a second death is raised
 
 
 def to_html(nb: nbformat.NotebookNode, name: str) -> str:
