@@ -5,6 +5,7 @@ shows its figure, and the reference is not compared with itself."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -41,15 +42,20 @@ def test_rendering_the_reference_again_gives_its_ledger_and_whole_pages(tmp_path
     assert set(claim_parts) == set(CLAIMS) and min(claim_parts.values()) >= 1
 
 
-@pytest.mark.parametrize("dying, runs", [("1", True), ("1,2", False)])
-def test_a_page_whose_kernel_dies_at_start_is_run_once_more(tmp_path, monkeypatch, dying, runs):
+def one_cell_page(tmp_path, monkeypatch, source: str, dying: str) -> Path:
+    """notebooks/page.py.ipynb of one cell, `source`, run by the stand-in kernel dying at the
+    launches `dying` names; returns the folder of its launches."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(snakemake.params.word)")])
-    nbformat.write(nb, notebooks / "page.py.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), notebooks / "page.py.ipynb")
     monkeypatch.setattr(render_module, "NOTEBOOKS", notebooks)
-    launches = tmp_path / "launches"
-    monkeypatch.setenv("JUPYTER_PATH", str(dying_kernel(tmp_path / "jupyter", launches, dying)))
+    monkeypatch.setenv("JUPYTER_PATH", str(dying_kernel(tmp_path / "jupyter", tmp_path / "launches", dying)))
+    return tmp_path / "launches"
+
+
+@pytest.mark.parametrize("dying, runs", [("1", True), ("1,2", False)])
+def test_a_page_whose_kernel_dies_at_start_is_run_once_more(tmp_path, monkeypatch, dying, runs):
+    launches = one_cell_page(tmp_path, monkeypatch, "print(snakemake.params.word)", dying)
     if runs:
         out = render_module.execute("page", "page", tmp_path, config={}, params={"word": "ran"})
         assert out.cells[1].outputs[0]["text"] == "ran\n"
@@ -62,13 +68,7 @@ def test_a_page_whose_kernel_dies_at_start_is_run_once_more(tmp_path, monkeypatc
 def test_a_page_that_fails_in_its_cells_is_not_run_again(tmp_path, monkeypatch):
     from nbclient.exceptions import CellExecutionError
 
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError(snakemake.params.word)")])
-    nbformat.write(nb, notebooks / "page.py.ipynb")
-    monkeypatch.setattr(render_module, "NOTEBOOKS", notebooks)
-    launches = tmp_path / "launches"
-    monkeypatch.setenv("JUPYTER_PATH", str(dying_kernel(tmp_path / "jupyter", launches, "0")))
+    launches = one_cell_page(tmp_path, monkeypatch, "raise RuntimeError(snakemake.params.word)", "0")
     with pytest.raises(CellExecutionError, match="a cell failed"):
         render_module.execute("page", "page", tmp_path, config={}, params={"word": "a cell failed"})
     assert len(list(launches.iterdir())) == 1
