@@ -20,8 +20,10 @@ import gzip
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +160,15 @@ def dying_kernel(jupyter: Path, launches: Path, dying: str) -> Path:
     argv = [sys.executable, str(spec / "launcher.py"), str(launches), dying, "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
     return jupyter
+
+def stop_process(pid: int, timeout: float = 10.0) -> None:
+    """SIGSTOP `pid` and return once it is stopped: kill() only queues the signal, and a process
+    running on the other core can go on (finish a checkpoint's rename, say) until it is delivered."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+        assert time.monotonic() < deadline, f"process {pid} not stopped {timeout} s after SIGSTOP"
+        time.sleep(0.001)
 
 def _venv_env() -> dict:
     env = dict(os.environ)

@@ -27,10 +27,16 @@ FAKE_GPUS = ("/dev/null", "/dev/zero")
 DAEMON_STOP_SECONDS = 20
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """n ports free now, all different: each socket stays bound until all n are chosen."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _real_memory_mb() -> int:
@@ -65,6 +71,7 @@ class SlurmCluster:
             (self.slurm / sub).mkdir(parents=True)
         s = self.slurm
         cpus = os.cpu_count() or 1
+        ctld_port, slurmd_port = _free_ports(2)
         self.conf.write_text(
             "\n".join(
                 [
@@ -83,8 +90,8 @@ class SlurmCluster:
                     "SelectType=select/cons_tres",
                     "SelectTypeParameters=CR_Core_Memory",
                     "ReturnToService=2",
-                    f"SlurmctldPort={_free_port()}",
-                    f"SlurmdPort={_free_port()}",
+                    f"SlurmctldPort={ctld_port}",
+                    f"SlurmdPort={slurmd_port}",
                     f"StateSaveLocation={s}/state",
                     f"SlurmdSpoolDir={s}/spool",
                     f"SlurmctldPidFile={s}/run/slurmctld.pid",

@@ -24,7 +24,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, dying_kernel, make_idx_dataset
+from conftest import REPO, dying_kernel, make_idx_dataset, stop_process
 from orthojac.run import checkpoint, optimisers, train
 from orthojac.report import figures
 from orthojac.workflow import Pipeline
@@ -103,7 +103,7 @@ def pause_mid_epoch(pid: int, ckpt: Path, proc: subprocess.Popen, after_step: in
         assert proc.poll() is None, "the run ended before it could be interrupted"
         state = checkpoint_state(ckpt)
         if state and state["global_step"] > after_step:
-            os.kill(pid, signal.SIGSTOP)
+            stop_process(pid)
             state = checkpoint_state(ckpt)
             if 0 < state["step_in_epoch"] < STEPS_PER_EPOCH:
                 return state
@@ -311,7 +311,8 @@ def test_a_report_kernel_that_dies_at_start_is_run_again_and_the_report_complete
     assert "launch 1 dies" in out and "launch 3 dies" in out, out[-3000:]
     assert re.search(r"Error in rule report_index", out) and re.search(r"Error in rule report_section", out)
     pages = Pipeline.pages()
-    assert len(list(launches.iterdir())) == len(pages) + 2  # every page once, two of them twice
+    # every page once, two of them twice (more only if a real kernel also died: the race this handles)
+    assert len(list(launches.iterdir())) >= len(pages) + 2
     assert all((work / f"results/report/{page}.html").stat().st_size > 1000 for page in pages)
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, stop_process
 from orthojac.workflow import progress
 from orthojac.run import optimisers, progress_line, train
 from orthojac.run.checkpoint import load_checkpoint
@@ -58,7 +58,7 @@ def test_a_training_job_logs_one_line_per_epoch_while_it_runs(idx_folder, tmp_pa
             assert proc.poll() is None, "the job ended before its log showed an epoch:\n" + log.read_text()
             assert time.monotonic() < deadline, "no epoch line within 240 s"
             time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGSTOP)
+        stop_process(proc.pid)
         seen = [m.group(0) for m in epoch_lines(log.read_text())]
         assert not (out / "metrics.csv").exists() and not (out / "config.json").exists()
         assert 1 <= len(seen) < epochs

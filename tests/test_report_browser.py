@@ -21,7 +21,11 @@ from orthojac.workflow import PAGES as REPORT_PAGES
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
+                  "--hide-scrollbars",
+                  # no name resolves: the scripts nbconvert's template loads from a CDN (require.js,
+                  # MathJax) fail at once on every machine, instead of waiting on a resolver, or
+                  # loading where there is a network and changing the layout measured
+                  "--host-resolver-rules=MAP * ~NOTFOUND"]
 WIDTH = 1280  # a laptop's browser window
 PAGES = ["index", *REPORT_PAGES]
 REFERENCE = REPO / "results/reference/cpu"
