@@ -556,26 +556,54 @@ def test_h_c6_inconclusive_without_table_at_toy_width_without_shallow_depths_see
     assert row["verdict"] == INCONCLUSIVE and "fourth central moment" in row["numbers"]
 
 
-def _p1_of_config(name: str):
-    """judge_p1 on a configuration's P1 runs as planned (RunConfig defaults filled in), each
-    measured where its `spectra:` says (checkpoints, dtype) with an exactly orthogonal Jacobian."""
+def planned_tables(name: str) -> dict:
+    """The tables a configuration's runs would give, as planned (RunConfig defaults filled in),
+    each run tagged with its experiment's claims and measured where its `spectra:` says
+    (checkpoints, dtype): an exactly orthogonal Jacobian (σ = 1), accuracy 0.1 at epoch 0 and 0.5
+    after, per-layer ε 0.05 (0 for a limit model with δ = 0, which is the fold layer). What a judge
+    then says tells whether the configuration has the runs it accepts, not what they will show."""
     from test_config import merged
 
     from orthojac.config import RunConfig
     from orthojac.workflow import expand_experiment
-    runs, spectra = [], []
+    runs, metrics, spectra, layers = [], [], [], []
     for exp in merged(name)["experiments"]:
-        if "P1" not in exp.get("claims", []):
-            continue
+        spec = exp.get("spectra", {})
         for i, settings in enumerate(expand_experiment(exp).values()):
             cfg = RunConfig(**settings).to_dict()
-            runs.append({"experiment": exp["name"], "run": f"r{i}", "status": "completed", "claims": "P1", **cfg})
-            spec = exp.get("spectra", {})
-            if "init" in spec.get("checkpoints", []):
-                spectra.append({"experiment": exp["name"], "run": f"r{i}", "checkpoint": "init", "point": 0,
-                                "index": 0, "sigma": 1.0, "dtype": spec.get("dtype", "float64")})
-    empty = pd.DataFrame(columns=["experiment", "run", "step", "split", "metric", "value"])
-    return judge_p1(pd.DataFrame(runs), empty, pd.DataFrame(spectra))
+            key = {"experiment": exp["name"], "run": f"r{i}"}
+            runs.append({**key, "status": "completed", "claims": ";".join(exp.get("claims", [])), **cfg})
+            metrics += [{**key, "step": step, "split": split, "metric": "accuracy", "value": value}
+                        for split in ("val", "test") for step, value in ((0, 0.1), (1, 0.5))]
+            for checkpoint in spec.get("checkpoints", []):
+                spectra.append({**key, "checkpoint": checkpoint, "point": 0, "index": 0, "sigma": 1.0,
+                                "dtype": spec.get("dtype", "float64")})
+                if spec.get("layers"):
+                    eps = 0.0 if cfg["family"] == "limit" and cfg["delta"] == 0 else 0.05
+                    layers.append({**key, "checkpoint": checkpoint, "point": 0, "layer": 0,
+                                   "metric": "max_abs_dev", "value": eps})
+    return {"runs": pd.DataFrame(runs), "metrics": pd.DataFrame(metrics), "spectra": pd.DataFrame(spectra),
+            "layers": pd.DataFrame(layers)}
+
+
+def _p1_of_config(name: str):
+    """judge_p1 on a configuration's planned runs (planned_tables)."""
+    t = planned_tables(name)
+    return judge_p1(t["runs"], t["metrics"], t["spectra"])
+
+
+# What each judge compares once a configuration has the runs it accepts (its `margin`, one part
+# per comparison): P2 both orthogonal families against the residual baseline at depth 200, P5 a
+# limit model with δ > 0 against δ = 0, P6 Aᵀ|Bx + b| against plain ReLU at depth 200.
+COMPARED = {"P2": ["fold − resnet", "orthoff − resnet"], "P5": ["δ=0.01 − δ=0"], "P6": ["orthoff − plain"]}
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "cpu.yaml", "verify.yaml"])
+@pytest.mark.parametrize("claim", sorted(COMPARED))
+def test_every_configuration_but_the_toy_has_the_runs_each_training_judge_compares(name, claim):
+    t = planned_tables(name)
+    verdict = CLAIMS[claim].judge(t["runs"], t["metrics"], t["spectra"], t["layers"])
+    assert all(part in verdict.margin for part in COMPARED[claim]), (name, verdict.margin, verdict.numbers)
 
 
 def test_quick_judges_p1_on_all_four_cells_and_not_on_its_depth_sweep():
