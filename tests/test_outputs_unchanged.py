@@ -51,7 +51,7 @@ MIRROR = re.compile(r"\S*/mirror/")
 # An unreachable URL's reason, as the machine's resolver or proxy words it ("[Errno -2] Name or
 # service not known" where the resolver answers, "[Errno -3] Temporary failure in name resolution"
 # where it times out): the tiny pipeline's H2 table records it; it is not a result.
-UNREACHABLE = re.compile(r"unreachable or unreadable \(.*\)$", re.M)
+UNREACHABLE = re.compile(r"unreachable or unreadable \((?:\[Errno -?\d+\] )?[^()\n]*\)$", re.M)
 # Relative tolerance of a number computed on another CPU or instruction set than the copy's.
 # Measured on the tiny pipeline: an Intel Xeon (AVX-512) under the pins against the AVX2 machine
 # that wrote the first copy, at most 1.7e-6 (a per-layer gradient norm); torch's and oneDNN's

@@ -19,9 +19,10 @@ rule report_index:
         notebook="results/report/index.ipynb",
     # A page's kernel can die before it replies to kernel_info (seen once in CI, two pages starting
     # together; the known cause is another process taking one of the ports Jupyter chose for the
-    # kernel before it binds them, jupyter_client#154): the page is run once more. A notebook that
-    # fails on its own fails twice and stops the workflow (tests/test_faults.py).
-    retries: 1
+    # kernel before it binds them, jupyter_client#154): the page is run up to twice more, as many
+    # times as profiles/slurm's restart-times (a rule's own `retries` replaces that setting). A
+    # notebook that fails on its own fails three times and stops the workflow (tests/test_faults.py).
+    retries: 2
     conda:
         "../../envs/report.yaml"
     params:
@@ -48,7 +49,7 @@ rule report_section:
         notebook="results/report/{page}.ipynb",
     wildcard_constraints:
         page="|".join(REPORT_PAGES[1:]),
-    retries: 1  # a kernel that dies at start: see rule report_index
+    retries: 2  # a kernel that dies at start: see rule report_index
     conda:
         "../../envs/report.yaml"
     notebook:

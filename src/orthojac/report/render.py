@@ -71,7 +71,7 @@ def execute(page: str, notebook: str, cwd: Path, **parts) -> nbformat.NotebookNo
     except RuntimeError as error:
         if KERNEL_DIED_AT_START not in str(error):
             raise
-    return run()  # once more, as the report rules' `retries: 1`; a second death is raised
+    return run()  # once more (the report rules: up to twice more); a second death is raised
 
 
 def to_html(nb: nbformat.NotebookNode, name: str) -> str:
