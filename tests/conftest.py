@@ -161,6 +161,7 @@ def dying_kernel(jupyter: Path, launches: Path, dying: str) -> Path:
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
     return jupyter
 
+
 def stop_process(pid: int, timeout: float = 10.0) -> None:
     """SIGSTOP `pid` and return once it is stopped: kill() only queues the signal, and a process
     running on the other core can go on (finish a checkpoint's rename, say) until it is delivered."""
@@ -169,6 +170,7 @@ def stop_process(pid: int, timeout: float = 10.0) -> None:
     while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
         assert time.monotonic() < deadline, f"process {pid} not stopped {timeout} s after SIGSTOP"
         time.sleep(0.001)
+
 
 def _venv_env() -> dict:
     env = dict(os.environ)

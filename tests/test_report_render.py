@@ -86,18 +86,16 @@ def test_a_page_whose_kernel_dies_in_its_cells_is_not_run_again(tmp_path, monkey
     assert len(list(launches.iterdir())) == 1
 
 
-def test_a_kernel_that_died_at_start_leaves_no_failing_exit_hook(tmp_path):
+def test_a_kernel_that_died_at_start_leaves_no_failing_exit_hook(tmp_path, monkeypatch):
     """nbclient 0.11 cleans up a kernel that died at start but leaves its exit hook, which fails
-    when the interpreter exits ("Exception ignored in atexit callback"); render unregisters it."""
-    launches = tmp_path / "launches"
-    jupyter = dying_kernel(tmp_path / "jupyter", launches, "1")
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), notebooks / "page.py.ipynb")
-    script = ("import sys; from pathlib import Path; from orthojac.report import render\n"
-              f"render.NOTEBOOKS = Path({str(notebooks)!r})\n"
+    when the interpreter exits ("Exception ignored in atexit callback"); render unregisters it.
+    Run in a process of its own (the page and JUPYTER_PATH as one_cell_page sets them), whose exit
+    is the one watched."""
+    launches = one_cell_page(tmp_path, monkeypatch, "1", "1")
+    script = ("from pathlib import Path; from orthojac.report import render\n"
+              f"render.NOTEBOOKS = Path({str(tmp_path / 'notebooks')!r})\n"
               f"render.execute('page', 'page', Path({str(tmp_path)!r}), config={{}})\n")
-    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "JUPYTER_PATH": str(jupyter)},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], env=dict(os.environ), capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(launches.iterdir())) == 2 and "Exception ignored" not in proc.stderr, proc.stderr[-3000:]

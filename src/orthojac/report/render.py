@@ -57,21 +57,18 @@ def execute(page: str, notebook: str, cwd: Path, **parts) -> nbformat.NotebookNo
         cell.pop("id", None)
     nb.cells.insert(0, cell)
 
-    def run() -> nbformat.NotebookNode:
+    for attempt in (1, 2):  # once more after a kernel that died at start (the report rules: twice more)
         client = NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
         try:
             return client.execute()
         except RuntimeError as error:
-            if KERNEL_DIED_AT_START in str(error):  # nbclient 0.11 cleaned that kernel up but left its
-                atexit.unregister(client._cleanup_kernel)  # exit hook, which would fail at exit
-            raise
-
-    try:
-        return run()
-    except RuntimeError as error:
-        if KERNEL_DIED_AT_START not in str(error):
-            raise
-    return run()  # once more (the report rules: up to twice more); a second death is raised
+            if KERNEL_DIED_AT_START not in str(error):
+                raise
+            # nbclient 0.11 cleaned that kernel up but left its exit hook, which would fail at exit
+            atexit.unregister(client._cleanup_kernel)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def to_html(nb: nbformat.NotebookNode, name: str) -> str:
